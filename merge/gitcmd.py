@@ -1,0 +1,82 @@
+"""The one place that starts git processes (synchronously); orchestrator.git is its trio twin.
+
+Every error carries the command, exit code, stdout and stderr. The environment is cleaned of
+variables that would point git at another repository, and git never prompts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_LEAKY_VARS = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY",
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
+               "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES")
+_LOCK_CONTENTION = re.compile(r"Unable to create '.*\.lock': File exists|cannot lock ref .*"
+                              r"Unable to create|is at .* but expected|index\.lock")
+LOCK_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+
+
+@dataclass(frozen=True)
+class GitResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class GitError(Exception):
+    def __init__(self, args: tuple[str, ...], cwd: Path, result: GitResult) -> None:
+        super().__init__(args, result.returncode)
+        self.args_ = args
+        self.cwd = cwd
+        self.result = result
+
+    def __str__(self) -> str:
+        parts = [f"`git {' '.join(self.args_)}` failed with exit code {self.result.returncode} "
+                 f"(in {self.cwd})"]
+        if self.result.stderr.strip():
+            parts.append("stderr: " + _clip(self.result.stderr))
+        if self.result.stdout.strip():
+            parts.append("stdout: " + _clip(self.result.stdout))
+        return "\n".join(parts)
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_VARS}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_EDITOR="true", GIT_MERGE_AUTOEDIT="no", LC_ALL="C")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def is_lock_contention(result: GitResult) -> bool:
+    return result.returncode != 0 and bool(_LOCK_CONTENTION.search(result.stderr))
+
+
+def run_git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,
+            env: Mapping[str, str] | None = None) -> GitResult:
+    """Run `git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files."""
+    for delay in (*LOCK_RETRIES, None):
+        done = subprocess.run(["git", *args], cwd=cwd, input=input or b"",
+                              capture_output=True, env=git_env(env), check=False)
+        result = GitResult(done.returncode, decode(done.stdout), decode(done.stderr))
+        if delay is None or not is_lock_contention(result):
+            break
+        time.sleep(delay)
+    if check and result.returncode != 0:
+        raise GitError(args, cwd, result)
+    return result

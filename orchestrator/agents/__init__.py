@@ -1,0 +1,1 @@
+"""Agents behind one small protocol (base.Agent); `open_agent` picks and opens one per build."""

@@ -1,0 +1,36 @@
+"""The Agent protocol: the orchestrator owns worktrees, branches, commits and statuses; an agent
+only edits files in the worktree it is given and reports how it went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class AgentTask:
+    spec: str  # spec folder name
+    subtask_id: str
+    prompt: str
+    worktree: Path
+    branch: str
+    log_path: Path  # append the transcript here; the runner writes attempt headers
+    port: int  # a TCP port no other running subtask has (for dev servers)
+    attempt: int = 1
+
+
+@dataclass
+class AgentResult:
+    ok: bool
+    error: str = ""  # short reason when not ok: "exit code 3", "API error: ..."
+    output_tail: str = ""  # the end of the agent's output, fed back into a retry's prompt
+    usage: dict[str, int] = field(default_factory=dict)  # token counts (claude agent)
+
+
+class Agent(Protocol):
+    """Runs one attempt at a subtask. Cancellation (timeout, Ctrl-C) must stop all its work."""
+
+    name: str
+
+    async def run(self, task: AgentTask) -> AgentResult: ...

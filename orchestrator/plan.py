@@ -1,0 +1,367 @@
+"""Typed views over the raw plan JSON.
+
+The raw dicts stay the source of truth: views read from them and writes go into them, so unknown
+fields and key order survive a round trip. `parse_plan` validates everything SPEC section 2 lists
+and raises one PlanError naming every problem it found.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import PlanError
+from orchestrator.refnames import refname_problem
+from orchestrator.types import SubtaskId
+
+STATUSES = ("pending", "in_progress", "completed", "failed", "blocked", "conflict")
+STATUS_ALIASES = {"not_started": "pending", "todo": "pending", "done": "completed",
+                  "complete": "completed"}
+RESERVED_IDS = frozenset({"integration"})
+
+Json = dict[str, Any]
+
+
+def normalize_status(value: object) -> str | None:
+    """The canonical status for `value`, or None if it is not a status this tool knows."""
+    if value is None:
+        return "pending"
+    if not isinstance(value, str):
+        return None
+    value = STATUS_ALIASES.get(value, value)
+    return value if value in STATUSES else None
+
+
+@dataclass(frozen=True)
+class Subtask:
+    raw: Json
+    phase: Phase
+
+    @property
+    def id(self) -> SubtaskId:
+        return SubtaskId(self.raw["id"])
+
+    @property
+    def description(self) -> str:
+        value = self.raw.get("description")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def title(self) -> str:
+        """The first line of the description, or the id when there is none."""
+        lines = self.description.strip().splitlines()
+        return lines[0].strip() if lines else str(self.id)
+
+    @property
+    def status(self) -> str:
+        return normalize_status(self.raw.get("status")) or "pending"
+
+    def paths(self, field: str) -> list[str]:
+        value = self.raw.get(field)
+        return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
+
+    @property
+    def verification_command(self) -> str | None:
+        check = self.raw.get("verification")
+        if not isinstance(check, dict) or check.get("type", "command") != "command":
+            return None
+        command = check.get("run", check.get("command"))
+        return command if isinstance(command, str) and command.strip() else None
+
+    @property
+    def meta(self) -> Json:
+        """This tool's own record on the subtask (SPEC 6), empty if never written."""
+        value = self.raw.get("orchestrate")
+        return value if isinstance(value, dict) else {}
+
+    def write_meta(self, **fields: Any) -> None:
+        meta = self.raw.get("orchestrate")
+        if not isinstance(meta, dict):
+            meta = self.raw["orchestrate"] = {}
+        meta.update(fields)
+
+
+@dataclass(frozen=True)
+class Phase:
+    raw: Json
+    index: int
+    key: str  # how depends_on and messages name the phase: its id, else its number
+    subtasks_field: str
+    depends_on: tuple[int, ...]  # indexes of the phases it waits for
+
+    @property
+    def name(self) -> str:
+        value = self.raw.get("name")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def label(self) -> str:
+        return f"phase {self.key}" + (f" ({self.name})" if self.name else "")
+
+    @property
+    def parallel_safe(self) -> bool:
+        return self.raw.get("parallel_safe") is True
+
+    @property
+    def subtasks(self) -> list[Subtask]:
+        return [Subtask(raw, self) for raw in self.raw[self.subtasks_field]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    raw: Json
+    phases: tuple[Phase, ...]
+
+    def subtasks(self) -> Iterator[Subtask]:
+        for phase in self.phases:
+            yield from phase.subtasks
+
+    def subtask(self, subtask_id: str) -> Subtask:
+        for subtask in self.subtasks():
+            if subtask.id == subtask_id:
+                return subtask
+        raise KeyError(subtask_id)
+
+    @property
+    def meta(self) -> Json:
+        value = self.raw.get("orchestrate")
+        return value if isinstance(value, dict) else {}
+
+    def write_meta(self, **fields: Any) -> None:
+        meta = self.raw.get("orchestrate")
+        if not isinstance(meta, dict):
+            meta = self.raw["orchestrate"] = {}
+        meta.update(fields)
+
+    def dumps(self) -> str:
+        return dump_json(self.raw)
+
+
+def dump_json(raw: Json) -> str:
+    return json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate the plan at `path`; PlanError names the file and every problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read the plan: {exc.strerror or exc}",
+                        "Check that the file exists and is readable.") from None
+    return parse_plan(data, path)
+
+
+def parse_plan(data: bytes, path: Path) -> Plan:
+    raw = _decode_json(data, path)
+    problems: list[str] = []
+    phases = _read_phases(raw, problems)
+    if not problems:
+        _check_subtasks(phases, problems)
+        _check_dependencies(phases, problems)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise PlanError(f"{path}: the plan is not valid:\n{listing}",
+                        "Fix the fields named above; nothing was changed.")
+    return Plan(raw, tuple(phases))
+
+
+def _decode_json(data: bytes, path: Path) -> Json:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{path}: not UTF-8 text (byte {exc.start})",
+                        "Save the plan as UTF-8 JSON.") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                        f"{exc.msg}", "Fix the JSON syntax at that position.") from None
+    if not isinstance(raw, dict):
+        raise PlanError(f"{path}: the plan must be a JSON object with a `phases` list, "
+                        f"not {_json_type(raw)}", "See SPEC section 2 for the plan format.")
+    return raw
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _read_phases(raw: Json, problems: list[str]) -> list[Phase]:
+    if "phases" not in raw:
+        problems.append("missing required field `phases` (a list of phases)")
+        return []
+    if not isinstance(raw["phases"], list):
+        problems.append(f"field `phases` must be a list, not {_json_type(raw['phases'])}")
+        return []
+    phases = []
+    for index, phase_raw in enumerate(raw["phases"]):
+        phase = _read_phase(index, phase_raw, problems)
+        if phase is not None:
+            phases.append(phase)
+    _check_phase_keys(raw["phases"], problems)
+    return phases
+
+
+def _read_phase(index: int, raw: object, problems: list[str]) -> Phase | None:
+    where = f"phases[{index}]"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: a phase must be an object, not {_json_type(raw)}")
+        return None
+    number, phase_id = raw.get("phase"), raw.get("id")
+    if "phase" in raw and (not isinstance(number, int) or isinstance(number, bool)):
+        problems.append(f"{where}: field `phase` must be an integer, not {_json_type(number)}")
+    if "id" in raw and (not isinstance(phase_id, str) or not phase_id):
+        problems.append(f"{where}: field `id` must be a non-empty string")
+    key = phase_id if isinstance(phase_id, str) and phase_id else str(
+        number if isinstance(number, int) else index + 1)
+    where = f"phase {key}"
+    if "parallel_safe" in raw and not isinstance(raw["parallel_safe"], bool):
+        problems.append(f"{where}: field `parallel_safe` must be true or false")
+    for name in ("name", "type"):
+        if name in raw and not isinstance(raw[name], str):
+            problems.append(f"{where}: field `{name}` must be a string")
+    subtasks_field = _subtasks_field(raw, where, problems)
+    if subtasks_field is None:
+        return None
+    return Phase(raw, index, key, subtasks_field, ())
+
+
+def _subtasks_field(raw: Json, where: str, problems: list[str]) -> str | None:
+    present = [f for f in ("subtasks", "chunks") if f in raw]
+    if len(present) == 2:
+        problems.append(f"{where}: has both `subtasks` and legacy `chunks`; keep one")
+        return None
+    if not present:
+        problems.append(f"{where}: missing field `subtasks` (a list; legacy name `chunks`)")
+        return None
+    if not isinstance(raw[present[0]], list):
+        problems.append(f"{where}: field `{present[0]}` must be a list")
+        return None
+    return present[0]
+
+
+def _check_phase_keys(raws: list[Any], problems: list[str]) -> None:
+    for field in ("phase", "id"):
+        seen: set[object] = set()
+        for raw in raws:
+            if isinstance(raw, dict) and field in raw:
+                value = raw[field]
+                if isinstance(value, int | str) and value in seen:
+                    problems.append(f"phase {value}: field `{field}` is used by two phases")
+                if isinstance(value, int | str):
+                    seen.add(value)
+
+
+def _check_subtasks(phases: list[Phase], problems: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for phase in phases:
+        for position, raw in enumerate(phase.raw[phase.subtasks_field]):
+            where = f"{phase.label}, {phase.subtasks_field}[{position}]"
+            if not isinstance(raw, dict):
+                problems.append(f"{where}: a subtask must be an object, not {_json_type(raw)}")
+                continue
+            subtask_id = raw.get("id")
+            if "id" not in raw or not isinstance(subtask_id, str):
+                problems.append(f"{where}: field `id` is required and must be a string")
+                continue
+            where = f"{phase.label}, subtask {subtask_id!r}"
+            if subtask_id in seen:
+                problems.append(f"{where}: duplicate subtask id (also in {seen[subtask_id]})")
+            seen[subtask_id] = phase.label
+            _check_subtask_fields(raw, subtask_id, where, problems)
+
+
+def _check_subtask_fields(raw: Json, subtask_id: str, where: str, problems: list[str]) -> None:
+    if subtask_id in RESERVED_IDS:
+        problems.append(f"{where}: field `id`: {subtask_id!r} is reserved for the integration "
+                        "branch; rename the subtask")
+    elif (reason := refname_problem(subtask_id)) is not None:
+        problems.append(f"{where}: field `id` cannot be used in a git branch name: {reason}")
+    if "status" in raw and normalize_status(raw["status"]) is None:
+        problems.append(f"{where}: field `status` has unknown value {raw['status']!r}; use one "
+                        f"of {', '.join(STATUSES)} (or not_started, todo, done, complete)")
+    if "description" in raw and not isinstance(raw["description"], str):
+        problems.append(f"{where}: field `description` must be a string")
+    for field in ("files_to_modify", "files_to_create", "patterns_from"):
+        value = raw.get(field, [])
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            problems.append(f"{where}: field `{field}` must be a list of paths")
+    check = raw.get("verification")
+    if check is not None and not isinstance(check, dict):
+        problems.append(f"{where}: field `verification` must be an object like "
+                        '{"type": "command", "run": "pytest -q"}')
+    elif isinstance(check, dict) and check.get("type", "command") == "command":
+        command = check.get("run", check.get("command"))
+        if not isinstance(command, str):
+            problems.append(f"{where}: field `verification` of type command needs a `run` "
+                            "(or `command`) string")
+
+
+def _check_dependencies(phases: list[Phase], problems: list[str]) -> None:
+    for position, phase in enumerate(phases):
+        phases[position] = replace(phase, depends_on=_resolve_depends_on(
+            phase, position, phases, problems))
+    cycle = find_cycle(phases)
+    if cycle:
+        path = " -> ".join(f"phase {phases[i].key}" for i in cycle)
+        problems.append(f"dependency cycle: {path}; remove one of these `depends_on` entries")
+
+
+def _resolve_depends_on(phase: Phase, position: int, phases: list[Phase],
+                        problems: list[str]) -> tuple[int, ...]:
+    if "depends_on" not in phase.raw:
+        return (position - 1,) if position > 0 else ()
+    value = phase.raw["depends_on"]
+    if not isinstance(value, list):
+        problems.append(f"{phase.label}: field `depends_on` must be a list of phase numbers or ids")
+        return ()
+    deps: list[int] = []
+    for entry in value:
+        target = _find_phase(entry, phases)
+        if target is None:
+            problems.append(f"{phase.label}: field `depends_on` names unknown phase {entry!r}")
+        elif target not in deps:
+            deps.append(target)
+    return tuple(deps)
+
+
+def _find_phase(entry: object, phases: list[Phase]) -> int | None:
+    if isinstance(entry, bool) or not isinstance(entry, int | str):
+        return None
+    for position, phase in enumerate(phases):
+        if isinstance(entry, str) and phase.raw.get("id") == entry:
+            return position
+    number = int(entry) if isinstance(entry, int) or entry.strip().isdigit() else None
+    for position, phase in enumerate(phases):
+        if number is not None and phase.raw.get("phase", None if "id" in phase.raw
+                                                else phase.index + 1) == number:
+            return position
+    return None
+
+
+def find_cycle(phases: list[Phase]) -> list[int]:
+    """Phase positions forming a dependency cycle, first repeated at the end; [] if none."""
+    state = [0] * len(phases)  # 0 new, 1 on the current path, 2 done
+    path: list[int] = []
+
+    def visit(node: int) -> list[int]:
+        state[node] = 1
+        path.append(node)
+        for dep in phases[node].depends_on:
+            if state[dep] == 1:
+                return [*path[path.index(dep):], dep]
+            if state[dep] == 0 and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for start in range(len(phases)):
+        if state[start] == 0 and (found := visit(start)):
+            return found
+    return []

@@ -1,0 +1,205 @@
+"""Settings: command-line option > ORCHESTRATE_* environment variable > orchestrate.toml > default.
+
+Every value passes through one parser per key, whatever its source, so a bad value is refused
+the same way and the message names where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UsageError
+
+CONFIG_FILE = "orchestrate.toml"
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+@dataclass(frozen=True)
+class ClaudeSettings:
+    bash: bool = True
+    max_turns: int = 60
+    max_tokens: int = 8192
+    token_budget: int = 2_000_000
+    bash_timeout: float = 120.0
+    output_limit: int = 20_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_parallel: int = 5
+    agent: str | None = None
+    agent_command: str | None = None
+    model: str = DEFAULT_MODEL
+    base: str | None = None
+    timeout: float = 1800.0
+    retries: int = 1
+    overlap: str = "merge"
+    no_merge: bool = False
+    retry_failed: bool = False
+    keep_worktrees: bool = False
+    reuse_worktrees: bool = True
+    dry_run: bool = False
+    json: bool = False
+    copy: tuple[str, ...] = (".env", ".env.local")
+    setup: tuple[str, ...] = ()
+    claude: ClaudeSettings = field(default_factory=ClaudeSettings)
+
+
+def _positive_int(value: Any) -> int:
+    number = _int(value)
+    if number < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return number
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ValueError(f"must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number of seconds, not {value!r}") from None
+    if not number > 0:
+        raise ValueError("must be more than 0 seconds")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return str(value)
+    return parse
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "max_parallel": _positive_int, "agent": _choice("claude", "command"),
+    "agent_command": _text, "model": _text, "base": _text, "timeout": _seconds,
+    "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
+    "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
+    "json": _bool, "copy": _str_list, "setup": _str_list,
+}
+CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
+    "token_budget": _positive_int, "bash_timeout": _seconds, "output_limit": _positive_int,
+}
+
+
+def load_settings(repo: Path, options: Mapping[str, Any],
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge the sources for every setting; `options` holds None for options not given."""
+    environ = os.environ if environ is None else environ
+    config = read_config(repo)
+    values: dict[str, Any] = {}
+    for key, parse in PARSERS.items():
+        env_name = "ORCHESTRATE_" + key.upper()
+        if options.get(key) is not None:
+            source, raw = f"option --{key.replace('_', '-')}", options[key]
+        elif env_name in environ:
+            source, raw = f"environment variable {env_name}", environ[env_name]
+        elif key in config:
+            source, raw = f"{CONFIG_FILE} key `{key}`", config[key]
+        else:
+            continue
+        values[key] = _parse(parse, raw, source)
+    values["claude"] = _claude_settings(config.get("claude", {}))
+    _check_unknown_keys(config)
+    settings = Settings(**values)
+    return _with_default_agent(settings, environ)
+
+
+def _parse(parse: Callable[[Any], Any], raw: Any, source: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise UsageError(f"{source} {exc}",
+                         "Correct the value and run the command again.") from None
+
+
+def _claude_settings(table: Any) -> ClaudeSettings:
+    if not isinstance(table, dict):
+        raise UsageError(f"{CONFIG_FILE} key `claude` must be a table ([claude])")
+    values = {}
+    for key, raw in table.items():
+        if key not in CLAUDE_PARSERS:
+            known = ", ".join(CLAUDE_PARSERS)
+            raise UsageError(f"{CONFIG_FILE} key `claude.{key}` is not a setting",
+                             f"Known [claude] keys: {known}.")
+        values[key] = _parse(CLAUDE_PARSERS[key], raw, f"{CONFIG_FILE} key `claude.{key}`")
+    return ClaudeSettings(**values)
+
+
+def _check_unknown_keys(config: Mapping[str, Any]) -> None:
+    known = {f.name for f in fields(Settings)} - {"dry_run", "json"}
+    for key in config:
+        if key not in known:
+            raise UsageError(f"{CONFIG_FILE} key `{key}` is not a setting",
+                             f"Known keys: {', '.join(sorted(known))}.")
+
+
+def _with_default_agent(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    if settings.agent is not None:
+        return settings
+    if settings.agent_command is not None:
+        agent = "command"
+    elif environ.get("ANTHROPIC_API_KEY"):
+        agent = "claude"
+    else:
+        return settings
+    return replace(settings, agent=agent)
+
+
+def read_config(repo: Path) -> dict[str, Any]:
+    path = repo / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}", "Fix the file's syntax.") from None
