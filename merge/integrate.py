@@ -25,8 +25,10 @@ class Candidate:
 
     subtask_id: str
     branch: str
+    base: str  # the integration commit the branch was made from
     head: str
     message: str  # the merge commit's message
+    group: str | None = None  # the parallel phase it ran in; overlaps are sought per group
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class MergeResult:
     messages: tuple[str, ...] = field(default=())
 
 
-def integrate(repo: Path, integration_ref: str,
-              candidates: Sequence[Candidate]) -> list[MergeResult]:
+def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate], *,
+              overlap: Literal["merge", "block"] = "merge") -> list[MergeResult]:
     """Merge each candidate, in order, into `integration_ref` (a full ref name)."""
     return [integrate_one(repo, integration_ref, c) for c in candidates]
 

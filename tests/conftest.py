@@ -1,0 +1,108 @@
+"""Shared fixtures: real throwaway git repositories with pinned identity and dates, an isolated
+HOME and git config, and a helper that runs the real `orchestrate` program as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PINNED_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own HOME and global git config, pinned identity and dates, and no
+    ORCHESTRATE_* or ANTHROPIC_* variables from the developer's shell."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n"
+                                     "[advice]\n\tdetachedHead = false\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for key, value in PINNED_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in list(os.environ):
+        if key.startswith(("ORCHESTRATE_", "ANTHROPIC_", "GIT_DIR", "GIT_WORK_TREE",
+                           "GIT_INDEX_FILE")):
+            monkeypatch.delenv(key)
+    yield
+
+
+def git(cwd: Path, *args: str, input: str | None = None) -> str:
+    """Run git in `cwd` and return its stripped stdout; fail the test on error."""
+    done = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, f"git {' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository on `main` with one commit (README.md and src/app.py)."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# demo\n")
+    (path / "src").mkdir()
+    (path / "src" / "app.py").write_text("".join(f"line {i}\n" for i in range(1, 21)))
+    commit_all(path, "initial")
+    return path
+
+
+def write_plan(repo: Path, name: str, plan: dict[str, Any] | str,
+               root: str = ".orchestrate/specs") -> Path:
+    """Write a spec folder with `plan` (a dict, or raw text) and return the plan's path."""
+    folder = repo / root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "implementation_plan.json"
+    path.write_text(plan if isinstance(plan, str) else json.dumps(plan, indent=2) + "\n")
+    return path
+
+
+def run_cli(repo: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 300, check: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `orchestrate` program (as a child process) in `repo`."""
+    full_env = {**os.environ, **(env or {})}
+    done = subprocess.run([*ORCHESTRATE, *args], cwd=repo, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    if check is not None:
+        assert done.returncode == check, (
+            f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+    return done
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def plan_of(*phases: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {**top, "phases": list(phases)}
+
+
+def phase(number: int, subtask_ids: Sequence[str], *, parallel: bool = False,
+          **fields: Any) -> dict[str, Any]:
+    subtasks = [{"id": s, "description": f"Do {s}", "status": "pending"} for s in subtask_ids]
+    return {"phase": number, "name": f"Phase {number}", "parallel_safe": parallel, **fields,
+            "subtasks": subtasks}
