@@ -9,12 +9,12 @@ far cheaper than a fresh `git worktree add` on a large repository); ignored file
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
-from orchestrator.git import git, git_out
+from orchestrator.git import GitResult, git, git_out
 
 POOL = ".pool"
 
@@ -24,6 +24,12 @@ class Worktrees:
     repo: Path
     spec: str
     reuse: bool = True
+    # git's worktree bookkeeping (.git/worktrees/) is not safe against concurrent changes
+    _admin_lock: trio.Lock = field(default_factory=trio.Lock, compare=False)
+
+    async def _admin(self, *args: str, check: bool = True) -> GitResult:
+        async with self._admin_lock:
+            return await git(self.repo, "worktree", *args, check=check)
 
     @property
     def root(self) -> Path:
@@ -60,8 +66,9 @@ class Worktrees:
             await self._reset(parked, branch, base)
             return parked
         path.parent.mkdir(parents=True, exist_ok=True)
-        await git(self.repo, "worktree", "add", "--quiet", "--force", "--no-track", "-B", branch,
-                  str(path), base)
+        await self._admin("add", "--quiet", "--force", "--no-checkout", "--no-track", "-B",
+                          branch, str(path), base)
+        await git(path, "reset", "--hard", "--quiet")  # the slow part, outside the lock
         return path
 
     async def _reset(self, path: Path, branch: str, base: str) -> None:
@@ -70,13 +77,13 @@ class Worktrees:
         await git(path, "clean", "-ffdq")
 
     async def _registered(self) -> set[Path]:
-        listing = await git_out(self.repo, "worktree", "list", "--porcelain", "-z")
+        listing = (await self._admin("list", "--porcelain", "-z")).stdout
         return {Path(line.removeprefix("worktree ")) for line in listing.split("\0")
                 if line.startswith("worktree ")}
 
     async def _forget(self, path: Path) -> None:
         await trio.to_thread.run_sync(_remove_tree, path)
-        await git(self.repo, "worktree", "prune")
+        await self._admin("prune")
 
     async def _take_parked(self, registered: set[Path], target: Path) -> Path | None:
         if not self.reuse:
@@ -85,8 +92,7 @@ class Worktrees:
         for parked in sorted(p for p in registered if p.parent == pool
                              and p.name.startswith(self.spec + "--")):
             target.parent.mkdir(parents=True, exist_ok=True)
-            moved = await git(self.repo, "worktree", "move", str(parked), str(target),
-                              check=False)
+            moved = await self._admin("move", str(parked), str(target), check=False)
             if moved.returncode == 0:  # else another task took it first, or it is broken
                 return target
         return None
@@ -101,10 +107,9 @@ class Worktrees:
             pool.mkdir(parents=True, exist_ok=True)
             target = pool / f"{self.spec}--{subtask_id}"
             await git(path, "checkout", "--quiet", "--detach")
-            if (await git(self.repo, "worktree", "move", str(path), str(target),
-                          check=False)).returncode == 0:
+            if (await self._admin("move", str(path), str(target), check=False)).returncode == 0:
                 return
-        await git(self.repo, "worktree", "remove", "--force", "--force", str(path), check=False)
+        await self._admin("remove", "--force", "--force", str(path), check=False)
         if path.exists():
             await self._forget(path)
 
