@@ -48,7 +48,7 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
      ["missing required field `phases`"]),
     ("phases-not-list", _plan_text({"phases": {"1": phase(1, ["a"])}}),
      ["field `phases` must be a list", "not an object"]),
-    ("phase-not-object", _plan_text(plan_of(phase(1, ["a"]), "setup")),
+    ("phase-not-object", _plan_text({"phases": [phase(1, ["a"]), "setup"]}),
      ["phases[1]", "a phase must be an object", "not a string"]),
     ("phase-number-string", _plan_text(plan_of({"phase": "1", "subtasks": []})),
      ["phases[0]", "field `phase`", "integer", "not a string"]),
