@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from orchestrator.errors import PlanError
 from orchestrator.refnames import refname_problem
@@ -175,14 +175,24 @@ def _decode_json(data: bytes, path: Path) -> Json:
         raise PlanError(f"{path}: not UTF-8 text (byte {exc.start})",
                         "Save the plan as UTF-8 JSON.") from None
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise PlanError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
                         f"{exc.msg}", "Fix the JSON syntax at that position.") from None
+    except ValueError as exc:  # NaN or Infinity, which Python reads but JSON does not have
+        raise PlanError(f"{path}: not valid JSON: {exc}",
+                        "Replace it with a number, a string or null.") from None
+    except RecursionError:
+        raise PlanError(f"{path}: not valid JSON for a plan: nested too deeply",
+                        "Check that the file is the plan you meant.") from None
     if not isinstance(raw, dict):
         raise PlanError(f"{path}: the plan must be a JSON object with a `phases` list, "
                         f"not {_json_type(raw)}", "See SPEC section 2 for the plan format.")
     return raw
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _json_type(value: object) -> str:
@@ -336,7 +346,7 @@ def _find_phase(entry: object, phases: list[Phase]) -> int | None:
     for position, phase in enumerate(phases):
         if isinstance(entry, str) and phase.raw.get("id") == entry:
             return position
-    number = int(entry) if isinstance(entry, int) or entry.strip().isdigit() else None
+    number = int(entry) if isinstance(entry, int) or entry.strip().isdecimal() else None
     for position, phase in enumerate(phases):
         if number is not None and phase.raw.get("phase", None if "id" in phase.raw
                                                 else phase.index + 1) == number:
