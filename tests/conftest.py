@@ -41,7 +41,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
         if key.startswith(("ORCHESTRATE_", "ANTHROPIC_", "GIT_DIR", "GIT_WORK_TREE",
                            "GIT_INDEX_FILE")):
             monkeypatch.delenv(key)
-    yield
+    yield  # noqa: PT022 (teardown is monkeypatch's own)
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:
