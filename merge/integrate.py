@@ -27,6 +27,10 @@ OverlapPolicy = Literal["merge", "block"]
 CAS_RETRIES = 5
 
 
+class IntegrationRace(RuntimeError):
+    """Other writers moved the integration branch on every attempt."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A finished subtask branch waiting to be integrated."""
@@ -83,11 +87,11 @@ def integrate_one(repo: Path, integration_ref: str, candidate: Candidate) -> Mer
     """Merge one candidate, retrying when another writer moves the ref under us."""
     ref = full_ref(integration_ref)
     for _ in range(CAS_RETRIES):
-        tip = rev_parse(repo, ref)
-        result = merge_onto(repo, ref, tip, candidate)
+        result = merge_onto(repo, ref, rev_parse(repo, ref), candidate)
         if result is not None:
             return result
-    raise GitError(("update-ref", ref), repo, run_git(repo, "rev-parse", ref, check=False))
+    raise IntegrationRace(f"{ref} kept moving while merging {candidate.branch}; "
+                          f"gave up after {CAS_RETRIES} attempts")
 
 
 def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeResult | None:
@@ -103,11 +107,13 @@ def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeRes
         return conflict_result(candidate.subtask_id, merged)
     commit = run_git(repo, "commit-tree", merged.tree, "-p", tip, "-p", candidate.head,
                      input=candidate.message.encode()).stdout.strip()
-    moved = run_git(repo, "update-ref", "-m", f"orchestrate: merge {candidate.branch}",
-                    ref, commit, tip, check=False)
-    if moved.returncode != 0:
+    args = ("update-ref", "-m", f"orchestrate: merge {candidate.branch}", ref, commit, tip)
+    moved = run_git(repo, *args, check=False)
+    if moved.returncode == 0:
+        return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
+    if rev_parse(repo, ref) != tip:
         return None
-    return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
+    raise GitError(args, repo, moved)
 
 
 def conflict_result(subtask_id: str, merged: MergeTreeOutput) -> MergeResult:
