@@ -19,7 +19,8 @@ EXCERPT_LINES = 6
 NULL_OID = "0" * 40
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _INDEX_LINE = re.compile(r"^index ([0-9a-f]+)\.\.([0-9a-f]+)")
-_DIFF_OPTIONS = ("-M", "--no-color", "--no-ext-diff", "--no-textconv", "--no-relative")
+_DIFF_OPTIONS = ("-M", "--no-color", "--no-ext-diff", "--no-textconv", "--no-relative",
+                 "--inter-hunk-context=0")
 
 
 @dataclass(frozen=True)

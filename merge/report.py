@@ -150,20 +150,25 @@ def _row_conflicts(repo: Path, row: SubtaskRow, rows: Sequence[SubtaskRow],
     if is_ancestor(repo, row.head, tip):
         return []  # merged by hand since
     merged = merge_tree(repo, tip, row.head)
-    conflicts = merged.conflicts if not merged.clean else _blocking(repo, row, rows, overlaps)
+    conflicts = (merged.conflicts if not merged.clean
+                 else _blocking(repo, row, row.head, rows, overlaps))
     return [_conflict_finding(repo, c, row, rows, changes) for c in conflicts]
 
 
-def _blocking(repo: Path, row: SubtaskRow, rows: Sequence[SubtaskRow],
+def _blocking(repo: Path, row: SubtaskRow, head: str, rows: Sequence[SubtaskRow],
               overlaps: list[Overlap]) -> list[Conflict]:
-    """A conflict that git would merge cleanly was blocked by `--overlap block`."""
-    merged = {r.id for r in rows if _is_merged(r)}
+    """A conflict that git would merge cleanly was blocked by `--overlap block`: an earlier
+    subtask of its group is merged and this branch does not contain its work."""
+    merged = {r.id: r.head for r in rows if _is_merged(r) and r.head}
     found = []
     for overlap in overlaps:
         ids = overlap.subtask_ids
-        if row.id in ids and any(s in merged for s in ids[:ids.index(row.id)]):
+        earlier = [s for s in ids[:ids.index(row.id)] if s in merged] if row.id in ids else []
+        others = [s for s in earlier if not is_ancestor(repo, merged[s], head)]
+        if others:
             found.append(Conflict(overlap.path, "overlap", (overlap.path,),
-                                  "overlap blocked by --overlap block"))
+                                  f"{overlap.path} was also changed by {', '.join(others)} "
+                                  "(--overlap block)"))
     return found
 
 

@@ -82,8 +82,9 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _remove_worktree(repo: Path, path: Path, result: CleanResult) -> None:
-    # Twice --force: remove it even when it has changes or is locked.
-    done = run_git(repo, "worktree", "remove", "--force", "--force", str(path), check=False)
+    # Unlocked first, so that `worktree prune` forgets it even if git cannot remove it.
+    run_git(repo, "worktree", "unlock", str(path), check=False)
+    done = run_git(repo, "worktree", "remove", "--force", str(path), check=False)
     if done.returncode != 0 and path.exists():
         shutil.rmtree(path, ignore_errors=True)  # e.g. it holds submodules; prune forgets it
     if path.exists():

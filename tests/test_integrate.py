@@ -89,6 +89,9 @@ def test_overlap_block_lets_a_branch_through_once_it_contains_the_other(repo: Pa
     fixed_head = commit_files(repo, b.head, {"notes.txt": both}, "merge integration",
                               branch=b.branch, parents=[tip(repo)])
     fixed = type(b)(b.subtask_id, b.branch, b.base, fixed_head, b.message, b.group)
+    still_recorded_as_conflict = integrate(repo, INTEGRATION, [a, b], overlap="block")
+    report = report_json(repo, base, [a, fixed], still_recorded_as_conflict)
+    assert findings(report, "conflict") == []  # the branch now contains a's work
     results = integrate(repo, INTEGRATION, [a, fixed], overlap="block")
     assert outcomes(results) == {"a": "already_merged", "b": "merged"}
     assert show(repo, "notes.txt") == both
