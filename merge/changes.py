@@ -150,7 +150,8 @@ def _hunks(section: list[str]) -> Iterator[Hunk]:
 def _with_hunks(entry: FileChange, hunks: dict[tuple[str, str], tuple[Hunk, ...]],
                 binary: set[tuple[str, str]]) -> FileChange:
     # A type change (file <-> symlink) is shown as a deletion plus an addition.
-    keys = ([(entry.old_blob, NULL_OID), (NULL_OID, entry.new_blob)] if entry.status == "T"
+    null = "0" * len(entry.old_blob)  # 40 or 64 (SHA-256 repositories)
+    keys = ([(entry.old_blob, null), (null, entry.new_blob)] if entry.status == "T"
             else [(entry.old_blob, entry.new_blob)])
     found = tuple(h for key in keys for h in hunks.get(key, ()))
     is_binary = any(key in binary for key in keys)
