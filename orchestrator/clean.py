@@ -8,6 +8,7 @@ that is not the spec's (the user's own checkout, say) is kept and reported.
 
 from __future__ import annotations
 
+import glob
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ def clean(spec: Spec, *, branches: bool = False, all_branches: bool = False) -> 
         for worktree in spec_worktrees(spec):
             _remove_worktree(spec.repo, worktree.path, result)
         for folder in _spec_folders(spec):
-            if folder.exists():
+            if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)  # leftovers git no longer knows
         run_git(spec.repo, "worktree", "prune")
         if branches or all_branches:
@@ -64,21 +65,23 @@ def list_worktrees(repo: Path) -> list[Worktree]:
 
 
 def spec_worktrees(spec: Spec) -> list[Worktree]:
-    """The spec's subtask worktrees and its entries in the parked pool."""
-    folders = [f.resolve() for f in _spec_folders(spec)]
-    pool = (spec.repo / POOL).resolve()
+    """The spec's subtask worktrees, and its worktrees parked in the pool (as
+    `.pool/<spec>--<subtask>`, detached, or still on one of the spec's branches)."""
     prefix = f"refs/heads/orchestrate/{spec.name}/"
     return [w for w in list_worktrees(spec.repo)
-            if any(_inside(w.path, f) for f in folders)
-            or (_inside(w.path, pool) and (w.branch or "").startswith(prefix))]
+            if any(_inside(w.path, f) for f in _spec_folders(spec))
+            or (_inside(w.path, spec.repo / POOL) and (w.branch or "").startswith(prefix))]
 
 
 def _spec_folders(spec: Spec) -> list[Path]:
-    return [spec.repo / WORKTREES / spec.name, spec.repo / POOL / spec.name]
+    """The spec's folder of worktrees and its entries in the pool."""
+    pool = spec.repo / POOL
+    parked = sorted(pool.glob(f"{glob.escape(spec.name)}--*")) if pool.is_dir() else []
+    return [spec.repo / WORKTREES / spec.name, *parked]
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder) and path.resolve() != folder
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _remove_worktree(repo: Path, path: Path, result: CleanResult) -> None:

@@ -133,13 +133,16 @@ def test_review_and_report_do_not_import_trio(scenario: Path) -> None:
 def _add_worktrees(repo: Path) -> dict[str, Path]:
     root = repo / ".orchestrate" / "worktrees"
     paths = {"ui": root / "001-demo" / "ui", "docs": root / "001-demo" / "docs",
-             "pool": root / ".pool" / "001-demo" / "0", "other": root / "002-other" / "x",
-             "pool-other": root / ".pool" / "002-other" / "0"}
+             "pool": root / ".pool" / "001-demo--setup", "other": root / "002-other" / "x",
+             "pool-other": root / ".pool" / "002-other--x",
+             "pool-prefix": root / ".pool" / "001-demo-2--y"}
     git(repo, "worktree", "add", "-q", str(paths["ui"]), "orchestrate/001-demo/ui")
     git(repo, "worktree", "add", "-q", str(paths["docs"]), "orchestrate/001-demo/docs")
     git(repo, "worktree", "add", "-q", "--detach", str(paths["pool"]), "main")
     git(repo, "worktree", "add", "-q", "--detach", str(paths["other"]), "main")
     git(repo, "worktree", "add", "-q", "--detach", str(paths["pool-other"]), "main")
+    git(repo, "worktree", "add", "-q", "--detach", str(paths["pool-prefix"]), "main")
+    (root / ".pool" / "001-demo--gone").mkdir()  # a leftover git no longer knows
     (paths["ui"] / "notes.txt").write_text("uncommitted\n")  # dirty
     (paths["ui"] / "scratch.txt").write_text("untracked\n")
     git(repo, "worktree", "lock", "--reason", "in use", str(paths["docs"]))
@@ -160,6 +163,8 @@ def test_clean_removes_dirty_locked_and_pooled_worktrees_of_the_spec_only(
     assert not any(paths[k].exists() for k in ("ui", "docs", "pool"))
     assert paths["other"].is_dir()
     assert paths["pool-other"].is_dir()
+    assert paths["pool-prefix"].is_dir()
+    assert not (paths["pool"].parent / "001-demo--gone").exists()
     listed = git(scenario, "worktree", "list", "--porcelain")
     assert str(paths["ui"]) not in listed
     assert str(paths["other"]) in listed
