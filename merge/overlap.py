@@ -44,15 +44,6 @@ def find_overlaps(batch: Sequence[tuple[str, BranchChanges]]) -> list[Overlap]:
             for path, sides in sorted(touched.items()) if len(sides) > 1]
 
 
-def overlaps_by_subtask(overlaps: Sequence[Overlap]) -> dict[str, tuple[str, ...]]:
-    """For each subtask, the overlapping paths it shares with another subtask."""
-    result: dict[str, list[str]] = {}
-    for overlap in overlaps:
-        for subtask_id in overlap.subtask_ids:
-            result.setdefault(subtask_id, []).append(overlap.path)
-    return {k: tuple(v) for k, v in result.items()}
-
-
 def overlap_detail(changes: Sequence[FileChange]) -> str:
     if len({(c.path, c.status, c.new_blob) for c in changes}) == 1:
         return "identical"
