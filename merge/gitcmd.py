@@ -17,8 +17,10 @@ from pathlib import Path
 _LEAKY_VARS = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY",
                "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
                "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES")
+# A compare-and-swap that lost ("cannot lock ref ...: is at X but expected Y") is not
+# contention: the same command would fail again, so it is not retried.
 _LOCK_CONTENTION = re.compile(r"Unable to create '.*\.lock': File exists|cannot lock ref .*"
-                              r"Unable to create|is at .* but expected|index\.lock")
+                              r"Unable to create|index\.lock")
 LOCK_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 

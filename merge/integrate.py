@@ -4,19 +4,31 @@ Each branch becomes a two-parent merge commit: `git merge-tree --write-tree` com
 `git commit-tree` makes the commit and `git update-ref REF NEW OLD` moves the branch only if
 nobody moved it meanwhile. A branch whose head is already in the integration branch is reported
 as merged and not merged twice, so the stage can be rerun after any crash.
+
+Candidates of the same group (one parallel phase) are checked for overlaps first: every path two
+of them changed is flagged on each, and with `overlap="block"` a later candidate that overlaps an
+earlier one already integrated is not merged (outcome `conflict`, conflict kind `overlap`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from merge.changes import branch_changes
+from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
 from merge.gitcmd import GitError, run_git
+from merge.overlap import Overlap, find_overlaps
 
 Outcome = Literal["merged", "already_merged", "conflict"]
+OverlapPolicy = Literal["merge", "block"]
 CAS_RETRIES = 5
+
+
+class IntegrationRace(RuntimeError):
+    """Other writers moved the integration branch on every attempt."""
 
 
 @dataclass(frozen=True)
@@ -35,34 +47,131 @@ class Candidate:
 class MergeResult:
     subtask_id: str
     outcome: Outcome
-    merge_commit: str | None = None
+    merge_commit: str | None = None  # the new merge commit, or the tip that already has it
     conflicted_paths: tuple[str, ...] = ()
-    messages: tuple[str, ...] = field(default=())
+    messages: tuple[str, ...] = ()  # git's conflict messages, or why the merge was blocked
+    conflicts: tuple[Conflict, ...] = ()
     overlaps: tuple[str, ...] = ()  # paths this subtask shares with another of its group
 
 
 def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate], *,
-              overlap: Literal["merge", "block"] = "merge") -> list[MergeResult]:
-    """Merge each candidate, in order, into `integration_ref` (a full ref name)."""
-    return [integrate_one(repo, integration_ref, c) for c in candidates]
+              overlap: OverlapPolicy = "merge") -> list[MergeResult]:
+    """Merge each candidate, in order, into `integration_ref` (`refs/heads/...` or a branch).
+
+    Pass a whole parallel group, merged members included (they come back `already_merged`),
+    so overlaps with them are found too.
+    """
+    ref = full_ref(integration_ref)
+    overlaps = _group_overlaps(repo, candidates)
+    integrated: dict[str, str] = {}  # subtask id -> head, for those now in the branch
+    results = []
+    for candidate in candidates:
+        mine = [o for o in overlaps if candidate.subtask_id in o.subtask_ids]
+        result = _integrate_checked(repo, ref, candidate, mine, integrated, overlap)
+        if result.outcome != "conflict":
+            integrated[candidate.subtask_id] = candidate.head
+        results.append(replace(result, overlaps=tuple(o.path for o in mine)))
+    return results
+
+
+def _integrate_checked(repo: Path, ref: str, candidate: Candidate, mine: list[Overlap],
+                       integrated: dict[str, str], policy: OverlapPolicy) -> MergeResult:
+    if policy == "block":
+        blocked = _blocking_overlaps(repo, candidate, mine, integrated)
+        if blocked and not is_ancestor(repo, candidate.head, ref):
+            return blocked_result(candidate.subtask_id, blocked)
+    return integrate_one(repo, ref, candidate)
 
 
 def integrate_one(repo: Path, integration_ref: str, candidate: Candidate) -> MergeResult:
+    """Merge one candidate, retrying when another writer moves the ref under us."""
+    ref = full_ref(integration_ref)
     for _ in range(CAS_RETRIES):
-        tip = run_git(repo, "rev-parse", "--verify", integration_ref + "^{commit}").stdout.strip()
-        if is_ancestor(repo, candidate.head, tip):
-            return MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
-        tree = merge_tree(repo, tip, candidate.head)
-        if isinstance(tree, MergeResult):
-            return MergeResult(candidate.subtask_id, "conflict",
-                               conflicted_paths=tree.conflicted_paths, messages=tree.messages)
-        commit = run_git(repo, "commit-tree", tree, "-p", tip, "-p", candidate.head,
-                         input=candidate.message.encode()).stdout.strip()
-        moved = run_git(repo, "update-ref", "-m", f"orchestrate: merge {candidate.branch}",
-                        integration_ref, commit, tip, check=False)
-        if moved.returncode == 0:
-            return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
-    raise GitError(("update-ref", integration_ref), repo, moved)
+        result = merge_onto(repo, ref, rev_parse(repo, ref), candidate)
+        if result is not None:
+            return result
+    raise IntegrationRace(f"{ref} kept moving while merging {candidate.branch}; "
+                          f"gave up after {CAS_RETRIES} attempts")
+
+
+def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeResult | None:
+    """Merge `candidate` onto `tip` and move `ref` from `tip` to the merge commit.
+
+    Returns None, changing nothing, when `ref` no longer points at `tip` (the compare-and-swap
+    failed); the caller reads the new tip and tries again.
+    """
+    if is_ancestor(repo, candidate.head, tip):
+        return MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
+    merged = merge_tree(repo, tip, candidate.head)
+    if not merged.clean:
+        return conflict_result(candidate.subtask_id, merged)
+    commit = run_git(repo, "commit-tree", merged.tree, "-p", tip, "-p", candidate.head,
+                     input=candidate.message.encode()).stdout.strip()
+    args = ("update-ref", "-m", f"orchestrate: merge {candidate.branch}", ref, commit, tip)
+    moved = run_git(repo, *args, check=False)
+    if moved.returncode == 0:
+        return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
+    if rev_parse(repo, ref) != tip:
+        return None
+    raise GitError(args, repo, moved)
+
+
+def conflict_result(subtask_id: str, merged: MergeTreeOutput) -> MergeResult:
+    texts = tuple(m.text for m in merged.messages if m.type != "Auto-merging")
+    return MergeResult(subtask_id, "conflict", conflicted_paths=merged.conflicted_paths,
+                       messages=texts, conflicts=merged.conflicts)
+
+
+def blocked_result(subtask_id: str, blocked: Sequence[tuple[Overlap, tuple[str, ...]]]
+                   ) -> MergeResult:
+    conflicts = tuple(Conflict(o.path, "overlap", (o.path,),
+                               f"{o.path} was also changed by {', '.join(others)} "
+                               "(--overlap block)") for o, others in blocked)
+    return MergeResult(subtask_id, "conflict", conflicted_paths=tuple(c.path for c in conflicts),
+                       messages=tuple(c.message for c in conflicts), conflicts=conflicts)
+
+
+def _blocking_overlaps(repo: Path, candidate: Candidate, mine: list[Overlap],
+                       integrated: dict[str, str]) -> list[tuple[Overlap, tuple[str, ...]]]:
+    """Overlaps with earlier, integrated candidates whose work this branch does not contain
+    (a branch that merged the integration branch to resolve the overlap contains it)."""
+    blocked = []
+    for overlap in mine:
+        earlier = overlap.subtask_ids[:overlap.subtask_ids.index(candidate.subtask_id)]
+        others = tuple(s for s in earlier if s in integrated
+                       and not is_ancestor(repo, integrated[s], candidate.head))
+        if others:
+            blocked.append((overlap, others))
+    return blocked
+
+
+def _group_overlaps(repo: Path, candidates: Sequence[Candidate]) -> list[Overlap]:
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.group is not None:
+            groups.setdefault(candidate.group, []).append(candidate)
+    found: list[Overlap] = []
+    for members in groups.values():
+        if len(members) > 1:
+            found += find_overlaps([(c.subtask_id, branch_changes(repo, c.base, c.head))
+                                    for c in members])
+    return found
+
+
+def merge_tree(repo: Path, ours: str, theirs: str) -> MergeTreeOutput:
+    """The merge of two commits as a tree, with the conflicts, without touching any checkout.
+
+    Exit code 1 alone does not mean a conflict (an unknown ref also exits 1): a conflict
+    must come with the tree id on the first line.
+    """
+    args = ("merge-tree", "--write-tree", "--name-only", "--messages", "-z", ours, theirs)
+    result = run_git(repo, *args, check=False)
+    if result.returncode not in (0, 1):
+        raise GitError(args, repo, result)
+    try:
+        return parse_merge_tree(result.stdout, clean=result.returncode == 0)
+    except UnexpectedOutput:
+        raise GitError(args, repo, result) from None
 
 
 def is_ancestor(repo: Path, commit: str, of: str) -> bool:
@@ -72,27 +181,10 @@ def is_ancestor(repo: Path, commit: str, of: str) -> bool:
     return result.returncode == 0
 
 
-def merge_tree(repo: Path, ours: str, theirs: str) -> str | MergeResult:
-    """The merged tree's id, or a MergeResult carrying the conflicts.
-
-    Exit code 1 alone does not mean a conflict (an unknown ref also exits 1): a conflict
-    must come with the tree id on the first line.
-    """
-    args = ("merge-tree", "--write-tree", "--name-only", "--messages", "-z", ours, theirs)
-    result = run_git(repo, *args, check=False)
-    fields = result.stdout.split("\0")
-    if result.returncode == 0:
-        return fields[0].strip()
-    if result.returncode != 1 or not _is_oid(fields[0]):
-        raise GitError(args, repo, result)
-    paths: list[str] = []
-    rest = fields[1:]
-    while rest and rest[0]:
-        paths.append(rest.pop(0))
-    messages = tuple(m for m in rest[1:] if m.strip())
-    return MergeResult("", "conflict", conflicted_paths=tuple(dict.fromkeys(paths)),
-                       messages=messages)
+def rev_parse(repo: Path, rev: str) -> str:
+    return run_git(repo, "rev-parse", "--verify", "--end-of-options",
+                   rev + "^{commit}").stdout.strip()
 
 
-def _is_oid(text: str) -> bool:
-    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+def full_ref(name: str) -> str:
+    return name if name.startswith("refs/") else "refs/heads/" + name

@@ -184,3 +184,59 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
 
     found = _spec(ctx, spec)
     ctx.exit(run_merge(found, load_settings(found.repo, options)))
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "github"]), default="md",
+              show_default=True, help="Markdown for a pull request, JSON, or GitHub annotations.")
+@click.pass_context
+def report(ctx: click.Context, spec: str, fmt: str) -> None:
+    """Overlaps and conflicts of the last merge stage, rebuilt from the plan and git."""
+    from typing import cast
+
+    from orchestrator.reporting import ReportFormat, render_report
+
+    found = _spec(ctx, spec)
+    plan = load_plan(found.plan_path)
+    click.echo(render_report(found, plan, cast(ReportFormat, fmt)), nl=False)
+
+
+@cli.command()
+@click.argument("spec")
+@click.argument("subtask", required=False)
+@click.pass_context
+def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
+    """Each subtask branch's commits and diffstat against its base; with SUBTASK, its diff."""
+    from orchestrator.review import review_diff, review_text
+
+    found = _spec(ctx, spec)
+    plan = load_plan(found.plan_path)
+    if subtask is None:
+        click.echo(review_text(found, plan), nl=False)
+    else:
+        click.echo(review_diff(found, plan, subtask, color=sys.stdout.isatty()), nl=False,
+                   color=sys.stdout.isatty())
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--branches", is_flag=True, help="Also delete the subtask branches.")
+@click.option("--all", "all_branches", is_flag=True,
+              help="Also delete the integration branch (implies --branches).")
+@click.pass_context
+def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> None:
+    """Remove the spec's worktrees (and with --branches its subtask branches), then prune."""
+    from orchestrator.clean import clean as clean_spec
+
+    found = _spec(ctx, spec)
+    done = clean_spec(found, branches=branches, all_branches=all_branches)
+    for path in done.worktrees:
+        click.echo(f"removed worktree {path}")
+    for branch in done.branches:
+        click.echo(f"deleted branch {branch}")
+    for note in done.kept:
+        click.echo(f"kept {note}", err=True)
+    click.echo(f"{found.name}: removed {len(done.worktrees)} worktrees, "
+               f"deleted {len(done.branches)} branches")
+    ctx.exit(1 if done.kept else 0)

@@ -1,10 +1,81 @@
-"""Glue between the plan and merge/report.py: conflict reports written after every merge stage."""
+"""Glue between the plan and merge/report.py: conflict reports written after every merge stage
+and printed by `orchestrate report`. Everything is rebuilt from the plan and git each time."""
 
 from __future__ import annotations
 
-from orchestrator.plan import Plan
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from merge.annotations import render_github
+from merge.markdown import render_markdown
+from merge.report import ConflictReport, SubtaskRow, build_report
+from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
 
+ReportFormat = Literal["md", "json", "github"]
+REPORT_MD = "conflict_report.md"
+REPORT_JSON = "conflict_report.json"
 
-def write_conflict_report(spec: Spec, plan: Plan) -> None:
-    """Write <spec>/conflict_report.md and .json for the plan's current state (placeholder)."""
+
+def integration_branch(spec: Spec, plan: Plan) -> str:
+    return _text(plan.meta.get("integration_branch")) or f"orchestrate/{spec.name}/integration"
+
+
+def report_rows(plan: Plan) -> list[SubtaskRow]:
+    """One row per subtask, in plan order, from its `orchestrate` record."""
+    return [_row(subtask) for subtask in plan.subtasks()]
+
+
+def _row(subtask: Subtask) -> SubtaskRow:
+    meta, phase = subtask.meta, subtask.phase
+    return SubtaskRow(id=subtask.id, phase=phase.key, status=subtask.status,
+                      group=phase.key if phase.parallel_safe else None,
+                      branch=_text(meta.get("branch")), base=_text(meta.get("base")),
+                      head=_text(meta.get("head")), merge=_text(meta.get("merge")),
+                      merge_commit=_text(meta.get("merge_commit")))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> ConflictReport:
+    return build_report(spec.repo, spec=spec.name, integration_branch=integration_branch(
+        spec, plan), base=_text(plan.meta.get("base")), rows=report_rows(plan),
+        generated_at=now)
+
+
+def render(report: ConflictReport, fmt: ReportFormat) -> str:
+    if fmt == "json":
+        return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "github":
+        return render_github(report)
+    return render_markdown(report)
+
+
+def render_report(spec: Spec, plan: Plan, fmt: ReportFormat, *, now: str | None = None) -> str:
+    return render(conflict_report(spec, plan, now=now), fmt)
+
+
+def write_conflict_report(spec: Spec, plan: Plan, *, now: str | None = None
+                          ) -> ConflictReport:
+    """Write <spec>/conflict_report.md and .json for the plan's current state."""
+    report = conflict_report(spec, plan, now=now)
+    _write_atomic(spec.folder / REPORT_JSON, render(report, "json"))
+    _write_atomic(spec.folder / REPORT_MD, render(report, "md"))
+    return report
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            os.fchmod(handle.fileno(), 0o644)  # mkstemp makes it private; a report is not
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

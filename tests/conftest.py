@@ -105,3 +105,36 @@ def phase(number: int, subtask_ids: Sequence[str], *, parallel: bool = False,
     subtasks = [{"id": s, "description": f"Do {s}", "status": "pending"} for s in subtask_ids]
     return {"phase": number, "name": f"Phase {number}", "parallel_safe": parallel, **fields,
             "subtasks": subtasks}
+
+
+def commit_files(repo: Path, parent: str, files: dict[str, str | bytes | None], message: str,
+                 *, branch: str | None = None, parents: Sequence[str] = ()) -> str:
+    """Commit `files` (path -> content, None deletes) on top of `parent` with plumbing only,
+    so the repository's checkout and index are never touched; optionally point `branch` at it.
+    `parents` adds further parents (to make a merge commit)."""
+    index = repo / ".git" / f"test-index-{os.getpid()}"
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+
+    def run(*args: str, data: bytes = b"") -> str:
+        done = subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True,
+                              env=env, check=False)
+        assert done.returncode == 0, f"git {' '.join(args)} failed:\n{done.stderr.decode()}"
+        return done.stdout.decode().strip()
+
+    try:
+        run("read-tree", parent)
+        for path, content in files.items():
+            if content is None:
+                run("update-index", "--force-remove", "--", path)
+                continue
+            data = content.encode() if isinstance(content, str) else content
+            blob = run("hash-object", "-w", "--stdin", data=data)
+            run("update-index", "--add", "--replace", "--cacheinfo", f"100644,{blob},{path}")
+        tree = run("write-tree")
+    finally:
+        index.unlink(missing_ok=True)
+    extra = [arg for p in parents for arg in ("-p", p)]
+    commit = run("commit-tree", tree, "-p", parent, *extra, data=message.encode())
+    if branch:
+        run("update-ref", f"refs/heads/{branch}", commit)
+    return commit

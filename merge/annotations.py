@@ -1,0 +1,54 @@
+"""The conflict report as GitHub Actions workflow commands: `::error` per conflict and
+`::warning` per overlap, each pointing at the file and first changed line."""
+
+from __future__ import annotations
+
+from merge.report import ConflictReport, Finding
+
+
+def render_github(report: ConflictReport) -> str:
+    lines = [_annotation("error", f, _conflict_text(report, f)) for f in report.conflicts()]
+    lines += [_annotation("warning", f, _overlap_text(f)) for f in report.overlaps()]
+    return "".join(line + "\n" for line in lines)
+
+
+def _annotation(level: str, finding: Finding, text: str) -> str:
+    kind = "Merge conflict" if finding.kind == "conflict" else "Overlapping edits"
+    props = {"file": finding.path, "line": str(first_line(finding)),
+             "title": f"{kind} ({finding.detail})"}
+    joined = ",".join(f"{key}={escape_property(value)}" for key, value in props.items())
+    return f"::{level} {joined}::{escape_data(text)}"
+
+
+def _conflict_text(report: ConflictReport, finding: Finding) -> str:
+    others = [s for s in finding.subtasks if s != finding.subtask]
+    against = f" conflicts with {', '.join(others)} and" if others else ""
+    branch = dict(zip(finding.subtasks, finding.branches, strict=True))[finding.subtask]
+    return (f"{finding.subtask} ({branch}){against} was not merged into "
+            f"{report.integration_branch}: {finding.detail} conflict in {finding.path}. "
+            f"Merge {report.integration_branch} into {branch}, resolve, commit, then run "
+            f"`orchestrate merge {report.spec}`.")
+
+
+def _overlap_text(finding: Finding) -> str:
+    state = "merged cleanly" if finding.merged else "not all merged"
+    return (f"{finding.path} was changed by {', '.join(finding.subtasks)} in the same "
+            f"parallel phase ({finding.detail}; {state}).")
+
+
+def first_line(finding: Finding) -> int:
+    """The first line the unmerged (or last) subtask changed, else any side's, else 1."""
+    sides = sorted(finding.sides, key=lambda s: s.subtask_id != finding.subtask)
+    for side in sides:
+        if side.change and side.change.hunks:
+            hunk = side.change.hunks[0]
+            return max(1, hunk.new_start if hunk.new_lines else hunk.old_start)
+    return 1
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -1,0 +1,166 @@
+"""The conflict report as a pull-request comment a reviewer can act on.
+
+Every user-controlled string (paths, ids, branch names, file content, git messages) goes
+through `code` (a code span that survives backticks, and pipes inside tables) or `fence`
+(a code block whose fence is longer than any backtick run inside it).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from merge.changes import Hunk
+from merge.report import ConflictReport, Finding, Side, SubtaskRow
+
+MAX_HUNKS = 3  # per side; the JSON report has them all
+
+
+def render_markdown(report: ConflictReport) -> str:
+    parts = [_title(report), _summary(report), _table(report.subtasks)]
+    if not report.findings:
+        parts.append("No conflicts or overlaps.")
+    for number, finding in enumerate(report.conflicts(), 1):
+        parts.append(_conflict(report, finding, number))
+    for number, finding in enumerate(report.overlaps(), 1):
+        parts.append(_overlap(report, finding, number))
+    return "\n\n".join(parts) + "\n"
+
+
+def _title(report: ConflictReport) -> str:
+    return f"## orchestrate: {code(report.spec)}"
+
+
+def _summary(report: ConflictReport) -> str:
+    s = report.summary()
+    headline = f"{_count(s['conflicts'], 'conflict')}, {_count(s['overlaps'], 'overlap')}"
+    base = f" from {code(report.base[:12])}" if report.base else ""
+    return (f"**{headline}**: {s['merged']} of {s['subtasks']} subtasks merged into "
+            f"{code(report.integration_branch)}{base}; {s['failed']} failed, "
+            f"{s['blocked']} blocked. Generated {report.generated_at}.")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _table(rows: tuple[SubtaskRow, ...]) -> str:
+    lines = ["| Subtask | Phase | Status | Branch | Files changed | Merge |",
+             "| --- | --- | --- | --- | ---: | --- |"]
+    for row in rows:
+        cells = [code(row.id), code(row.phase), row.status, code(row.branch or "-"),
+                 "-" if row.files_changed is None else str(row.files_changed),
+                 row.merge or "-"]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    # GitHub splits table rows on `|` even inside code spans; `\|` is its escape there too.
+    return text.replace("|", "\\|")
+
+
+def _conflict(report: ConflictReport, finding: Finding, number: int) -> str:
+    others = [code(s) for s in finding.subtasks if s != finding.subtask]
+    against = f": it conflicts with {', '.join(others)}" if others else ""
+    parts = [f"### Conflict {number}: {code(finding.path)} ({finding.detail})",
+             f"{code(finding.subtask)} was not merged into "
+             f"{code(report.integration_branch)}{against}."]
+    if finding.message:
+        parts.append(fence(finding.message, "text"))
+    parts += [_side(side) for side in finding.sides]
+    parts += ["To resolve, from the repository root:",
+              fence(_resolve_commands(report, finding), "sh")]
+    return "\n\n".join(parts)
+
+
+def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
+    who = ", ".join(code(s) for s in finding.subtasks)
+    state = ("merged cleanly; check that the combined result is right" if finding.merged
+             else "not all of them are merged (see the conflicts above)")
+    parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
+             f"Changed by {who} in the same parallel phase; {state}."]
+    parts += [_side(side) for side in finding.sides]
+    base = next((r.base for r in report.subtasks if r.id == finding.subtask and r.base), None)
+    if base and finding.merged:
+        command = ["git", "diff", base[:12], report.integration_branch, "--", finding.path]
+        parts += ["Review the combined result:", fence(_shell(command), "sh")]
+    return "\n\n".join(parts)
+
+
+def _side(side: Side) -> str:
+    head = f"**{code(side.subtask_id)}** ({code(side.branch)})"
+    change = side.change
+    if change is None:
+        return f"{head}: did not change this path."
+    if change.binary:
+        return f"{head}: {_status(change.status)} a binary file."
+    if not change.hunks:
+        return f"{head}: {_status(change.status)} the file, no line changes."
+    shown = [f"{head}: " + "; ".join(describe_hunk(h) for h in change.hunks[:MAX_HUNKS])]
+    if len(change.hunks) > MAX_HUNKS:
+        shown[0] += f"; and {len(change.hunks) - MAX_HUNKS} more hunks"
+    excerpt = [line for h in change.hunks[:MAX_HUNKS] for line in h.excerpt]
+    if excerpt:
+        shown.append(fence("\n".join(excerpt), "diff"))
+    return "\n\n".join(shown)
+
+
+def _status(status: str) -> str:
+    return {"A": "added", "D": "deleted", "R": "renamed", "C": "copied",
+            "T": "changed the type of"}.get(status, "changed")
+
+
+def describe_hunk(hunk: Hunk) -> str:
+    """`base line 5 -> lines 5-6`, the base's lines against the branch's."""
+    if hunk.old_lines:
+        old = "base " + _span(hunk.old_start, hunk.old_lines)
+    else:
+        old = f"after base line {hunk.old_start}" if hunk.old_start else "at the start"
+    new = ("removed" if hunk.new_lines == 0 else _span(hunk.new_start, hunk.new_lines))
+    return f"{old} -> {new}"
+
+
+def _span(start: int, count: int) -> str:
+    return f"line {start}" if count == 1 else f"lines {start}-{start + count - 1}"
+
+
+def _resolve_commands(report: ConflictReport, finding: Finding) -> str:
+    branch = next(s.branch for s in finding.sides if s.subtask_id == finding.subtask)
+    worktree = f".orchestrate/worktrees/{report.spec}/{finding.subtask}"
+    return "\n".join([
+        f"test -d {shlex.quote(worktree)} || "
+        + _shell(["git", "worktree", "add", worktree, branch]),
+        _shell(["cd", worktree]),
+        _shell(["git", "merge", report.integration_branch]),
+        f"# resolve {_comment(finding.path)}, then:",
+        "git add -A",
+        "git commit --no-edit",
+        "cd -",
+        _shell(["orchestrate", "merge", report.spec]),
+    ])
+
+
+def _shell(words: list[str]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _comment(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def code(text: str) -> str:
+    """`text` as an inline code span, whatever backticks or line breaks it holds."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    ticks = "`" * (_longest_run(text, "`") + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def fence(text: str, info: str = "") -> str:
+    ticks = "`" * max(3, _longest_run(text, "`") + 1)
+    return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
+
+
+def _longest_run(text: str, char: str) -> int:
+    return max((len(m) for m in re.findall(re.escape(char) + "+", text)), default=0)

@@ -1,0 +1,226 @@
+"""The conflict report: everything is recomputed from the subtask rows and git, so it can be
+rebuilt at any time. Rows say which branch, base, head and merge result each subtask has; git
+says what each branch changed, which paths of a parallel group overlap, and (by re-running
+merge-tree against the integration branch's head) why a `conflict` subtask does not merge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from merge.changes import BranchChanges, FileChange, branch_changes
+from merge.conflicts import Conflict
+from merge.gitcmd import GitError, run_git
+from merge.integrate import full_ref, is_ancestor, merge_tree
+from merge.overlap import Overlap, find_overlaps
+
+NOW_ENV = "ORCHESTRATE_NOW"  # pins generated_at, for reproducible reports and golden tests
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubtaskRow:
+    """What the plan says about one subtask (plan order)."""
+
+    id: str
+    phase: str
+    status: str
+    group: str | None = None  # the parallel phase's key; None in a sequential phase
+    branch: str | None = None
+    base: str | None = None
+    head: str | None = None
+    merge: str | None = None  # merged, conflict, pending
+    merge_commit: str | None = None
+    files_changed: int | None = None  # filled in by build_report
+
+
+@dataclass(frozen=True)
+class Side:
+    subtask_id: str
+    branch: str
+    change: FileChange | None  # what this subtask did to the finding's paths
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Literal["conflict", "overlap"]
+    path: str
+    detail: str  # content, add/add, modify/delete, ..., overlap; for overlaps: same lines, ...
+    sides: tuple[Side, ...]  # in plan order
+    subtask: str  # the subtask not merged (conflict), or the last one in plan order (overlap)
+    paths: tuple[str, ...] = ()  # every path involved (renames, file/directory copies)
+    message: str = ""
+    merged: bool = False  # overlaps: every side is in the integration branch
+
+    @property
+    def subtasks(self) -> tuple[str, ...]:
+        return tuple(s.subtask_id for s in self.sides)
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return tuple(s.branch for s in self.sides)
+
+
+@dataclass(frozen=True)
+class ConflictReport:
+    spec: str
+    integration_branch: str
+    base: str | None
+    generated_at: str
+    subtasks: tuple[SubtaskRow, ...]
+    findings: tuple[Finding, ...]
+
+    def conflicts(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind == "conflict"]
+
+    def overlaps(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind == "overlap"]
+
+    def summary(self) -> dict[str, int]:
+        statuses = [r.status for r in self.subtasks]
+        merged = sum(1 for r in self.subtasks if r.merge == "merged" or r.status == "completed")
+        return {"subtasks": len(self.subtasks), "merged": merged,
+                "conflicts": len(self.conflicts()), "overlaps": len(self.overlaps()),
+                "failed": statuses.count("failed"), "blocked": statuses.count("blocked")}
+
+    def to_json(self) -> Json:
+        return {"spec": self.spec, "integration_branch": self.integration_branch,
+                "base": self.base, "generated_at": self.generated_at,
+                "summary": self.summary(),
+                "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
+                "conflicts": [_finding_json(f) for f in self.findings]}
+
+
+def report_time(now: str | None = None) -> str:
+    return now or os.environ.get(NOW_ENV) or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | None,
+                 rows: Sequence[SubtaskRow], generated_at: str | None = None) -> ConflictReport:
+    changes = {r.id: c for r in rows if (c := _changes(repo, r)) is not None}
+    rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
+    tip = _tip(repo, integration_branch)
+    overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
+    findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
+    findings += [_overlap_finding(o, rows) for o in overlaps]
+    return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
+                          tuple(findings))
+
+
+def _changes(repo: Path, row: SubtaskRow) -> BranchChanges | None:
+    if not (row.base and row.head):
+        return None
+    try:
+        return branch_changes(repo, row.base, row.head)
+    except GitError:
+        return None  # the branch's commits are gone; the row still shows the plan's record
+
+
+def _with_count(row: SubtaskRow, changes: BranchChanges | None) -> SubtaskRow:
+    count = None if changes is None else len(changes.files)
+    return replace(row, files_changed=count)
+
+
+def _tip(repo: Path, branch: str) -> str | None:
+    found = run_git(repo, "rev-parse", "--verify", "-q", full_ref(branch) + "^{commit}",
+                    check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def _groups(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]
+            ) -> Iterator[list[tuple[str, BranchChanges]]]:
+    groups: dict[str, list[tuple[str, BranchChanges]]] = {}
+    for row in rows:
+        if row.group is not None and row.id in changes and row.status not in ("failed",
+                                                                              "blocked"):
+            groups.setdefault(row.group, []).append((row.id, changes[row.id]))
+    yield from groups.values()
+
+
+def _row_conflicts(repo: Path, row: SubtaskRow, rows: Sequence[SubtaskRow],
+                   changes: dict[str, BranchChanges], overlaps: list[Overlap],
+                   tip: str | None) -> list[Finding]:
+    if "conflict" not in (row.merge, row.status) or not (tip and row.head and row.branch):
+        return []
+    if is_ancestor(repo, row.head, tip):
+        return []  # merged by hand since
+    merged = merge_tree(repo, tip, row.head)
+    conflicts = (merged.conflicts if not merged.clean
+                 else _blocking(repo, row, row.head, rows, overlaps))
+    return [_conflict_finding(repo, c, row, rows, changes) for c in conflicts]
+
+
+def _blocking(repo: Path, row: SubtaskRow, head: str, rows: Sequence[SubtaskRow],
+              overlaps: list[Overlap]) -> list[Conflict]:
+    """A conflict that git would merge cleanly was blocked by `--overlap block`: an earlier
+    subtask of its group is merged and this branch does not contain its work."""
+    merged = {r.id: r.head for r in rows if _is_merged(r) and r.head}
+    found = []
+    for overlap in overlaps:
+        ids = overlap.subtask_ids
+        earlier = [s for s in ids[:ids.index(row.id)] if s in merged] if row.id in ids else []
+        others = [s for s in earlier if not is_ancestor(repo, merged[s], head)]
+        if others:
+            found.append(Conflict(overlap.path, "overlap", (overlap.path,),
+                                  f"{overlap.path} was also changed by {', '.join(others)} "
+                                  "(--overlap block)"))
+    return found
+
+
+def _conflict_finding(repo: Path, conflict: Conflict, row: SubtaskRow,
+                      rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]) -> Finding:
+    others = [r for r in rows if r.id != row.id and _is_merged(r)
+              and _touches(changes.get(r.id), conflict.paths)
+              and not (row.base and r.head and is_ancestor(repo, r.head, row.base))]
+    involved = sorted([*others, row], key=rows.index)
+    sides = tuple(_side(r, changes, conflict.paths) for r in involved)
+    return Finding("conflict", conflict.path, conflict.kind, sides, row.id, conflict.paths,
+                   conflict.message)
+
+
+def _overlap_finding(overlap: Overlap, rows: Sequence[SubtaskRow]) -> Finding:
+    by_id = {r.id: r for r in rows}
+    sides = tuple(Side(s.subtask_id, by_id[s.subtask_id].branch or "", s.change)
+                  for s in overlap.sides)
+    merged = all(_is_merged(by_id[s]) for s in overlap.subtask_ids)
+    return Finding("overlap", overlap.path, overlap.detail, sides, overlap.subtask_ids[-1],
+                   (overlap.path,), merged=merged)
+
+
+def _side(row: SubtaskRow, changes: dict[str, BranchChanges], paths: Sequence[str]) -> Side:
+    found = changes.get(row.id)
+    change = next((c for p in paths if found and (c := found.touching(p))), None)
+    return Side(row.id, row.branch or "", change)
+
+
+def _touches(changes: BranchChanges | None, paths: Sequence[str]) -> bool:
+    return changes is not None and any(changes.touching(p) for p in paths)
+
+
+def _is_merged(row: SubtaskRow) -> bool:
+    return row.merge == "merged" or row.status == "completed"
+
+
+def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
+    overlaps = [f.path for f in findings if f.kind == "overlap" and row.id in f.subtasks]
+    return {"id": row.id, "phase": row.phase, "status": row.status, "branch": row.branch,
+            "head": row.head, "files_changed": row.files_changed, "merge": row.merge,
+            "merge_commit": row.merge_commit, "overlaps": overlaps}
+
+
+def _finding_json(finding: Finding) -> Json:
+    hunks = [{"subtask": s.subtask_id, "branch": s.branch, "old_start": h.old_start,
+              "old_lines": h.old_lines, "new_start": h.new_start, "new_lines": h.new_lines,
+              "excerpt": list(h.excerpt)}
+             for s in finding.sides if s.change for h in s.change.hunks]
+    binary = any(s.change and s.change.binary for s in finding.sides)
+    return {"kind": finding.kind, "path": finding.path, "subtasks": list(finding.subtasks),
+            "branches": list(finding.branches), "detail": finding.detail, "hunks": hunks,
+            "subtask": finding.subtask, "paths": list(finding.paths), "binary": binary,
+            "merged": finding.merged if finding.kind == "overlap" else False,
+            "message": finding.message}

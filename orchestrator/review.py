@@ -1,0 +1,94 @@
+"""`orchestrate review`: each subtask branch's commits and diffstat against its base, or one
+subtask's full diff. Reads only; the branch's current tip is shown (it may have moved since
+the plan recorded `head`, e.g. after a conflict was fixed by hand)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from merge.gitcmd import run_git
+from orchestrator.errors import UsageError
+from orchestrator.plan import Plan, Subtask
+from orchestrator.reporting import integration_branch
+from orchestrator.specs import Spec
+
+MAX_COMMITS = 50
+
+
+@dataclass(frozen=True)
+class Target:
+    branch: str
+    base: str | None
+    tip: str | None
+
+
+def review_text(spec: Spec, plan: Plan) -> str:
+    blocks = [f"{spec.name}: integration branch {integration_branch(spec, plan)}"]
+    blocks += [_subtask_block(spec, plan, subtask) for subtask in plan.subtasks()]
+    return "\n\n".join(blocks) + "\n"
+
+
+def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
+    subtask = _find(plan, subtask_id)
+    target = _target(spec, plan, subtask)
+    if target.tip is None or target.base is None:
+        raise UsageError(f"argument SUBTASK: {subtask_id!r} has no branch with commits yet "
+                         f"({target.branch})", "Run `orchestrate build` first.")
+    return run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",
+                   "--no-ext-diff", target.base, target.tip, "--").stdout
+
+
+def _find(plan: Plan, subtask_id: str) -> Subtask:
+    try:
+        return plan.subtask(subtask_id)
+    except KeyError:
+        known = ", ".join(s.id for s in plan.subtasks()) or "none"
+        raise UsageError(f"argument SUBTASK: no subtask {subtask_id!r} in the plan",
+                         f"Known subtasks: {known}.") from None
+
+
+def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
+    target = _target(spec, plan, subtask)
+    merge = subtask.meta.get("merge")
+    header = f"{subtask.id}  {subtask.status}" + (f"  merge={merge}" if merge else "")
+    if target.tip is None:
+        return f"{header}\n  {target.branch}: no branch yet"
+    if target.base is None:
+        return f"{header}\n  {target.branch} at {target.tip[:12]}: base unknown"
+    lines = [header, f"  {target.branch}  {target.base[:12]}..{target.tip[:12]}"]
+    commits = _git(spec.repo, "log", f"--max-count={MAX_COMMITS}", "--format=%h %s",
+                   f"{target.base}..{target.tip}")
+    stat = _git(spec.repo, "diff", "--stat=100", "--no-ext-diff", target.base, target.tip,
+                "--")
+    lines += [f"    {line}" for line in commits.splitlines()] or ["    (no commits)"]
+    lines += [f"    {line}" for line in stat.splitlines()]
+    return "\n".join(lines)
+
+
+def _target(spec: Spec, plan: Plan, subtask: Subtask) -> Target:
+    meta = subtask.meta
+    branch = meta.get("branch") if isinstance(meta.get("branch"), str) else None
+    branch = branch or f"orchestrate/{spec.name}/{subtask.id}"
+    tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, meta.get("head"))
+    base = _resolve(spec.repo, meta.get("base"))
+    if base is None and tip is not None:
+        base = _merge_base(spec.repo, integration_branch(spec, plan), tip)
+    return Target(branch, base, tip)
+
+
+def _resolve(repo: Path, rev: object) -> str | None:
+    if not isinstance(rev, str) or not rev:
+        return None
+    found = run_git(repo, "rev-parse", "--verify", "-q", "--end-of-options", rev + "^{commit}",
+                    check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def _merge_base(repo: Path, branch: str, tip: str) -> str | None:
+    found = run_git(repo, "merge-base", f"refs/heads/{branch}", tip, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def _git(repo: Path, *args: str) -> str:
+    return run_git(repo, *args).stdout.rstrip("\n")
