@@ -38,6 +38,7 @@ class MergeResult:
     merge_commit: str | None = None
     conflicted_paths: tuple[str, ...] = ()
     messages: tuple[str, ...] = field(default=())
+    overlaps: tuple[str, ...] = ()  # paths this subtask shares with another of its group
 
 
 def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate], *,

@@ -158,11 +158,18 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
     """Run the plan's subtasks with agents and integrate their branches."""
-    from orchestrator.scheduler import run_build
     from orchestrator.settings import load_settings
 
     found = _spec(ctx, spec)
-    ctx.exit(run_build(found, load_settings(found.repo, options)))
+    settings = load_settings(found.repo, options)
+    if settings.dry_run:
+        from orchestrator.views import schedule_text
+
+        click.echo(schedule_text(found, load_plan(found.plan_path), settings))
+        return
+    from orchestrator.build import run_build
+
+    ctx.exit(run_build(found, settings))
 
 
 @cli.command(name="merge")
@@ -172,7 +179,7 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
 @click.pass_context
 def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     """Integrate committed-but-unmerged and conflict subtasks."""
-    from orchestrator.scheduler import run_merge
+    from orchestrator.build import run_merge
     from orchestrator.settings import load_settings
 
     found = _spec(ctx, spec)

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from orchestrator.plan import Plan, Subtask
+from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 
 Json = dict[str, Any]
@@ -79,3 +80,48 @@ def _subtask_line(subtask: Subtask) -> str:
     if row["error"] and subtask.status != "completed":
         parts.append(f"error: {str(row['error']).splitlines()[0][:100]}")
     return " ".join(parts)
+
+
+def waves(plan: Plan) -> list[int]:
+    """For each phase, the earliest wave it can run in (1 + the latest wave it depends on)."""
+    result = [0] * len(plan.phases)
+    for index in _topological(plan):
+        deps = plan.phases[index].depends_on
+        result[index] = 1 + max((result[d] for d in deps), default=0)
+    return result
+
+
+def _topological(plan: Plan) -> list[int]:
+    order: list[int] = []
+    seen: set[int] = set()
+
+    def visit(index: int) -> None:
+        if index in seen:
+            return
+        seen.add(index)
+        for dep in plan.phases[index].depends_on:
+            visit(dep)
+        order.append(index)
+
+    for index in range(len(plan.phases)):
+        visit(index)
+    return order
+
+
+def schedule_text(spec: Spec, plan: Plan, settings: Settings) -> str:
+    """What `build --dry-run` prints: waves of phases, their subtasks and branches."""
+    wave_of = waves(plan)
+    lines = [f"{spec.name}: dry run, nothing will be created",
+             f"integration branch: orchestrate/{spec.name}/integration "
+             f"(from {settings.base or 'the checked-out branch'})",
+             f"at most {settings.max_parallel} agents at once"]
+    for wave in sorted(set(wave_of)):
+        lines.append(f"\nwave {wave}:")
+        for phase in (p for p in plan.phases if wave_of[p.index] == wave):
+            mode = "parallel" if phase.parallel_safe else "sequential"
+            lines.append(f"  {phase.label} [{mode}]")
+            for subtask in phase.subtasks:
+                action = "skip (completed)" if subtask.status == "completed" else subtask.status
+                lines.append(f"    {subtask.id:<24} orchestrate/{spec.name}/{subtask.id}  "
+                             f"{action}")
+    return "\n".join(lines)

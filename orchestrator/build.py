@@ -1,0 +1,206 @@
+"""`orchestrate build` and `orchestrate merge` from start to exit code: checks, run lock,
+integration branch, recovery of an earlier run, the scheduler, Ctrl-C, the summary."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from merge.integrate import is_ancestor
+from orchestrator.agents import agent_label, check_agent_configured, open_agent
+from orchestrator.context import MergeContext, RunContext
+from orchestrator.errors import Interrupted, OrchestrateError
+from orchestrator.git import git
+from orchestrator.merging import is_committed_unmerged, merge_subtasks
+from orchestrator.plan import Plan
+from orchestrator.preflight import Target, check_repository, ensure_identity
+from orchestrator.progress import make_sink
+from orchestrator.records import Records
+from orchestrator.scheduler import run_phases
+from orchestrator.settings import Settings
+from orchestrator.specs import Spec
+from orchestrator.store import PlanStore, RunLock
+from orchestrator.worktrees import Worktrees
+
+
+def run_build(spec: Spec, settings: Settings) -> int:
+    """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
+    plan = PlanStore(spec.folder).read()
+    check_agent_configured(settings)
+    target = check_repository(spec, settings.base)
+    ensure_identity(spec.repo)
+    with RunLock(spec.folder).hold():
+        return _run_trio(_build_main, spec, settings, target, plan)
+
+
+def run_merge(spec: Spec, settings: Settings) -> int:
+    """Integrate committed-but-unmerged and conflict subtasks; 0 if all merged, else 1."""
+    plan = PlanStore(spec.folder).read()
+    target = check_repository(spec, None)
+    if not target.exists:
+        raise OrchestrateError(f"{spec.name} has no integration branch yet",
+                               f"Run `orchestrate build {spec.name}` first.")
+    ensure_identity(spec.repo)
+    with RunLock(spec.folder).hold():
+        return _run_trio(_merge_main, spec, settings, target, plan)
+
+
+Main = Callable[[Spec, Settings, Target, Plan], Awaitable[int]]
+
+
+def _run_trio(main: Main, spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
+    try:
+        return trio.run(main, spec, settings, target, plan)
+    except BaseExceptionGroup as group:
+        raise _user_error(group) from None
+
+
+def _user_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first user-facing error inside a (nested) exception group, else the group itself."""
+    for exc in group.exceptions:
+        if isinstance(exc, OrchestrateError | KeyboardInterrupt):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _user_error(exc)
+            if inner is not exc:
+                return inner
+    return group
+
+
+async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
+    statuses = [s.status for s in plan.subtasks()]
+    sink = make_sink(as_json=settings.json, total=len(statuses),
+                     done=statuses.count("completed"))
+    try:
+        async with open_agent(settings) as agent, trio.open_nursery() as background:
+            ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
+                             sink=sink, worktrees=Worktrees(spec.repo, spec.name,
+                                                            settings.reuse_worktrees),
+                             background=background, agent=agent,
+                             agent_label=agent_label(settings),
+                             limiter=trio.CapacityLimiter(settings.max_parallel))
+            await _start(ctx, target)
+            interrupted = await _until_signal(lambda: _phases(ctx))
+            if interrupted:
+                with trio.CancelScope(shield=True):
+                    await _return_interrupted(ctx)
+                raise Interrupted("interrupted: agents stopped, unfinished subtasks are pending",
+                                  f"Run `orchestrate build {spec.name}` again to resume.")
+            return await _finish(ctx)
+    finally:
+        sink.close()
+
+
+async def _phases(ctx: RunContext) -> None:
+    await run_phases(ctx, await ctx.records.read())
+
+
+async def _until_signal(work: Callable[[], Awaitable[None]]) -> bool:
+    """Run `work`; on SIGINT or SIGTERM cancel it (killing every agent group). True if so."""
+    interrupted = False
+
+    async def watch(scope: trio.CancelScope) -> None:
+        nonlocal interrupted
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                interrupted = True
+                scope.cancel()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch, nursery.cancel_scope)
+        await work()
+        nursery.cancel_scope.cancel()
+    return interrupted
+
+
+async def _start(ctx: RunContext, target: Target) -> None:
+    await ctx.worktrees.exclude_orchestrate_dir()
+    if not target.exists:
+        await git(ctx.repo, "update-ref", "-m", "orchestrate: create integration branch",
+                  ctx.integration_ref, target.base, "")
+    await ctx.records.run_started(target.integration_branch, target.base)
+    ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
+             f"(max {ctx.settings.max_parallel} agents at once)",
+             integration_branch=target.integration_branch)
+    await _recover(ctx)
+
+
+async def _recover(ctx: MergeContext) -> None:
+    """Make an earlier run's leftovers consistent: merged branches become completed, and
+    subtasks interrupted before their commit go back to pending."""
+    plan = await ctx.records.read()
+    tip = (await git(ctx.repo, "rev-parse", ctx.integration_ref)).stdout.strip()
+    merged = []
+    for subtask in plan.subtasks():
+        head = await _branch_tip(ctx, subtask.id)
+        if (subtask.status != "completed" and subtask.meta.get("head") and head
+                and head != subtask.meta.get("base")
+                and await trio.to_thread.run_sync(is_ancestor, ctx.repo, head, tip)):
+            merged.append(subtask.id)
+    interrupted = [s.id for s in plan.subtasks() if s.status == "in_progress"
+                   and not is_committed_unmerged(s) and s.id not in merged]
+    if merged:
+        await ctx.records.set_status(merged, "completed", merge="merged")
+    if interrupted:
+        await ctx.records.set_status(interrupted, "pending")
+
+
+async def _branch_tip(ctx: MergeContext, subtask_id: str) -> str | None:
+    ref = f"refs/heads/orchestrate/{ctx.spec.name}/{subtask_id}"
+    found = await git(ctx.repo, "rev-parse", "--verify", "--quiet", ref, check=False)
+    return found.stdout.strip() or None
+
+
+async def _return_interrupted(ctx: RunContext) -> None:
+    plan = await ctx.records.read()
+    interrupted = [s.id for s in plan.subtasks()
+                   if s.status == "in_progress" and not is_committed_unmerged(s)]
+    if interrupted:
+        await ctx.records.set_status(interrupted, "pending", error="interrupted")
+
+
+async def _finish(ctx: RunContext) -> int:
+    plan = await ctx.records.read()
+    counts: dict[str, int] = {}
+    for subtask in plan.subtasks():
+        counts[subtask.status] = counts.get(subtask.status, 0) + 1
+    tip = await ctx.integration_tip()
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "
+             f"{tip[:12]}", counts=counts, integration_head=tip)
+    if ctx.settings.no_merge:
+        return 0 if ctx.agents_failed == 0 else 1
+    return 0 if set(counts) <= {"completed"} else 1
+
+
+async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
+    sink = make_sink(as_json=settings.json, total=0, done=0)
+    try:
+        async with trio.open_nursery() as background:
+            ctx = MergeContext(spec=spec, settings=settings,
+                               records=Records(PlanStore(spec.folder)), sink=sink,
+                               worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
+                               background=background)
+            await _recover(ctx)
+            return await _merge_waiting(ctx)
+    finally:
+        sink.close()
+
+
+async def _merge_waiting(ctx: MergeContext) -> int:
+    plan = await ctx.records.read()
+    results = []
+    for phase in plan.phases:
+        waiting = [s for s in phase.subtasks if is_committed_unmerged(s)]
+        results += await merge_subtasks(ctx, waiting,
+                                        group=phase.key if phase.parallel_safe else None)
+    if not results:
+        ctx.emit("merge_finished", "nothing to merge")
+        return 0
+    conflicts = [r.subtask_id for r in results if r.outcome == "conflict"]
+    ctx.emit("merge_finished", f"merged {len(results) - len(conflicts)}, "
+             f"conflicts {len(conflicts)}", conflicts=conflicts)
+    return 1 if conflicts else 0

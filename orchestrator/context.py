@@ -1,0 +1,87 @@
+"""What every part of one run shares: settings, the plan's records, the single capacity limiter,
+the progress sink, worktrees, ports, and the names of the branches."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from orchestrator.agents.base import Agent
+from orchestrator.git import git_out
+from orchestrator.progress import Event, Sink
+from orchestrator.records import Records
+from orchestrator.settings import Settings
+from orchestrator.specs import Spec
+from orchestrator.worktrees import Worktrees
+
+
+def integration_branch(spec: Spec) -> str:
+    return f"orchestrate/{spec.name}/integration"
+
+
+def subtask_branch(spec: Spec, subtask_id: str) -> str:
+    return f"orchestrate/{spec.name}/{subtask_id}"
+
+
+class Ports:
+    """A TCP port per running subtask, distinct from every other running subtask's."""
+
+    def __init__(self) -> None:
+        self.in_use: set[int] = set()
+
+    def take(self) -> int:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = int(probe.getsockname()[1])
+            if port not in self.in_use:
+                self.in_use.add(port)
+                return port
+
+    def release(self, port: int) -> None:
+        self.in_use.discard(port)
+
+
+@dataclass(kw_only=True)
+class MergeContext:
+    """Enough to integrate branches and record the results (`orchestrate merge`)."""
+
+    spec: Spec
+    settings: Settings
+    records: Records
+    sink: Sink
+    worktrees: Worktrees
+    background: trio.Nursery  # for work off the critical path, e.g. parking worktrees
+    merge_lock: trio.Lock = field(default_factory=trio.Lock)
+
+    @property
+    def repo(self) -> Path:
+        return self.spec.repo
+
+    @property
+    def integration_ref(self) -> str:
+        return "refs/heads/" + integration_branch(self.spec)
+
+    def branch_for(self, subtask_id: str) -> str:
+        return subtask_branch(self.spec, subtask_id)
+
+    async def integration_tip(self) -> str:
+        return await git_out(self.repo, "rev-parse", "--verify", self.integration_ref)
+
+    def emit(self, kind: str, message: str, *, subtask: str | None = None,
+             phase: str | None = None, **data: object) -> None:
+        self.sink.emit(Event(kind, message, subtask, phase, dict(data)))
+
+
+@dataclass(kw_only=True)
+class RunContext(MergeContext):
+    """A build: adds the agent, the build's single CapacityLimiter and the port allocator."""
+
+    agent: Agent
+    agent_label: str
+    limiter: trio.CapacityLimiter
+    ports: Ports = field(default_factory=Ports)
+    agents_failed: int = 0

@@ -1,0 +1,70 @@
+"""The merge stage as the build sees it: finished branches -> merge.integrate -> statuses and the
+conflict report. Integration is plumbing only (no working tree), serialised by one lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import trio
+
+from merge.integrate import Candidate, MergeResult, integrate
+from orchestrator.context import MergeContext, integration_branch
+from orchestrator.git import git
+from orchestrator.plan import Subtask
+from orchestrator.reporting import write_conflict_report
+
+
+def is_committed_unmerged(subtask: Subtask) -> bool:
+    """Work committed by an earlier run (or fixed by hand) that still waits to be merged."""
+    meta = subtask.meta
+    return ((subtask.status == "in_progress" and meta.get("merge") == "pending"
+             and bool(meta.get("head"))) or
+            (subtask.status == "conflict" and bool(meta.get("head"))))
+
+
+async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask],
+                         group: str | None) -> list[MergeResult]:
+    """Integrate `subtasks` (in the given plan order) and record every result."""
+    if not subtasks:
+        return []
+    async with ctx.merge_lock:
+        candidates = [await _candidate(ctx, s, group) for s in subtasks]
+        results = await trio.to_thread.run_sync(partial(
+            integrate, ctx.repo, ctx.integration_ref, candidates,
+            overlap="block" if ctx.settings.overlap == "block" else "merge"))
+        await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates})
+        for result in results:
+            _announce(ctx, result)
+        plan = await ctx.records.read()
+        await trio.to_thread.run_sync(write_conflict_report, ctx.spec, plan)
+    for result in results:
+        if result.outcome != "conflict":
+            ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,
+                                               keep=ctx.settings.keep_worktrees))
+    return results
+
+
+async def _candidate(ctx: MergeContext, subtask: Subtask, group: str | None) -> Candidate:
+    branch = ctx.branch_for(subtask.id)
+    tip = await git(ctx.repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
+                    check=False)
+    head = tip.stdout.strip() or str(subtask.meta.get("head"))
+    message = (f"Merge {branch} into {integration_branch(ctx.spec)}\n\n"
+               f"{subtask.id}: {subtask.title}\n\n"
+               f"Orchestrate-Spec: {ctx.spec.name}\nOrchestrate-Subtask: {subtask.id}\n")
+    return Candidate(subtask.id, branch, str(subtask.meta.get("base", "")), head, message, group)
+
+
+def _announce(ctx: MergeContext, result: MergeResult) -> None:
+    overlaps = f" (overlaps: {', '.join(result.overlaps)})" if result.overlaps else ""
+    if result.outcome == "conflict":
+        paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
+        ctx.emit("subtask_conflict", f"conflict: not merged ({paths})",
+                 subtask=result.subtask_id, paths=list(result.conflicted_paths))
+    elif result.outcome == "already_merged":
+        ctx.emit("subtask_merged", "already merged", subtask=result.subtask_id)
+    else:
+        ctx.emit("subtask_merged", f"merged as {result.merge_commit and result.merge_commit[:12]}"
+                 + overlaps, subtask=result.subtask_id, merge_commit=result.merge_commit,
+                 overlaps=list(result.overlaps))

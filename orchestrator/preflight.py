@@ -1,0 +1,96 @@
+"""Checks before a build changes anything: the repository, the base, the branch names.
+
+Everything here only reads; a failed check leaves no branch, no worktree, no byte changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from merge.gitcmd import run_git
+from orchestrator.context import integration_branch
+from orchestrator.errors import UsageError
+from orchestrator.specs import Spec
+
+FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "orchestrate", "GIT_AUTHOR_EMAIL": "orchestrate@localhost",
+                     "GIT_COMMITTER_NAME": "orchestrate",
+                     "GIT_COMMITTER_EMAIL": "orchestrate@localhost"}
+
+
+@dataclass(frozen=True)
+class Target:
+    integration_branch: str
+    base: str  # the commit a new integration branch starts from, or the existing one's tip
+    exists: bool
+
+
+def check_repository(spec: Spec, base: str | None) -> Target:
+    repo = spec.repo
+    branch = integration_branch(spec)
+    _check_branch_names(repo, spec)
+    tip = _resolve(repo, f"refs/heads/{branch}")
+    if tip is not None:
+        _check_not_checked_out(repo, branch)
+        return Target(branch, tip, exists=True)
+    ref = base or _main_worktree_branch(repo)
+    commit = _resolve(repo, ref)
+    if commit is None:
+        raise UsageError(f"option --base: {ref!r} is not a commit in {repo}",
+                         "Pass --base with an existing branch, tag or commit.")
+    return Target(branch, commit, exists=False)
+
+
+def _resolve(repo: Path, ref: str) -> str | None:
+    found = run_git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                    ref + "^{commit}", check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def _check_branch_names(repo: Path, spec: Spec) -> None:
+    for blocker in ("orchestrate", f"orchestrate/{spec.name}"):
+        if _resolve(repo, f"refs/heads/{blocker}") is not None:
+            raise UsageError(f"branch {blocker!r} exists, so git cannot create branches under "
+                             f"{blocker}/ for this spec", f"Rename it: git branch -m {blocker} "
+                             f"{blocker}-old")
+
+
+def _worktree_branches(repo: Path) -> list[tuple[Path, str | None]]:
+    listing = run_git(repo, "worktree", "list", "--porcelain", "-z").stdout.split("\0\0")
+    result = []
+    for record in listing:
+        fields = dict(line.partition(" ")[::2] for line in record.split("\0") if line)
+        if "worktree" in fields:
+            branch = fields.get("branch")
+            result.append((Path(fields["worktree"]),
+                           branch.removeprefix("refs/heads/") if branch else None))
+    return result
+
+
+def _main_worktree_branch(repo: Path) -> str:
+    path, branch = _worktree_branches(repo)[0]
+    if branch is None:
+        raise UsageError(f"the main worktree ({path}) has a detached HEAD, so there is no "
+                         "branch to start the integration branch from",
+                         "Pass --base REF (e.g. --base main).")
+    if _resolve(repo, f"refs/heads/{branch}") is None:
+        raise UsageError(f"branch {branch!r} has no commits yet",
+                         "Commit something first, or pass --base REF.")
+    return f"refs/heads/{branch}"
+
+
+def _check_not_checked_out(repo: Path, branch: str) -> None:
+    for path, checked_out in _worktree_branches(repo):
+        if checked_out == branch:
+            raise UsageError(f"the integration branch {branch} is checked out in {path}; "
+                             "moving it would leave that checkout stale",
+                             f"Switch that worktree to another branch first (git -C {path} "
+                             "switch -).")
+
+
+def ensure_identity(repo: Path) -> None:
+    """Let commits succeed on machines with no git identity configured."""
+    if run_git(repo, "var", "GIT_COMMITTER_IDENT", check=False).returncode != 0:
+        for key, value in FALLBACK_IDENTITY.items():
+            os.environ.setdefault(key, value)

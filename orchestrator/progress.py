@@ -1,0 +1,109 @@
+"""The one progress sink of a run: a live display on a terminal, plain lines otherwise, or one
+JSON object per event with --json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, TextIO
+
+from orchestrator.store import utc_now
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # build_started, subtask_started, attempt_failed, subtask_committed, merged, ...
+    message: str
+    subtask: str | None = None
+    phase: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LineSink:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def emit(self, event: Event) -> None:
+        who = f"[{event.subtask}] " if event.subtask else ""
+        self.out.write(f"{who}{event.message}\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class JsonSink:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def emit(self, event: Event) -> None:
+        record = {"time": utc_now(), **asdict(event)}
+        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+FINAL = {"subtask_merged": "completed", "subtask_failed": "failed",
+         "subtask_conflict": "conflict", "subtask_blocked": "blocked",
+         "subtask_skipped": "completed"}
+
+
+class LiveSink:
+    """Event lines scroll; below them a bar and one line per running subtask are redrawn."""
+
+    def __init__(self, out: TextIO, total: int, done: int) -> None:
+        self.out, self.total, self.done = out, total, done
+        self.running: dict[str, float] = {}
+        self.footer_lines = 0
+
+    def emit(self, event: Event) -> None:
+        self._clear_footer()
+        LineSink(self.out).emit(event)
+        if event.kind == "subtask_started" and event.subtask:
+            self.running[event.subtask] = time.monotonic()
+        elif event.kind in FINAL and event.subtask:
+            self.running.pop(event.subtask, None)
+            self.done += event.kind in ("subtask_merged", "subtask_skipped")
+        elif event.kind == "subtask_committed" and event.subtask:
+            self.running.pop(event.subtask, None)
+        self._draw_footer()
+
+    def close(self) -> None:
+        self._clear_footer()
+
+    def _clear_footer(self) -> None:
+        if self.footer_lines:
+            self.out.write(f"\x1b[{self.footer_lines}A\x1b[J")
+        self.footer_lines = 0
+
+    def _draw_footer(self) -> None:
+        width = min(40, max(10, shutil.get_terminal_size().columns - 40))
+        share = self.done / self.total if self.total else 1.0
+        filled = round(width * share)
+        lines = [f"Progress: [{'█' * filled}{'░' * (width - filled)}] {share:.0%} "
+                 f"({self.done}/{self.total} subtasks)"]
+        now = time.monotonic()
+        lines += [f"  running {name} ({now - start:.0f}s)" for name, start in self.running.items()]
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+        self.footer_lines = len(lines)
+
+
+def make_sink(*, as_json: bool, total: int, done: int, out: TextIO | None = None) -> Sink:
+    stream = out or sys.stdout
+    if as_json:
+        return JsonSink(stream)
+    if stream.isatty():
+        return LiveSink(stream, total, done)
+    return LineSink(stream)

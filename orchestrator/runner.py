@@ -1,0 +1,195 @@
+"""One subtask: worktree -> agent attempts -> verification -> commit -> status.
+
+The agent holds one token of the build's CapacityLimiter only while it (and its verification)
+runs; the commit happens after the token is handed back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from orchestrator.agents.base import AgentResult, AgentTask
+from orchestrator.agents.command import read_tail
+from orchestrator.context import RunContext
+from orchestrator.git import GitError, git, git_out
+from orchestrator.plan import Plan, Subtask
+from orchestrator.procs import run_in_group
+from orchestrator.prompts import build_prompt
+from orchestrator.store import utc_now
+from orchestrator.worktrees import copy_untracked, remove_stale_index_lock
+
+NEVER_COMMITTED = (":(top,exclude).orchestrate", ":(top,exclude).auto-claude")
+
+
+class AttemptFailed(Exception):
+    """A step of the subtask failed; the message is the short error, `tail` the output."""
+
+    def __init__(self, message: str, tail: str = "") -> None:
+        super().__init__(message)
+        self.tail = tail
+
+
+@dataclass
+class Outcome:
+    subtask_id: str
+    ok: bool
+    head: str | None = None
+    error: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) -> Outcome:
+    """Run `subtask` on a branch made from `base`; record and return how it ended."""
+    branch = ctx.branch_for(subtask.id)
+    started = trio.current_time()
+    outcome = Outcome(subtask.id, ok=False)
+    try:
+        async with ctx.limiter:
+            worktree = await _prepare(ctx, subtask, branch, base)
+            outcome = await _attempts(ctx, plan, subtask, worktree, branch)
+        if outcome.ok:
+            outcome.head = await commit_work(ctx, subtask, worktree)
+    except (AttemptFailed, GitError, OSError) as exc:
+        outcome.ok, outcome.error = False, str(exc)
+    await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
+                                     error=outcome.error, usage=outcome.usage,
+                                     duration_s=trio.current_time() - started)
+    _announce(ctx, subtask, outcome, base)
+    return outcome
+
+
+def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) -> None:
+    if not outcome.ok:
+        ctx.agents_failed += 1
+        first_line = outcome.error.splitlines()[0] if outcome.error else "unknown error"
+        ctx.emit("subtask_failed", f"failed: {first_line}", subtask=subtask.id,
+                 error=outcome.error)
+    elif outcome.head == base:
+        ctx.emit("subtask_skipped", "completed with no changes", subtask=subtask.id)
+    else:
+        ctx.emit("subtask_committed", f"committed {outcome.head and outcome.head[:12]}",
+                 subtask=subtask.id, head=outcome.head)
+
+
+async def _prepare(ctx: RunContext, subtask: Subtask, branch: str, base: str) -> Path:
+    worktree = await ctx.worktrees.prepare(subtask.id, branch, base)
+    await ctx.records.started(subtask.id, branch=branch, worktree=str(worktree), base=base)
+    ctx.emit("subtask_started", f"started on {branch}", subtask=subtask.id,
+             phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
+    await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
+    log = _log_path(ctx, subtask)
+    for command in ctx.settings.setup:
+        code, tail = await _shell(command, worktree, log, ctx.settings.timeout)
+        if code != 0:
+            raise AttemptFailed(f"setup command `{command}` failed ({code}): {tail[-300:]}")
+    return worktree
+
+
+def _log_path(ctx: RunContext, subtask: Subtask) -> Path:
+    ctx.spec.logs.mkdir(parents=True, exist_ok=True)
+    return ctx.spec.logs / f"{subtask.id}.log"
+
+
+async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Path,
+                    branch: str) -> Outcome:
+    outcome = Outcome(subtask.id, ok=False)
+    feedback = ""
+    port = ctx.ports.take()
+    try:
+        for attempt in range(1, ctx.settings.retries + 2):
+            task = AgentTask(ctx.spec.name, subtask.id,
+                             build_prompt(ctx.spec, plan, subtask, branch, feedback),
+                             worktree, branch, _log_path(ctx, subtask), port, attempt)
+            result = await _one_attempt(ctx, subtask, task)
+            for key, value in result.usage.items():
+                outcome.usage[key] = outcome.usage.get(key, 0) + value
+            if result.ok:
+                await ctx.records.attempt_succeeded(subtask.id)
+                outcome.ok = True
+                return outcome
+            outcome.error = result.error
+            feedback = f"{result.error}\n{result.output_tail}"
+            await ctx.records.attempt_failed(subtask.id, result.error)
+            ctx.emit("attempt_failed", f"attempt {attempt} failed: {result.error}",
+                     subtask=subtask.id, attempt=attempt, error=result.error)
+            await _restore_branch(worktree, branch)
+    finally:
+        ctx.ports.release(port)
+    return outcome
+
+
+async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> AgentResult:
+    _write_header(task)
+    timeout = ctx.settings.timeout
+    with trio.move_on_after(timeout) as scope:
+        result = await ctx.agent.run(task)
+    if scope.cancelled_caught:
+        return AgentResult(ok=False, error=f"agent timed out after {timeout:g} s (--timeout)",
+                           output_tail=read_tail(task.log_path, 0))
+    if result.ok:
+        problem = await _branch_problem(task.worktree, task.branch)
+        if problem:
+            return AgentResult(ok=False, error=problem, usage=result.usage)
+    if result.ok and (command := subtask.verification_command):
+        code, tail = await _shell(command, task.worktree, task.log_path, timeout)
+        if code != 0:
+            return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
+                               output_tail=tail, usage=result.usage)
+    return result
+
+
+def _write_header(task: AgentTask) -> None:
+    with task.log_path.open("a", encoding="utf-8") as log:
+        log.write(f"\n===== {utc_now()} attempt {task.attempt} of {task.subtask_id} "
+                  f"on {task.branch} =====\n")
+
+
+async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float) -> tuple[int, str]:
+    """Run a verification or setup command, its output appended to the subtask's log."""
+    with log_path.open("ab") as log:
+        start = log.tell()
+        log.write(f"$ {command}\n".encode())
+        log.flush()
+        code = -1
+        with trio.move_on_after(limit_s):
+            code = await run_in_group(command, cwd=cwd, output=log)
+    return code, read_tail(log_path, start)
+
+
+async def _branch_problem(worktree: Path, branch: str) -> str | None:
+    if not (worktree / ".git").exists():
+        return "the agent removed the worktree's .git file"
+    head = await git(worktree, "symbolic-ref", "-q", "HEAD", check=False)
+    if head.returncode != 0 and "not a git repository" in head.stderr:
+        return "the worktree is no longer a git worktree (its .git file was damaged)"
+    if head.stdout.strip() != f"refs/heads/{branch}":
+        where = head.stdout.strip().removeprefix("refs/heads/") or "a detached HEAD"
+        return f"the agent left the worktree on {where} instead of {branch}"
+    return None
+
+
+async def _restore_branch(worktree: Path, branch: str) -> None:
+    """Put a worktree the agent switched away from back on its branch for the next attempt."""
+    if await _branch_problem(worktree, branch) and (worktree / ".git").exists():
+        await git(worktree, "checkout", "--quiet", "--force", branch, check=False)
+
+
+async def commit_work(ctx: RunContext, subtask: Subtask, worktree: Path) -> str:
+    """Commit whatever the agent left (never .orchestrate/ or .auto-claude/); return the head."""
+    await remove_stale_index_lock(worktree)
+    await git(worktree, "add", "--all", "--", ".", *NEVER_COMMITTED)
+    staged = await git(worktree, "diff", "--cached", "--quiet", check=False)
+    if staged.returncode == 1:
+        await git(worktree, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
+                  "--file=-", input=commit_message(ctx, subtask).encode())
+    return await git_out(worktree, "rev-parse", "HEAD")
+
+
+def commit_message(ctx: RunContext, subtask: Subtask) -> str:
+    return (f"{subtask.id}: {subtask.title}\n\n"
+            f"Orchestrate-Spec: {ctx.spec.name}\n"
+            f"Orchestrate-Subtask: {subtask.id}\n"
+            f"Orchestrate-Agent: {ctx.agent_label}\n")

@@ -1,0 +1,111 @@
+"""build(): phases in dependency order, a parallel phase's subtasks in one nursery under the
+build's single CapacityLimiter, each batch handed to the merge stage when it has finished.
+
+A phase waits for the phases it depends on; phases that do not depend on each other run at
+the same time. Statuses live in the plan only, so every decision re-reads it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import trio
+
+from orchestrator.context import RunContext
+from orchestrator.merging import is_committed_unmerged, merge_subtasks
+from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.runner import run_subtask
+
+RUNNABLE = frozenset({"pending", "blocked"})
+RETRYABLE = frozenset({"failed", "conflict"})
+
+
+async def run_phases(ctx: RunContext, plan: Plan) -> None:
+    finished = [trio.Event() for _ in plan.phases]
+    async with trio.open_nursery() as nursery:
+        for phase in plan.phases:
+            nursery.start_soon(partial(_phase_when_ready, ctx, phase, finished))
+
+
+async def _phase_when_ready(ctx: RunContext, phase: Phase, finished: list[trio.Event]) -> None:
+    try:
+        for dep in phase.depends_on:
+            await finished[dep].wait()
+        plan = await ctx.records.read()
+        current = plan.phases[phase.index]
+        unfinished = _unfinished_dependencies(plan, current)
+        if not unfinished:
+            await _run_phase(ctx, current)
+        elif not ctx.settings.no_merge:
+            await _block_phase(ctx, current, unfinished)
+    finally:
+        finished[phase.index].set()
+
+
+def _unfinished_dependencies(plan: Plan, phase: Phase) -> list[Subtask]:
+    return [s for dep in phase.depends_on for s in plan.phases[dep].subtasks
+            if s.status != "completed"]
+
+
+async def _block_phase(ctx: RunContext, phase: Phase, unfinished: list[Subtask]) -> None:
+    waiting = [s for s in phase.subtasks if s.status in RUNNABLE]
+    if not waiting:
+        return
+    causes = ", ".join(f"{s.id} ({s.status})" for s in unfinished[:5])
+    reason = f"blocked: {phase.label} depends on unfinished subtasks: {causes}"
+    await ctx.records.blocked([s.id for s in waiting], reason)
+    for subtask in waiting:
+        ctx.emit("subtask_blocked", reason, subtask=subtask.id, phase=phase.key)
+
+
+def _wants_agent(ctx: RunContext, subtask: Subtask) -> bool:
+    if is_committed_unmerged(subtask):
+        return False
+    return subtask.status in RUNNABLE or (
+        ctx.settings.retry_failed and subtask.status in RETRYABLE)
+
+
+async def _run_phase(ctx: RunContext, phase: Phase) -> None:
+    ctx.emit("phase_started", f"{phase.label}: "
+             f"{'parallel' if phase.parallel_safe else 'sequential'}", phase=phase.key)
+    if phase.parallel_safe:
+        await _run_parallel(ctx, phase)
+    else:
+        await _run_sequential(ctx, phase)
+
+
+async def _run_parallel(ctx: RunContext, phase: Phase) -> None:
+    plan = await ctx.records.read()
+    base = await ctx.integration_tip()
+    todo = [s for s in phase.subtasks if _wants_agent(ctx, s)]
+    async with trio.open_nursery() as nursery:
+        for subtask in todo:
+            nursery.start_soon(run_subtask, ctx, plan, subtask, base)
+    if ctx.settings.no_merge:
+        return
+    fresh = (await ctx.records.read()).phases[phase.index]
+    ready = [s for s in fresh.subtasks if s.status == "in_progress" and is_committed_unmerged(s)]
+    await merge_subtasks(ctx, ready, group=phase.key)
+
+
+async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
+    """One subtask at a time, each merged before the next starts from the new integration head.
+
+    A failed or conflicting subtask does not stop the ones after it (SPEC 3.5).
+    """
+    for position in range(len(phase.subtasks)):
+        plan = await ctx.records.read()
+        subtask = plan.phases[phase.index].subtasks[position]
+        if _wants_agent(ctx, subtask):
+            outcome = await run_subtask(ctx, plan, subtask, await ctx.integration_tip())
+            if ctx.settings.no_merge:
+                return  # the next subtask needs this one merged first
+            if not outcome.ok:
+                continue
+        elif not (subtask.status == "in_progress" and is_committed_unmerged(subtask)):
+            continue
+        if ctx.settings.no_merge:
+            return
+        fresh = (await ctx.records.read()).subtask(subtask.id)
+        if is_committed_unmerged(fresh):
+            await merge_subtasks(ctx, [fresh], group=None)
