@@ -29,7 +29,7 @@ ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own HOME and global git config, pinned identity and dates, and no
     ORCHESTRATE_* or ANTHROPIC_* variables from the developer's shell."""
     home = tmp_path_factory.mktemp("home")
@@ -43,7 +43,6 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
         if key.startswith(("ORCHESTRATE_", "ANTHROPIC_", "GIT_DIR", "GIT_WORK_TREE",
                            "GIT_INDEX_FILE")):
             monkeypatch.delenv(key)
-    yield
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:
