@@ -211,3 +211,13 @@ async def test_concurrent_runs_respect_the_capacity_limiter(fake_api: FakeAnthro
     assert all(result.ok for result in results.values())
     assert fake_api.peak_in_flight == 3
     assert (tmp_path / "par-4" / "worktree" / "par-4.txt").read_text() == "par-4\n"
+
+
+async def test_cancellation_during_a_request_propagates(fake_api: FakeAnthropic,
+                                                        tmp_path: Path) -> None:
+    fake_api.script("stuck", [{**reply("late"), "delay": 5}])
+    started = trio.current_time()
+    with trio.move_on_after(0.5) as scope:
+        await run_agent(make_task(tmp_path, "stuck"))
+    assert scope.cancelled_caught
+    assert trio.current_time() - started < 3
