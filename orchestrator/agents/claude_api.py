@@ -12,7 +12,7 @@ import anthropic
 import trio
 
 OUTER_ROUNDS = 3  # each round is a call with the SDK's own max_retries
-OUTER_BACKOFF = 10.0
+OUTER_BACKOFF = 5.0
 MAX_DELAY = 60.0
 RETRY_STATUSES = frozenset({408, 409, 429})
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
@@ -50,6 +50,8 @@ async def create_message(client: anthropic.AsyncAnthropic, params: dict[str, Any
             if round_number == OUTER_ROUNDS or not _retryable(exc):
                 raise ApiFailure(describe(exc)) from None
             await trio.sleep(_delay(exc, round_number))
+        except anthropic.AnthropicError as exc:
+            raise ApiFailure(f"Anthropic client error: {_excerpt(str(exc))}") from None
         except ValueError as exc:  # the SDK refusing the parameters before sending them
             raise ApiFailure(f"invalid request: {exc}") from None
     raise AssertionError("unreachable")
