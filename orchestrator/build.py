@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from merge.integrate import is_ancestor
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
@@ -80,7 +79,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                                             settings.reuse_worktrees),
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
-                             limiter=trio.CapacityLimiter(settings.max_parallel))
+                             limiter=trio.CapacityLimiter(settings.max_parallel),
+                             lookahead=trio.Semaphore(settings.max_parallel))
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:
@@ -132,26 +132,16 @@ async def _recover(ctx: MergeContext) -> None:
     """Make an earlier run's leftovers consistent: merged branches become completed, and
     subtasks interrupted before their commit go back to pending."""
     plan = await ctx.records.read()
-    tip = (await git(ctx.repo, "rev-parse", ctx.integration_ref)).stdout.strip()
-    merged = []
-    for subtask in plan.subtasks():
-        head = await _branch_tip(ctx, subtask.id)
-        if (subtask.status != "completed" and subtask.meta.get("head") and head
-                and head != subtask.meta.get("base")
-                and await trio.to_thread.run_sync(is_ancestor, ctx.repo, head, tip)):
-            merged.append(subtask.id)
+    tips = await ctx.subtask_tips(merged_only=True)
+    merged = [s.id for s in plan.subtasks()
+              if s.status != "completed" and s.meta.get("head") and s.id in tips
+              and tips[s.id] != s.meta.get("base")]
     interrupted = [s.id for s in plan.subtasks() if s.status == "in_progress"
                    and not is_committed_unmerged(s) and s.id not in merged]
     if merged:
         await ctx.records.set_status(merged, "completed", merge="merged")
     if interrupted:
         await ctx.records.set_status(interrupted, "pending")
-
-
-async def _branch_tip(ctx: MergeContext, subtask_id: str) -> str | None:
-    ref = f"refs/heads/orchestrate/{ctx.spec.name}/{subtask_id}"
-    found = await git(ctx.repo, "rev-parse", "--verify", "--quiet", ref, check=False)
-    return found.stdout.strip() or None
 
 
 async def _return_interrupted(ctx: RunContext) -> None:

@@ -71,6 +71,19 @@ class MergeContext:
     async def integration_tip(self) -> str:
         return await git_out(self.repo, "rev-parse", "--verify", self.integration_ref)
 
+    async def subtask_tips(self, *, merged_only: bool = False) -> dict[str, str]:
+        """Subtask id -> branch tip for this spec's branches (one git call for all), or only
+        those already contained in the integration branch."""
+        prefix = f"refs/heads/orchestrate/{self.spec.name}/"
+        merged = [f"--merged={self.integration_ref}"] if merged_only else []
+        listing = await git_out(self.repo, "for-each-ref", *merged,
+                                "--format=%(objectname) %(refname)", prefix)
+        tips = {}
+        for line in listing.splitlines():
+            sha, _, ref = line.partition(" ")
+            tips[ref.removeprefix(prefix)] = sha
+        return tips
+
     def emit(self, kind: str, message: str, *, subtask: str | None = None,
              phase: str | None = None, **data: object) -> None:
         self.sink.emit(Event(kind, message, subtask, phase, dict(data)))
@@ -82,6 +95,7 @@ class RunContext(MergeContext):
 
     agent: Agent
     agent_label: str
-    limiter: trio.CapacityLimiter
+    limiter: trio.CapacityLimiter  # the one limit on agents running at once
+    lookahead: trio.Semaphore  # worktrees prepared ahead of a free agent slot
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0

@@ -10,7 +10,6 @@ import trio
 
 from merge.integrate import Candidate, MergeResult, integrate
 from orchestrator.context import MergeContext, integration_branch
-from orchestrator.git import git
 from orchestrator.plan import Subtask
 from orchestrator.reporting import write_conflict_report
 
@@ -29,7 +28,8 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask],
     if not subtasks:
         return []
     async with ctx.merge_lock:
-        candidates = [await _candidate(ctx, s, group) for s in subtasks]
+        tips = await ctx.subtask_tips()
+        candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in subtasks]
         results = await trio.to_thread.run_sync(partial(
             integrate, ctx.repo, ctx.integration_ref, candidates,
             overlap="block" if ctx.settings.overlap == "block" else "merge"))
@@ -45,11 +45,11 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask],
     return results
 
 
-async def _candidate(ctx: MergeContext, subtask: Subtask, group: str | None) -> Candidate:
+def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
+               group: str | None) -> Candidate:
+    """The subtask's branch as it is now: a branch fixed by hand carries the fix."""
     branch = ctx.branch_for(subtask.id)
-    tip = await git(ctx.repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
-                    check=False)
-    head = tip.stdout.strip() or str(subtask.meta.get("head"))
+    head = tip or str(subtask.meta.get("head"))
     message = (f"Merge {branch} into {integration_branch(ctx.spec)}\n\n"
                f"{subtask.id}: {subtask.title}\n\n"
                f"Orchestrate-Spec: {ctx.spec.name}\nOrchestrate-Subtask: {subtask.id}\n")

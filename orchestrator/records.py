@@ -66,9 +66,6 @@ class Records:
     async def attempt_failed(self, subtask_id: str, error: str) -> None:
         await self._each([subtask_id], lambda s: _count_attempt(s, error))
 
-    async def attempt_succeeded(self, subtask_id: str) -> None:
-        await self._each([subtask_id], lambda s: _count_attempt(s, None))
-
     async def finished_agent(self, subtask_id: str, *, ok: bool, head: str | None,
                              error: str, duration_s: float, usage: dict[str, int]) -> None:
         def change(subtask: Subtask) -> None:
@@ -76,6 +73,7 @@ class Records:
             if usage:
                 fields["usage"] = _add_usage(subtask.meta.get("usage"), usage)
             if ok:
+                _count_attempt(subtask, None)
                 no_changes = head == subtask.meta.get("base")
                 fields.update(head=head, merge="merged" if no_changes else "pending",
                               no_changes=no_changes)

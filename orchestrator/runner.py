@@ -1,7 +1,8 @@
 """One subtask: worktree -> agent attempts -> verification -> commit -> status.
 
-The agent holds one token of the build's CapacityLimiter only while it (and its verification)
-runs; the commit happens after the token is handed back.
+The worktree is prepared before the subtask's turn comes (at most max_parallel prepared ahead),
+so a freed agent slot is used at once. The agent holds one token of the build's
+CapacityLimiter only while it and its verification run; the commit happens after.
 """
 
 from __future__ import annotations
@@ -47,9 +48,15 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     started = trio.current_time()
     outcome = Outcome(subtask.id, ok=False)
     try:
-        async with ctx.limiter:
+        async with ctx.lookahead:
             worktree = await _prepare(ctx, subtask, branch, base)
+            await ctx.limiter.acquire()
+        try:
+            started = trio.current_time()
+            await _mark_started(ctx, subtask, worktree, base)
             outcome = await _attempts(ctx, plan, subtask, worktree, branch)
+        finally:
+            ctx.limiter.release()
         if outcome.ok:
             outcome.head = await commit_work(ctx, subtask, worktree)
     except (AttemptFailed, GitError, OSError) as exc:
@@ -74,11 +81,15 @@ def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) ->
                  subtask=subtask.id, head=outcome.head)
 
 
-async def _prepare(ctx: RunContext, subtask: Subtask, branch: str, base: str) -> Path:
-    worktree = await ctx.worktrees.prepare(subtask.id, branch, base)
+async def _mark_started(ctx: RunContext, subtask: Subtask, worktree: Path, base: str) -> None:
+    branch = ctx.branch_for(subtask.id)
     await ctx.records.started(subtask.id, branch=branch, worktree=str(worktree), base=base)
     ctx.emit("subtask_started", f"started on {branch}", subtask=subtask.id,
              phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
+
+
+async def _prepare(ctx: RunContext, subtask: Subtask, branch: str, base: str) -> Path:
+    worktree = await ctx.worktrees.prepare(subtask.id, branch, base)
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     log = _log_path(ctx, subtask)
     for command in ctx.settings.setup:
@@ -107,7 +118,6 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             for key, value in result.usage.items():
                 outcome.usage[key] = outcome.usage.get(key, 0) + value
             if result.ok:
-                await ctx.records.attempt_succeeded(subtask.id)
                 outcome.ok = True
                 return outcome
             outcome.error = result.error

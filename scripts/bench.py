@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Benchmarks of orchestrate against naive git scripts doing the same work, in the same run.
+
+    .venv/bin/python scripts/bench.py                  # everything, medians of 3 runs
+    .venv/bin/python scripts/bench.py --only build --repeat 1
+
+(a) build: one parallel phase of N subtasks, agents that sleep S seconds and edit 3 files,
+    versus a naive script (`git worktree add` per subtask, agent, `git add -A && git commit`,
+    then `git merge --no-ff` one by one in a worktree) at the same parallelism, versus the
+    ideal ceil(N/P)*S.
+(b) merge: `orchestrate merge` of 50 finished branches (process start included) versus
+    `git merge --no-ff` of the same branches in a worktree.
+(c) latency: `orchestrate status` and `orchestrate --version` versus `git status`.
+(d) memory: peak RSS of a build with 50 concurrent claude sessions on the fake Messages API.
+
+The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
+(objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("ORCHESTRATE_BENCH_CACHE", Path.home() / ".cache/orchestrate-bench"))
+ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
+ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+       "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+AGENT = """\
+import os, pathlib, time
+time.sleep(float(os.environ["BENCH_SLEEP"]))
+n = int(os.environ["ORCHESTRATE_SUBTASK_ID"].removeprefix("s"))
+for k in range(3):
+    path = pathlib.Path(f"src/d{n}/f{k}.py")
+    path.write_text(path.read_text() + f"# edited by subtask {n}\\n")
+"""
+
+
+def sh(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env or ENV, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return done.stdout.strip()
+
+
+def cached_repo(files: int) -> Path:
+    repo = CACHE / f"repo-{files}"
+    if (repo / ".git").is_dir():
+        return repo
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    sh("git", "init", "-q", "-b", "main", cwd=repo)
+    per_dir = 100
+    for n in range(files):
+        folder = repo / "src" / f"d{n // per_dir}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{n % per_dir}.py").write_text(
+            "".join(f"value_{i} = {n * 31 + i}\n" for i in range(25)))
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", f"{files} files", cwd=repo)
+    return repo
+
+
+def fresh_clone(files: int, into: Path) -> Path:
+    target = into / "repo"
+    sh("git", "clone", "-q", "--shared", str(cached_repo(files)), str(target), cwd=into)
+    return target
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def write_plan(repo: Path, subtasks: list[dict[str, object]], parallel: bool = True) -> None:
+    folder = repo / ".orchestrate" / "specs" / "001-bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = {"phases": [{"phase": 1, "name": "bench", "parallel_safe": parallel,
+                        "subtasks": subtasks}]}
+    (folder / "implementation_plan.json").write_text(json.dumps(plan, indent=2))
+
+
+def bench_build(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    agent = scratch / "agent.py"
+    agent.write_text(AGENT)
+    env = {**ENV, "BENCH_SLEEP": str(args.sleep)}
+    ids = [f"s{n}" for n in range(args.subtasks)]
+
+    def ours() -> float:
+        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+            repo = fresh_clone(args.files, Path(tmp))
+            write_plan(repo, [{"id": i, "description": f"edit {i}", "status": "pending"}
+                              for i in ids])
+            command = [*ORCHESTRATE, "build", "001", "--max-parallel", str(args.parallel),
+                       "--agent-command", f"{sys.executable} {agent}"]
+            return timed(lambda: sh(*command, cwd=repo, env=env))
+
+    def naive() -> float:
+        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+            repo = fresh_clone(args.files, Path(tmp))
+            script = scratch / "naive.sh"
+            script.write_text(NAIVE_SCRIPT)
+            return timed(lambda: sh("bash", str(script), str(args.parallel), sys.executable,
+                                    str(agent), *ids, cwd=repo, env=env))
+
+    ideal = math.ceil(args.subtasks / args.parallel) * args.sleep
+    return {"orchestrate": median(ours, args.repeat), "naive": median(naive, args.repeat),
+            "ideal": ideal}
+
+
+NAIVE_SCRIPT = r"""
+set -e
+parallel=$1 python=$2 agent=$3; shift 3
+run_one() {
+  git worktree add -q "wt/$1" -b "naive/$1"
+  (cd "wt/$1" && ORCHESTRATE_SUBTASK_ID=$1 "$python" "$agent" && git add -A && git commit -qm "$1")
+}
+export -f run_one; export python agent
+printf '%s\n' "$@" | xargs -P "$parallel" -I{} bash -c 'run_one {}'
+git worktree add -q wt/integration -b naive-integration
+cd wt/integration
+for id in "$@"; do git merge -q --no-ff --no-edit "naive/$id"; done
+"""
+
+
+def make_branches(repo: Path, count: int) -> list[tuple[str, str, str]]:
+    """`count` branches off main, each changing one file, made with plumbing."""
+    base = sh("git", "rev-parse", "HEAD", cwd=repo)
+    made = []
+    for n in range(count):
+        index = repo / ".git" / f"bench-index-{n}"
+        env = {**ENV, "GIT_INDEX_FILE": str(index)}
+        sh("git", "read-tree", base, cwd=repo, env=env)
+        path = f"src/d{n}/f0.py"
+        blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, env=env,
+                              input=f"changed by {n}\n", capture_output=True, text=True,
+                              check=True).stdout.strip()
+        sh("git", "update-index", "--cacheinfo", f"100644,{blob},{path}", cwd=repo, env=env)
+        tree = sh("git", "write-tree", cwd=repo, env=env)
+        head = sh("git", "commit-tree", tree, "-p", base, "-m", f"s{n}", cwd=repo)
+        branch = f"orchestrate/001-bench/s{n}"
+        sh("git", "update-ref", f"refs/heads/{branch}", head, cwd=repo)
+        index.unlink()
+        made.append((f"s{n}", branch, head))
+    return made
+
+
+def bench_merge(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    def setup(tmp: Path) -> tuple[Path, list[tuple[str, str, str]]]:
+        repo = fresh_clone(args.files, tmp)
+        return repo, make_branches(repo, args.branches)
+
+    def ours() -> float:
+        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+            repo, branches = setup(Path(tmp))
+            base = sh("git", "rev-parse", "HEAD", cwd=repo)
+            sh("git", "branch", "orchestrate/001-bench/integration", base, cwd=repo)
+            write_plan(repo, [{"id": i, "status": "in_progress",
+                               "orchestrate": {"branch": b, "base": base, "head": h,
+                                               "merge": "pending"}}
+                              for i, b, h in branches], parallel=False)
+            return timed(lambda: sh(*ORCHESTRATE, "merge", "001", cwd=repo))
+
+    def naive() -> float:
+        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+            repo, branches = setup(Path(tmp))
+            work = repo / "wt"
+            sh("git", "worktree", "add", "-q", str(work), "-b", "naive-integration", cwd=repo)
+
+            def merge_all() -> None:
+                for _, branch, _ in branches:
+                    sh("git", "merge", "-q", "--no-ff", "--no-edit", branch, cwd=work)
+            return timed(merge_all)
+
+    return {"orchestrate": median(ours, args.repeat), "naive": median(naive, args.repeat)}
+
+
+def bench_latency(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        repo = fresh_clone(args.files, Path(tmp))
+        write_plan(repo, [{"id": f"s{n}", "status": "pending"} for n in range(50)])
+
+        def run(*command: str) -> Callable[[], float]:
+            return lambda: timed(lambda: sh(*command, cwd=repo))
+        runs = max(args.repeat, 15)
+        return {"status": median(run(*ORCHESTRATE, "status", "001"), runs),
+                "version": median(run(*ORCHESTRATE, "--version"), runs),
+                "git status": median(run("git", "status"), runs)}
+
+
+def bench_memory(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    fake = ROOT / "tests" / "fake_anthropic.py"
+    if not fake.exists():
+        return {}
+    from bench_memory import peak_rss_of_claude_build  # type: ignore[import-not-found]
+
+    return peak_rss_of_claude_build(args, scratch)
+
+
+def median(measure: Callable[[], float], repeat: int) -> float:
+    return statistics.median(measure() for _ in range(repeat))
+
+
+def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) -> None:
+    print(f"\n{name}")
+    for key, value in figures.items():
+        unit = "MB" if key.endswith("_mb") else "s"
+        print(f"  {key:<22} {value:10.3f} {unit}")
+    for top, bottom in ratios:
+        if top in figures and bottom in figures and figures[bottom]:
+            print(f"  {top} / {bottom:<14} {figures[top] / figures[bottom]:10.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--subtasks", type=int, default=20)
+    parser.add_argument("--parallel", type=int, default=5)
+    parser.add_argument("--sleep", type=float, default=2.0)
+    parser.add_argument("--branches", type=int, default=50)
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="build,merge,latency,memory")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    print(f"orchestrate benchmarks: {args.files} files, medians of {args.repeat} runs, "
+          f"{os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="orchestrate-bench-") as tmp:
+        scratch = Path(tmp)
+        if "build" in wanted:
+            report(f"(a) build: {args.subtasks} subtasks, {args.parallel} at once, agents "
+                   f"sleep {args.sleep:g}s", bench_build(args, scratch),
+                   [("orchestrate", "ideal"), ("orchestrate", "naive")])
+        if "merge" in wanted:
+            report(f"(b) merge of {args.branches} branches", bench_merge(args, scratch),
+                   [("orchestrate", "naive")])
+        if "latency" in wanted:
+            report("(c) latency", bench_latency(args, scratch),
+                   [("status", "git status"), ("version", "git status")])
+        if "memory" in wanted:
+            report(f"(d) {args.sessions} concurrent claude sessions", bench_memory(args, scratch),
+                   [])
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
