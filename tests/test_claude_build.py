@@ -65,6 +65,8 @@ def test_a_claude_session_is_committed_and_merged(repo: Path, fake_api: FakeAnth
     assert "Orchestrate-Agent: claude (claude-sonnet-5-5)" in message
     log = (plan_path.parent / "logs" / "sub-alpha.log").read_text()
     assert "[assistant] Adding the greeting." in log
+    prompt = (plan_path.parent / "logs" / "sub-alpha.prompt.md").read_text()
+    assert prompt.startswith("# Subtask sub-alpha: Do sub-alpha")
     assert_key_absent(plan_path.parent, done.stdout, done.stderr)
 
 

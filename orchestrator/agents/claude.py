@@ -107,6 +107,7 @@ class _Session:
         settings = self.agent.settings
         await self.log.write("claude", f"attempt {self.task.attempt}: model {settings.model}, "
                                        f"worktree {self.task.worktree}")
+        await self.log.save_prompt(self.task.prompt)
         for turn in range(1, self.limits.max_turns + 1):
             reply = await create_message(self.agent.client, self._request())
             self._count(reply)

@@ -22,6 +22,11 @@ class Transcript:
         body = redact(clip(text.rstrip("\n"), ENTRY_LIMIT), self._secrets)
         await trio.to_thread.run_sync(self._append, f"[{label}] {body}\n")
 
+    async def save_prompt(self, prompt: str) -> None:
+        """The attempt's prompt next to the log, as the command agent leaves it."""
+        path = self.path.with_suffix(".prompt.md")
+        await trio.to_thread.run_sync(path.write_text, redact(prompt, self._secrets), "utf-8")
+
     def _append(self, line: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
