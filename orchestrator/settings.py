@@ -27,6 +27,7 @@ class ClaudeSettings:
     token_budget: int = 2_000_000
     bash_timeout: float = 120.0
     output_limit: int = 20_000
+    max_retries: int = 4  # the Anthropic SDK's retries of one request (429, 5xx, overloaded)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
     "token_budget": _positive_int, "bash_timeout": _seconds, "output_limit": _positive_int,
+    "max_retries": _int,
 }
 
 

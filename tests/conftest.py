@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.fake_anthropic import FakeAnthropic
+
 PINNED_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
     "GIT_AUTHOR_EMAIL": "author@example.com",
@@ -138,3 +140,21 @@ def commit_files(repo: Path, parent: str, files: dict[str, str | bytes | None], 
     if branch:
         run("update-ref", f"refs/heads/{branch}", commit)
     return commit
+
+
+FAKE_API_KEY = "sk-ant-fake-7f3c9e1d-NEVER-LOG-THIS-KEY"
+
+
+@pytest.fixture
+def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
+    """A fake Messages API on 127.0.0.1; ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY point at it."""
+    fake = FakeAnthropic(api_key=FAKE_API_KEY).start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_API_KEY)
+    yield fake
+    fake.stop()
+
+
+def claude_env(fake: FakeAnthropic) -> dict[str, str]:
+    """The environment that points a child `orchestrate` process at the fake API."""
+    return {"ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_API_KEY": FAKE_API_KEY}
