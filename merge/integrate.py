@@ -19,6 +19,7 @@ from typing import Literal
 
 from merge.changes import branch_changes
 from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
+from merge.failpoints import crash_if_named
 from merge.gitcmd import GitError, run_git
 from merge.overlap import Overlap, find_overlaps
 
@@ -107,9 +108,11 @@ def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeRes
         return conflict_result(candidate.subtask_id, merged)
     commit = run_git(repo, "commit-tree", merged.tree, "-p", tip, "-p", candidate.head,
                      input=candidate.message.encode()).stdout.strip()
+    crash_if_named("merge-commit-created")
     args = ("update-ref", "-m", f"orchestrate: merge {candidate.branch}", ref, commit, tip)
     moved = run_git(repo, *args, check=False)
     if moved.returncode == 0:
+        crash_if_named("merge-ref-moved")
         return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
     if rev_parse(repo, ref) != tip:
         return None

@@ -11,6 +11,7 @@ import trio
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
+from orchestrator.failpoints import failpoint
 from orchestrator.git import git
 from orchestrator.merging import is_committed_unmerged, merge_subtasks
 from orchestrator.plan import Plan
@@ -121,6 +122,7 @@ async def _start(ctx: RunContext, target: Target) -> None:
     if not target.exists:
         await git(ctx.repo, "update-ref", "-m", "orchestrate: create integration branch",
                   ctx.integration_ref, target.base, "")
+        failpoint("integration-branch-created")
     await ctx.records.run_started(target.integration_branch, target.base)
     ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",

@@ -10,6 +10,7 @@ import trio
 
 from merge.integrate import Candidate, MergeResult, integrate
 from orchestrator.context import MergeContext, integration_branch
+from orchestrator.failpoints import failpoint
 from orchestrator.plan import Subtask
 from orchestrator.reporting import write_conflict_report
 
@@ -34,10 +35,12 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask],
             integrate, ctx.repo, ctx.integration_ref, candidates,
             overlap="block" if ctx.settings.overlap == "block" else "merge"))
         await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates})
+        failpoint("merge-recorded")
         for result in results:
             _announce(ctx, result)
         plan = await ctx.records.read()
         await trio.to_thread.run_sync(write_conflict_report, ctx.spec, plan)
+        failpoint("report-written")
     for result in results:
         if result.outcome != "conflict":
             ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,

@@ -15,6 +15,7 @@ import trio
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.context import RunContext
+from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, git, git_out
 from orchestrator.plan import Plan, Subtask
 from orchestrator.procs import run_in_group
@@ -50,20 +51,25 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     try:
         async with ctx.lookahead:
             worktree = await _prepare(ctx, subtask, branch, base)
+            failpoint("worktree-prepared")
             await ctx.limiter.acquire()
         try:
             started = trio.current_time()
             await _mark_started(ctx, subtask, worktree, base)
+            failpoint("subtask-started")
             outcome = await _attempts(ctx, plan, subtask, worktree, branch)
         finally:
             ctx.limiter.release()
         if outcome.ok:
+            failpoint("agent-finished")
             outcome.head = await commit_work(ctx, subtask, worktree)
+            failpoint("work-committed")
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
                                      error=outcome.error, usage=outcome.usage,
                                      duration_s=trio.current_time() - started)
+    failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
     return outcome
 
@@ -123,6 +129,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             outcome.error = result.error
             feedback = f"{result.error}\n{result.output_tail}"
             await ctx.records.attempt_failed(subtask.id, result.error)
+            failpoint("attempt-failed-recorded")
             ctx.emit("attempt_failed", f"attempt {attempt} failed: {result.error}",
                      subtask=subtask.id, attempt=attempt, error=result.error)
             await _restore_branch(worktree, branch)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import trio
 
+from orchestrator.failpoints import failpoint
 from orchestrator.git import GitResult, git, git_out
 
 POOL = ".pool"
@@ -107,6 +108,7 @@ class Worktrees:
             pool.mkdir(parents=True, exist_ok=True)
             target = pool / f"{self.spec}--{subtask_id}"
             await git(path, "checkout", "--quiet", "--detach")
+            failpoint("worktree-detached")
             if (await self._admin("move", str(path), str(target), check=False)).returncode == 0:
                 return
         await self._admin("remove", "--force", "--force", str(path), check=False)

@@ -1,0 +1,31 @@
+"""Every named crash point of a build, for fault-injection tests (see merge/failpoints.py).
+
+`failpoint(name)` does nothing unless the environment variable ORCHESTRATE_FAILPOINT is `name`;
+then the process SIGKILLs itself. FAILPOINTS lists every point in the order a build meets them,
+so a test can crash at each in turn and check that the next build finishes the work.
+"""
+
+from __future__ import annotations
+
+from merge.failpoints import ENV, MERGE_FAILPOINTS, crash_if_named
+
+__all__ = ["ENV", "FAILPOINTS", "failpoint"]
+
+ORCHESTRATOR_FAILPOINTS = (
+    "integration-branch-created",  # the branch exists; the plan has no run record yet
+    "worktree-prepared",  # a subtask's worktree and branch exist; its status is still pending
+    "subtask-started",  # status in_progress written; the agent has not run
+    "attempt-failed-recorded",  # a failed attempt is recorded; the retry has not started
+    "agent-finished",  # the agent succeeded; nothing is committed yet
+    "work-committed",  # the subtask's commit exists; the plan does not know its head
+    "commit-recorded",  # head and merge=pending written; not merged yet
+    "merge-recorded",  # merge results written to the plan; no conflict report yet
+    "report-written",  # the conflict report is written; worktrees not released yet
+    "worktree-detached",  # a merged subtask's worktree is detached, not yet parked
+)
+FAILPOINTS = ORCHESTRATOR_FAILPOINTS + MERGE_FAILPOINTS
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process here if ORCHESTRATE_FAILPOINT says so (tests only)."""
+    crash_if_named(name, FAILPOINTS)
