@@ -17,13 +17,12 @@ from orchestrator.agents.command import read_tail
 from orchestrator.context import RunContext
 from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, git, git_out
+from orchestrator.guards import PRIVATE_DIRS, nested_repository_problem
 from orchestrator.plan import Plan, Subtask
 from orchestrator.procs import run_in_group
 from orchestrator.prompts import build_prompt
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked, remove_stale_index_lock
-
-NEVER_COMMITTED = (":(top,exclude).orchestrate", ":(top,exclude).auto-claude")
 
 
 class AttemptFailed(Exception):
@@ -155,6 +154,8 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> Ag
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
                                output_tail=tail, usage=result.usage)
+    if result.ok and (problem := await nested_repository_problem(task.worktree)):
+        return AgentResult(ok=False, error=problem, usage=result.usage)
     return result
 
 
@@ -177,11 +178,14 @@ async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float) -> tup
 
 
 async def _branch_problem(worktree: Path, branch: str) -> str | None:
+    if not await trio.Path(worktree).is_dir():
+        return "the agent deleted its worktree"
     if not (worktree / ".git").exists():
         return "the agent removed the worktree's .git file"
     head = await git(worktree, "symbolic-ref", "-q", "HEAD", check=False)
-    if head.returncode != 0 and "not a git repository" in head.stderr:
-        return "the worktree is no longer a git worktree (its .git file was damaged)"
+    if head.returncode not in (0, 1):
+        return ("the worktree is no longer a git worktree (its .git file was damaged): "
+                + (head.stderr.strip().splitlines() or ["?"])[0])
     if head.stdout.strip() != f"refs/heads/{branch}":
         where = head.stdout.strip().removeprefix("refs/heads/") or "a detached HEAD"
         return f"the agent left the worktree on {where} instead of {branch}"
@@ -189,15 +193,21 @@ async def _branch_problem(worktree: Path, branch: str) -> str | None:
 
 
 async def _restore_branch(worktree: Path, branch: str) -> None:
-    """Put a worktree the agent switched away from back on its branch for the next attempt."""
+    """Put a worktree the agent switched away from back on its branch for the next attempt.
+    A worktree that cannot be put back gets no further attempt: git run in a folder whose .git
+    is gone would find the user's own repository above it."""
     if await _branch_problem(worktree, branch) and (worktree / ".git").exists():
         await git(worktree, "checkout", "--quiet", "--force", branch, check=False)
+    if problem := await _branch_problem(worktree, branch):
+        raise AttemptFailed(f"{problem}; no further attempt in a damaged worktree")
 
 
 async def commit_work(ctx: RunContext, subtask: Subtask, worktree: Path) -> str:
     """Commit whatever the agent left (never .orchestrate/ or .auto-claude/); return the head."""
     await remove_stale_index_lock(worktree)
-    await git(worktree, "add", "--all", "--", ".", *NEVER_COMMITTED)
+    await git(worktree, "add", "--all", "--", ".")
+    # Unstage them afterwards: an exclude pathspec makes `git add` fail once they are ignored.
+    await git(worktree, "reset", "--quiet", "--", *PRIVATE_DIRS)
     staged = await git(worktree, "diff", "--cached", "--quiet", check=False)
     if staged.returncode == 1:
         await git(worktree, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
