@@ -3,6 +3,7 @@ only edits files in the worktree it is given and reports how it went."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +27,13 @@ class AgentResult:
     error: str = ""  # short reason when not ok: "exit code 3", "API error: ..."
     output_tail: str = ""  # the end of the agent's output, fed back into a retry's prompt
     usage: dict[str, int] = field(default_factory=dict)  # token counts (claude agent)
+
+
+def git_ceiling(worktree: Path) -> str:
+    """GIT_CEILING_DIRECTORIES for an agent's processes: git run in its worktree after the
+    worktree's .git file is gone fails instead of finding the user's repository above it."""
+    inherited = os.environ.get("GIT_CEILING_DIRECTORIES", "")
+    return os.pathsep.join(p for p in (str(worktree.parent), inherited) if p)
 
 
 class Agent(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestrator.agents.base import AgentResult, AgentTask
+from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
 from orchestrator.procs import run_in_group
 
 TAIL_BYTES = 4000
@@ -45,7 +45,8 @@ class CommandAgent:
                 "ORCHESTRATE_WORKTREE": str(task.worktree),
                 "ORCHESTRATE_BRANCH": task.branch,
                 "ORCHESTRATE_PORT": str(task.port),
-                "ORCHESTRATE_ATTEMPT": str(task.attempt)}
+                "ORCHESTRATE_ATTEMPT": str(task.attempt),
+                "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)}
 
 
 def _clip_for_env(prompt: str) -> str:

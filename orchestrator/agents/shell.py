@@ -15,6 +15,8 @@ from typing import IO
 
 import trio
 
+from orchestrator.agents.base import git_ceiling
+
 # Never hand the model the credentials of the session that drives it.
 HIDDEN_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE",
               "GIT_INDEX_FILE")
@@ -37,7 +39,7 @@ async def _run(command: str, worktree: Path, out: IO[bytes], time_limit: float) 
     """The exit code, or None when the time limit killed the command."""
     start = partial(trio.run_process, ["/bin/bash", "-c", command], cwd=worktree,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True, check=False, env=_environment(),
+                    start_new_session=True, check=False, env=_environment(worktree),
                     deliver_cancel=_terminate_group)
     pgid: int | None = None
     try:
@@ -66,9 +68,10 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def _environment() -> dict[str, str]:
+def _environment(worktree: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in HIDDEN_ENV}
-    env.update(GIT_TERMINAL_PROMPT="0", PAGER="cat", GIT_PAGER="cat")
+    env.update(GIT_TERMINAL_PROMPT="0", PAGER="cat", GIT_PAGER="cat",
+               GIT_CEILING_DIRECTORIES=git_ceiling(worktree))
     return env
 
 
