@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitResult, git, git_out
+from orchestrator.git import GitError, GitResult, git, git_out
 
 POOL = ".pool"
 
@@ -59,8 +59,11 @@ class Worktrees:
             if not (path / ".git").exists():
                 await self._forget(path)
             else:
-                await self._reset(path, branch, base)
-                return path
+                try:
+                    await self._reset(path, branch, base)
+                    return path
+                except GitError:  # e.g. an agent damaged its .git file: start afresh
+                    await self._forget(path)
         elif path.exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
         if parked := await self._take_parked(registered, path):
