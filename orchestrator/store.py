@@ -73,8 +73,9 @@ class PlanStore:
             mode = self.path.stat().st_mode & 0o777
         except OSError:
             mode = 0o644
-        fd, tmp = tempfile.mkstemp(prefix=".implementation_plan.", suffix=".tmp", dir=folder)
+        tmp = ""
         try:
+            fd, tmp = tempfile.mkstemp(prefix=".implementation_plan.", suffix=".tmp", dir=folder)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
@@ -83,7 +84,8 @@ class PlanStore:
             os.replace(tmp, self.path)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                if tmp:
+                    os.unlink(tmp)
             raise RunFailed(f"{self.path}: cannot write the plan: {exc.strerror or exc}",
                             "Make the spec folder writable, then run the build again.") from None
         _fsync_dir(folder)
