@@ -50,7 +50,7 @@ def _table(rows: tuple[SubtaskRow, ...]) -> str:
     for row in rows:
         cells = [code(row.id), code(row.phase), row.status, code(row.branch or "-"),
                  "-" if row.files_changed is None else str(row.files_changed),
-                 row.merge or "-"]
+                 (row.merge or "-") + (" (no changes)" if row.no_changes else "")]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 

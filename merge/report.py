@@ -37,6 +37,7 @@ class SubtaskRow:
     merge: str | None = None  # merged, conflict, pending
     merge_commit: str | None = None
     files_changed: int | None = None  # filled in by build_report
+    no_changes: bool = False  # the agent succeeded without changing anything
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,8 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
     overlaps = [f.path for f in findings if f.kind == "overlap" and row.id in f.subtasks]
     return {"id": row.id, "phase": row.phase, "status": row.status, "branch": row.branch,
             "head": row.head, "files_changed": row.files_changed, "merge": row.merge,
-            "merge_commit": row.merge_commit, "overlaps": overlaps}
+            "merge_commit": row.merge_commit, "no_changes": row.no_changes,
+            "overlaps": overlaps}
 
 
 def _finding_json(finding: Finding) -> Json:

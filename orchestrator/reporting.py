@@ -35,7 +35,8 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       group=phase.key if phase.parallel_safe else None,
                       branch=_text(meta.get("branch")), base=_text(meta.get("base")),
                       head=_text(meta.get("head")), merge=_text(meta.get("merge")),
-                      merge_commit=_text(meta.get("merge_commit")))
+                      merge_commit=_text(meta.get("merge_commit")),
+                      no_changes=meta.get("no_changes") is True)
 
 
 def _text(value: Any) -> str | None:
