@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """A misbehaving agent for the fault tests: the subtask id says what it does.
 
-The id's leading words pick the behaviour (`commits-itself`, `floods`, ...); any other id is a
-well-behaved agent that writes `<id>.txt`. Everything happens in the worktree it is run in,
-except where the behaviour is to damage something else (the plan, the worktree itself).
+The id's leading words pick the behaviour (`commits-itself`, `floods`, ...); any other id, or
+any id when ROGUE_TAME is set, is a well-behaved agent that writes `<id>.txt`.
 """
 
 from __future__ import annotations
@@ -19,8 +18,15 @@ HOSTILE_NAME = "dir with space/naïve ü|`x` ```.txt"
 CONFLICTING_PATH = "src/app.py"
 
 
-def git(*args: str) -> None:
-    subprocess.run(["git", *args], check=True, capture_output=True)
+def git(*args: str, check: bool = True) -> None:
+    subprocess.run(["git", *args], check=check, capture_output=True)
+
+
+def naive_commit() -> None:
+    """What a naive agent does after breaking its worktree: try to commit anyway."""
+    Path("after.txt").write_text("written after the damage\n")
+    git("add", "-A", check=False)
+    git("commit", "-q", "-m", "naive commit", check=False)
 
 
 def git_path(name: str) -> Path:
@@ -68,12 +74,14 @@ def detaches_head() -> int:
 def deletes_dotgit() -> int:
     good()
     Path(".git").unlink()
+    naive_commit()
     return 0
 
 
 def corrupts_dotgit() -> int:
     good()
     Path(".git").write_text("this is not a gitdir line\n")
+    naive_commit()
     return 0
 
 
@@ -167,7 +175,7 @@ BEHAVIOURS: dict[str, Callable[[], int]] = {
 def main() -> int:
     subtask = os.environ["ORCHESTRATE_SUBTASK_ID"]
     for name in sorted(BEHAVIOURS, key=len, reverse=True):
-        if subtask.startswith(name):
+        if subtask.startswith(name) and not os.environ.get("ROGUE_TAME"):
             return BEHAVIOURS[name]()
     return good()
 
