@@ -18,9 +18,11 @@ _LEAKY_VARS = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTO
                "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
                "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES")
 # A compare-and-swap that lost ("cannot lock ref ...: is at X but expected Y") is not
-# contention: the same command would fail again, so it is not retried.
+# contention: the same command would fail again, so it is not retried. Another process's
+# `git worktree add` in progress shows as a worktree whose admin files are not written yet.
 _LOCK_CONTENTION = re.compile(r"Unable to create '.*\.lock': File exists|cannot lock ref .*"
-                              r"Unable to create|index\.lock")
+                              r"Unable to create|index\.lock|"
+                              r"failed to read .*worktrees/[^/\n]+/(?:commondir|gitdir|HEAD)")
 LOCK_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
