@@ -59,6 +59,7 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
             ctx.limiter.release()
         if outcome.ok:
             outcome.head = await commit_work(ctx, subtask, worktree)
+            await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,

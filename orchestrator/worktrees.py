@@ -1,9 +1,11 @@
 """A subtask's worktree and branch: create, reuse, repair, park and remove.
 
-Worktrees live in `<repo>/.orchestrate/worktrees/<spec>/<subtask>`. Finished ones are parked in
-`.orchestrate/worktrees/.pool/` and reused for later subtasks (a `checkout -B` plus a clean is
-far cheaper than a fresh `git worktree add` on a large repository); ignored files such as
-`node_modules/` stay warm. Nothing here ever runs in the user's own working tree.
+Worktrees live in `<repo>/.orchestrate/worktrees/<spec>/<subtask>`. As soon as a subtask's work
+is committed its worktree is parked in `.orchestrate/worktrees/.pool/` (the branch holds the
+work; merging needs no worktree) and reused by the next subtask of any spec in the repository:
+a `checkout -B` plus a clean is far cheaper than a fresh `git worktree add` on a large
+repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
+`pool_limit` worktrees. Nothing here ever runs in the user's own working tree.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Worktrees:
     repo: Path
     spec: str
     reuse: bool = True
+    pool_limit: int = 8
     # git's worktree bookkeeping (.git/worktrees/) is not safe against concurrent changes
     _admin_lock: trio.Lock = field(default_factory=trio.Lock, compare=False)
 
@@ -89,24 +92,24 @@ class Worktrees:
         if not self.reuse:
             return None
         pool = self.root / POOL
-        for parked in sorted(p for p in registered if p.parent == pool
-                             and p.name.startswith(self.spec + "--")):
+        parked = [p for p in registered if p.parent == pool]
+        for parked_path in sorted(parked, key=lambda p: not p.name.startswith(self.spec + "--")):
             target.parent.mkdir(parents=True, exist_ok=True)
-            moved = await self._admin("move", str(parked), str(target), check=False)
+            moved = await self._admin("move", str(parked_path), str(target), check=False)
             if moved.returncode == 0:  # else another task took it first, or it is broken
                 return target
         return None
 
     async def release(self, subtask_id: str, *, keep: bool) -> None:
-        """After a merge: keep the worktree, park it for reuse, or remove it."""
+        """Once the work is committed: keep the worktree, park it for reuse, or remove it."""
         path = self.path_for(subtask_id)
         if keep or not path.exists():
             return
-        if self.reuse:
-            pool = self.root / POOL
+        pool = self.root / POOL
+        if self.reuse and _count_dirs(pool) < self.pool_limit:
             pool.mkdir(parents=True, exist_ok=True)
             target = pool / f"{self.spec}--{subtask_id}"
-            await git(path, "checkout", "--quiet", "--detach")
+            await git(path, "checkout", "--quiet", "--detach")  # frees the branch
             if (await self._admin("move", str(path), str(target), check=False)).returncode == 0:
                 return
         await self._admin("remove", "--force", "--force", str(path), check=False)
@@ -120,6 +123,13 @@ async def remove_stale_index_lock(worktree: Path) -> None:
     lock = await git_out(worktree, "rev-parse", "--path-format=absolute", "--git-path",
                          "index.lock")
     await trio.Path(lock).unlink(missing_ok=True)
+
+
+def _count_dirs(folder: Path) -> int:
+    try:
+        return sum(1 for entry in folder.iterdir() if entry.is_dir())
+    except FileNotFoundError:
+        return 0
 
 
 def _remove_tree(path: Path) -> None:
