@@ -9,7 +9,7 @@ depend only on the two blobs, so this needs no parsing of the patch's file names
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,9 @@ from merge.gitcmd import run_git
 
 EXCERPT_LINES = 6
 NULL_OID = "0" * 40
+KNOWN_LIMIT = 4096
+_KNOWN: dict[tuple[Path, str, str], BranchChanges] = {}  # (repo, base, head) -> changes
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _INDEX_LINE = re.compile(r"^index ([0-9a-f]+)\.\.([0-9a-f]+)")
 _DIFF_OPTIONS = ("-M", "--no-color", "--no-ext-diff", "--no-textconv", "--no-relative",
@@ -70,6 +73,50 @@ class BranchChanges:
 
 def branch_changes(repo: Path, base: str, head: str) -> BranchChanges:
     """The changes from `base` to `head` (commits or any revisions git resolves)."""
+    if _OID.fullmatch(base) and _OID.fullmatch(head):
+        return branch_changes_many(repo, [(base, head)])[(base, head)]
+    return _diff(repo, base, head)
+
+
+def branch_changes_many(repo: Path, pairs: Iterable[tuple[str, str]]
+                        ) -> dict[tuple[str, str], BranchChanges]:
+    """Changes for many (base, head) commit-id pairs, with two git calls for all of them.
+
+    Between two commit ids the answer never changes, so each pair is computed once per
+    process: the merge stage and every report after it share the result.
+    """
+    wanted = list(dict.fromkeys(pairs))
+    missing = [pair for pair in wanted if (repo, *pair) not in _KNOWN]
+    if missing:
+        if len(_KNOWN) > KNOWN_LIMIT:
+            _KNOWN.clear()
+        stdin = "".join(f"{head} {base}\n" for base, head in missing).encode()
+        raw = run_git(repo, "diff-tree", "--stdin", "--always", "-r", "-z", "--raw",
+                      "--no-abbrev", *_DIFF_OPTIONS, input=stdin).stdout
+        patch = run_git(repo, "diff-tree", "--stdin", "--always", "-r", "-p", "-U0",
+                        "--full-index", *_DIFF_OPTIONS, input=stdin).stdout
+        hunks, binary = parse_patch(patch)
+        for (base, head), entries in zip(missing, _split_pairs(raw), strict=True):
+            files = tuple(_with_hunks(entry, hunks, binary) for entry in entries)
+            _KNOWN[(repo, base, head)] = BranchChanges(base, head, files)
+    return {pair: _KNOWN[(repo, *pair)] for pair in wanted}
+
+
+def _split_pairs(raw: str) -> Iterator[list[FileChange]]:
+    """`git diff-tree --stdin --always --raw -z` output: per pair a commit id, then entries."""
+    sections = raw.split("\0")
+    i = 0
+    while i < len(sections) and sections[i]:
+        i += 1  # the commit id that opens the pair's section
+        entries: list[FileChange] = []
+        while i < len(sections) and sections[i].startswith(":"):
+            count = 3 if sections[i].split(" ")[-1][:1] in "RC" else 2
+            entries += parse_raw("\0".join(sections[i:i + count]))
+            i += count
+        yield entries
+
+
+def _diff(repo: Path, base: str, head: str) -> BranchChanges:
     raw = run_git(repo, "diff", "--raw", "-z", "--no-abbrev", *_DIFF_OPTIONS, base, head,
                   "--").stdout
     patch = run_git(repo, "diff", "-U0", "--full-index", *_DIFF_OPTIONS, base, head,

@@ -1,9 +1,11 @@
 """In-order integration of subtask branches into the integration branch, without a working tree.
 
-Each branch becomes a two-parent merge commit: `git merge-tree --write-tree` computes the tree,
-`git commit-tree` makes the commit and `git update-ref REF NEW OLD` moves the branch only if
-nobody moved it meanwhile. A branch whose head is already in the integration branch is reported
-as merged and not merged twice, so the stage can be rerun after any crash.
+Each branch becomes a two-parent merge commit: `git merge-tree --write-tree` computes the tree
+and `git commit-tree` makes the commit on top of the previous one; then one
+`git update-ref REF NEW OLD` moves the branch over the whole chain, only if nobody moved it
+meanwhile (else the chain is rebuilt on the new tip). A branch whose head is already in the
+integration branch is reported as merged and not merged twice, so the stage can be rerun after
+any crash.
 
 Candidates of the same group (one parallel phase) are checked for overlaps first: every path two
 of them changed is flagged on each, and with `overlap="block"` a later candidate that overlaps an
@@ -17,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from merge.changes import branch_changes
+from merge.changes import branch_changes_many
 from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
 from merge.failpoints import crash_if_named
 from merge.gitcmd import GitError, run_git
@@ -64,24 +66,39 @@ def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate],
     """
     ref = full_ref(integration_ref)
     overlaps = _group_overlaps(repo, candidates)
-    integrated: dict[str, str] = {}  # subtask id -> head, for those now in the branch
+    for _ in range(CAS_RETRIES):
+        start = rev_parse(repo, ref)
+        results, tip = _merge_chain(repo, start, candidates, overlaps, overlap)
+        if tip == start or _move_ref(repo, ref, tip, start, f"merge {len(candidates)} branches"):
+            return results
+    raise IntegrationRace(f"{ref} kept moving while merging {len(candidates)} branches; "
+                          f"gave up after {CAS_RETRIES} attempts")
+
+
+def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
+                 overlaps: list[Overlap], policy: OverlapPolicy
+                 ) -> tuple[list[MergeResult], str]:
+    """Each candidate's merge commit on top of the previous one; returns the results and the
+    last commit. Nothing moves yet: the caller swaps the ref once for the whole chain."""
+    contained = contained_in(repo, tip, [c.head for c in candidates])
+    integrated: dict[str, str] = {}  # subtask id -> head, for those now in the chain
     results = []
     for candidate in candidates:
         mine = [o for o in overlaps if candidate.subtask_id in o.subtask_ids]
-        result = _integrate_checked(repo, ref, candidate, mine, integrated, overlap)
+        blocked = (_blocking_overlaps(repo, candidate, mine, integrated)
+                   if policy == "block" and candidate.head not in contained else [])
+        if candidate.head in contained:
+            result = MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
+        elif blocked:
+            result = blocked_result(candidate.subtask_id, blocked)
+        else:
+            result = merge_commit_onto(repo, tip, candidate)
         if result.outcome != "conflict":
             integrated[candidate.subtask_id] = candidate.head
+        if result.outcome == "merged" and result.merge_commit:
+            tip = result.merge_commit
         results.append(replace(result, overlaps=tuple(o.path for o in mine)))
-    return results
-
-
-def _integrate_checked(repo: Path, ref: str, candidate: Candidate, mine: list[Overlap],
-                       integrated: dict[str, str], policy: OverlapPolicy) -> MergeResult:
-    if policy == "block":
-        blocked = _blocking_overlaps(repo, candidate, mine, integrated)
-        if blocked and not is_ancestor(repo, candidate.head, ref):
-            return blocked_result(candidate.subtask_id, blocked)
-    return integrate_one(repo, ref, candidate)
+    return results, tip
 
 
 def integrate_one(repo: Path, integration_ref: str, candidate: Candidate) -> MergeResult:
@@ -103,19 +120,33 @@ def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeRes
     """
     if is_ancestor(repo, candidate.head, tip):
         return MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
+    result = merge_commit_onto(repo, tip, candidate)
+    if result.outcome == "merged" and result.merge_commit and not _move_ref(
+            repo, ref, result.merge_commit, tip, f"merge {candidate.branch}"):
+        return None
+    return result
+
+
+def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult:
+    """The merge commit of `candidate` onto `tip` (no ref moves), or the conflicts."""
     merged = merge_tree(repo, tip, candidate.head)
     if not merged.clean:
         return conflict_result(candidate.subtask_id, merged)
     commit = run_git(repo, "commit-tree", merged.tree, "-p", tip, "-p", candidate.head,
                      input=candidate.message.encode()).stdout.strip()
     crash_if_named("merge-commit-created")
-    args = ("update-ref", "-m", f"orchestrate: merge {candidate.branch}", ref, commit, tip)
+    return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
+
+
+def _move_ref(repo: Path, ref: str, new: str, old: str, why: str) -> bool:
+    """Compare-and-swap `ref` from `old` to `new`; False if someone else moved it first."""
+    args = ("update-ref", "-m", f"orchestrate: {why}", ref, new, old)
     moved = run_git(repo, *args, check=False)
     if moved.returncode == 0:
         crash_if_named("merge-ref-moved")
-        return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
-    if rev_parse(repo, ref) != tip:
-        return None
+        return True
+    if rev_parse(repo, ref) != old:
+        return False
     raise GitError(args, repo, moved)
 
 
@@ -156,7 +187,8 @@ def _group_overlaps(repo: Path, candidates: Sequence[Candidate]) -> list[Overlap
     found: list[Overlap] = []
     for members in groups.values():
         if len(members) > 1:
-            found += find_overlaps([(c.subtask_id, branch_changes(repo, c.base, c.head))
+            changes = branch_changes_many(repo, [(c.base, c.head) for c in members])
+            found += find_overlaps([(c.subtask_id, changes[(c.base, c.head)])
                                     for c in members])
     return found
 
@@ -175,6 +207,18 @@ def merge_tree(repo: Path, ours: str, theirs: str) -> MergeTreeOutput:
         return parse_merge_tree(result.stdout, clean=result.returncode == 0)
     except UnexpectedOutput:
         raise GitError(args, repo, result) from None
+
+
+def contained_in(repo: Path, tip: str, heads: Sequence[str]) -> set[str]:
+    """Which of `heads` are ancestors of `tip` (or equal to it), in one git call."""
+    if not heads:
+        return set()
+    listing = run_git(repo, "rev-list", "--stdin", input=f"^{tip}\n{chr(10).join(heads)}\n"
+                      .encode(), check=False)
+    if listing.returncode != 0:
+        return {h for h in heads if is_ancestor(repo, h, tip)}
+    outside = set(listing.stdout.split())
+    return {h for h in heads if h not in outside}
 
 
 def is_ancestor(repo: Path, commit: str, of: str) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from merge.changes import BranchChanges, FileChange, branch_changes
+from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
 from merge.gitcmd import GitError, run_git
 from merge.integrate import full_ref, is_ancestor, merge_tree
@@ -103,7 +103,7 @@ def report_time(now: str | None = None) -> str:
 
 def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | None,
                  rows: Sequence[SubtaskRow], generated_at: str | None = None) -> ConflictReport:
-    changes = {r.id: c for r in rows if (c := _changes(repo, r)) is not None}
+    changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
     tip = _tip(repo, integration_branch)
     overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
@@ -111,6 +111,15 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
     findings += [_overlap_finding(o, rows) for o in overlaps]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
                           tuple(findings))
+
+
+def _all_changes(repo: Path, rows: Sequence[SubtaskRow]) -> dict[str, BranchChanges]:
+    pairs = {r.id: (r.base, r.head) for r in rows if r.base and r.head}
+    try:
+        found = branch_changes_many(repo, pairs.values())
+    except GitError:  # some commit is gone: fall back to one pair at a time
+        return {r.id: c for r in rows if (c := _changes(repo, r)) is not None}
+    return {subtask_id: found[pair] for subtask_id, pair in pairs.items()}
 
 
 def _changes(repo: Path, row: SubtaskRow) -> BranchChanges | None:

@@ -76,8 +76,10 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     try:
         async with open_agent(settings) as agent, trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
-                             sink=sink, worktrees=Worktrees(spec.repo, spec.name,
-                                                            settings.reuse_worktrees),
+                             sink=sink, worktrees=Worktrees(
+                                 spec.repo, spec.name, settings.reuse_worktrees,
+                                 pool_limit=2 * settings.max_parallel,
+                                 fresh_limit=settings.max_parallel),
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),

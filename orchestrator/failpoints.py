@@ -20,8 +20,8 @@ ORCHESTRATOR_FAILPOINTS = (
     "work-committed",  # the subtask's commit exists; the plan does not know its head
     "commit-recorded",  # head and merge=pending written; not merged yet
     "merge-recorded",  # merge results written to the plan; no conflict report yet
-    "report-written",  # the conflict report is written; worktrees not released yet
-    "worktree-detached",  # a merged subtask's worktree is detached, not yet parked
+    "report-written",  # the conflict report is written after a merge stage
+    "worktree-detached",  # a committed subtask's worktree is detached, not yet parked
 )
 FAILPOINTS = ORCHESTRATOR_FAILPOINTS + MERGE_FAILPOINTS
 

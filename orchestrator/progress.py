@@ -44,9 +44,11 @@ class LineSink:
 class JsonSink:
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.start = time.monotonic()
 
     def emit(self, event: Event) -> None:
-        record = {"time": utc_now(), **asdict(event)}
+        record = {"time": utc_now(), "elapsed_s": round(time.monotonic() - self.start, 3),
+                  **asdict(event)}
         self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.out.flush()
 

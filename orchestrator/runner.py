@@ -7,6 +7,7 @@ CapacityLimiter only while it and its verification run; the commit happens after
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,21 +49,20 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     started = trio.current_time()
     outcome = Outcome(subtask.id, ok=False)
     try:
-        async with ctx.lookahead:
-            worktree = await _prepare(ctx, subtask, branch, base)
-            failpoint("worktree-prepared")
-            await ctx.limiter.acquire()
-        try:
+        async with AsyncExitStack() as holding:
+            async with ctx.lookahead:  # at most max_parallel subtasks get ready ahead
+                worktree = await holding.enter_async_context(
+                    ctx.worktrees.hold(subtask.id, branch, base))
+                failpoint("worktree-prepared")
+                await _set_up(ctx, subtask, worktree)
+                await ctx.limiter.acquire()
             started = trio.current_time()
-            await _mark_started(ctx, subtask, worktree, base)
-            failpoint("subtask-started")
-            outcome = await _attempts(ctx, plan, subtask, worktree, branch)
-        finally:
-            ctx.limiter.release()
-        if outcome.ok:
-            failpoint("agent-finished")
-            outcome.head = await commit_work(ctx, subtask, worktree)
-            failpoint("work-committed")
+            outcome = await _run_agent(ctx, plan, subtask, worktree, base)
+            if outcome.ok:
+                failpoint("agent-finished")
+                outcome.head = await commit_work(ctx, subtask, worktree)
+                failpoint("work-committed")
+                await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
@@ -86,22 +86,27 @@ def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) ->
                  subtask=subtask.id, head=outcome.head)
 
 
-async def _mark_started(ctx: RunContext, subtask: Subtask, worktree: Path, base: str) -> None:
-    branch = ctx.branch_for(subtask.id)
-    await ctx.records.started(subtask.id, branch=branch, worktree=str(worktree), base=base)
-    ctx.emit("subtask_started", f"started on {branch}", subtask=subtask.id,
-             phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
+async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Path,
+                     base: str) -> Outcome:
+    """Holding one agent slot (released at the end): record the start, run the attempts."""
+    try:
+        branch = ctx.branch_for(subtask.id)
+        await ctx.records.started(subtask.id, branch=branch, worktree=str(worktree), base=base)
+        ctx.emit("subtask_started", f"started on {branch}", subtask=subtask.id,
+                 phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
+        failpoint("subtask-started")
+        return await _attempts(ctx, plan, subtask, worktree, branch)
+    finally:
+        ctx.limiter.release()
 
 
-async def _prepare(ctx: RunContext, subtask: Subtask, branch: str, base: str) -> Path:
-    worktree = await ctx.worktrees.prepare(subtask.id, branch, base)
+async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     log = _log_path(ctx, subtask)
     for command in ctx.settings.setup:
         code, tail = await _shell(command, worktree, log, ctx.settings.timeout)
         if code != 0:
             raise AttemptFailed(f"setup command `{command}` failed ({code}): {tail[-300:]}")
-    return worktree
 
 
 def _log_path(ctx: RunContext, subtask: Subtask) -> Path:

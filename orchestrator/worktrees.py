@@ -1,14 +1,21 @@
 """A subtask's worktree and branch: create, reuse, repair, park and remove.
 
-Worktrees live in `<repo>/.orchestrate/worktrees/<spec>/<subtask>`. Finished ones are parked in
-`.orchestrate/worktrees/.pool/` and reused for later subtasks (a `checkout -B` plus a clean is
-far cheaper than a fresh `git worktree add` on a large repository); ignored files such as
-`node_modules/` stay warm. Nothing here ever runs in the user's own working tree.
+Worktrees live in `<repo>/.orchestrate/worktrees/<spec>/<subtask>`. As soon as a subtask's work
+is committed its worktree is parked in `.orchestrate/worktrees/.pool/` (the branch holds the
+work; merging needs no worktree) and reused by the next subtask of any spec in the repository:
+a `checkout -B` plus a clean is far cheaper than a fresh `git worktree add` on a large
+repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
+`pool_limit` worktrees. A build makes a fresh worktree only while fewer than `fresh_limit`
+of its subtasks hold one; otherwise it waits for the next parked one, because on a large
+repository several checkouts at once starve the disk for everybody. Nothing here ever runs in
+the user's own working tree.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,13 +27,22 @@ from orchestrator.git import GitError, GitResult, git, git_out
 POOL = ".pool"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Worktrees:
     repo: Path
     spec: str
     reuse: bool = True
+    pool_limit: int = 8
+    fresh_limit: int = 5
+    in_use: int = 0  # subtasks of this build holding or obtaining a worktree
     # git's worktree bookkeeping (.git/worktrees/) is not safe against concurrent changes
-    _admin_lock: trio.Lock = field(default_factory=trio.Lock, compare=False)
+    _admin_lock: trio.Lock = field(default_factory=trio.Lock)
+    _changed: trio.Event = field(default_factory=trio.Event)  # set when one is parked or freed
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
 
     async def _admin(self, *args: str, check: bool = True) -> GitResult:
         async with self._admin_lock:
@@ -51,29 +67,45 @@ class Worktrees:
             sep = "" if not text or text.endswith("\n") else "\n"
             exclude.write_text(f"{text}{sep}/.orchestrate/\n")
 
-    async def prepare(self, subtask_id: str, branch: str, base: str) -> Path:
-        """A clean worktree at `path_for(subtask_id)` on `branch`, reset to `base`."""
+    @asynccontextmanager
+    async def hold(self, subtask_id: str, branch: str, base: str) -> AsyncIterator[Path]:
+        """A clean worktree at `path_for(subtask_id)` on `branch`, reset to `base`: its own
+        from an earlier run, a parked one, or a fresh one; held until the block ends."""
         path = self.path_for(subtask_id)
+        self.in_use += 1
+        try:
+            await self._obtain(path, branch, base)
+            yield path
+        finally:
+            self.in_use -= 1
+            self._notify()
+
+    async def _obtain(self, path: Path, branch: str, base: str) -> None:
         registered = await self._registered()
+        if path in registered and (path / ".git").exists():
+            try:
+                await self._reset(path, branch, base)
+                return
+            except GitError:  # e.g. an agent damaged its .git file: start afresh
+                pass
         if path in registered:
-            if not (path / ".git").exists():
-                await self._forget(path)
-            else:
-                try:
-                    await self._reset(path, branch, base)
-                    return path
-                except GitError:  # e.g. an agent damaged its .git file: start afresh
-                    await self._forget(path)
-        elif path.exists():
+            await self._forget(path)
+        elif await trio.Path(path).exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
-        if parked := await self._take_parked(registered, path):
-            await self._reset(parked, branch, base)
-            return parked
+        while not await self._take_parked(registered, path):
+            if self.in_use <= self.fresh_limit:
+                await self._create(path, branch, base)
+                return
+            changed = self._changed
+            await changed.wait()
+            registered = await self._registered()
+        await self._reset(path, branch, base)
+
+    async def _create(self, path: Path, branch: str, base: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         await self._admin("add", "--quiet", "--force", "--no-checkout", "--no-track", "-B",
                           branch, str(path), base)
         await git(path, "reset", "--hard", "--quiet")  # the slow part, outside the lock
-        return path
 
     async def _reset(self, path: Path, branch: str, base: str) -> None:
         await remove_stale_index_lock(path)
@@ -89,30 +121,31 @@ class Worktrees:
         await trio.to_thread.run_sync(_remove_tree, path)
         await self._admin("prune")
 
-    async def _take_parked(self, registered: set[Path], target: Path) -> Path | None:
+    async def _take_parked(self, registered: set[Path], target: Path) -> bool:
         if not self.reuse:
-            return None
+            return False
         pool = self.root / POOL
-        for parked in sorted(p for p in registered if p.parent == pool
-                             and p.name.startswith(self.spec + "--")):
+        parked = [p for p in registered if p.parent == pool]
+        for parked_path in sorted(parked, key=lambda p: not p.name.startswith(self.spec + "--")):
             target.parent.mkdir(parents=True, exist_ok=True)
-            moved = await self._admin("move", str(parked), str(target), check=False)
+            moved = await self._admin("move", str(parked_path), str(target), check=False)
             if moved.returncode == 0:  # else another task took it first, or it is broken
-                return target
-        return None
+                return True
+        return False
 
     async def release(self, subtask_id: str, *, keep: bool) -> None:
-        """After a merge: keep the worktree, park it for reuse, or remove it."""
+        """Once the work is committed: keep the worktree, park it for reuse, or remove it."""
         path = self.path_for(subtask_id)
         if keep or not path.exists():
             return
-        if self.reuse:
-            pool = self.root / POOL
+        pool = self.root / POOL
+        if self.reuse and _count_dirs(pool) < self.pool_limit:
             pool.mkdir(parents=True, exist_ok=True)
             target = pool / f"{self.spec}--{subtask_id}"
-            await git(path, "checkout", "--quiet", "--detach")
+            await git(path, "checkout", "--quiet", "--detach")  # frees the branch
             failpoint("worktree-detached")
             if (await self._admin("move", str(path), str(target), check=False)).returncode == 0:
+                self._notify()
                 return
         await self._admin("remove", "--force", "--force", str(path), check=False)
         if path.exists():
@@ -125,6 +158,13 @@ async def remove_stale_index_lock(worktree: Path) -> None:
     lock = await git_out(worktree, "rev-parse", "--path-format=absolute", "--git-path",
                          "index.lock")
     await trio.Path(lock).unlink(missing_ok=True)
+
+
+def _count_dirs(folder: Path) -> int:
+    try:
+        return sum(1 for entry in folder.iterdir() if entry.is_dir())
+    except FileNotFoundError:
+        return 0
 
 
 def _remove_tree(path: Path) -> None:
