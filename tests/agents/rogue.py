@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 HOSTILE_NAME = "dir with space/naïve ü|`x` ```.txt"
-CONFLICTING_PATH = "src/app.py"
+# A file name that tries to break out of a Markdown table, a code span, a code fence, a
+# heading, and a GitHub workflow command's properties and data.
+HOSTILE_PATH = "notes|`x` ```,y: 100%\n## Injected heading\n::error::pwned\r|.txt"
 
 
 def git(*args: str, check: bool = True) -> None:
@@ -148,6 +150,59 @@ def invalid_utf8() -> int:
     return good()
 
 
+def echo_prompt() -> int:
+    """Keep the prompt exactly as it arrived on stdin, in the environment and in the file."""
+    Path("prompt-stdin.txt").write_bytes(sys.stdin.buffer.read())
+    Path("prompt-env.txt").write_text(os.environ["ORCHESTRATE_PROMPT"])
+    shutil.copyfile(os.environ["ORCHESTRATE_PROMPT_FILE"], "prompt-file.txt")
+    Path("subtask-id.txt").write_text(os.environ["ORCHESTRATE_SUBTASK_ID"])
+    return 0
+
+
+def hostile_first() -> int:
+    Path(HOSTILE_PATH).write_text("first\n")
+    edit_line(2, "two by the first")
+    return 0
+
+
+def hostile_second() -> int:
+    Path(HOSTILE_PATH).write_text("second\n")
+    edit_line(18, "eighteen by the second")
+    return 0
+
+
+def edit_line(number: int, text: str) -> None:
+    lines = Path("src/app.py").read_text().splitlines(keepends=True)
+    lines[number - 1] = text + "\n"
+    Path("src/app.py").write_text("".join(lines))
+
+
+def deletes_plan() -> int:
+    plan_path().unlink()
+    return good()
+
+
+def garbles_plan() -> int:
+    plan_path().write_text('{"phases": [ this is not JSON')
+    return good()
+
+
+def plan_becomes_folder() -> int:
+    plan_path().unlink()
+    plan_path().mkdir()
+    return good()
+
+
+def freezes_plan() -> int:
+    subprocess.run(["chattr", "+i", str(plan_path())], check=True)
+    return good()
+
+
+def freezes_spec_folder() -> int:
+    subprocess.run(["chattr", "+i", str(plan_path().parent)], check=True)
+    return good()
+
+
 def no_op() -> int:
     print("looked around, changed nothing")
     return 0
@@ -169,6 +224,14 @@ BEHAVIOURS: dict[str, Callable[[], int]] = {
     "floods": floods,
     "invalid-utf8": invalid_utf8,
     "no-op": no_op,
+    "echo-prompt": echo_prompt,
+    "hostile-first": hostile_first,
+    "hostile-second": hostile_second,
+    "deletes-plan": deletes_plan,
+    "garbles-plan": garbles_plan,
+    "plan-becomes-folder": plan_becomes_folder,
+    "freezes-plan": freezes_plan,
+    "freezes-spec-folder": freezes_spec_folder,
 }
 
 
