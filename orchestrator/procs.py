@@ -34,11 +34,16 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-async def kill_group(pgid: int) -> None:
-    """SIGTERM the group, give it GRACE_S to exit, then SIGKILL whatever is left."""
+async def kill_group(leader: trio.Process) -> None:
+    """SIGTERM the leader's group, give it GRACE_S to exit, then SIGKILL whatever is left.
+
+    The leader is reaped first: as a zombie it would still count as a member of the group.
+    """
+    pgid = leader.pid
     if not _signal_group(pgid, signal.SIGTERM):
         return
     with trio.move_on_after(GRACE_S):
+        await leader.wait()
         while _signal_group(pgid, 0):  # noqa: ASYNC110 - no event tells when a group is empty
             await trio.sleep(0.05)
     _signal_group(pgid, signal.SIGKILL)
@@ -91,9 +96,11 @@ class CappedLog:
 
 
 async def _copy(stream: trio.lowlevel.FdStream, log: CappedLog, done: trio.Event) -> None:
-    while chunk := await stream.receive_some(CHUNK):
-        log.write(chunk)
-    done.set()
+    try:
+        while chunk := await stream.receive_some(CHUNK):
+            log.write(chunk)
+    finally:
+        done.set()
 
 
 async def run_in_group(command: str, *, cwd: Path, output: IO[bytes],
@@ -122,7 +129,7 @@ async def run_in_group(command: str, *, cwd: Path, output: IO[bytes],
                 await process.wait()
             finally:
                 with trio.CancelScope(shield=True):
-                    await kill_group(process.pid)
+                    await kill_group(process)
                     await process.wait()
                     with trio.move_on_after(DRAIN_S):
                         await copied.wait()
