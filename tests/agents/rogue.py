@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -177,30 +178,30 @@ def edit_line(number: int, text: str) -> None:
     Path("src/app.py").write_text("".join(lines))
 
 
-def deletes_plan() -> int:
-    plan_path().unlink()
+def sleeps() -> int:
+    """Run for a minute (unless stopped), leaving its pid in $HOME/sleeper.pid."""
+    Path(os.environ["HOME"], "sleeper.pid").write_text(str(os.getpid()))
+    time.sleep(60)
     return good()
 
 
-def garbles_plan() -> int:
-    plan_path().write_text('{"phases": [ this is not JSON')
+def sabotage(damage: Callable[[Path], object]) -> int:
+    """Damage the plan once the sibling `sleeps` runs (so no status write of its own replaces
+    the damage), then finish well."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not Path(os.environ["HOME"], "sleeper.pid").exists():
+        time.sleep(0.02)
+    damage(plan_path())
     return good()
 
 
-def plan_becomes_folder() -> int:
-    plan_path().unlink()
-    plan_path().mkdir()
-    return good()
+def freeze(path: Path) -> None:
+    subprocess.run(["chattr", "+i", str(path)], check=True)
 
 
-def freezes_plan() -> int:
-    subprocess.run(["chattr", "+i", str(plan_path())], check=True)
-    return good()
-
-
-def freezes_spec_folder() -> int:
-    subprocess.run(["chattr", "+i", str(plan_path().parent)], check=True)
-    return good()
+def to_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
 
 
 def no_op() -> int:
@@ -227,11 +228,12 @@ BEHAVIOURS: dict[str, Callable[[], int]] = {
     "echo-prompt": echo_prompt,
     "hostile-first": hostile_first,
     "hostile-second": hostile_second,
-    "deletes-plan": deletes_plan,
-    "garbles-plan": garbles_plan,
-    "plan-becomes-folder": plan_becomes_folder,
-    "freezes-plan": freezes_plan,
-    "freezes-spec-folder": freezes_spec_folder,
+    "sleeps": sleeps,
+    "deletes-plan": lambda: sabotage(Path.unlink),
+    "garbles-plan": lambda: sabotage(lambda p: p.write_text('{"phases": [ not JSON')),
+    "plan-becomes-folder": lambda: sabotage(to_folder),
+    "freezes-plan": lambda: sabotage(freeze),
+    "freezes-spec-folder": lambda: sabotage(lambda p: freeze(p.parent)),
 }
 
 
