@@ -39,7 +39,12 @@ def assert_refused(repo: Path, *args: str, words: str) -> None:
     assert not (repo / ".orchestrate" / "worktrees").exists()
 
 
-def assert_built(repo: Path, plan_path: Path, ids: tuple[str, ...] = ("alpha", "beta")) -> None:
+def build_and_check(repo: Path, plan_path: Path, *args: str,
+                    ids: tuple[str, ...] = ("alpha", "beta")) -> None:
+    """`build` exits 0, every subtask is merged once, and the user's checkout is untouched."""
+    before = checkout_state(repo)
+    build(repo, *args, check=0)
+    assert checkout_state(repo) == before
     assert statuses(plan_path) == dict.fromkeys(ids, "completed")
     assert merged_subtasks(repo) == Counter(ids)
     assert {f"{i}.txt" for i in ids} <= set(tree_of(repo))
@@ -73,10 +78,7 @@ def test_a_detached_head_needs_base(repo: Path) -> None:
     git(repo, "switch", "-q", "--detach")
     assert_refused(repo, words="has a detached HEAD")
     assert "Pass --base REF" in build(repo, check=2).stderr
-    before = checkout_state(repo)
-    build(repo, "--base", "main", check=0)
-    assert_built(repo, plan_path)
-    assert checkout_state(repo) == before
+    build_and_check(repo, plan_path, "--base", "main")
 
 
 def test_a_shallow_clone_builds(repo: Path, tmp_path: Path) -> None:
@@ -86,10 +88,7 @@ def test_a_shallow_clone_builds(repo: Path, tmp_path: Path) -> None:
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
     assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
     plan_path = write_plan(clone, SPEC, PLAN)
-    before = checkout_state(clone)
-    build(clone, check=0)
-    assert_built(clone, plan_path)
-    assert checkout_state(clone) == before
+    build_and_check(clone, plan_path)
 
 
 def test_a_repository_with_a_submodule_builds_and_keeps_the_gitlink(
@@ -104,13 +103,10 @@ def test_a_repository_with_a_submodule_builds_and_keeps_the_gitlink(
     commit_all(repo, "add a submodule")
     gitlink = tree_of(repo, "HEAD")["libs/lib"]
     plan_path = write_plan(repo, SPEC, PLAN)
-    before = checkout_state(repo)
-    build(repo, check=0)
-    assert_built(repo, plan_path)
+    build_and_check(repo, plan_path)
     assert tree_of(repo)["libs/lib"] == gitlink == "160000 commit"
     assert git(repo, "rev-parse", f"{INTEGRATION}:libs/lib") == git(repo, "rev-parse",
                                                                       "HEAD:libs/lib")
-    assert checkout_state(repo) == before
 
 
 def test_spaces_and_non_ascii_in_the_repository_path_and_in_file_names(tmp_path: Path) -> None:
@@ -136,8 +132,7 @@ def test_a_leftover_unregistered_worktree_folder_is_replaced(repo: Path) -> None
     leftover = repo / ".orchestrate" / "worktrees" / SPEC / "alpha"
     leftover.mkdir(parents=True)
     (leftover / "junk.txt").write_text("left by a crash\n")
-    build(repo, check=0)
-    assert_built(repo, plan_path)
+    build_and_check(repo, plan_path)
     assert "junk.txt" not in tree_of(repo)
 
 
@@ -148,8 +143,7 @@ def test_registered_but_deleted_worktrees_are_pruned(repo: Path) -> None:
     git(repo, "worktree", "add", "-q", "-b", f"orchestrate/{SPEC}/alpha", str(mine))
     git(repo, "worktree", "add", "-q", "--detach", str(parked))
     subprocess.run(["rm", "-rf", str(mine), str(parked)], check=True)
-    build(repo, check=0)
-    assert_built(repo, plan_path)
+    build_and_check(repo, plan_path)
     assert str(mine) not in git(repo, "worktree", "list", "--porcelain")
 
 
@@ -157,12 +151,9 @@ def test_orchestrate_already_in_gitignore(repo: Path) -> None:
     (repo / ".gitignore").write_text("*.pyc\n.orchestrate/\n")
     commit_all(repo, "ignore orchestrate")
     plan_path = write_plan(repo, SPEC, PLAN)
-    before = checkout_state(repo)
-    build(repo, check=0)
-    assert_built(repo, plan_path)
+    build_and_check(repo, plan_path)
     assert git(repo, "show", f"{INTEGRATION}:.gitignore") == "*.pyc\n.orchestrate/"
     assert not [p for p in tree_of(repo) if p.startswith(".orchestrate")]
-    assert checkout_state(repo) == before
 
 
 def test_two_specs_built_at_the_same_time_in_one_repository(repo: Path) -> None:

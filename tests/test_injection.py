@@ -78,7 +78,9 @@ def build_hostile_conflict(repo: Path) -> Path:
     """Two subtasks with hostile ids add the same hostile path (a conflict) and edit separate
     lines of src/app.py (an overlap)."""
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, [FIRST, SECOND], parallel=True)))
+    before = checkout_state(repo)
     build(repo, check=1)
+    assert checkout_state(repo) == before
     assert statuses(plan_path) == {FIRST: "completed", SECOND: "conflict"}
     assert subtasks(plan_path)[SECOND]["orchestrate"]["error"].startswith("merge conflict in ")
     assert merged_subtasks(repo) == {FIRST: 1}
