@@ -4,12 +4,13 @@ Worktrees live in `<repo>/.orchestrate/worktrees/<spec>/<subtask>`. Finished one
 `.orchestrate/worktrees/.pool/` and reused for later subtasks (a `checkout -B` plus a clean is
 far cheaper than a fresh `git worktree add` on a large repository); ignored files such as
 `node_modules/` stay warm. Nothing here ever runs in the user's own working tree.
+Commands that read or write the shared worktree metadata run one at a time (`Worktrees.lock`).
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -24,6 +25,9 @@ class Worktrees:
     repo: Path
     spec: str
     reuse: bool = True
+    # `git worktree` and `checkout -B` read every worktree's metadata and fail on one that a
+    # concurrent `worktree add` has half written ("failed to read .../commondir"): one at a time.
+    lock: trio.Lock = field(default_factory=trio.Lock, compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -46,28 +50,37 @@ class Worktrees:
 
     async def prepare(self, subtask_id: str, branch: str, base: str) -> Path:
         """A clean worktree at `path_for(subtask_id)` on `branch`, reset to `base`."""
+        async with self.lock:
+            path, fresh = await self._claim(subtask_id, branch, base)
+        if fresh:  # the slow part, checking out the files, runs outside the lock
+            await git(path, "reset", "--hard", "--quiet")
+        else:
+            await git(path, "clean", "-ffdq")
+        return path
+
+    async def _claim(self, subtask_id: str, branch: str, base: str) -> tuple[Path, bool]:
+        """Register the worktree on `branch` at `base`; True if it still needs a checkout."""
         path = self.path_for(subtask_id)
         registered = await self._registered()
         if path in registered:
             if not (path / ".git").exists():
                 await self._forget(path)
             else:
-                await self._reset(path, branch, base)
-                return path
+                await self._switch(path, branch, base)
+                return path, False
         elif path.exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
         if parked := await self._take_parked(registered, path):
-            await self._reset(parked, branch, base)
-            return parked
+            await self._switch(parked, branch, base)
+            return parked, False
         path.parent.mkdir(parents=True, exist_ok=True)
-        await git(self.repo, "worktree", "add", "--quiet", "--force", "--no-track", "-B", branch,
-                  str(path), base)
-        return path
+        await git(self.repo, "worktree", "add", "--quiet", "--force", "--no-track",
+                  "--no-checkout", "-B", branch, str(path), base)
+        return path, True
 
-    async def _reset(self, path: Path, branch: str, base: str) -> None:
+    async def _switch(self, path: Path, branch: str, base: str) -> None:
         await remove_stale_index_lock(path)
         await git(path, "checkout", "--quiet", "--force", "--no-track", "-B", branch, base)
-        await git(path, "clean", "-ffdq")
 
     async def _registered(self) -> set[Path]:
         listing = await git_out(self.repo, "worktree", "list", "--porcelain", "-z")
@@ -96,6 +109,11 @@ class Worktrees:
         path = self.path_for(subtask_id)
         if keep or not path.exists():
             return
+        async with self.lock:
+            await self._park_or_remove(subtask_id)
+
+    async def _park_or_remove(self, subtask_id: str) -> None:
+        path = self.path_for(subtask_id)
         if self.reuse:
             pool = self.root / POOL
             pool.mkdir(parents=True, exist_ok=True)
