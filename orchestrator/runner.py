@@ -21,7 +21,7 @@ from orchestrator.prompts import build_prompt
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked, remove_stale_index_lock
 
-NEVER_COMMITTED = (":(top,exclude).orchestrate", ":(top,exclude).auto-claude")
+NEVER_COMMITTED = (":(top).orchestrate", ":(top).auto-claude")
 
 
 class AttemptFailed(Exception):
@@ -178,14 +178,27 @@ async def _restore_branch(worktree: Path, branch: str) -> None:
 
 
 async def commit_work(ctx: RunContext, subtask: Subtask, worktree: Path) -> str:
-    """Commit whatever the agent left (never .orchestrate/ or .auto-claude/); return the head."""
+    """Commit whatever the agent left (never .orchestrate/ or .auto-claude/, nor the files
+    copied in from the user's checkout); return the head."""
     await remove_stale_index_lock(worktree)
-    await git(worktree, "add", "--all", "--", ".", *NEVER_COMMITTED)
+    await git(worktree, "add", "--all")
+    # Put those paths back as HEAD has them. (An exclude pathspec would make `git add` fail
+    # when the folder is ignored, as .orchestrate/ always is: git 2.39 counts it as named.)
+    await git(worktree, "reset", "--quiet", "--", *NEVER_COMMITTED,
+              *await _copied_in(worktree, ctx.settings.copy))
     staged = await git(worktree, "diff", "--cached", "--quiet", check=False)
     if staged.returncode == 1:
         await git(worktree, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
                   "--file=-", input=commit_message(ctx, subtask).encode())
     return await git_out(worktree, "rev-parse", "HEAD")
+
+
+async def _copied_in(worktree: Path, names: tuple[str, ...]) -> list[str]:
+    """Pathspecs of the `copy` files (.env: secrets) that the branch does not track."""
+    if not names:
+        return []
+    tracked = await git_out(worktree, "ls-tree", "--name-only", "HEAD", "--", *names)
+    return [f":(top,literal){name}" for name in names if name not in tracked.splitlines()]
 
 
 def commit_message(ctx: RunContext, subtask: Subtask) -> str:
