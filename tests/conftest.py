@@ -7,11 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.buildkit import Recorder
 
 PINNED_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -27,7 +30,7 @@ ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own HOME and global git config, pinned identity and dates, and no
     ORCHESTRATE_* or ANTHROPIC_* variables from the developer's shell."""
     home = tmp_path_factory.mktemp("home")
@@ -41,7 +44,6 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
         if key.startswith(("ORCHESTRATE_", "ANTHROPIC_", "GIT_DIR", "GIT_WORK_TREE",
                            "GIT_INDEX_FILE")):
             monkeypatch.delenv(key)
-    yield
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:
@@ -106,3 +108,11 @@ def phase(number: int, subtask_ids: Sequence[str], *, parallel: bool = False,
     subtasks = [{"id": s, "description": f"Do {s}", "status": "pending"} for s in subtask_ids]
     return {"phase": number, "name": f"Phase {number}", "parallel_safe": parallel, **fields,
             "subtasks": subtasks}
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Recorder:
+    """Where the scripted agents (tests/agents/agent.py) record their events: outside the repo."""
+    from tests.buildkit import Recorder
+
+    return Recorder(tmp_path / "agent-events.jsonl")
