@@ -106,11 +106,30 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
-def start_build(repo: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start `orchestrate build` as a child process we can signal."""
-    return subprocess.Popen([*ORCHESTRATE, "build", *args], cwd=repo,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+@dataclass
+class Build:
+    """`orchestrate build` running as a child process we can signal; output goes to a file."""
+
+    process: subprocess.Popen[bytes]
+    output: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+Launch = Callable[..., Build]
+
+
+def start_build(repo: Path, *args: str, env: dict[str, str], output: Path) -> Build:
+    with output.open("wb") as sink:
+        process = subprocess.Popen([*ORCHESTRATE, "build", *args], cwd=repo,
+                                   env={**os.environ, **env}, stdout=sink,
+                                   stderr=subprocess.STDOUT)
+    return Build(process, output)
 
 
 def plan_path(repo: Path, spec: str = SPEC) -> Path:
