@@ -248,3 +248,40 @@ def test_a_tracked_env_file_edited_by_the_agent_is_committed(repo: Path,
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     build(repo, recorder, "--append", "a=.env")
     assert git(repo, "show", f"{INTEGRATION}:.env") == "PUBLIC=1\nedit by a"
+
+
+def test_verification_runs_after_the_agent_and_its_output_feeds_the_retry(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    plan = plan_of(phase(1, ["good", "bad"], parallel=True))
+    plan["phases"][0]["subtasks"][0]["verification"] = {"type": "command",
+                                                        "run": "test -f good.txt"}
+    plan["phases"][0]["subtasks"][1]["verification"] = {
+        "type": "command", "command": "echo VERIFY-$((40 + 2))-NO; exit 3"}
+    write_plan(repo, SPEC, plan)
+    build(repo, recorder, "--dump-stdin", f"bad={prompts}", check=1)
+    assert statuses(repo) == {"good": "completed", "bad": "failed"}
+    assert recorder.invocations() == Counter(good=1, bad=2)
+    assert "verification" in subtasks(repo)["bad"]["orchestrate"]["error"]
+    first, second = (p.read_text() for p in sorted(prompts.iterdir()))
+    assert "VERIFY-42-NO" not in first
+    assert "VERIFY-42-NO" in second
+
+
+def test_an_agent_that_leaves_its_branch_fails_the_attempt(repo: Path,
+                                                            recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    build(repo, recorder, "--switch", "a=elsewhere", options=("--retries", "0"), check=1)
+    assert statuses(repo) == {"a": "failed", "b": "completed"}
+    assert "elsewhere" in subtasks(repo)["a"]["orchestrate"]["error"]
+    assert f"orchestrate/{SPEC}/a" in orchestrate_branches(repo)
+
+
+def test_a_spec_under_auto_claude_builds_the_same(repo: Path, recorder: Recorder) -> None:
+    path = write_plan(repo, SPEC, plan_of(phase(1, ["a"])), root=".auto-claude/specs")
+    build(repo, recorder, "--special", "a")
+    assert read_json(path)["phases"][0]["subtasks"][0]["status"] == "completed"
+    assert (path.parent / "logs" / "a.log").exists()
+    files = branch_files(repo, INTEGRATION)
+    assert "a.txt" in files
+    assert not [f for f in files if f.startswith((".orchestrate/", ".auto-claude/"))]

@@ -57,7 +57,7 @@ def spawn_grandchild(ignore_term: bool) -> None:
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     for name in ("sleep", "fail", "fail-while", "require", "hang", "dump-stdin", "commit",
-                 "special", "grandchild", "ignore-term", "print", "show", "append"):
+                 "special", "grandchild", "ignore-term", "print", "show", "append", "switch"):
         parser.add_argument(f"--{name}", action="append", default=[])
     return parser.parse_args()
 
@@ -96,6 +96,8 @@ def main() -> None:
                 handle.write(f"edit by {SUBTASK}\n")
     if value_for(args.commit) is not None:
         do_own_commit()
+    if (other := value_for(args.switch)) is not None:
+        subprocess.run(["git", "switch", "-q", "-c", other], check=True)
     if value_for(args.special) is not None:
         for folder in (".orchestrate", ".auto-claude"):
             Path(folder).mkdir(exist_ok=True)
