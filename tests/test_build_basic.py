@@ -127,6 +127,14 @@ def test_a_failing_subtask_stops_only_its_dependents(repo: Path, recorder: Recor
     assert all("Do bad" in prompt for prompt in (first, second, third))
 
 
+def test_a_failure_in_a_sequential_phase_does_not_stop_the_next_subtask(
+        repo: Path, recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["s1", "s2", "s3"])))
+    build(repo, recorder, "--fail", "s2", options=("--retries", "0"), check=1)
+    assert statuses(repo) == {"s1": "completed", "s2": "failed", "s3": "completed"}
+    assert merges_per_subtask(repo) == Counter(s1=1, s3=1)
+
+
 def test_retries_zero_means_one_attempt(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["bad"])))
     build(repo, recorder, "--fail", "bad", options=("--retries", "0"), check=1)

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.buildkit import (
+    INTEGRATION,
     SPEC,
     Launch,
     Recorder,
     agent_command,
     alive,
+    branch_files,
     merges_per_subtask,
     plan_path,
     statuses,
@@ -51,8 +53,8 @@ def test_a_signal_stops_every_agent_and_leaves_a_resumable_plan(
     ids = ["a", "b", "c", "d"]
     write_plan(repo, SPEC, plan_of(phase(1, ids, parallel=True), phase(2, ["e"])))
     build = launch(repo, SPEC, "--max-parallel", "3", "--agent-command",
-                        agent_command("--grandchild", "*=ignore-term", "--ignore-term", "*",
-                                      "--hang", "*"))
+                   agent_command("--grandchild", "*=ignore-term", "--ignore-term", "*",
+                                 "--hang", "*"))
     wait_until(lambda: len(recorder.starts()) == 3 and len(recorder.events("child")) == 3,
                timeout=30, what="three agents and their grandchildren to start")
     build.process.send_signal(signum)
@@ -65,9 +67,15 @@ def test_a_signal_stops_every_agent_and_leaves_a_resumable_plan(
         assert not alive(pid), f"process {pid} outlived the build"
     assert statuses(repo) == dict.fromkeys([*ids, "e"], "pending")
     json.loads(plan_path(repo).read_text())
-    # and the next build resumes from there
+    # the next build starts the interrupted subtasks over, in their own (cleaned) worktrees
+    interrupted = {e["id"]: e["cwd"] for e in recorder.starts()}
+    for cwd in interrupted.values():
+        Path(cwd, "half-done.txt").write_text("left by the interrupted agent\n")
     run_cli(repo, "build", SPEC, "--agent-command", agent_command(), env=recorder.env, check=0)
     assert merges_per_subtask(repo) == Counter(dict.fromkeys([*ids, "e"], 1))
+    rerun = {e["id"]: e["cwd"] for e in recorder.starts()[len(interrupted):]}
+    assert {i: rerun[i] for i in interrupted} == interrupted
+    assert "half-done.txt" not in branch_files(repo, INTEGRATION)
 
 
 def test_a_second_build_of_the_spec_is_refused_naming_the_first(
