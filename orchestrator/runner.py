@@ -15,15 +15,14 @@ import trio
 
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
+from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
-from orchestrator.git import GitError, git, git_out
+from orchestrator.git import GitError, git
 from orchestrator.plan import Plan, Subtask
 from orchestrator.procs import run_in_group
 from orchestrator.prompts import build_prompt
 from orchestrator.store import utc_now
-from orchestrator.worktrees import copy_untracked, remove_stale_index_lock
-
-NEVER_COMMITTED = (":(top,exclude).orchestrate", ":(top,exclude).auto-claude")
+from orchestrator.worktrees import copy_untracked
 
 
 class AttemptFailed(Exception):
@@ -58,7 +57,8 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
             started = trio.current_time()
             outcome = await _run_agent(ctx, plan, subtask, worktree, base)
             if outcome.ok:
-                outcome.head = await commit_work(ctx, subtask, worktree)
+                outcome.head = await commit_work(worktree, commit_message(ctx, subtask),
+                                                 ctx.settings.copy)
                 await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
@@ -189,18 +189,8 @@ async def _branch_problem(worktree: Path, branch: str) -> str | None:
 async def _restore_branch(worktree: Path, branch: str) -> None:
     """Put a worktree the agent switched away from back on its branch for the next attempt."""
     if await _branch_problem(worktree, branch) and (worktree / ".git").exists():
-        await git(worktree, "checkout", "--quiet", "--force", branch, check=False)
-
-
-async def commit_work(ctx: RunContext, subtask: Subtask, worktree: Path) -> str:
-    """Commit whatever the agent left (never .orchestrate/ or .auto-claude/); return the head."""
-    await remove_stale_index_lock(worktree)
-    await git(worktree, "add", "--all", "--", ".", *NEVER_COMMITTED)
-    staged = await git(worktree, "diff", "--cached", "--quiet", check=False)
-    if staged.returncode == 1:
-        await git(worktree, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
-                  "--file=-", input=commit_message(ctx, subtask).encode())
-    return await git_out(worktree, "rev-parse", "HEAD")
+        await git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}", check=False)
+        await git(worktree, "reset", "--hard", "--quiet", check=False)
 
 
 def commit_message(ctx: RunContext, subtask: Subtask) -> str:
