@@ -132,8 +132,8 @@ def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult
     merged = merge_tree(repo, tip, candidate.head)
     if not merged.clean:
         return conflict_result(candidate.subtask_id, merged)
-    commit = run_git(repo, "commit-tree", merged.tree, "-p", tip, "-p", candidate.head,
-                     input=candidate.message.encode()).stdout.strip()
+    commit = run_git(repo, "commit-tree", "--no-gpg-sign", merged.tree, "-p", tip,
+                     "-p", candidate.head, input=candidate.message.encode()).stdout.strip()
     crash_if_named("merge-commit-created")
     return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
 

@@ -79,7 +79,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
                                  pool_limit=2 * settings.max_parallel,
-                                 fresh_limit=settings.max_parallel),
+                                 fresh_limit=2 * settings.max_parallel),
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),
@@ -164,7 +164,8 @@ async def _finish(ctx: RunContext) -> int:
     tip = await ctx.integration_tip()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "
-             f"{tip[:12]}", counts=counts, integration_head=tip)
+             f"{tip[:12]}", counts=counts, integration_head=tip,
+             plan_writes=ctx.records.store.writes)
     if ctx.settings.no_merge:
         return 0 if ctx.agents_failed == 0 else 1
     return 0 if set(counts) <= {"completed"} else 1

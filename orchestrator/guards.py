@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.committing import NEVER_COMMITTED
 from orchestrator.git import git
 
-PRIVATE_DIRS = (".orchestrate", ".auto-claude")  # never committed from a worktree
 SHOWN = 5
 
 
@@ -17,7 +17,7 @@ async def nested_repositories(worktree: Path) -> list[str]:
     as a gitlink, a pointer to a commit that exists only inside that folder.
     """
     listing = await git(worktree, "ls-files", "--others", "--exclude-standard", "-z")
-    private = tuple(f"{name}/" for name in PRIVATE_DIRS)
+    private = tuple(f"{name}/" for name in NEVER_COMMITTED)
     return [entry for entry in listing.stdout.split("\0")
             if entry.endswith("/") and not entry.startswith(private)]
 

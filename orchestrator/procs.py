@@ -34,17 +34,19 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-async def kill_group(leader: trio.Process) -> None:
-    """SIGTERM the leader's group, give it GRACE_S to exit, then SIGKILL whatever is left.
+def _group_alive(pgid: int, leader: trio.Process | None) -> bool:
+    # reading `returncode` reaps an exited leader: as a zombie it would keep the group alive
+    if leader is not None and leader.returncode is None:
+        return True
+    return _signal_group(pgid, 0)
 
-    The leader is reaped first: as a zombie it would still count as a member of the group.
-    """
-    pgid = leader.pid
+
+async def kill_group(pgid: int, leader: trio.Process | None = None) -> None:
+    """SIGTERM the group, give it GRACE_S to exit, then SIGKILL whatever is left."""
     if not _signal_group(pgid, signal.SIGTERM):
         return
     with trio.move_on_after(GRACE_S):
-        await leader.wait()
-        while _signal_group(pgid, 0):  # noqa: ASYNC110 - no event tells when a group is empty
+        while _group_alive(pgid, leader):  # noqa: ASYNC110 - no event tells when a group is empty
             await trio.sleep(0.05)
     _signal_group(pgid, signal.SIGKILL)
 
@@ -129,7 +131,7 @@ async def run_in_group(command: str, *, cwd: Path, output: IO[bytes],
                 await process.wait()
             finally:
                 with trio.CancelScope(shield=True):
-                    await kill_group(process)
+                    await kill_group(process.pid, process)
                     await process.wait()
                     with trio.move_on_after(DRAIN_S):
                         await copied.wait()

@@ -15,15 +15,16 @@ import trio
 
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
+from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitError, git, git_out
-from orchestrator.guards import PRIVATE_DIRS, nested_repository_problem
+from orchestrator.git import GitError, git
+from orchestrator.guards import nested_repository_problem
 from orchestrator.plan import Plan, Subtask
 from orchestrator.procs import run_in_group
 from orchestrator.prompts import build_prompt
 from orchestrator.store import utc_now
-from orchestrator.worktrees import copy_untracked, remove_stale_index_lock
+from orchestrator.worktrees import copy_untracked
 
 
 class AttemptFailed(Exception):
@@ -60,7 +61,8 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
             outcome = await _run_agent(ctx, plan, subtask, worktree, base)
             if outcome.ok:
                 failpoint("agent-finished")
-                outcome.head = await commit_work(ctx, subtask, worktree)
+                outcome.head = await commit_work(worktree, commit_message(ctx, subtask),
+                                                 ctx.settings.copy)
                 failpoint("work-committed")
                 await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
     except (AttemptFailed, GitError, OSError) as exc:
@@ -202,22 +204,10 @@ async def _restore_branch(worktree: Path, branch: str) -> None:
     A worktree that cannot be put back gets no further attempt: git run in a folder whose .git
     is gone would find the user's own repository above it."""
     if await _branch_problem(worktree, branch) and (worktree / ".git").exists():
-        await git(worktree, "checkout", "--quiet", "--force", branch, check=False)
+        await git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}", check=False)
+        await git(worktree, "reset", "--hard", "--quiet", check=False)
     if problem := await _branch_problem(worktree, branch):
         raise AttemptFailed(f"{problem}; no further attempt in a damaged worktree")
-
-
-async def commit_work(ctx: RunContext, subtask: Subtask, worktree: Path) -> str:
-    """Commit whatever the agent left (never .orchestrate/ or .auto-claude/); return the head."""
-    await remove_stale_index_lock(worktree)
-    await git(worktree, "add", "--all", "--", ".")
-    # Unstage them afterwards: an exclude pathspec makes `git add` fail once they are ignored.
-    await git(worktree, "reset", "--quiet", "--", *PRIVATE_DIRS)
-    staged = await git(worktree, "diff", "--cached", "--quiet", check=False)
-    if staged.returncode == 1:
-        await git(worktree, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
-                  "--file=-", input=commit_message(ctx, subtask).encode())
-    return await git_out(worktree, "rev-parse", "HEAD")
 
 
 def commit_message(ctx: RunContext, subtask: Subtask) -> str:

@@ -3,12 +3,16 @@
 Worktrees live in `<repo>/.orchestrate/worktrees/<spec>/<subtask>`. As soon as a subtask's work
 is committed its worktree is parked in `.orchestrate/worktrees/.pool/` (the branch holds the
 work; merging needs no worktree) and reused by the next subtask of any spec in the repository:
-a `checkout -B` plus a clean is far cheaper than a fresh `git worktree add` on a large
-repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
-`pool_limit` worktrees. A build makes a fresh worktree only while fewer than `fresh_limit`
-of its subtasks hold one; otherwise it waits for the next parked one, because on a large
-repository several checkouts at once starve the disk for everybody. Nothing here ever runs in
-the user's own working tree.
+switching a clean worktree to a new branch is far cheaper than a fresh `git worktree add` on a
+large repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
+`pool_limit` worktrees. A build makes a fresh worktree only while at most `fresh_limit` of its
+subtasks hold one; otherwise it waits for the next parked one, because on a large repository
+several checkouts at once starve the disk for everybody.
+
+`git worktree` commands read every worktree's metadata and fail on one that a concurrent
+`worktree add` has half written ("failed to read .../commondir"), so they run one at a time;
+switching branches avoids `git checkout` (which reads them too) and uses reset, update-ref and
+symbolic-ref. Nothing here ever runs in the user's own working tree.
 """
 
 from __future__ import annotations
@@ -35,18 +39,9 @@ class Worktrees:
     pool_limit: int = 8
     fresh_limit: int = 5
     in_use: int = 0  # subtasks of this build holding or obtaining a worktree
-    # git's worktree bookkeeping (.git/worktrees/) is not safe against concurrent changes
     _admin_lock: trio.Lock = field(default_factory=trio.Lock)
     _changed: trio.Event = field(default_factory=trio.Event)  # set when one is parked or freed
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-
-    async def _admin(self, *args: str, check: bool = True) -> GitResult:
-        async with self._admin_lock:
-            return await git(self.repo, "worktree", *args, check=check)
+    _claimed: set[Path] = field(default_factory=set)  # parked ones being taken right now
 
     @property
     def root(self) -> Path:
@@ -54,6 +49,14 @@ class Worktrees:
 
     def path_for(self, subtask_id: str) -> Path:
         return self.root / self.spec / subtask_id
+
+    async def _admin(self, *args: str, check: bool = True) -> GitResult:
+        async with self._admin_lock:
+            return await git(self.repo, "worktree", *args, check=check)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def exclude_orchestrate_dir(self) -> None:
         """Make git ignore `.orchestrate/` in every worktree via the shared info/exclude."""
@@ -74,43 +77,60 @@ class Worktrees:
         path = self.path_for(subtask_id)
         self.in_use += 1
         try:
-            await self._obtain(path, branch, base)
+            await self._obtain(path, branch, base, reset_branch=True)
             yield path
         finally:
             self.in_use -= 1
             self._notify()
 
-    async def _obtain(self, path: Path, branch: str, base: str) -> None:
+    async def restore(self, subtask_id: str, branch: str) -> None:
+        """Give a subtask whose worktree was parked (e.g. one in conflict) a worktree on its
+        branch again, where the user expects to resolve it."""
+        tip = await git_out(self.repo, "rev-parse", "--verify", f"refs/heads/{branch}")
+        self.in_use += 1
+        try:
+            await self._obtain(self.path_for(subtask_id), branch, tip, reset_branch=False)
+        finally:
+            self.in_use -= 1
+            self._notify()
+
+    async def _obtain(self, path: Path, branch: str, start: str, *, reset_branch: bool) -> None:
+        """A worktree at `path` on `branch`, clean at `start` (resetting the branch to it)."""
         registered = await self._registered()
-        if path in registered and (path / ".git").exists():
+        if path in registered and await trio.Path(path / ".git").exists():
             try:
-                await self._reset(path, branch, base)
+                await self._switch(path, branch, start, reset_branch)
                 return
             except GitError:  # e.g. an agent damaged its .git file: start afresh
                 pass
         if path in registered:
-            await self._forget(path)
+            await self._forget(path)  # registered, but its folder or .git file is gone
         elif await trio.Path(path).exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
-        while not await self._take_parked(registered, path):
+        while not await self._take_parked(path):
             if self.in_use <= self.fresh_limit:
-                await self._create(path, branch, base)
+                await self._create(path, branch, start, reset_branch)
                 return
-            changed = self._changed
-            await changed.wait()
-            registered = await self._registered()
-        await self._reset(path, branch, base)
+            await self._changed.wait()
+        await self._switch(path, branch, start, reset_branch)
 
-    async def _create(self, path: Path, branch: str, base: str) -> None:
+    async def _create(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        await self._admin("add", "--quiet", "--force", "--no-checkout", "--no-track", "-B",
-                          branch, str(path), base)
+        on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch else [
+            str(path), branch]
+        await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
         await git(path, "reset", "--hard", "--quiet")  # the slow part, outside the lock
 
-    async def _reset(self, path: Path, branch: str, base: str) -> None:
+    async def _switch(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
+        """Put an existing worktree on `branch` at `start`, clean (ignored files stay)."""
         await remove_stale_index_lock(path)
-        await git(path, "checkout", "--quiet", "--force", "--no-track", "-B", branch, base)
+        await git(path, "update-ref", "--no-deref", "HEAD", start)  # detached at start
+        await git(path, "reset", "--hard", "--quiet")
         await git(path, "clean", "-ffdq")
+        if reset_branch:
+            await git(path, "update-ref", "-m", "orchestrate: start subtask",
+                      f"refs/heads/{branch}", start)
+        await git(path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
 
     async def _registered(self) -> set[Path]:
         listing = (await self._admin("list", "--porcelain", "-z")).stdout
@@ -121,50 +141,63 @@ class Worktrees:
         await trio.to_thread.run_sync(_remove_tree, path)
         await self._admin("prune")
 
-    async def _take_parked(self, registered: set[Path], target: Path) -> bool:
+    async def _take_parked(self, target: Path) -> bool:
+        """Move a parked worktree (this spec's first) to `target`; False if there is none."""
         if not self.reuse:
             return False
         pool = self.root / POOL
-        parked = [p for p in registered if p.parent == pool]
-        for parked_path in sorted(parked, key=lambda p: not p.name.startswith(self.spec + "--")):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            moved = await self._admin("move", str(parked_path), str(target), check=False)
-            if moved.returncode == 0:  # else another task took it first, or it is broken
+        for parked in await trio.to_thread.run_sync(_parked_in, pool, self.spec):
+            if parked in self._claimed:
+                continue
+            self._claimed.add(parked)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                moved = await self._admin("move", str(parked), str(target), check=False)
+            finally:
+                self._claimed.discard(parked)
+            if moved.returncode == 0:  # else another build took it first, or it is broken
                 return True
         return False
 
     async def release(self, subtask_id: str, *, keep: bool) -> None:
         """Once the work is committed: keep the worktree, park it for reuse, or remove it."""
         path = self.path_for(subtask_id)
-        if keep or not path.exists():
+        if keep or not await trio.Path(path).exists():
             return
         pool = self.root / POOL
-        if self.reuse and _count_dirs(pool) < self.pool_limit:
-            pool.mkdir(parents=True, exist_ok=True)
-            target = pool / f"{self.spec}--{subtask_id}"
-            await git(path, "checkout", "--quiet", "--detach")  # frees the branch
+        if self.reuse and len(await trio.to_thread.run_sync(_parked_in, pool, "")) < \
+                self.pool_limit:
+            await trio.Path(pool).mkdir(parents=True, exist_ok=True)
+            await git(path, "update-ref", "--no-deref", "HEAD", "HEAD")  # frees the branch
             failpoint("worktree-detached")
+            target = pool / f"{self.spec}--{subtask_id}"
             if (await self._admin("move", str(path), str(target), check=False)).returncode == 0:
                 self._notify()
                 return
         await self._admin("remove", "--force", "--force", str(path), check=False)
-        if path.exists():
+        if await trio.Path(path).exists():
             await self._forget(path)
+
+
+def _parked_in(pool: Path, spec: str) -> list[Path]:
+    """Parked worktrees, those parked by `spec` first."""
+    try:
+        found = [entry for entry in pool.iterdir() if (entry / ".git").is_file()]
+    except FileNotFoundError:
+        return []
+    return sorted(found, key=lambda p: (not p.name.startswith(spec + "--"), p.name))
 
 
 async def remove_stale_index_lock(worktree: Path) -> None:
     """Delete an index.lock left in a subtask's worktree: its agent's process group is gone,
     so the lock can only be stale."""
-    lock = await git_out(worktree, "rev-parse", "--path-format=absolute", "--git-path",
-                         "index.lock")
-    await trio.Path(lock).unlink(missing_ok=True)
-
-
-def _count_dirs(folder: Path) -> int:
     try:
-        return sum(1 for entry in folder.iterdir() if entry.is_dir())
-    except FileNotFoundError:
-        return 0
+        pointer = await trio.Path(worktree / ".git").read_text()
+    except (OSError, UnicodeDecodeError):
+        return  # no usable .git file: git itself will say what is wrong
+    if pointer.startswith("gitdir: "):
+        gitdir = worktree / pointer.removeprefix("gitdir: ").strip()
+        await trio.Path(gitdir / "index.lock").unlink(missing_ok=True)
 
 
 def _remove_tree(path: Path) -> None:

@@ -9,11 +9,14 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.fake_anthropic import FakeAnthropic
+
+if TYPE_CHECKING:
+    from tests.buildkit import Build, Launch, Recorder
 
 PINNED_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -158,3 +161,33 @@ def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
 def claude_env(fake: FakeAnthropic) -> dict[str, str]:
     """The environment that points a child `orchestrate` process at the fake API."""
     return {"ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_API_KEY": FAKE_API_KEY}
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    """Where the scripted agents (tests/agents/agent.py) record their events: outside the repo.
+    Afterwards any process still carrying this test's marker (a test failed) is killed."""
+    from tests.buildkit import Recorder, kill_hard, processes_with_env
+
+    found = Recorder(tmp_path / "agent-events.jsonl")
+    yield found
+    kill_hard(processes_with_env(f"ORCH_TEST_RECORD={found.path}"))
+
+
+@pytest.fixture
+def launch(recorder: Recorder, tmp_path: Path) -> Iterator[Launch]:
+    """Start `orchestrate build ARGS` in the background: `launch(repo, *args)`."""
+    from tests.buildkit import start_build
+
+    started: list[Build] = []
+
+    def start(repo: Path, *args: str) -> Build:
+        build = start_build(repo, *args, env=recorder.env,
+                            output=tmp_path / f"build-{len(started)}.out")
+        started.append(build)
+        return build
+
+    yield start
+    for build in started:
+        build.process.kill()
+        build.process.wait()

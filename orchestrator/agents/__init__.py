@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,13 +21,20 @@ def check_agent_configured(settings: Settings) -> None:
     if settings.agent == "command" and not settings.agent_command:
         raise UsageError("option --agent command needs --agent-command 'CMD'",
                          "Or set agent_command in orchestrate.toml or ORCHESTRATE_AGENT_COMMAND.")
+    if settings.agent == "claude" and not os.environ.get("ANTHROPIC_API_KEY", "").strip():
+        raise UsageError("option --agent claude needs an API key: ANTHROPIC_API_KEY is not set",
+                         "Run `export ANTHROPIC_API_KEY=...` (and ANTHROPIC_BASE_URL for a "
+                         "proxy), or use --agent command --agent-command 'CMD'.")
 
 
 def agent_label(settings: Settings) -> str:
     """How commits name the agent: its kind and program, never the full command line."""
     if settings.agent == "claude":
         return f"claude ({settings.model})"
-    words = shlex.split(settings.agent_command or "", posix=True) if settings.agent_command else []
+    try:
+        words = shlex.split(settings.agent_command or "")
+    except ValueError:  # unbalanced quotes: the shell will say so when it runs
+        words = (settings.agent_command or "").split()
     program = next((w for w in words if "=" not in w), "")
     return f"command ({program.rsplit('/', 1)[-1]})" if program else "command"
 

@@ -1,0 +1,49 @@
+"""Commit what an agent left in its worktree, with plumbing (no hooks, no signing, one scan of
+the working tree): never `.orchestrate/` or `.auto-claude/`, nor files copied in from the
+user's checkout (`.env`: secrets) unless the branch already tracks them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.git import git, git_out
+from orchestrator.worktrees import remove_stale_index_lock
+
+NEVER_COMMITTED = (".orchestrate", ".auto-claude")
+
+
+async def commit_work(worktree: Path, message: str, copied: tuple[str, ...]) -> str:
+    """Commit everything left in `worktree` on its branch; return the new head."""
+    await remove_stale_index_lock(worktree)
+    await git(worktree, "add", "--all")
+    head = await git_out(worktree, "rev-parse", "HEAD")
+    staged = await _staged(worktree)
+    unwanted = {_unwanted(status, path, copied) for status, path in staged} - {None}
+    if unwanted:
+        await git(worktree, "reset", "--quiet", "--", *sorted(p for p in unwanted if p))
+    if all(_unwanted(status, path, copied) for status, path in staged):
+        return head
+    tree = await git_out(worktree, "write-tree")
+    made = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head,
+                     input=message.encode())
+    commit = made.stdout.strip()
+    await git(worktree, "update-ref", "-m", "orchestrate: commit the agent's work", "HEAD",
+              commit, head)
+    return commit
+
+
+async def _staged(worktree: Path) -> list[tuple[str, str]]:
+    """(status letter, path) of every change staged against HEAD."""
+    fields = (await git(worktree, "diff", "--cached", "--name-status", "--no-renames", "-z",
+                        "HEAD")).stdout.split("\0")
+    return [(fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+
+def _unwanted(status: str, path: str, copied: tuple[str, ...]) -> str | None:
+    """The pathspec that takes `path` out of the commit, or None if it belongs in it."""
+    top = path.split("/", 1)[0]
+    if top in NEVER_COMMITTED:
+        return f":(top,literal){top}"
+    if status == "A" and path in copied:
+        return f":(top,literal){path}"
+    return None
