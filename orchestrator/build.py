@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from merge.integrate import MergeResult
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
@@ -143,9 +144,23 @@ async def _recover(ctx: MergeContext) -> None:
     interrupted = [s.id for s in plan.subtasks() if s.status == "in_progress"
                    and not is_committed_unmerged(s) and s.id not in merged]
     if merged:
-        await ctx.records.set_status(merged, "completed", merge="merged")
+        commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
+        await ctx.records.merged(
+            [MergeResult(s, "merged", merge_commit=commits.get(tips[s]),
+                         overlaps=tuple(plan.subtask(s).meta.get("overlaps") or ()))
+             for s in merged], heads={s: tips[s] for s in merged})
     if interrupted:
         await ctx.records.set_status(interrupted, "pending")
+
+
+async def _merge_commits(ctx: MergeContext, base: str) -> dict[str, str]:
+    """Branch head -> the merge commit that brought it into the integration branch (for a
+    crash between moving the branch and recording the merge)."""
+    since = [f"^{base}"] if base else []
+    listing = await git(ctx.repo, "rev-list", "--merges", "--parents", ctx.integration_ref,
+                        *since)
+    return {parents[2]: parents[0] for line in listing.stdout.splitlines()
+            if len(parents := line.split()) > 2}
 
 
 async def _return_interrupted(ctx: RunContext) -> None:
