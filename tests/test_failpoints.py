@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.failpoints import ENV, FAILPOINTS
-from tests.conftest import phase, plan_of, write_plan
+from tests.conftest import git, phase, plan_of, write_plan
 from tests.fault_support import (
     SPEC,
     PlanReader,
@@ -19,6 +19,7 @@ from tests.fault_support import (
     checkout_state,
     merged_subtasks,
     statuses,
+    subtasks,
     tree_of,
 )
 
@@ -57,5 +58,8 @@ def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None
     assert crashed_statuses != dict.fromkeys(IDS, "completed")
     assert statuses(plan_path) == dict.fromkeys(IDS, "completed")
     assert merged_subtasks(repo) == Counter(IDS)
+    for subtask_id, record in subtasks(plan_path).items():
+        message = git(repo, "log", "-1", "--format=%B", record["orchestrate"]["merge_commit"])
+        assert f"Orchestrate-Subtask: {subtask_id}" in message
     assert {f"{i}.txt" for i in IDS} <= set(tree_of(repo))
     assert checkout_state(repo) == before
