@@ -15,6 +15,7 @@ from orchestrator.errors import Interrupted, OrchestrateError
 from orchestrator.failpoints import failpoint
 from orchestrator.git import git
 from orchestrator.merging import is_committed_unmerged, merge_subtasks
+from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
@@ -130,6 +131,9 @@ async def _start(ctx: RunContext, target: Target) -> None:
     ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
              integration_branch=target.integration_branch)
+    if stopped := await stop_orphaned_agents(ctx.worktrees.root / ctx.spec.name):
+        ctx.emit("orphans_stopped", f"stopped {stopped} agent process group(s) left running "
+                 "by an earlier build that was killed", groups=stopped)
     await _recover(ctx)
 
 

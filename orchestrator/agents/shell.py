@@ -71,7 +71,8 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
 def _environment(worktree: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in HIDDEN_ENV}
     env.update(GIT_TERMINAL_PROMPT="0", PAGER="cat", GIT_PAGER="cat",
-               GIT_CEILING_DIRECTORIES=git_ceiling(worktree))
+               GIT_CEILING_DIRECTORIES=git_ceiling(worktree),
+               ORCHESTRATE_WORKTREE=str(worktree))  # marks it for orphans.py
     return env
 
 
