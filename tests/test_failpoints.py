@@ -3,8 +3,10 @@ finishes every subtask, merges each branch exactly once, and the plan is readabl
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -63,3 +65,28 @@ def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None
         assert f"Orchestrate-Subtask: {subtask_id}" in message
     assert {f"{i}.txt" for i in IDS} <= set(tree_of(repo))
     assert checkout_state(repo) == before
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_agents_left_running_by_a_killed_build_are_stopped_by_the_next(repo: Path) -> None:
+    ids = ["sleeps", "after-sleeper"]
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ids, parallel=True)))
+    crashed = build(repo, env={ENV: "agent-finished"})  # the second finishes, sleeps runs on
+    assert crashed.returncode == -signal.SIGKILL
+    orphan = int((Path(os.environ["HOME"]) / "sleeper.pid").read_text())
+    assert _running(orphan)
+    resumed = build(repo, env={"ROGUE_TAME": "1"}, check=0)
+    assert "stopped 1 agent process group(s) left running by an earlier build" in resumed.stdout
+    deadline = time.monotonic() + 10
+    while _running(orphan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(orphan)
+    assert statuses(plan_path) == dict.fromkeys(ids, "completed")
+    assert merged_subtasks(repo) == Counter(ids)

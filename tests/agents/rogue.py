@@ -185,14 +185,20 @@ def sleeps() -> int:
     return good()
 
 
-def sabotage(damage: Callable[[Path], object]) -> int:
-    """Damage the plan once the sibling `sleeps` runs (so no status write of its own replaces
-    the damage), then finish well."""
+def after_sleeper() -> int:
+    """Finish well once the sibling `sleeps` runs."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not Path(os.environ["HOME"], "sleeper.pid").exists():
         time.sleep(0.02)
-    damage(plan_path())
     return good()
+
+
+def sabotage(damage: Callable[[Path], object]) -> int:
+    """Damage the plan once the sibling `sleeps` runs (so no status write of its own replaces
+    the damage), then finish well."""
+    after_sleeper()
+    damage(plan_path())
+    return 0
 
 
 def freeze(path: Path) -> None:
@@ -229,6 +235,7 @@ BEHAVIOURS: dict[str, Callable[[], int]] = {
     "hostile-first": hostile_first,
     "hostile-second": hostile_second,
     "sleeps": sleeps,
+    "after-sleeper": after_sleeper,
     "deletes-plan": lambda: sabotage(Path.unlink),
     "garbles-plan": lambda: sabotage(lambda p: p.write_text('{"phases": [ not JSON')),
     "plan-becomes-folder": lambda: sabotage(to_folder),
