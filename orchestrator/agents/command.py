@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import trio
+
 from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
+from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.procs import run_in_group
 
 TAIL_BYTES = 4000
@@ -27,8 +30,12 @@ class CommandAgent:
         prompt_file.write_text(task.prompt, encoding="utf-8")
         with task.log_path.open("ab") as log, prompt_file.open("rb") as stdin:
             start = log.tell()
-            code = await run_in_group(self.command, cwd=task.worktree, output=log, stdin=stdin,
-                                      env=self._environment(task, prompt_file))
+            try:
+                code = await run_in_group(self.command, cwd=task.worktree, output=log,
+                                          stdin=stdin, env=self._environment(task, prompt_file))
+            finally:
+                with trio.CancelScope(shield=True):  # what escaped the group dies too
+                    await stop_orphaned_agents(task.worktree)
         tail = read_tail(task.log_path, start)
         if code == 0:
             return AgentResult(ok=True, output_tail=tail)
