@@ -5,7 +5,9 @@ user's checkout is untouched."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +197,23 @@ def test_an_agent_that_changes_nothing_completes_flagged_no_changes(repo: Path) 
     data = json.loads(run_cli(repo, "report", "001", "--format", "json", check=0).stdout)
     assert {row["id"]: row["no_changes"] for row in data["subtasks"]} == {
         "no-op": True, "sibling": False}
+
+
+def test_a_process_that_escapes_the_agents_group_is_stopped_with_the_attempt(
+        repo: Path) -> None:
+    started = time.monotonic()
+    plan_path = run_beside_sibling(repo, "escapes", check=0)
+    assert time.monotonic() - started < 20  # not held up by the process holding the output
+    assert statuses(plan_path)["escapes"] == "completed"
+    escaped = int((Path(os.environ["HOME"]) / "escaped.pid").read_text())
+    deadline = time.monotonic() + 10
+    while _running(escaped) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(escaped)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

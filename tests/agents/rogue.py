@@ -210,6 +210,13 @@ def to_folder(path: Path) -> None:
     path.mkdir()
 
 
+def escapes() -> int:
+    """Leave a process behind in a session of its own, holding the output pipe."""
+    daemon = subprocess.Popen(["setsid", "sleep", "60"], stdout=sys.stdout, stderr=sys.stderr)
+    Path(os.environ["HOME"], "escaped.pid").write_text(str(daemon.pid))
+    return good()
+
+
 def no_op() -> int:
     print("looked around, changed nothing")
     return 0
@@ -231,6 +238,7 @@ BEHAVIOURS: dict[str, Callable[[], int]] = {
     "floods": floods,
     "invalid-utf8": invalid_utf8,
     "no-op": no_op,
+    "escapes": escapes,
     "echo-prompt": echo_prompt,
     "hostile-first": hostile_first,
     "hostile-second": hostile_second,
