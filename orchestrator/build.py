@@ -96,7 +96,16 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
 
 
 async def _phases(ctx: RunContext) -> None:
-    await run_phases(ctx, await ctx.records.read())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_keep_refreshing, ctx)
+        await run_phases(ctx, await ctx.records.read())
+        nursery.cancel_scope.cancel()
+
+
+async def _keep_refreshing(ctx: RunContext) -> None:
+    while True:
+        await trio.sleep(1)
+        ctx.sink.refresh()
 
 
 async def _until_signal(work: Callable[[], Awaitable[None]]) -> bool:
