@@ -167,11 +167,22 @@ def parse_plan(data: bytes, path: Path) -> Plan:
     if not problems:
         _check_subtasks(phases, problems)
         _check_dependencies(phases, problems)
+    if not problems and _has_lone_surrogate(raw):
+        problems.append("a string holds an unpaired UTF-16 surrogate (like \"\\ud800\"), "
+                        "which is not valid Unicode and could not be written back")
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise PlanError(f"{path}: the plan is not valid:\n{listing}",
                         "Fix the fields named above; nothing was changed.")
     return Plan(raw, tuple(phases))
+
+
+def _has_lone_surrogate(raw: Json) -> bool:
+    try:
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _decode_json(data: bytes, path: Path) -> Json:
