@@ -81,7 +81,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
                                  pool_limit=2 * settings.max_parallel,
-                                 fresh_limit=2 * settings.max_parallel),
+                                 fresh_limit=settings.max_parallel),
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),
@@ -99,7 +99,16 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
 
 
 async def _phases(ctx: RunContext) -> None:
-    await run_phases(ctx, await ctx.records.read())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_keep_refreshing, ctx)
+        await run_phases(ctx, await ctx.records.read())
+        nursery.cancel_scope.cancel()
+
+
+async def _keep_refreshing(ctx: RunContext) -> None:
+    while True:
+        await trio.sleep(1)
+        ctx.sink.refresh()
 
 
 async def _until_signal(work: Callable[[], Awaitable[None]]) -> bool:

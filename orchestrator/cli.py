@@ -68,12 +68,14 @@ def main() -> None:
 def _repo(ctx: click.Context) -> Path:
     from merge.gitcmd import run_git
 
-    start = ctx.obj or Path.cwd()
-    if not Path(start).is_dir():
-        raise UsageError(f"option --repo: {start} is not a folder")
-    found = run_git(Path(start), "rev-parse", "--show-toplevel", check=False)
-    if found.returncode != 0:
-        raise UsageError(f"option --repo: {Path(start).resolve()} is not inside a git repository",
+    start = Path(ctx.obj or Path.cwd())
+    where = "option --repo" if ctx.obj else "the current directory"
+    if not start.is_dir():
+        raise UsageError(f"{where}: {start} is not a folder")
+    found = run_git(start, "rev-parse", "--show-toplevel", check=False)
+    if found.returncode != 0 or not found.stdout.strip():
+        raise UsageError(f"{where}: {start.resolve()} is not inside a git repository "
+                         "with a working tree",
                          "Run orchestrate inside your repository or pass --repo PATH.")
     return Path(found.stdout.strip())
 

@@ -74,14 +74,10 @@ class Subtask:
     @property
     def meta(self) -> Json:
         """This tool's own record on the subtask (SPEC 6), empty if never written."""
-        value = self.raw.get("orchestrate")
-        return value if isinstance(value, dict) else {}
+        return read_meta(self.raw)
 
     def write_meta(self, **fields: Any) -> None:
-        meta = self.raw.get("orchestrate")
-        if not isinstance(meta, dict):
-            meta = self.raw["orchestrate"] = {}
-        meta.update(fields)
+        write_meta(self.raw, fields)
 
 
 @dataclass(frozen=True)
@@ -127,17 +123,27 @@ class Plan:
 
     @property
     def meta(self) -> Json:
-        value = self.raw.get("orchestrate")
-        return value if isinstance(value, dict) else {}
+        """This tool's record on the whole plan (SPEC 6), empty if never written."""
+        return read_meta(self.raw)
 
     def write_meta(self, **fields: Any) -> None:
-        meta = self.raw.get("orchestrate")
-        if not isinstance(meta, dict):
-            meta = self.raw["orchestrate"] = {}
-        meta.update(fields)
+        write_meta(self.raw, fields)
 
     def dumps(self) -> str:
         return dump_json(self.raw)
+
+
+def read_meta(raw: Json) -> Json:
+    """The `orchestrate` object of a plan or subtask, empty if absent or not an object."""
+    value = raw.get("orchestrate")
+    return value if isinstance(value, dict) else {}
+
+
+def write_meta(raw: Json, fields: dict[str, Any]) -> None:
+    meta = raw.get("orchestrate")
+    if not isinstance(meta, dict):
+        meta = raw["orchestrate"] = {}
+    meta.update(fields)
 
 
 def dump_json(raw: Json) -> str:
@@ -161,11 +167,22 @@ def parse_plan(data: bytes, path: Path) -> Plan:
     if not problems:
         _check_subtasks(phases, problems)
         _check_dependencies(phases, problems)
+    if not problems and _has_lone_surrogate(raw):
+        problems.append("a string holds an unpaired UTF-16 surrogate (like \"\\ud800\"), "
+                        "which is not valid Unicode and could not be written back")
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise PlanError(f"{path}: the plan is not valid:\n{listing}",
                         "Fix the fields named above; nothing was changed.")
     return Plan(raw, tuple(phases))
+
+
+def _has_lone_surrogate(raw: Json) -> bool:
+    try:
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _decode_json(data: bytes, path: Path) -> Json:

@@ -12,6 +12,7 @@ from pathlib import Path
 from merge.gitcmd import run_git
 from orchestrator.context import integration_branch
 from orchestrator.errors import UsageError
+from orchestrator.refnames import refname_problem
 from orchestrator.specs import Spec
 
 FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "orchestrate", "GIT_AUTHOR_EMAIL": "orchestrate@localhost",
@@ -49,6 +50,9 @@ def _resolve(repo: Path, ref: str) -> str | None:
 
 
 def _check_branch_names(repo: Path, spec: Spec) -> None:
+    if (reason := refname_problem(spec.name)) is not None:
+        raise UsageError(f"argument SPEC: the spec folder name {spec.name!r} cannot be part of "
+                         f"a git branch name: {reason}", f"Rename the folder {spec.folder}.")
     for blocker in ("orchestrate", f"orchestrate/{spec.name}"):
         if _resolve(repo, f"refs/heads/{blocker}") is not None:
             raise UsageError(f"branch {blocker!r} exists, so git cannot create branches under "

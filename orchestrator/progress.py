@@ -25,6 +25,8 @@ class Event:
 class Sink(Protocol):
     def emit(self, event: Event) -> None: ...
 
+    def refresh(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -36,6 +38,9 @@ class LineSink:
         who = f"[{event.subtask}] " if event.subtask else ""
         self.out.write(f"{who}{event.message}\n")
         self.out.flush()
+
+    def refresh(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -52,6 +57,9 @@ class JsonSink:
         self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.out.flush()
 
+    def refresh(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -67,6 +75,7 @@ class LiveSink:
     def __init__(self, out: TextIO, total: int, done: int) -> None:
         self.out, self.total, self.done = out, total, done
         self.running: dict[str, float] = {}
+        self.waiting_merge = 0
         self.footer_lines = 0
 
     def emit(self, event: Event) -> None:
@@ -77,8 +86,15 @@ class LiveSink:
         elif event.kind in FINAL and event.subtask:
             self.running.pop(event.subtask, None)
             self.done += event.kind in ("subtask_merged", "subtask_skipped")
+            self.waiting_merge -= event.kind in ("subtask_merged", "subtask_conflict")
         elif event.kind == "subtask_committed" and event.subtask:
             self.running.pop(event.subtask, None)
+            self.waiting_merge += 1
+        self._draw_footer()
+
+    def refresh(self) -> None:
+        """Redraw the footer, so the running times move between events."""
+        self._clear_footer()
         self._draw_footer()
 
     def close(self) -> None:
@@ -93,8 +109,9 @@ class LiveSink:
         width = min(40, max(10, shutil.get_terminal_size().columns - 40))
         share = self.done / self.total if self.total else 1.0
         filled = round(width * share)
+        waiting = f", {self.waiting_merge} waiting to merge" if self.waiting_merge > 0 else ""
         lines = [f"Progress: [{'█' * filled}{'░' * (width - filled)}] {share:.0%} "
-                 f"({self.done}/{self.total} subtasks)"]
+                 f"({self.done}/{self.total} subtasks{waiting})"]
         now = time.monotonic()
         lines += [f"  running {name} ({now - start:.0f}s)" for name, start in self.running.items()]
         self.out.write("\n".join(lines) + "\n")

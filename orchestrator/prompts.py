@@ -16,7 +16,8 @@ RULES = """\
 - Do not commit, do not switch or create branches, do not rebase: the orchestrator commits your
   work on branch {branch} when you finish and merges it.
 - Do only this subtask; other subtasks run at the same time in other worktrees.
-- Exit with status 0 when the subtask is done, non-zero if you could not do it."""
+- When the subtask is done, stop. (A command-line agent exits with status 0 then, and with
+  a non-zero status if it could not do the subtask.)"""
 
 
 def build_prompt(spec: Spec, plan: Plan, subtask: Subtask, branch: str,

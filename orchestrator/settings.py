@@ -131,21 +131,21 @@ CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
 
 def load_settings(repo: Path, options: Mapping[str, Any],
                   environ: Mapping[str, str] | None = None) -> Settings:
-    """Merge the sources for every setting; `options` holds None for options not given."""
+    """Merge the sources for every setting; `options` holds None for options not given.
+
+    Every value given is checked, also one that a higher source overrides: a typo in
+    orchestrate.toml should not wait for the day the option is left out."""
     environ = os.environ if environ is None else environ
     config = read_config(repo)
     values: dict[str, Any] = {}
     for key, parse in PARSERS.items():
         env_name = "ORCHESTRATE_" + key.upper()
-        if options.get(key) is not None:
-            source, raw = f"option --{key.replace('_', '-')}", options[key]
-        elif env_name in environ:
-            source, raw = f"environment variable {env_name}", environ[env_name]
-        elif key in config:
-            source, raw = f"{CONFIG_FILE} key `{key}`", config[key]
-        else:
-            continue
-        values[key] = _parse(parse, raw, source)
+        given = [(f"option --{key.replace('_', '-')}", options.get(key)),
+                 (f"environment variable {env_name}", environ.get(env_name)),
+                 (f"{CONFIG_FILE} key `{key}`", config.get(key))]
+        parsed = [_parse(parse, raw, source) for source, raw in given if raw is not None]
+        if parsed:
+            values[key] = parsed[0]
     values["claude"] = _claude_settings(config.get("claude", {}))
     _check_unknown_keys(config)
     settings = Settings(**values)

@@ -73,7 +73,7 @@ def _subtask_line(subtask: Subtask) -> str:
         parts.append(f"{row['branch']}")
     if row["merge"]:
         parts.append(f"merge={row['merge']}")
-    if row["duration_s"] is not None:
+    if isinstance(row["duration_s"], int | float):
         parts.append(f"{row['duration_s']:.1f}s")
     if row.get("no_changes"):
         parts.append("(no changes)")

@@ -5,9 +5,10 @@ is committed its worktree is parked in `.orchestrate/worktrees/.pool/` (the bran
 work; merging needs no worktree) and reused by the next subtask of any spec in the repository:
 switching a clean worktree to a new branch is far cheaper than a fresh `git worktree add` on a
 large repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
-`pool_limit` worktrees. A build makes a fresh worktree only while at most `fresh_limit` of its
-subtasks hold one; otherwise it waits for the next parked one, because on a large repository
-several checkouts at once starve the disk for everybody.
+`pool_limit` worktrees. A build checks out fresh worktrees at once only while at most
+`fresh_limit` of its subtasks (the agents that can run) hold one; beyond that, up to
+`pool_limit`, it makes one at a time and otherwise waits for the next parked one: on a large
+repository several checkouts at once starve the disk for everybody.
 
 `git worktree` commands read every worktree's metadata and fail on one that a concurrent
 `worktree add` has half written ("failed to read .../commondir"), so they run one at a time;
@@ -39,6 +40,7 @@ class Worktrees:
     pool_limit: int = 8
     fresh_limit: int = 5
     in_use: int = 0  # subtasks of this build holding or obtaining a worktree
+    creating: int = 0  # fresh checkouts under way
     _admin_lock: trio.Lock = field(default_factory=trio.Lock)
     _changed: trio.Event = field(default_factory=trio.Event)  # set when one is parked or freed
     _claimed: set[Path] = field(default_factory=set)  # parked ones being taken right now
@@ -108,18 +110,27 @@ class Worktrees:
         elif await trio.Path(path).exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
         while not await self._take_parked(path):
-            if self.in_use <= self.fresh_limit:
+            if self._may_create():
                 await self._create(path, branch, start, reset_branch)
                 return
             await self._changed.wait()
         await self._switch(path, branch, start, reset_branch)
 
+    def _may_create(self) -> bool:
+        return self.in_use <= self.fresh_limit or (
+            self.in_use <= self.pool_limit and self.creating == 0)
+
     async def _create(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch else [
-            str(path), branch]
-        await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
-        await git(path, "reset", "--hard", "--quiet")  # the slow part, outside the lock
+        self.creating += 1
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch else [
+                str(path), branch]
+            await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
+            await git(path, "reset", "--hard", "--quiet")  # the slow part, outside the lock
+        finally:
+            self.creating -= 1
+            self._notify()
 
     async def _switch(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
         """Put an existing worktree on `branch` at `start`, clean (ignored files stay)."""

@@ -183,3 +183,12 @@ def test_build_refuses_bad_settings(repo: Path, args: list[str], env: dict[str, 
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert git(repo, "branch", "--list", "--all") == branches
+
+
+def test_a_bad_value_is_refused_even_when_a_higher_source_overrides_it(tmp_path: Path) -> None:
+    _toml(tmp_path, "max_parallel = 0\n")
+    with pytest.raises(UsageError, match="orchestrate.toml key `max_parallel`"):
+        load_settings(tmp_path, {"max_parallel": 3}, {"ORCHESTRATE_MAX_PARALLEL": "2"})
+    (tmp_path / "orchestrate.toml").unlink()
+    with pytest.raises(UsageError, match="environment variable ORCHESTRATE_TIMEOUT"):
+        load_settings(tmp_path, {"timeout": 5.0}, {"ORCHESTRATE_TIMEOUT": "soon"})
