@@ -187,7 +187,7 @@ def test_build_refuses_bad_settings(repo: Path, args: list[str], env: dict[str, 
 
 def test_a_bad_value_is_refused_even_when_a_higher_source_overrides_it(tmp_path: Path) -> None:
     _toml(tmp_path, "max_parallel = 0\n")
-    with pytest.raises(UsageError, match="orchestrate.toml key `max_parallel`"):
+    with pytest.raises(UsageError, match=r"orchestrate\.toml key `max_parallel`"):
         load_settings(tmp_path, {"max_parallel": 3}, {"ORCHESTRATE_MAX_PARALLEL": "2"})
     (tmp_path / "orchestrate.toml").unlink()
     with pytest.raises(UsageError, match="environment variable ORCHESTRATE_TIMEOUT"):
