@@ -14,7 +14,7 @@ from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
 from orchestrator.failpoints import failpoint
 from orchestrator.git import git
-from orchestrator.merging import is_committed_unmerged, merge_subtasks
+from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan
 from orchestrator.preflight import Target, check_repository, ensure_identity
@@ -218,8 +218,11 @@ async def _merge_waiting(ctx: MergeContext) -> int:
     results = []
     for phase in plan.phases:
         waiting = [s for s in phase.subtasks if is_committed_unmerged(s)]
-        results += await merge_subtasks(ctx, waiting,
-                                        group=phase.key if phase.parallel_safe else None)
+        if phase.parallel_safe:
+            merged = [s for s in phase.subtasks if merged_with_changes(s)]
+            results += await merge_subtasks(ctx, waiting, phase.key, merged_siblings=merged)
+        else:
+            results += await merge_subtasks(ctx, waiting, None)
     if not results:
         ctx.emit("merge_finished", "nothing to merge")
         return 0

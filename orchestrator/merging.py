@@ -23,17 +23,30 @@ def is_committed_unmerged(subtask: Subtask) -> bool:
             (subtask.status == "conflict" and bool(meta.get("head"))))
 
 
-async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask],
-                         group: str | None) -> list[MergeResult]:
-    """Integrate `subtasks` (in the given plan order) and record every result."""
+def merged_with_changes(subtask: Subtask) -> bool:
+    """Completed by a merge of real work (so its changes can overlap a sibling's)."""
+    meta = subtask.meta
+    return (subtask.status == "completed" and bool(meta.get("head"))
+            and meta.get("head") != meta.get("base"))
+
+
+async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: str | None,
+                         merged_siblings: Sequence[Subtask] = ()) -> list[MergeResult]:
+    """Integrate `subtasks` and record every result. `merged_siblings`, the members of the
+    same parallel phase merged earlier (e.g. before a crash), take part in the overlap checks;
+    all of them belong to one phase."""
     if not subtasks:
         return []
+    wanted = {s.id for s in subtasks}
     async with ctx.merge_lock:
         tips = await ctx.subtask_tips()
-        candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in subtasks]
-        results = await trio.to_thread.run_sync(partial(
+        everyone = sorted([*merged_siblings, *subtasks], key=_position)
+        candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
+        outcomes = await trio.to_thread.run_sync(partial(
             integrate, ctx.repo, ctx.integration_ref, candidates,
             overlap="block" if ctx.settings.overlap == "block" else "merge"))
+        results = [r for r in outcomes if r.subtask_id in wanted]
+        candidates = [c for c in candidates if c.subtask_id in wanted]
         await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates})
         failpoint("merge-recorded")
         for result in results:
@@ -49,6 +62,10 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask],
             ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,
                                                keep=ctx.settings.keep_worktrees))
     return results
+
+
+def _position(subtask: Subtask) -> int:
+    return next(n for n, s in enumerate(subtask.phase.subtasks) if s.id == subtask.id)
 
 
 def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,

@@ -12,7 +12,7 @@ from functools import partial
 import trio
 
 from orchestrator.context import RunContext
-from orchestrator.merging import is_committed_unmerged, merge_subtasks
+from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.plan import Phase, Plan, Subtask
 from orchestrator.runner import run_subtask
 
@@ -85,7 +85,8 @@ async def _run_parallel(ctx: RunContext, phase: Phase) -> None:
         return
     fresh = (await ctx.records.read()).phases[phase.index]
     ready = [s for s in fresh.subtasks if s.status == "in_progress" and is_committed_unmerged(s)]
-    await merge_subtasks(ctx, ready, group=phase.key)
+    await merge_subtasks(ctx, ready, group=phase.key,
+                         merged_siblings=[s for s in fresh.subtasks if merged_with_changes(s)])
 
 
 async def _run_sequential(ctx: RunContext, phase: Phase) -> None:

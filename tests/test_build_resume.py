@@ -126,3 +126,18 @@ def test_a_conflict_fixed_by_hand_unblocks_the_next_phase(repo: Path,
     assert recorder.invocations() == Counter(a=1, b=1, z=1)
     assert git(repo, "show", f"{INTEGRATION}:shared.txt") == "edit by a\nedit by b"
     assert {"a.txt", "b.txt", "z.txt"} <= branch_files(repo, INTEGRATION)
+
+
+def test_overlaps_with_siblings_merged_in_an_earlier_run_are_flagged(repo: Path,
+                                                                    recorder: Recorder,
+                                                                    tmp_path: Path) -> None:
+    flag = tmp_path / "b-is-not-ready"
+    flag.write_text("")
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    agent = ("--append", "*=shared.txt", "--fail-while", f"b={flag}")
+    build(repo, recorder, *agent, check=1)
+    assert statuses(repo) == {"a": "completed", "b": "failed"}
+    flag.unlink()
+    build(repo, recorder, *agent, options=("--retry-failed",))
+    assert statuses(repo) == {"a": "completed", "b": "completed"}
+    assert subtasks(repo)["b"]["orchestrate"]["overlaps"] == ["shared.txt"]
