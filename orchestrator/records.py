@@ -128,13 +128,17 @@ def _add_usage(old: object, new: dict[str, int]) -> dict[str, int]:
     return total
 
 
+def _conflict_error(result: MergeResult) -> str:
+    if result.conflicts and all(c.kind == "overlap" for c in result.conflicts):
+        return "not merged: " + "; ".join(result.messages)  # --overlap block
+    return "merge conflict in " + (", ".join(result.conflicted_paths) or "unknown paths")
+
+
 def _record_merge(subtask: Subtask, result: MergeResult) -> None:
     overlaps = list(result.overlaps)
     if result.outcome == "conflict":
         subtask.write_meta(merge="conflict", overlaps=overlaps,
-                           error=short_error("merge conflict in " + ", ".join(
-                               result.conflicted_paths) if result.conflicted_paths else
-                               "blocked by an overlap (--overlap block)"))
+                           error=short_error(_conflict_error(result)))
         _close(subtask, "conflict")
         return
     subtask.write_meta(merge="merged", merge_commit=result.merge_commit, overlaps=overlaps)
