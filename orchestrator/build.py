@@ -24,6 +24,7 @@ from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 from orchestrator.store import PlanStore, RunLock
+from orchestrator.views import progress_counts
 from orchestrator.worktrees import Worktrees
 
 
@@ -154,8 +155,7 @@ async def _recover(ctx: MergeContext) -> None:
     merged = [s.id for s in plan.subtasks()
               if s.status != "completed" and s.meta.get("head") and s.id in tips
               and tips[s.id] != s.meta.get("base")]
-    interrupted = [s.id for s in plan.subtasks() if s.status == "in_progress"
-                   and not is_committed_unmerged(s) and s.id not in merged]
+    interrupted = [s for s in _interrupted(plan) if s not in merged]
     if merged:
         commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
         await ctx.records.merged(
@@ -176,19 +176,20 @@ async def _merge_commits(ctx: MergeContext, base: str) -> dict[str, str]:
             if len(parents := line.split()) > 2}
 
 
+def _interrupted(plan: Plan) -> list[str]:
+    """Subtasks that were running and had not committed their work."""
+    return [s.id for s in plan.subtasks()
+            if s.status == "in_progress" and not is_committed_unmerged(s)]
+
+
 async def _return_interrupted(ctx: RunContext) -> None:
-    plan = await ctx.records.read()
-    interrupted = [s.id for s in plan.subtasks()
-                   if s.status == "in_progress" and not is_committed_unmerged(s)]
-    if interrupted:
+    if interrupted := _interrupted(await ctx.records.read()):
         await ctx.records.set_status(interrupted, "pending", error="interrupted")
 
 
 async def _finish(ctx: RunContext) -> int:
     plan = await ctx.records.read()
-    counts: dict[str, int] = {}
-    for subtask in plan.subtasks():
-        counts[subtask.status] = counts.get(subtask.status, 0) + 1
+    counts = dict(progress_counts(plan))
     tip = await ctx.integration_tip()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "

@@ -145,7 +145,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
 
 
 async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> AgentResult:
-    _write_header(task)
+    await _write_header(task)
     timeout = ctx.settings.timeout
     with trio.move_on_after(timeout) as scope:
         result = await ctx.agent.run(task)
@@ -166,10 +166,10 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> Ag
     return result
 
 
-def _write_header(task: AgentTask) -> None:
-    with task.log_path.open("a", encoding="utf-8") as log:
-        log.write(f"\n===== {utc_now()} attempt {task.attempt} of {task.subtask_id} "
-                  f"on {task.branch} =====\n")
+async def _write_header(task: AgentTask) -> None:
+    async with await trio.open_file(task.log_path, "a", encoding="utf-8") as log:
+        await log.write(f"\n===== {utc_now()} attempt {task.attempt} of {task.subtask_id} "
+                        f"on {task.branch} =====\n")
 
 
 async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float) -> tuple[int, str]:

@@ -64,13 +64,13 @@ class Worktrees:
         """Make git ignore `.orchestrate/` in every worktree via the shared info/exclude."""
         common = Path(await git_out(self.repo, "rev-parse", "--path-format=absolute",
                                     "--git-common-dir"))
-        exclude = common / "info" / "exclude"
-        text = exclude.read_text() if exclude.exists() else ""
+        exclude = trio.Path(common / "info" / "exclude")
+        text = await exclude.read_text() if await exclude.exists() else ""
         if not any(line.strip() in ("/.orchestrate/", ".orchestrate/", "/.orchestrate")
                    for line in text.splitlines()):
-            exclude.parent.mkdir(parents=True, exist_ok=True)
+            await exclude.parent.mkdir(parents=True, exist_ok=True)
             sep = "" if not text or text.endswith("\n") else "\n"
-            exclude.write_text(f"{text}{sep}/.orchestrate/\n")
+            await exclude.write_text(f"{text}{sep}/.orchestrate/\n")
 
     @asynccontextmanager
     async def hold(self, subtask_id: str, branch: str, base: str) -> AsyncIterator[Path]:
@@ -220,7 +220,7 @@ def _remove_tree(path: Path) -> None:
 async def copy_untracked(repo: Path, worktree: Path, names: tuple[str, ...]) -> None:
     """Copy files like `.env` that exist in the user's checkout but not in the new worktree."""
     for name in names:
-        source, target = repo / name, worktree / name
-        if source.is_file() and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+        source, target = trio.Path(repo / name), trio.Path(worktree / name)
+        if await source.is_file() and not await target.exists():
+            await target.parent.mkdir(parents=True, exist_ok=True)
             await trio.to_thread.run_sync(shutil.copy2, source, target)

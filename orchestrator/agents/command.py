@@ -27,7 +27,7 @@ class CommandAgent:
 
     async def run(self, task: AgentTask) -> AgentResult:
         prompt_file = task.log_path.with_suffix(".prompt.md")
-        prompt_file.write_text(task.prompt, encoding="utf-8")
+        await trio.Path(prompt_file).write_text(task.prompt, encoding="utf-8")
         with task.log_path.open("ab") as log, prompt_file.open("rb") as stdin:
             start = log.tell()
             try:
