@@ -14,6 +14,10 @@ repository several checkouts at once starve the disk for everybody.
 `worktree add` has half written ("failed to read .../commondir"), so they run one at a time;
 switching branches avoids `git checkout` (which reads them too) and uses reset, update-ref and
 symbolic-ref. Nothing here ever runs in the user's own working tree.
+
+Checkouts use git's parallel checkout (`checkout.workers`) unless the user configured
+it: writing 20,000 files from one process is several times slower than from a few, even on two
+cores, because the time goes to waiting on the file system rather than to the CPU.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, GitResult, git, git_out
 
 POOL = ".pool"
+CHECKOUT_WORKERS = 8
+START_REFLOG = {"GIT_REFLOG_ACTION": "orchestrate: start subtask"}
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Worktrees:
     _admin_lock: trio.Lock = field(default_factory=trio.Lock)
     _changed: trio.Event = field(default_factory=trio.Event)  # set when one is parked or freed
     _claimed: set[Path] = field(default_factory=set)  # parked ones being taken right now
+    _checkout_options: tuple[str, ...] | None = None
 
     @property
     def root(self) -> Path:
@@ -127,21 +134,28 @@ class Worktrees:
             on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch else [
                 str(path), branch]
             await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
-            await git(path, "reset", "--hard", "--quiet")  # the slow part, outside the lock
+            # the slow part, outside the lock
+            await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet")
         finally:
             self.creating -= 1
             self._notify()
 
+    async def _parallel_checkout(self) -> tuple[str, ...]:
+        """`-c checkout.workers=N` unless the user's git configuration sets it."""
+        if self._checkout_options is None:
+            configured = await git(self.repo, "config", "--get", "checkout.workers", check=False)
+            self._checkout_options = () if configured.stdout.strip() else (
+                "-c", f"checkout.workers={CHECKOUT_WORKERS}")
+        return self._checkout_options
+
     async def _switch(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
         """Put an existing worktree on `branch` at `start`, clean (ignored files stay)."""
         await remove_stale_index_lock(path)
-        await git(path, "update-ref", "--no-deref", "HEAD", start)  # detached at start
-        await git(path, "reset", "--hard", "--quiet")
-        await git(path, "clean", "-ffdq")
-        if reset_branch:
-            await git(path, "update-ref", "-m", "orchestrate: start subtask",
-                      f"refs/heads/{branch}", start)
         await git(path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        # on the branch, `reset --hard start` moves it (creating it if need be) and the files
+        await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet",
+                  *([start] if reset_branch else []), env=START_REFLOG)
+        await git(path, "clean", "-ffdq")
 
     async def _registered(self) -> set[Path]:
         listing = (await self._admin("list", "--porcelain", "-z")).stdout

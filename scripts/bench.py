@@ -136,7 +136,10 @@ NAIVE_SCRIPT = r"""
 set -e
 parallel=$1 python=$2 agent=$3; shift 3
 run_one() {
-  git worktree add -q "wt/$1" -b "naive/$1"
+  # concurrent `git worktree add`s now and then trip over each other's half-written metadata
+  until git worktree add -q "wt/$1" -b "naive/$1" 2>/dev/null; do
+    rm -rf "wt/$1"; git branch -q -D "naive/$1" 2>/dev/null || true; sleep 0.1
+  done
   (cd "wt/$1" && ORCHESTRATE_SUBTASK_ID=$1 "$python" "$agent" && git add -A && git commit -qm "$1")
 }
 export -f run_one; export python agent
