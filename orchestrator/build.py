@@ -81,8 +81,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
-                                 pool_limit=2 * settings.max_parallel,
-                                 fresh_limit=settings.max_parallel),
+                                 pool_limit=2 * settings.max_parallel),
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),

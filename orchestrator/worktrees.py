@@ -5,15 +5,15 @@ is committed its worktree is parked in `.orchestrate/worktrees/.pool/` (the bran
 work; merging needs no worktree) and reused by the next subtask of any spec in the repository:
 switching a clean worktree to a new branch is far cheaper than a fresh `git worktree add` on a
 large repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
-`pool_limit` worktrees. A build checks out fresh worktrees at once only while at most
-`fresh_limit` of its subtasks (the agents that can run) hold one; beyond that, up to
-`pool_limit`, it makes one at a time and otherwise waits for the next parked one: on a large
-repository several checkouts at once starve the disk for everybody.
+`pool_limit` worktrees. A build makes fresh checkouts one at a time (up to `pool_limit` held
+at once) and otherwise waits for the next parked worktree: on a large repository the disk, not
+the CPU, bounds a checkout, so five at once take as long as five in a row, and in a row the
+first agent starts after one checkout instead of after five.
 
 `git worktree` commands read every worktree's metadata and fail on one that a concurrent
 `worktree add` has half written ("failed to read .../commondir"), so they run one at a time;
-switching branches avoids `git checkout` (which reads them too) and uses reset, update-ref and
-symbolic-ref. Nothing here ever runs in the user's own working tree.
+switching branches avoids `git checkout` (which reads them too) and uses symbolic-ref and
+reset. Nothing here ever runs in the user's own working tree.
 
 Checkouts use git's parallel checkout (`checkout.workers`) unless the user configured
 it: writing 20,000 files from one process is several times slower than from a few, even on two
@@ -44,7 +44,6 @@ class Worktrees:
     spec: str
     reuse: bool = True
     pool_limit: int = 8
-    fresh_limit: int = 5
     in_use: int = 0  # subtasks of this build holding or obtaining a worktree
     creating: int = 0  # fresh checkouts under way
     _admin_lock: trio.Lock = field(default_factory=trio.Lock)
@@ -124,8 +123,7 @@ class Worktrees:
         await self._switch(path, branch, start, reset_branch)
 
     def _may_create(self) -> bool:
-        return self.in_use <= self.fresh_limit or (
-            self.in_use <= self.pool_limit and self.creating == 0)
+        return self.creating == 0 and self.in_use <= self.pool_limit
 
     async def _create(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
         self.creating += 1
