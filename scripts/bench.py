@@ -110,12 +110,13 @@ def bench_build(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
                    "--agent-command", f"{sys.executable} {agent}"]
         return timed(lambda: sh(*command, cwd=repo, env=env))
 
-    def ours() -> tuple[float, float]:
-        """A first build in a fresh clone (no worktree to reuse), then a second spec's build
-        in the same clone, which reuses the worktrees the first one parked."""
+    def ours() -> list[float]:
+        """Three builds of the same plan as three specs in one fresh clone: the first has no
+        worktree to reuse, the second reuses those the first parked (and checks out what the
+        pool lacks), the third finds the pool full."""
         with tempfile.TemporaryDirectory(dir=scratch) as tmp:
             repo = fresh_clone(args.files, Path(tmp))
-            return build(repo, "001-bench"), build(repo, "002-bench")
+            return [build(repo, f"00{n}-bench") for n in (1, 2, 3)]
 
     def naive() -> float:
         with tempfile.TemporaryDirectory(dir=scratch) as tmp:
@@ -126,10 +127,12 @@ def bench_build(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
                                     str(agent), *ids, cwd=repo, env=env))
 
     ideal = math.ceil(args.subtasks / args.parallel) * args.sleep
-    runs = [ours() for _ in range(args.repeat)]
-    return {"orchestrate (cold)": statistics.median(r[0] for r in runs),
-            "orchestrate": statistics.median(r[1] for r in runs),
-            "naive": median(naive, args.repeat), "ideal": ideal}
+    runs = [[*ours(), naive()] for _ in range(args.repeat)]  # interleaved: the disk drifts
+    return {name: statistics.median(run[n] for run in runs)
+            for n, name in enumerate((*BUILDS, "naive"))} | {"ideal": ideal}
+
+
+BUILDS = ("orchestrate, 1st build", "orchestrate, 2nd build", "orchestrate, pool full")
 
 
 NAIVE_SCRIPT = r"""
@@ -232,10 +235,10 @@ def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) 
     print(f"\n{name}")
     for key, value in figures.items():
         unit = "MB" if key.endswith("_mb") else "s"
-        print(f"  {key:<22} {value:10.3f} {unit}")
+        print(f"  {key:<24} {value:10.3f} {unit}")
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
-            print(f"  {top} / {bottom:<14} {figures[top] / figures[bottom]:10.3f}")
+            print(f"  {top + ' / ' + bottom:<34} {figures[top] / figures[bottom]:6.3f}")
 
 
 def main() -> None:
@@ -257,8 +260,7 @@ def main() -> None:
         if "build" in wanted:
             report(f"(a) build: {args.subtasks} subtasks, {args.parallel} at once, agents "
                    f"sleep {args.sleep:g}s", bench_build(args, scratch),
-                   [("orchestrate", "ideal"), ("orchestrate", "naive"),
-                    ("orchestrate (cold)", "ideal"), ("orchestrate (cold)", "naive")])
+                   [(build, base) for build in BUILDS for base in ("ideal", "naive")])
         if "merge" in wanted:
             report(f"(b) merge of {args.branches} branches", bench_merge(args, scratch),
                    [("orchestrate", "naive")])
