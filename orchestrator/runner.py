@@ -151,7 +151,7 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> Ag
         result = await ctx.agent.run(task)
     if scope.cancelled_caught:
         return AgentResult(ok=False, error=f"agent timed out after {timeout:g} s (--timeout)",
-                           output_tail=read_tail(task.log_path, 0))
+                           output_tail=read_tail(task.log_path, 0), usage=dict(task.usage))
     if result.ok:
         problem = await _branch_problem(task.worktree, task.branch)
         if problem:

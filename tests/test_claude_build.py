@@ -104,6 +104,25 @@ def test_the_build_limits_requests_in_flight(repo: Path, fake_api: FakeAnthropic
     assert all(s["status"] == "completed" for s in subtasks_of(plan_path).values())
 
 
+def test_an_attempt_cut_off_by_its_timeout_still_records_the_tokens_it_spent(
+        repo: Path, fake_api: FakeAnthropic) -> None:
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["sub-alpha"])))
+    fake_api.script("sub-alpha", [
+        reply(editor("create", path="slow.txt", file_text="started\n"),
+              usage={"input_tokens": 300, "output_tokens": 40}),
+        reply("Done.", delay=5),  # answered after the attempt's time is up
+    ])
+    done = run_cli(repo, "build", "001", "--agent", "claude", "--timeout", "2", "--retries", "0",
+                   env=claude_env(fake_api), check=1)
+    subtask = subtasks_of(plan_path)["sub-alpha"]
+    assert subtask["status"] == "failed"
+    assert "agent timed out after 2 s" in subtask["orchestrate"]["error"]
+    assert subtask["orchestrate"]["usage"] == {
+        "input_tokens": 300, "output_tokens": 40, "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0}
+    assert "timed out" in done.stdout
+
+
 def test_a_missing_key_is_refused_before_any_work(repo: Path) -> None:
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["sub-alpha"])))
     before = plan_path.read_bytes()

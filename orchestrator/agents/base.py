@@ -19,6 +19,9 @@ class AgentTask:
     log_path: Path  # append the transcript here; the runner writes attempt headers
     port: int  # a TCP port no other running subtask has (for dev servers)
     attempt: int = 1
+    # token counts so far, kept current by the agent: an attempt cancelled by its timeout
+    # returns no result, and what it spent is still recorded from here
+    usage: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -99,7 +99,8 @@ class _Session:
         self.toolbox = Toolbox(task.worktree, self.limits)
         self.log = Transcript(task.log_path, agent.secrets)
         self.messages: list[dict[str, Any]] = [{"role": "user", "content": task.prompt}]
-        self.usage = dict.fromkeys(USAGE_KEYS, 0)
+        self.usage = task.usage
+        self.usage.update(dict.fromkeys(USAGE_KEYS, 0))
         self.tail: deque[str] = deque(maxlen=TAIL_ENTRIES)
 
     async def converse(self) -> str:
