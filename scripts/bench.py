@@ -140,8 +140,11 @@ set -e
 parallel=$1 python=$2 agent=$3; shift 3
 run_one() {
   # concurrent `git worktree add`s now and then trip over each other's half-written metadata
+  tries=1
   until git worktree add -q "wt/$1" -b "naive/$1" 2>/dev/null; do
+    [ "$tries" -lt 10 ] || return 1
     rm -rf "wt/$1"; git branch -q -D "naive/$1" 2>/dev/null || true; sleep 0.1
+    tries=$((tries + 1))
   done
   (cd "wt/$1" && ORCHESTRATE_SUBTASK_ID=$1 "$python" "$agent" && git add -A && git commit -qm "$1")
 }
