@@ -17,11 +17,10 @@ async def commit_work(worktree: Path, message: str, copied: tuple[str, ...]) -> 
     await remove_stale_index_lock(worktree)
     await git(worktree, "add", "--all")
     head = await git_out(worktree, "rev-parse", "HEAD")
-    staged = await _staged(worktree)
-    unwanted = {_unwanted(status, path, copied) for status, path in staged} - {None}
-    if unwanted:
-        await git(worktree, "reset", "--quiet", "--", *sorted(p for p in unwanted if p))
-    if all(_unwanted(status, path, copied) for status, path in staged):
+    excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
+    if unwanted := sorted({spec for spec in excluded if spec}):
+        await git(worktree, "reset", "--quiet", "--", *unwanted)
+    if all(excluded):  # nothing staged, or nothing that belongs in the commit
         return head
     tree = await git_out(worktree, "write-tree")
     made = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head,

@@ -187,7 +187,7 @@ async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float) -> tup
 async def _branch_problem(worktree: Path, branch: str) -> str | None:
     if not await trio.Path(worktree).is_dir():
         return "the agent deleted its worktree"
-    if not (worktree / ".git").exists():
+    if not await trio.Path(worktree / ".git").exists():
         return "the agent removed the worktree's .git file"
     head = await git(worktree, "symbolic-ref", "-q", "HEAD", check=False)
     if head.returncode not in (0, 1):
@@ -203,7 +203,7 @@ async def _restore_branch(worktree: Path, branch: str) -> None:
     """Put a worktree the agent switched away from back on its branch for the next attempt.
     A worktree that cannot be put back gets no further attempt: git run in a folder whose .git
     is gone would find the user's own repository above it."""
-    if await _branch_problem(worktree, branch) and (worktree / ".git").exists():
+    if await _branch_problem(worktree, branch) and await trio.Path(worktree / ".git").exists():
         await git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}", check=False)
         await git(worktree, "reset", "--hard", "--quiet", check=False)
     if problem := await _branch_problem(worktree, branch):

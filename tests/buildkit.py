@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ORCHESTRATE, git
+from tests.conftest import ORCHESTRATE, git, run_cli
 
 AGENT = Path(__file__).resolve().parent / "agents" / "agent.py"
 SPEC = "001-demo"
@@ -56,6 +56,14 @@ class Recorder:
         """Every agent and grandchild process the agents reported."""
         events = self.events()
         return ({e["pid"] for e in events} | {e["child"] for e in events if "child" in e})
+
+
+def build(repo: Path, recorder: Recorder, *agent_args: str, options: tuple[str, ...] = (),
+          check: int | None = 0) -> str:
+    """Run `orchestrate build` with the scripted agent; return its stdout."""
+    done = run_cli(repo, "build", SPEC, *options, "--agent-command", agent_command(*agent_args),
+                   env=recorder.env, check=check)
+    return done.stdout
 
 
 def peak_concurrency(events: Iterable[dict[str, Any]]) -> int:

@@ -12,6 +12,7 @@ from tests.buildkit import (
     Recorder,
     agent_command,
     branch_files,
+    build,
     merges_per_subtask,
     orchestrate_branches,
     peak_concurrency,
@@ -20,14 +21,6 @@ from tests.buildkit import (
     worktree_paths,
 )
 from tests.conftest import commit_all, git, phase, plan_of, read_json, run_cli, write_plan
-
-
-def build(repo: Path, recorder: Recorder, *agent_args: str, options: tuple[str, ...] = (),
-          check: int | None = 0) -> str:
-    """Run `orchestrate build` with the scripted agent; return its stdout."""
-    done = run_cli(repo, "build", SPEC, *options, "--agent-command", agent_command(*agent_args),
-                   env=recorder.env, check=check)
-    return done.stdout
 
 
 def test_a_parallel_phase_runs_exactly_max_parallel_agents_at_once(

@@ -11,20 +11,13 @@ from tests.buildkit import (
     INTEGRATION,
     SPEC,
     Recorder,
-    agent_command,
     branch_files,
+    build,
     merges_per_subtask,
     statuses,
     subtasks,
 )
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
-
-
-def build(repo: Path, recorder: Recorder, *agent_args: str, options: tuple[str, ...] = (),
-          check: int | None = 0) -> str:
-    done = run_cli(repo, "build", SPEC, *options, "--agent-command", agent_command(*agent_args),
-                   env=recorder.env, check=check)
-    return done.stdout
 
 
 def test_completed_subtasks_are_not_run_again(repo: Path, recorder: Recorder) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from orchestrator.agents.base import Agent
+from orchestrator.agents.base import Agent, anthropic_api_key
 from orchestrator.errors import UsageError
 from orchestrator.settings import Settings
 
@@ -21,10 +20,8 @@ def check_agent_configured(settings: Settings) -> None:
     if settings.agent == "command" and not settings.agent_command:
         raise UsageError("option --agent command needs --agent-command 'CMD'",
                          "Or set agent_command in orchestrate.toml or ORCHESTRATE_AGENT_COMMAND.")
-    if settings.agent == "claude" and not os.environ.get("ANTHROPIC_API_KEY", "").strip():
-        raise UsageError("option --agent claude needs an API key: ANTHROPIC_API_KEY is not set",
-                         "Run `export ANTHROPIC_API_KEY=...` (and ANTHROPIC_BASE_URL for a "
-                         "proxy), or use --agent command --agent-command 'CMD'.")
+    if settings.agent == "claude":
+        anthropic_api_key()
 
 
 def agent_label(settings: Settings) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from orchestrator.errors import UsageError
+
 
 @dataclass(frozen=True)
 class AgentTask:
@@ -30,6 +32,16 @@ class AgentResult:
     error: str = ""  # short reason when not ok: "exit code 3", "API error: ..."
     output_tail: str = ""  # the end of the agent's output, fed back into a retry's prompt
     usage: dict[str, int] = field(default_factory=dict)  # token counts (claude agent)
+
+
+def anthropic_api_key() -> str:
+    """ANTHROPIC_API_KEY for the claude agent; a usage error when it is not set."""
+    key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    if not key:
+        raise UsageError("option --agent claude needs an API key: ANTHROPIC_API_KEY is not set",
+                         "Run `export ANTHROPIC_API_KEY=...` (and ANTHROPIC_BASE_URL for a "
+                         "proxy), or use --agent command --agent-command 'CMD'.")
+    return key
 
 
 def git_ceiling(worktree: Path) -> str:

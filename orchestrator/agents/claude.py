@@ -15,12 +15,11 @@ from typing import Any
 
 import anthropic
 
-from orchestrator.agents.base import Agent, AgentResult, AgentTask
+from orchestrator.agents.base import Agent, AgentResult, AgentTask, anthropic_api_key
 from orchestrator.agents.claude_api import USAGE_KEYS, ApiFailure, Reply, ToolUse, create_message
 from orchestrator.agents.output import clip, redact
 from orchestrator.agents.tools import Toolbox
 from orchestrator.agents.transcript import Transcript
-from orchestrator.errors import UsageError
 from orchestrator.settings import Settings
 
 SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -52,11 +51,7 @@ When the subtask is done, reply with a short summary of what you changed and sto
 @asynccontextmanager
 async def open_claude_agent(settings: Settings) -> AsyncIterator[Agent]:
     """One client for the whole build, closed at the end."""
-    key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
-    if not key:
-        raise UsageError("the claude agent needs an API key: ANTHROPIC_API_KEY is not set",
-                         "Run `export ANTHROPIC_API_KEY=...` (and ANTHROPIC_BASE_URL for a proxy), "
-                         "or use another agent: --agent command --agent-command 'CMD'.")
+    key = anthropic_api_key()
     client = anthropic.AsyncAnthropic(api_key=key, max_retries=settings.claude.max_retries,
                                       timeout=REQUEST_TIMEOUT)
     async with client:
