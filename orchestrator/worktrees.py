@@ -6,8 +6,8 @@ work; merging needs no worktree) and reused by the next subtask of any spec in t
 switching a clean worktree to a new branch is far cheaper than a fresh `git worktree add` on a
 large repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
 `pool_limit` worktrees. A build makes fresh checkouts one at a time (up to `pool_limit` held
-at once) and otherwise waits for the next parked worktree: on a large repository the disk, not
-the CPU, bounds a checkout, so five at once take as long as five in a row, and in a row the
+at once) and otherwise waits for the next parked worktree: one checkout of a large repository
+already keeps two cores busy, so five at once take as long as five in a row, and in a row the
 first agent starts after one checkout instead of after five.
 
 `git worktree` commands read every worktree's metadata and fail on one that a concurrent
@@ -16,8 +16,10 @@ switching branches avoids `git checkout` (which reads them too) and uses symboli
 reset. Nothing here ever runs in the user's own working tree.
 
 Checkouts use git's parallel checkout (`checkout.workers`) unless the user configured
-it: writing 20,000 files from one process is several times slower than from a few, even on two
-cores, because the time goes to waiting on the file system rather than to the CPU.
+it. Measured on a 2-core machine with 20,000 files: 0.9 s from one process against 0.6 s; and
+within minutes of a mass deletion on a journal-less ext4, where every new inode costs a scan
+of the recently freed ones (`recently_deleted` in fs/ext4/ialloc.c), 11 s against 0.9 s.
+A build removes a worktree only when the pool is full or reuse is turned off.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
+Runs are deleted only when the bench ends (see kept_dir); the default set needs ~10 GB free.
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ def fresh_clone(files: int, into: Path) -> Path:
     return target
 
 
+def kept_dir(scratch: Path) -> Path:
+    """A fresh folder for one run, deleted only with everything else when the bench ends.
+
+    Deleting a run's 100,000+ files before the next run would slow the next run's file creation
+    on a journal-less ext4 (this machine's): for about five minutes after a deletion the kernel
+    skips, one inode-table lookup each, every recently freed inode while allocating a new one
+    (`recently_deleted` in fs/ext4/ialloc.c), which made a 20,000-file checkout take 0.4 s or
+    11 s depending on what the previous run had just removed."""
+    return Path(tempfile.mkdtemp(dir=scratch))
+
+
 def timed(action: Callable[[], object]) -> float:
     """Wall time of `action`, after flushing dirty pages (a fresh clone's 20,000 files) so that
     their write-back does not land in the middle of the measurement."""
@@ -114,22 +126,25 @@ def bench_build(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
         """Three builds of the same plan as three specs in one fresh clone: the first has no
         worktree to reuse, the second reuses those the first parked (and checks out what the
         pool lacks), the third finds the pool full."""
-        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-            repo = fresh_clone(args.files, Path(tmp))
-            return [build(repo, f"00{n}-bench") for n in (1, 2, 3)]
+        repo = fresh_clone(args.files, kept_dir(scratch))
+        return [build(repo, f"00{n}-bench") for n in (1, 2, 3)]
 
-    def naive() -> float:
-        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-            repo = fresh_clone(args.files, Path(tmp))
-            script = scratch / "naive.sh"
-            script.write_text(NAIVE_SCRIPT)
-            return timed(lambda: sh("bash", str(script), str(args.parallel), sys.executable,
-                                    str(agent), *ids, cwd=repo, env=env))
+    def naive() -> list[float]:
+        """The naive script's time, and that of one `git worktree add` just before it: the
+        file system's speed at that moment, for the reader to compare runs by."""
+        repo = fresh_clone(args.files, kept_dir(scratch))
+        probe = timed(lambda: sh("git", "worktree", "add", "-q", "--detach",
+                                 str(repo.parent / "probe"), cwd=repo))
+        script = scratch / "naive.sh"
+        script.write_text(NAIVE_SCRIPT)
+        return [timed(lambda: sh("bash", str(script), str(args.parallel), sys.executable,
+                                 str(agent), *ids, cwd=repo, env=env)), probe]
 
     ideal = math.ceil(args.subtasks / args.parallel) * args.sleep
-    runs = [[*ours(), naive()] for _ in range(args.repeat)]  # interleaved: the disk drifts
+    runs = [[*ours(), *naive()] for _ in range(args.repeat)]  # interleaved: the machine drifts
+    names = (*BUILDS, "naive", "one git worktree add")
     return {name: statistics.median(run[n] for run in runs)
-            for n, name in enumerate((*BUILDS, "naive"))} | {"ideal": ideal}
+            for n, name in enumerate(names)} | {"ideal": ideal}
 
 
 BUILDS = ("orchestrate, 1st build", "orchestrate, 2nd build", "orchestrate, pool full")
@@ -184,41 +199,38 @@ def bench_merge(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
         return repo, make_branches(repo, args.branches)
 
     def ours() -> float:
-        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-            repo, branches = setup(Path(tmp))
-            base = sh("git", "rev-parse", "HEAD", cwd=repo)
-            sh("git", "branch", "orchestrate/001-bench/integration", base, cwd=repo)
-            write_plan(repo, [{"id": i, "status": "in_progress",
-                               "orchestrate": {"branch": b, "base": base, "head": h,
-                                               "merge": "pending"}}
-                              for i, b, h in branches], parallel=False)
-            return timed(lambda: sh(*ORCHESTRATE, "merge", "001", cwd=repo))
+        repo, branches = setup(kept_dir(scratch))
+        base = sh("git", "rev-parse", "HEAD", cwd=repo)
+        sh("git", "branch", "orchestrate/001-bench/integration", base, cwd=repo)
+        write_plan(repo, [{"id": i, "status": "in_progress",
+                           "orchestrate": {"branch": b, "base": base, "head": h,
+                                           "merge": "pending"}}
+                          for i, b, h in branches], parallel=False)
+        return timed(lambda: sh(*ORCHESTRATE, "merge", "001", cwd=repo))
 
     def naive() -> float:
-        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-            repo, branches = setup(Path(tmp))
-            work = repo / "wt"
-            sh("git", "worktree", "add", "-q", str(work), "-b", "naive-integration", cwd=repo)
+        repo, branches = setup(kept_dir(scratch))
+        work = repo / "wt"
+        sh("git", "worktree", "add", "-q", str(work), "-b", "naive-integration", cwd=repo)
 
-            def merge_all() -> None:
-                for _, branch, _ in branches:
-                    sh("git", "merge", "-q", "--no-ff", "--no-edit", branch, cwd=work)
-            return timed(merge_all)
+        def merge_all() -> None:
+            for _, branch, _ in branches:
+                sh("git", "merge", "-q", "--no-ff", "--no-edit", branch, cwd=work)
+        return timed(merge_all)
 
     return {"orchestrate": median(ours, args.repeat), "naive": median(naive, args.repeat)}
 
 
 def bench_latency(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        repo = fresh_clone(args.files, Path(tmp))
-        write_plan(repo, [{"id": f"s{n}", "status": "pending"} for n in range(50)])
+    repo = fresh_clone(args.files, kept_dir(scratch))
+    write_plan(repo, [{"id": f"s{n}", "status": "pending"} for n in range(50)])
 
-        def run(*command: str) -> Callable[[], float]:
-            return lambda: timed(lambda: sh(*command, cwd=repo))
-        runs = max(args.repeat, 15)
-        return {"status": median(run(*ORCHESTRATE, "status", "001"), runs),
-                "version": median(run(*ORCHESTRATE, "--version"), runs),
-                "git status": median(run("git", "status"), runs)}
+    def run(*command: str) -> Callable[[], float]:
+        return lambda: timed(lambda: sh(*command, cwd=repo))
+    runs = max(args.repeat, 15)
+    return {"status": median(run(*ORCHESTRATE, "status", "001"), runs),
+            "version": median(run(*ORCHESTRATE, "--version"), runs),
+            "git status": median(run("git", "status"), runs)}
 
 
 def bench_memory(args: argparse.Namespace, scratch: Path) -> dict[str, float]:

@@ -26,6 +26,7 @@ def test_the_benchmark_runs_every_measurement(tmp_path: Path) -> None:
                for m in map(FIGURE.match, done.stdout.splitlines()) if m}
     expected = {
         "orchestrate, 1st build", "orchestrate, 2nd build", "orchestrate, pool full", "naive",
+        "one git worktree add",
         "ideal", "orchestrate, pool full / ideal", "orchestrate, pool full / naive",
         "orchestrate", "orchestrate / naive", "status", "version", "git status",
         "status / git status", "peak RSS_mb"}
