@@ -151,6 +151,7 @@ class Worktrees:
     async def _switch(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
         """Put an existing worktree on `branch` at `start`, clean (ignored files stay)."""
         await remove_stale_index_lock(path)
+        await _clear_index_flags(path)
         await git(path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
         # on the branch, `reset --hard start` moves it (creating it if need be) and the files
         await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet",
@@ -213,6 +214,27 @@ def _parked_in(pool: Path, spec: str) -> list[Path]:
     return sorted(found, key=lambda p: (not p.name.startswith(spec + "--"), p.name))
 
 
+async def _clear_index_flags(worktree: Path) -> None:
+    """Drop the assume-unchanged and skip-worktree bits an earlier agent set: they hide edits
+    from `git add`, and `reset --hard` keeps them (and a skip-worktree file's edit). The
+    skip-worktree bits of a sparse checkout stay."""
+    listing = (await git(worktree, "ls-files", "-v", "-z")).stdout
+    entries = [(entry[0], entry[2:]) for entry in listing.split("\0") if entry]
+    assumed = [path for tag, path in entries if tag.islower()]
+    skipped = [path for tag, path in entries if tag in "Ss"]
+    if skipped and await _sparse(worktree):
+        skipped = []
+    for flag, paths in (("--no-assume-unchanged", assumed), ("--no-skip-worktree", skipped)):
+        if paths:  # one flag per call: update-index applies only the first it is given
+            await git(worktree, "update-index", flag, "-z", "--stdin",
+                      input="\0".join(paths).encode())
+
+
+async def _sparse(worktree: Path) -> bool:
+    done = await git(worktree, "config", "--get", "--bool", "core.sparseCheckout", check=False)
+    return done.stdout.strip() == "true"
+
+
 async def remove_stale_index_lock(worktree: Path) -> None:
     """Delete an index.lock left in a subtask's worktree: its agent's process group is gone,
     so the lock can only be stale."""
@@ -232,9 +254,33 @@ def _remove_tree(path: Path) -> None:
 
 
 async def copy_untracked(repo: Path, worktree: Path, names: tuple[str, ...]) -> None:
-    """Copy files like `.env` that exist in the user's checkout but not in the new worktree."""
+    """Make each untracked file like `.env` named in `names` what it is in the user's checkout:
+    a copy, or absent if the user has none, so that a reused worktree never hands one agent's
+    edit of it to the next. A name the worktree's branch tracks is left alone."""
+    present = [name for name in names if await _lexists(worktree / name)]
+    tracked = await _tracked(worktree, present) if present else set()
+    inside = await trio.Path(worktree).resolve()
     for name in names:
-        source, target = trio.Path(repo / name), trio.Path(worktree / name)
-        if await source.is_file() and not await target.exists():
-            await target.parent.mkdir(parents=True, exist_ok=True)
-            await trio.to_thread.run_sync(shutil.copy2, source, target)
+        if name in tracked:
+            continue
+        source, target = trio.Path(repo / name), worktree / name
+        if name in present:
+            await trio.to_thread.run_sync(_remove_tree, target)  # never writes through a link
+        if await source.is_file():
+            folder = trio.Path(target.parent)
+            await folder.mkdir(parents=True, exist_ok=True)
+            if (await folder.resolve()).is_relative_to(inside):
+                await trio.to_thread.run_sync(shutil.copy2, source, target)
+
+
+async def _lexists(path: Path) -> bool:
+    return await trio.Path(path).is_symlink() or await trio.Path(path).exists()
+
+
+async def _tracked(worktree: Path, names: list[str]) -> set[str]:
+    """Those of `names` that the worktree's index tracks, as a file or as a folder."""
+    listing = (await git(worktree, "ls-files", "-z", "--",
+                         *(f":(top,literal){name}" for name in names))).stdout
+    paths = [path for path in listing.split("\0") if path]
+    return {name for name in names
+            if any(path == name or path.startswith(name.rstrip("/") + "/") for path in paths)}

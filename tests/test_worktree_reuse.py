@@ -1,0 +1,87 @@
+"""A worktree parked by one subtask and reused by the next must look exactly like a fresh one
+for tracked and untracked files, while ignored files (build output, `node_modules/`) stay warm;
+`reuse_worktrees = false` gives every subtask a fresh checkout.
+
+The first agent leaves behind everything that could leak into the next subtask: an ignored
+build cache, an edited copy of `.env`, a `.env.local` turned into a link to a file outside the
+worktree (which copying the user's `.env.local` must not write through), and index flags that
+hide files from `git add` (`--assume-unchanged`, and `--skip-worktree` over an uncommitted
+edit). The second agent, in a phase that runs after the first, writes down what it finds and
+edits the file the first one had flagged."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.buildkit import INTEGRATION, SPEC, statuses
+from tests.conftest import commit_all, git, phase, plan_of, run_cli, write_plan
+
+AGENT = """\
+import json, os, pathlib, subprocess
+def sh(*args):
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+here = pathlib.Path(".")
+if os.environ["ORCHESTRATE_SUBTASK_ID"] == "first":
+    pathlib.Path("first.txt").write_text("first\\n")
+    pathlib.Path("build").mkdir()
+    pathlib.Path("build/cache.bin").write_text("expensive\\n")
+    pathlib.Path(".env").write_text("SECRET=changed by the first agent\\n")
+    pathlib.Path(".env.local").unlink()
+    os.symlink(os.environ["VICTIM"], ".env.local")
+    sh("git", "update-index", "--assume-unchanged", "notes.txt")
+    sh("git", "update-index", "--skip-worktree", "README.md")
+    pathlib.Path("README.md").write_text("hidden edit of the first agent\\n")
+else:
+    seen = {
+        "README.md": pathlib.Path("README.md").read_text(),
+        ".env": pathlib.Path(".env").read_text(),
+        ".env.local": pathlib.Path(".env.local").read_text(),
+        "link": pathlib.Path(".env.local").is_symlink(),
+        "cache": pathlib.Path("build/cache.bin").exists(),
+        "flags": sorted(line for line in sh("git", "ls-files", "-v").splitlines()
+                        if line[0] != "H"),
+        "status": sh("git", "status", "--porcelain", "--untracked-files=all"),
+    }
+    pathlib.Path("seen.json").write_text(json.dumps(seen))
+    with open("notes.txt", "a") as notes:
+        notes.write("second was here\\n")
+"""
+
+
+@pytest.fixture
+def project(repo: Path, tmp_path: Path) -> Path:
+    (repo / ".gitignore").write_text("build/\n.env\n.env.local\n")
+    (repo / "notes.txt").write_text("notes\n")
+    commit_all(repo, "ignore build output and .env; notes")
+    (repo / ".env").write_text("SECRET=from the user's checkout\n")
+    (repo / ".env.local").write_text("LOCAL=the user's\n")
+    (tmp_path / "victim.txt").write_text("outside every worktree\n")
+    plan = plan_of(phase(1, ["first"]), phase(2, ["second"]))
+    write_plan(repo, SPEC, plan)
+    (tmp_path / "agent.py").write_text(AGENT)
+    return repo
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_reused_worktree_is_a_fresh_one_with_warm_ignored_files(
+        project: Path, tmp_path: Path, reuse: bool) -> None:
+    if not reuse:
+        (project / "orchestrate.toml").write_text("reuse_worktrees = false\n")
+    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    victim = tmp_path / "victim.txt"
+    run_cli(project, "build", SPEC, "--agent-command", agent, env={"VICTIM": str(victim)},
+            check=0)
+    assert statuses(project) == {"first": "completed", "second": "completed"}
+
+    seen = json.loads(git(project, "show", f"{INTEGRATION}:seen.json"))
+    assert seen == {"README.md": "# demo\n", ".env": "SECRET=from the user's checkout\n",
+                    ".env.local": "LOCAL=the user's\n", "link": False, "cache": reuse,
+                    "flags": [], "status": ""}
+    assert victim.read_text() == "outside every worktree\n"
+    assert git(project, "show", f"{INTEGRATION}:notes.txt") == "notes\nsecond was here"
+    assert git(project, "show", f"{INTEGRATION}:README.md") == "# demo"
