@@ -38,6 +38,8 @@ from orchestrator.git import GitError, GitResult, git, git_out
 POOL = ".pool"
 CHECKOUT_WORKERS = 8
 START_REFLOG = {"GIT_REFLOG_ACTION": "orchestrate: start subtask"}
+# ignored (`.orchestrate/` through info/exclude) but never committed: not kept warm either
+NEVER_KEPT = ("-e", "!/.orchestrate/", "-e", "!/.auto-claude/")
 
 
 @dataclass
@@ -156,7 +158,7 @@ class Worktrees:
         # on the branch, `reset --hard start` moves it (creating it if need be) and the files
         await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet",
                   *([start] if reset_branch else []), env=START_REFLOG)
-        await git(path, "clean", "-ffdq")
+        await git(path, "clean", "-ffdq", *NEVER_KEPT)
 
     async def _registered(self) -> set[Path]:
         listing = (await self._admin("list", "--porcelain", "-z")).stdout

@@ -3,11 +3,12 @@ for tracked and untracked files, while ignored files (build output, `node_module
 `reuse_worktrees = false` gives every subtask a fresh checkout.
 
 The first agent leaves behind everything that could leak into the next subtask: an ignored
-build cache, an edited copy of `.env`, a `.env.local` turned into a link to a file outside the
-worktree (which copying the user's `.env.local` must not write through), and index flags that
-hide files from `git add` (`--assume-unchanged`, and `--skip-worktree` over an uncommitted
-edit). The second agent, in a phase that runs after the first, writes down what it finds and
-edits the file the first one had flagged."""
+build cache, notes in `.orchestrate/` (never committed), an edited copy of `.env`, a
+`.env.local` turned into a link to a file outside the worktree (which copying the user's
+`.env.local` must not write through), and index flags that hide files from `git add`
+(`--assume-unchanged`, and `--skip-worktree` over an uncommitted edit). The second agent, in a
+phase that runs after the first, writes down what it finds and edits the file the first one
+had flagged."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ if os.environ["ORCHESTRATE_SUBTASK_ID"] == "first":
     pathlib.Path("first.txt").write_text("first\\n")
     pathlib.Path("build").mkdir()
     pathlib.Path("build/cache.bin").write_text("expensive\\n")
+    pathlib.Path(".orchestrate").mkdir()
+    pathlib.Path(".orchestrate/notes.md").write_text("never committed\\n")
     pathlib.Path(".env").write_text("SECRET=changed by the first agent\\n")
     pathlib.Path(".env.local").unlink()
     os.symlink(os.environ["VICTIM"], ".env.local")
@@ -43,6 +46,7 @@ else:
         ".env.local": pathlib.Path(".env.local").read_text(),
         "link": pathlib.Path(".env.local").is_symlink(),
         "cache": pathlib.Path("build/cache.bin").exists(),
+        "notes": pathlib.Path(".orchestrate").exists(),
         "flags": sorted(line for line in sh("git", "ls-files", "-v").splitlines()
                         if line[0] != "H"),
         "status": sh("git", "status", "--porcelain", "--untracked-files=all"),
@@ -81,7 +85,7 @@ def test_a_reused_worktree_is_a_fresh_one_with_warm_ignored_files(
     seen = json.loads(git(project, "show", f"{INTEGRATION}:seen.json"))
     assert seen == {"README.md": "# demo\n", ".env": "SECRET=from the user's checkout\n",
                     ".env.local": "LOCAL=the user's\n", "link": False, "cache": reuse,
-                    "flags": [], "status": ""}
+                    "notes": False, "flags": [], "status": ""}
     assert victim.read_text() == "outside every worktree\n"
     assert git(project, "show", f"{INTEGRATION}:notes.txt") == "notes\nsecond was here"
     assert git(project, "show", f"{INTEGRATION}:README.md") == "# demo"
