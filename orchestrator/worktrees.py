@@ -263,16 +263,15 @@ async def copy_untracked(repo: Path, worktree: Path, names: tuple[str, ...]) -> 
     tracked = await _tracked(worktree, present) if present else set()
     inside = await trio.Path(worktree).resolve()
     for name in names:
-        if name in tracked:
+        folder = await trio.Path(worktree / name).parent.resolve()
+        if name in tracked or not folder.is_relative_to(inside):  # a link out of the worktree
             continue
-        source, target = trio.Path(repo / name), worktree / name
+        source, target = trio.Path(repo / name), Path(folder / Path(name).name)
         if name in present:
-            await trio.to_thread.run_sync(_remove_tree, target)  # never writes through a link
+            await trio.to_thread.run_sync(_remove_tree, target)  # the link, not what it names
         if await source.is_file():
-            folder = trio.Path(target.parent)
             await folder.mkdir(parents=True, exist_ok=True)
-            if (await folder.resolve()).is_relative_to(inside):
-                await trio.to_thread.run_sync(shutil.copy2, source, target)
+            await trio.to_thread.run_sync(shutil.copy2, source, target)
 
 
 async def _lexists(path: Path) -> bool:

@@ -23,7 +23,7 @@ from tests.buildkit import INTEGRATION, SPEC, statuses
 from tests.conftest import commit_all, git, phase, plan_of, run_cli, write_plan
 
 AGENT = """\
-import json, os, pathlib, subprocess
+import json, os, pathlib, shutil, subprocess
 def sh(*args):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 here = pathlib.Path(".")
@@ -34,11 +34,14 @@ if os.environ["ORCHESTRATE_SUBTASK_ID"] == "first":
     pathlib.Path(".orchestrate").mkdir()
     pathlib.Path(".orchestrate/notes.md").write_text("never committed\\n")
     pathlib.Path(".env").write_text("SECRET=changed by the first agent\\n")
-    pathlib.Path(".env.local").unlink()
+    pathlib.Path(".env.local").unlink(missing_ok=True)
     os.symlink(os.environ["VICTIM"], ".env.local")
     sh("git", "update-index", "--assume-unchanged", "notes.txt")
     sh("git", "update-index", "--skip-worktree", "README.md")
     pathlib.Path("README.md").write_text("hidden edit of the first agent\\n")
+    if os.environ.get("LINK_OUT"):
+        shutil.rmtree("conf")
+        os.symlink(os.environ["LINK_OUT"], "conf")
 else:
     seen = {
         "README.md": pathlib.Path("README.md").read_text(),
@@ -89,3 +92,19 @@ def test_a_reused_worktree_is_a_fresh_one_with_warm_ignored_files(
     assert victim.read_text() == "outside every worktree\n"
     assert git(project, "show", f"{INTEGRATION}:notes.txt") == "notes\nsecond was here"
     assert git(project, "show", f"{INTEGRATION}:README.md") == "# demo"
+
+
+def test_copying_never_writes_or_deletes_through_a_link_out_of_the_worktree(
+        project: Path, tmp_path: Path) -> None:
+    (project / ".gitignore").write_text("build/\n.env\n.env.local\nconf\n")
+    git(project, "commit", "-qm", "ignore conf", ".gitignore")  # not the spec folder
+    (project / "conf").mkdir()
+    (project / "conf" / ".env").write_text("CONF=the user's\n")
+    (project / "orchestrate.toml").write_text('copy = [".env", "conf/.env"]\n')
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".env").write_text("not the worktree's\n")
+    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    run_cli(project, "build", SPEC, "--agent-command", agent,
+            env={"VICTIM": str(tmp_path / "victim.txt"), "LINK_OUT": str(outside)}, check=0)
+    assert (outside / ".env").read_text() == "not the worktree's\n"
