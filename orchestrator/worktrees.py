@@ -258,19 +258,24 @@ def _remove_tree(path: Path) -> None:
 async def copy_untracked(repo: Path, worktree: Path, names: tuple[str, ...]) -> None:
     """Make each untracked file like `.env` named in `names` what it is in the user's checkout:
     a copy, or absent if the user has none, so that a reused worktree never hands one agent's
-    edit of it to the next. A name the worktree's branch tracks is left alone."""
-    present = [name for name in names if await _lexists(worktree / name)]
-    tracked = await _tracked(worktree, present) if present else set()
+    edit of it to the next. A name the worktree's branch tracks is left alone, and so is one
+    whose folder an agent turned into a link out of the worktree."""
     inside = await trio.Path(worktree).resolve()
+    targets: dict[str, Path] = {}
     for name in names:
         folder = await trio.Path(worktree / name).parent.resolve()
-        if name in tracked or not folder.is_relative_to(inside):  # a link out of the worktree
+        if folder.is_relative_to(inside):
+            targets[name] = Path(folder, Path(name).name)
+    present = [name for name, target in targets.items() if await _lexists(target)]
+    tracked = await _tracked(worktree, present) if present else set()
+    for name, target in targets.items():
+        if name in tracked:
             continue
-        source, target = trio.Path(repo / name), Path(folder / Path(name).name)
         if name in present:
-            await trio.to_thread.run_sync(_remove_tree, target)  # the link, not what it names
+            await trio.to_thread.run_sync(_remove_tree, target)  # a link, not what it names
+        source = trio.Path(repo / name)
         if await source.is_file():
-            await folder.mkdir(parents=True, exist_ok=True)
+            await trio.Path(target.parent).mkdir(parents=True, exist_ok=True)
             await trio.to_thread.run_sync(shutil.copy2, source, target)
 
 
