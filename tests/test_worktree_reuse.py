@@ -108,3 +108,37 @@ def test_copying_never_writes_or_deletes_through_a_link_out_of_the_worktree(
     run_cli(project, "build", SPEC, "--agent-command", agent,
             env={"VICTIM": str(tmp_path / "victim.txt"), "LINK_OUT": str(outside)}, check=0)
     assert (outside / ".env").read_text() == "not the worktree's\n"
+
+
+SUBMODULE_AGENT = """\
+import os, subprocess
+def git(*args):
+    subprocess.run(["git", "-c", "protocol.file.allow=always", *args], check=True)
+if os.environ["ORCHESTRATE_SUBTASK_ID"] == "build-it":  # checks the library out to build
+    git("submodule", "update", "--init", "--quiet")
+    open("built.txt", "w").write("built\\n")
+else:  # bumps the library without checking it out
+    git("update-index", "--cacheinfo", "160000," + os.environ["NEWER"] + ",lib")
+"""
+
+
+def test_a_submodule_checked_out_by_one_agent_does_not_undo_the_next_ones_bump(
+        repo: Path, tmp_path: Path) -> None:
+    """In a reused worktree the library would still be checked out at the older commit, and
+    `git add --all` would record that over the bump. Git refuses to move a worktree with
+    checked-out submodules, so such a worktree is removed instead of parked."""
+    library = tmp_path / "library"
+    library.mkdir()
+    git(library, "init", "-q", "-b", "main")
+    (library / "lib.txt").write_text("1\n")
+    older = commit_all(library, "older")
+    (library / "lib.txt").write_text("2\n")
+    newer = commit_all(library, "newer")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib")
+    git(repo, "-C", "lib", "checkout", "-q", older)
+    git(repo, "commit", "-qam", "add the library at its older commit")
+    write_plan(repo, SPEC, plan_of(phase(1, ["build-it"]), phase(2, ["bump"])))
+    (tmp_path / "agent.py").write_text(SUBMODULE_AGENT)
+    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    run_cli(repo, "build", SPEC, "--agent-command", agent, env={"NEWER": newer}, check=0)
+    assert git(repo, "rev-parse", f"{INTEGRATION}:lib") == newer
