@@ -26,7 +26,6 @@ AGENT = """\
 import json, os, pathlib, shutil, subprocess
 def sh(*args):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-here = pathlib.Path(".")
 if os.environ["ORCHESTRATE_SUBTASK_ID"] == "first":
     pathlib.Path("first.txt").write_text("first\\n")
     pathlib.Path("build").mkdir()
