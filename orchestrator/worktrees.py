@@ -54,6 +54,7 @@ class Worktrees:
     _changed: trio.Event = field(default_factory=trio.Event)  # set when one is parked or freed
     _claimed: set[Path] = field(default_factory=set)  # parked ones being taken right now
     _checkout_options: tuple[str, ...] | None = None
+    _home: Path | None = None  # the admin folder of the user's checkout
 
     @property
     def root(self) -> Path:
@@ -193,8 +194,8 @@ class Worktrees:
         if keep or not await trio.Path(path).exists():
             return
         pool = self.root / POOL
-        if self.reuse and len(await trio.to_thread.run_sync(_parked_in, pool, "")) < \
-                self.pool_limit:
+        if self.reuse and await self._parkable(path) and \
+                len(await trio.to_thread.run_sync(_parked_in, pool, "")) < self.pool_limit:
             await trio.Path(pool).mkdir(parents=True, exist_ok=True)
             await git(path, "update-ref", "--no-deref", "HEAD", "HEAD")  # frees the branch
             failpoint("worktree-detached")
@@ -205,6 +206,17 @@ class Worktrees:
         await self._admin("remove", "--force", "--force", str(path), check=False)
         if await trio.Path(path).exists():
             await self._forget(path)
+
+
+    async def _parkable(self, path: Path) -> bool:
+        """Whether the worktree can pass for a fresh one: not if its agent gave it a sparse
+        checkout or settings of its own (`git sparse-checkout`, `git config --worktree`),
+        which `worktree add` would instead copy from the user's checkout."""
+        if self._home is None:
+            self._home = Path(await git_out(self.repo, "rev-parse", "--absolute-git-dir"))
+        admin = await _admin_folder(path)
+        return admin is not None and await _own_settings(admin) == await _own_settings(
+            self._home)
 
 
 def _parked_in(pool: Path, spec: str) -> list[Path]:
@@ -240,13 +252,30 @@ async def _sparse(worktree: Path) -> bool:
 async def remove_stale_index_lock(worktree: Path) -> None:
     """Delete an index.lock left in a subtask's worktree: its agent's process group is gone,
     so the lock can only be stale."""
+    if admin := await _admin_folder(worktree):
+        await trio.Path(admin / "index.lock").unlink(missing_ok=True)
+
+
+async def _admin_folder(worktree: Path) -> Path | None:
+    """The worktree's folder in git's admin area, from its `.git` file."""
     try:
         pointer = await trio.Path(worktree / ".git").read_text()
     except (OSError, UnicodeDecodeError):
-        return  # no usable .git file: git itself will say what is wrong
-    if pointer.startswith("gitdir: "):
-        gitdir = worktree / pointer.removeprefix("gitdir: ").strip()
-        await trio.Path(gitdir / "index.lock").unlink(missing_ok=True)
+        return None  # no usable .git file: git itself will say what is wrong
+    if not pointer.startswith("gitdir: "):
+        return None
+    return worktree / pointer.removeprefix("gitdir: ").strip()
+
+
+async def _own_settings(admin: Path) -> tuple[bytes | None, ...]:
+    """A worktree's own configuration and sparse-checkout patterns (None where absent)."""
+    found: list[bytes | None] = []
+    for name in ("config.worktree", "info/sparse-checkout"):
+        try:
+            found.append(await trio.Path(admin / name).read_bytes())
+        except FileNotFoundError:
+            found.append(None)
+    return tuple(found)
 
 
 def _remove_tree(path: Path) -> None:

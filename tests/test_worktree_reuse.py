@@ -141,3 +141,28 @@ def test_a_submodule_checked_out_by_one_agent_does_not_undo_the_next_ones_bump(
     agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
     run_cli(repo, "build", SPEC, "--agent-command", agent, env={"NEWER": newer}, check=0)
     assert git(repo, "rev-parse", f"{INTEGRATION}:lib") == newer
+
+
+SPARSE_AGENT = """\
+import os, pathlib, subprocess
+if os.environ["ORCHESTRATE_SUBTASK_ID"] == "narrow":  # works on src/ only
+    subprocess.run(["git", "sparse-checkout", "set", "src"], check=True)
+    pathlib.Path("src/narrow.py").write_text("narrow = True\\n")
+else:
+    pathlib.Path("seen.txt").write_text(str(pathlib.Path("docs/guide.md").exists()))
+"""
+
+
+def test_a_sparse_checkout_one_agent_set_up_is_not_handed_on(
+        repo: Path, tmp_path: Path) -> None:
+    """`git sparse-checkout` lives in the worktree's own settings, which reset and clean leave
+    alone: the worktree is removed instead of parked, and the next subtask sees every file."""
+    (repo / "docs").mkdir()
+    (repo / "docs" / "guide.md").write_text("guide\n")
+    commit_all(repo, "docs")
+    write_plan(repo, SPEC, plan_of(phase(1, ["narrow"]), phase(2, ["wide"])))
+    (tmp_path / "agent.py").write_text(SPARSE_AGENT)
+    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    run_cli(repo, "build", SPEC, "--agent-command", agent, check=0)
+    assert git(repo, "show", f"{INTEGRATION}:seen.txt") == "True"
+    assert git(repo, "show", f"{INTEGRATION}:src/narrow.py") == "narrow = True"
