@@ -207,7 +207,6 @@ class Worktrees:
         if await trio.Path(path).exists():
             await self._forget(path)
 
-
     async def _parkable(self, path: Path) -> bool:
         """Whether the worktree can pass for a fresh one: not if its agent gave it a sparse
         checkout or settings of its own (`git sparse-checkout`, `git config --worktree`),
@@ -215,8 +214,11 @@ class Worktrees:
         if self._home is None:
             self._home = Path(await git_out(self.repo, "rev-parse", "--absolute-git-dir"))
         admin = await _admin_folder(path)
-        return admin is not None and await _own_settings(admin) == await _own_settings(
-            self._home)
+        try:
+            return admin is not None and await _own_settings(admin) == await _own_settings(
+                self._home)
+        except OSError:  # unreadable: not worth a failed subtask, nor a risky reuse
+            return False
 
 
 def _parked_in(pool: Path, spec: str) -> list[Path]:
