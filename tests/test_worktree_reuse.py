@@ -69,8 +69,13 @@ def project(repo: Path, tmp_path: Path) -> Path:
     (tmp_path / "victim.txt").write_text("outside every worktree\n")
     plan = plan_of(phase(1, ["first"]), phase(2, ["second"]))
     write_plan(repo, SPEC, plan)
-    (tmp_path / "agent.py").write_text(AGENT)
     return repo
+
+
+def agent_script(folder: Path, source: str) -> str:
+    """Write `source` as the agent's script; return the --agent-command that runs it."""
+    (folder / "agent.py").write_text(source)
+    return shlex.join([sys.executable, str(folder / "agent.py")])
 
 
 @pytest.mark.parametrize("reuse", [True, False])
@@ -78,7 +83,7 @@ def test_a_reused_worktree_is_a_fresh_one_with_warm_ignored_files(
         project: Path, tmp_path: Path, reuse: bool) -> None:
     if not reuse:
         (project / "orchestrate.toml").write_text("reuse_worktrees = false\n")
-    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    agent = agent_script(tmp_path, AGENT)
     victim = tmp_path / "victim.txt"
     run_cli(project, "build", SPEC, "--agent-command", agent, env={"VICTIM": str(victim)},
             check=0)
@@ -103,7 +108,7 @@ def test_copying_never_writes_or_deletes_through_a_link_out_of_the_worktree(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / ".env").write_text("not the worktree's\n")
-    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    agent = agent_script(tmp_path, AGENT)
     run_cli(project, "build", SPEC, "--agent-command", agent,
             env={"VICTIM": str(tmp_path / "victim.txt"), "LINK_OUT": str(outside)}, check=0)
     assert (outside / ".env").read_text() == "not the worktree's\n"
@@ -137,8 +142,7 @@ def test_a_submodule_checked_out_by_one_agent_does_not_undo_the_next_ones_bump(
     git(repo, "-C", "lib", "checkout", "-q", older)
     git(repo, "commit", "-qam", "add the library at its older commit")
     write_plan(repo, SPEC, plan_of(phase(1, ["build-it"]), phase(2, ["bump"])))
-    (tmp_path / "agent.py").write_text(SUBMODULE_AGENT)
-    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    agent = agent_script(tmp_path, SUBMODULE_AGENT)
     run_cli(repo, "build", SPEC, "--agent-command", agent, env={"NEWER": newer}, check=0)
     assert git(repo, "rev-parse", f"{INTEGRATION}:lib") == newer
 
@@ -161,8 +165,7 @@ def test_a_sparse_checkout_one_agent_set_up_is_not_handed_on(
     (repo / "docs" / "guide.md").write_text("guide\n")
     commit_all(repo, "docs")
     write_plan(repo, SPEC, plan_of(phase(1, ["narrow"]), phase(2, ["wide"])))
-    (tmp_path / "agent.py").write_text(SPARSE_AGENT)
-    agent = shlex.join([sys.executable, str(tmp_path / "agent.py")])
+    agent = agent_script(tmp_path, SPARSE_AGENT)
     run_cli(repo, "build", SPEC, "--agent-command", agent, check=0)
     assert git(repo, "show", f"{INTEGRATION}:seen.txt") == "True"
     assert git(repo, "show", f"{INTEGRATION}:src/narrow.py") == "narrow = True"
