@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +75,18 @@ def run_git(cwd: Path, *args: str, input: bytes | None = None, check: bool = Tru
             env: Mapping[str, str] | None = None) -> GitResult:
     """Run `git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files."""
     for delay in (*LOCK_RETRIES, None):
-        done = subprocess.run(["git", *args], cwd=cwd, input=input or b"",
-                              capture_output=True, env=git_env(env), check=False)
-        result = GitResult(done.returncode, decode(done.stdout), decode(done.stderr))
+        result = run_command(["git", *args], cwd, input=input, env=git_env(env))
         if delay is None or not is_lock_contention(result):
             break
         time.sleep(delay)
     if check and result.returncode != 0:
         raise GitError(args, cwd, result)
     return result
+
+
+def run_command(argv: Sequence[str], cwd: Path, *, input: bytes | None = None,
+                env: Mapping[str, str] | None = None) -> GitResult:
+    """Run a program to completion with its output captured (never through a shell)."""
+    done = subprocess.run(list(argv), cwd=cwd, input=input or b"", capture_output=True,
+                          env=None if env is None else dict(env), check=False)
+    return GitResult(done.returncode, decode(done.stdout), decode(done.stderr))

@@ -242,3 +242,27 @@ def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> 
     click.echo(f"{found.name}: removed {len(done.worktrees)} worktrees, "
                f"deleted {len(done.branches)} branches")
     ctx.exit(1 if done.kept else 0)
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--remote", default="origin", show_default=True,
+              help="The git remote to push the integration branch to.")
+@click.option("--base", help="The branch the pull request merges into "
+              "(default: the branch the build started from).")
+@click.option("--draft", is_flag=True, help="Open the pull request as a draft.")
+@click.option("--title", help="Title of a new pull request (default: the plan's `feature`).")
+@click.option("--require-clean", is_flag=True,
+              help="Refuse (exit 1, nothing pushed) unless every subtask is completed.")
+@click.pass_context
+def pr(ctx: click.Context, spec: str, remote: str, base: str | None, draft: bool,
+       title: str | None, require_clean: bool) -> None:
+    """Push the integration branch and open (or update) its pull request with `gh`."""
+    from orchestrator.pull_request import PullRequestOptions, open_pull_request
+
+    found = _spec(ctx, spec)
+    options = PullRequestOptions(remote=remote, base=base, draft=draft, title=title,
+                                 require_clean=require_clean)
+    done = open_pull_request(found, load_plan(found.plan_path), options, say=click.echo)
+    verb = "opened" if done.created else "updated"
+    click.echo(f"{verb} pull request {done.url}")

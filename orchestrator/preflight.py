@@ -25,6 +25,7 @@ class Target:
     integration_branch: str
     base: str  # the commit a new integration branch starts from, or the existing one's tip
     exists: bool
+    base_branch: str | None = None  # the branch a new integration branch starts from, if any
 
 
 def check_repository(spec: Spec, base: str | None) -> Target:
@@ -40,7 +41,13 @@ def check_repository(spec: Spec, base: str | None) -> Target:
     if commit is None:
         raise UsageError(f"option --base: {ref!r} is not a commit in {repo}",
                          "Pass --base with an existing branch, tag or commit.")
-    return Target(branch, commit, exists=False)
+    return Target(branch, commit, exists=False, base_branch=_branch_name(repo, ref))
+
+
+def _branch_name(repo: Path, ref: str) -> str | None:
+    """`ref` as a local branch name (`main` for `refs/heads/main` or `main`), else None."""
+    name = ref.removeprefix("refs/heads/")
+    return name if _resolve(repo, f"refs/heads/{name}") is not None else None
 
 
 def _resolve(repo: Path, ref: str) -> str | None:

@@ -45,10 +45,13 @@ class Records:
                 change(plan.subtask(subtask_id))
         await self.update(apply)
 
-    async def run_started(self, integration_branch: str, base: str) -> None:
+    async def run_started(self, integration_branch: str, base: str,
+                          base_branch: str | None = None) -> None:
         def apply(plan: Plan) -> None:
             plan.write_meta(integration_branch=integration_branch,
                             base=plan.meta.get("base") or base, updated_at=utc_now())
+            if base_branch and not plan.meta.get("base_branch"):
+                plan.write_meta(base_branch=base_branch)
         await self.update(apply)
 
     async def started(self, subtask_id: str, *, branch: str, worktree: str, base: str) -> None:
