@@ -266,3 +266,17 @@ def pr(ctx: click.Context, spec: str, remote: str, base: str | None, draft: bool
     done = open_pull_request(found, load_plan(found.plan_path), options, say=click.echo)
     verb = "opened" if done.created else "updated"
     click.echo(f"{verb} pull request {done.url}")
+
+
+@cli.command()
+@click.argument("name")
+@click.pass_context
+def init(ctx: click.Context, name: str) -> None:
+    """Create .orchestrate/specs/NAME/ with a starter plan and spec.md (never overwrites)."""
+    from orchestrator.starter import create_spec
+
+    spec = create_spec(_repo(ctx), name)
+    where = spec.folder.relative_to(spec.repo)
+    click.echo(f"created {where}/implementation_plan.json and {where}/spec.md")
+    click.echo(f"Next: edit them, then `orchestrate validate {name}` and "
+               f"`orchestrate build {name} --dry-run`.")
