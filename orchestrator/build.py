@@ -137,7 +137,7 @@ async def _start(ctx: RunContext, target: Target) -> None:
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")
     await ctx.records.run_started(target.integration_branch, target.base,
-                                  target.base_branch)
+                                  target.base_branch, overlap=ctx.settings.overlap)
     ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
              integration_branch=target.integration_branch)

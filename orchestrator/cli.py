@@ -185,7 +185,8 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.settings import load_settings
 
     found = _spec(ctx, spec)
-    ctx.exit(run_merge(found, load_settings(found.repo, options)))
+    remembered = {"overlap": load_plan(found.plan_path).meta.get("overlap")}
+    ctx.exit(run_merge(found, load_settings(found.repo, options, remembered=remembered)))
 
 
 @cli.command()

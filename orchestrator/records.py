@@ -46,10 +46,11 @@ class Records:
         await self.update(apply)
 
     async def run_started(self, integration_branch: str, base: str,
-                          base_branch: str | None = None) -> None:
+                          base_branch: str | None = None, *, overlap: str) -> None:
         def apply(plan: Plan) -> None:
             plan.write_meta(integration_branch=integration_branch,
-                            base=plan.meta.get("base") or base, updated_at=utc_now())
+                            base=plan.meta.get("base") or base, overlap=overlap,
+                            updated_at=utc_now())
             if base_branch and not plan.meta.get("base_branch"):
                 plan.write_meta(base_branch=base_branch)
         await self.update(apply)

@@ -130,18 +130,24 @@ CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
 
 
 def load_settings(repo: Path, options: Mapping[str, Any],
-                  environ: Mapping[str, str] | None = None) -> Settings:
+                  environ: Mapping[str, str] | None = None,
+                  remembered: Mapping[str, Any] | None = None) -> Settings:
     """Merge the sources for every setting; `options` holds None for options not given.
+    `remembered` holds what the spec's last build recorded (e.g. its overlap policy), which
+    comes after the command line and the environment and before orchestrate.toml.
 
     Every value given is checked, also one that a higher source overrides: a typo in
     orchestrate.toml should not wait for the day the option is left out."""
     environ = os.environ if environ is None else environ
+    remembered = remembered or {}
     config = read_config(repo)
     values: dict[str, Any] = {}
     for key, parse in PARSERS.items():
         env_name = "ORCHESTRATE_" + key.upper()
         given = [(f"option --{key.replace('_', '-')}", options.get(key)),
                  (f"environment variable {env_name}", environ.get(env_name)),
+                 (f"the plan's record of the last build (`orchestrate.{key}`)",
+                  remembered.get(key)),
                  (f"{CONFIG_FILE} key `{key}`", config.get(key))]
         parsed = [_parse(parse, raw, source) for source, raw in given if raw is not None]
         if parsed:

@@ -44,3 +44,14 @@ def test_with_overlap_block_the_later_branch_is_not_merged(repo: Path) -> None:
     assert merged[17] == "line 18"
     assert (repo / ".orchestrate/worktrees/001-overlap/b/src/app.py").read_text().splitlines()[
         17] == "line eighteen"  # b keeps a worktree on its branch, to resolve there
+
+
+def test_a_later_merge_keeps_the_overlap_policy_the_build_used(repo: Path) -> None:
+    build(repo, "block", 1)
+    plan_file = repo / ".orchestrate/specs/001-overlap/implementation_plan.json"
+    assert read_json(plan_file)["orchestrate"]["overlap"] == "block"
+    run_cli(repo, "merge", "001", check=1)  # still blocked: nothing changed on b's branch
+    assert read_json(plan_file)["phases"][0]["subtasks"][1]["status"] == "conflict"
+    run_cli(repo, "merge", "001", "--overlap", "merge", check=0)  # said otherwise: merged
+    merged = git(repo, "show", f"{INTEGRATION}:src/app.py").splitlines()
+    assert merged[17] == "line eighteen"
