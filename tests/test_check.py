@@ -280,3 +280,28 @@ def test_a_kill_during_the_gate_never_leaves_the_branch_at_a_failing_commit(
     assert subtasks(repo)["c"]["orchestrate"]["merge"] == "check_failed"
     assert "broken.flag" not in branch_files(repo, INTEGRATION)
     assert_always_green(repo, check)
+
+
+def test_check_settings_come_from_options_environment_and_config(repo: Path) -> None:
+    from orchestrator.settings import load_settings
+
+    (repo / "orchestrate.toml").write_text('check = "make test"\ncheck_retries = 2\n')
+    settings = load_settings(repo, {}, environ={"ORCHESTRATE_CHECK_TIMEOUT": "30"})
+    assert (settings.check, settings.check_timeout, settings.check_retries) == (
+        "make test", 30.0, 2)
+    assert settings.check_limit_s == 30.0
+    given = load_settings(repo, {"check": "pytest -x", "timeout": 99.0}, environ={})
+    assert given.check == "pytest -x"
+    assert given.check_limit_s == 99.0  # check_timeout defaults to --timeout
+
+
+def test_a_bad_check_setting_is_refused_before_anything_happens(repo: Path) -> None:
+    path = write_plan(repo, SPEC, parallel_plan(["one"]))
+    before = path.read_bytes()
+    done = run_cli(repo, "merge", SPEC, "--check", "true", "--check-retries", "-1", check=2)
+    assert "option --check-retries must not be negative" in done.stderr
+    (repo / "orchestrate.toml").write_text("check_timeout = 0\n")
+    done = run_cli(repo, "build", SPEC, "--agent-command", "true", check=2)
+    assert "orchestrate.toml key `check_timeout` must be more than 0 seconds" in done.stderr
+    assert path.read_bytes() == before
+    assert "Traceback" not in done.stderr
