@@ -305,3 +305,26 @@ def test_a_bad_check_setting_is_refused_before_anything_happens(repo: Path) -> N
     assert "orchestrate.toml key `check_timeout` must be more than 0 seconds" in done.stderr
     assert path.read_bytes() == before
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("free", [1, 2, 3, 5, 8])
+def test_bisection_with_any_free_slots_needs_at_most_ceil_log2_n_probes(free: int) -> None:
+    """The narrowing of orchestrator.checking._bisect, driven by its probe_points, for every
+    batch size and every culprit position: it finds the culprit within ceil(log2 n) probes."""
+    import math
+
+    from orchestrator.checking import probe_points
+
+    for size in range(1, 40):
+        for culprit in range(size):
+            passing, failing, probes = -1, size - 1, 0
+            while failing - passing > 1:
+                points = probe_points(passing, failing, free=free)
+                assert all(passing < p < failing for p in points)
+                assert len(set(points)) == len(points)
+                probes += len(points)
+                first_fail = min((p for p in points if p >= culprit), default=failing)
+                passing = max([passing, *(p for p in points if p < culprit)])
+                failing = first_fail
+            assert failing == culprit
+            assert probes <= math.ceil(math.log2(size)) if size > 1 else probes == 0
