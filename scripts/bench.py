@@ -253,7 +253,7 @@ def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) 
     print(f"\n{name}")
     for key, value in figures.items():
         unit = "MB" if key.endswith("_mb") else "" if key.endswith("runs") else "s"
-        print(f"  {key:<24} {value:10.3f} {unit}")
+        print(f"  {key:<24} {value:10.3f} {unit}".rstrip())
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
             print(f"  {top + ' / ' + bottom:<34} {figures[top] / figures[bottom]:6.3f}")
