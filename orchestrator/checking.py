@@ -109,7 +109,7 @@ async def _remember(ctx: MergeContext, command: str, verdict: Verdict) -> None:
     flaky = {"commit": verdict.commit, "tree": verdict.tree, "log": verdict.log} \
         if verdict.flaky else None
     await ctx.records.check_judged(command, verdict.tree, "pass" if verdict.passed else "fail",
-                                   detail, flaky)
+                                   detail, flaky, runs=verdict.runs)
     failpoint("check-recorded")
 
 

@@ -43,7 +43,8 @@ async def run_check(ctx: MergeContext, command: str, commit: str, tree: str) -> 
             runs += 1
             code, output = await _one_run(ctx, command, commit, worktree, log, runs)
     verdict = Verdict(commit, tree, code == 0, exit_code=code, log=str(log),
-                      output="" if code == 0 else output, flaky=code == 0 and runs > 1)
+                      output="" if code == 0 else output, flaky=code == 0 and runs > 1,
+                      runs=runs)
     _announce(ctx, verdict, runs)
     return verdict
 

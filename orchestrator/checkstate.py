@@ -20,6 +20,7 @@ class Verdict:
     output: str = ""  # the last lines of the last failing run
     flaky: bool = False  # failed, then passed on a rerun
     cached: bool = False  # known from an earlier judgement, not run now
+    runs: int = 0  # check runs it took (reruns included)
 
     def record(self, command: str) -> dict[str, object]:
         """The culprit's `orchestrate.check` field."""

@@ -110,9 +110,10 @@ class Records:
 
     async def check_judged(self, command: str, tree: str, verdict: str,
                            detail: dict[str, Any] | None = None,
-                           flaky: dict[str, Any] | None = None) -> None:
+                           flaky: dict[str, Any] | None = None, *, runs: int = 1) -> None:
         """Cache the check's verdict on `tree` in the plan's `orchestrate.checks` (emptied
-        when the check command changed), with the failing run's `detail` and any flaky run."""
+        when the check command changed), with the failing run's `detail`, any flaky run, and
+        the number of check runs it took added to `orchestrate.check_runs`."""
         def apply(plan: Plan) -> None:
             meta = plan.meta
             same = meta.get("check_command") == command
@@ -124,10 +125,10 @@ class Records:
                 details[tree] = detail
             if flaky is not None:
                 flakies.append(flaky)
-            runs = meta.get("check_runs") if same else 0
+            total = meta.get("check_runs") if same else 0
             plan.write_meta(check_command=command, checks=checks, check_details=details,
                             check_flaky=flakies, updated_at=utc_now(),
-                            check_runs=(runs if isinstance(runs, int) else 0) + 1)
+                            check_runs=(total if isinstance(total, int) else 0) + runs)
         await self.update(apply)
 
     async def set_status(self, subtask_ids: Sequence[str], status: str, **meta: Any) -> None:

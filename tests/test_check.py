@@ -137,6 +137,9 @@ def test_one_culprit_among_eight_is_ejected_and_the_branch_is_green_throughout(
     assert "ejected by the check" in status
     assert "s5" in status
     report = read_json(repo / ".orchestrate/specs" / SPEC / "conflict_report.json")
+    assert report["summary"]["check_failed"] == 1
+    assert report["summary"]["check_runs"] == len(check.runs())
+    assert report["check"]["command"] == check.command
     entries = [c for c in report["conflicts"] if c["kind"] == "check"]
     assert [e["subtask"] for e in entries] == ["s5"]
     assert entries[0]["check"]["commit"] == first_failing
@@ -205,6 +208,7 @@ def test_a_failure_followed_by_a_pass_is_a_pass_reported_as_flaky(
     assert statuses(repo) == {"one": "completed", "two": "completed"}
     assert len(check.runs()) == 4  # base and batch, each failing once then passing
     plan = read_json(plan_path(repo))
+    assert plan["orchestrate"]["check_runs"] == 4
     flaky = plan["orchestrate"]["check_flaky"]
     assert len(flaky) == 2
     tip = git(repo, "rev-parse", INTEGRATION)
