@@ -75,8 +75,7 @@ orchestrate build 001 --agent-command "python3 $PROJECT/scripts/demo_agent.py" |
 echo "== build exited $status: the check ejected power (it reuses multiply's symbol)"
 orchestrate status 001 | grep -E "power|blocked|ejected" || true
 echo "== the report's check entry (.orchestrate/specs/001-calculator/conflict_report.md)"
-sed -n '/^### Check failure/,/^### \|^To reproduce/p' \
-  .orchestrate/specs/001-calculator/conflict_report.md | head -20
+sed -n '/^### Check failure/,/^To reproduce/p' .orchestrate/specs/001-calculator/conflict_report.md
 echo "== fix power's branch in its worktree, then orchestrate merge 001 and resume the build"
 WT=.orchestrate/worktrees/001-calculator/power
 sed -i 's/SYMBOL = "\*"/SYMBOL = "^"/' "$WT/calc/power.py"
