@@ -72,6 +72,9 @@ echo "== orchestrate build 001   (7 subtasks, each agent takes ${DEMO_AGENT_SECO
 start=$(date +%s.%N)
 status=0
 orchestrate build 001 --agent-command "python3 $PROJECT/scripts/demo_agent.py" || status=$?
+if ! orchestrate status 001 | grep -q "^ejected by the check .*: power$"; then
+  echo "== unexpected: the check did not eject power (build exited $status)"; exit 1
+fi
 echo "== build exited $status: the check ejected power (it reuses multiply's symbol)"
 orchestrate status 001 | grep -E "power|blocked|ejected" || true
 echo "== the report's check entry (.orchestrate/specs/001-calculator/conflict_report.md)"
