@@ -9,7 +9,23 @@ from merge.report import ConflictReport, Finding
 def render_github(report: ConflictReport) -> str:
     lines = [_annotation("error", f, _conflict_text(report, f)) for f in report.conflicts()]
     lines += [_annotation("warning", f, _overlap_text(f)) for f in report.overlaps()]
+    lines += [_check_annotation(report, f) for f in report.check_failures()]
+    runs = report.check.get("flaky") if report.check else None
+    for run in runs if isinstance(runs, list) else []:
+        if isinstance(run, dict):
+            lines.append(f"::warning title={escape_property('Flaky check')}::" + escape_data(
+                f"the check failed, then passed when rerun, on {run.get('commit')}; log: "
+                f"{run.get('log')}"))
     return "".join(line + "\n" for line in lines)
+
+
+def _check_annotation(report: ConflictReport, finding: Finding) -> str:
+    check = finding.check or {}
+    text = (f"{finding.subtask} ({finding.branches[0]}) was not merged into "
+            f"{report.integration_branch}: the check `{check.get('command')}` fails "
+            f"(exit {check.get('exit_code')}) on {check.get('commit')}. Log: {check.get('log')}. "
+            f"Fix the branch, then run `orchestrate merge {report.spec}`.")
+    return f"::error title={escape_property('Check failed')}::{escape_data(text)}"
 
 
 def _annotation(level: str, finding: Finding, text: str) -> str:

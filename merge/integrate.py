@@ -14,7 +14,7 @@ earlier one already integrated is not merged (outcome `conflict`, conflict kind 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -75,13 +75,57 @@ def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate],
                           f"gave up after {CAS_RETRIES} attempts")
 
 
+@dataclass(frozen=True)
+class Chain:
+    """The merge commits of a list of candidates on top of `start`; no ref has moved."""
+
+    start: str
+    results: tuple[MergeResult, ...]
+    tips: tuple[str, ...]  # tips[i]: the chain's last commit once candidates[i] is in
+
+    @property
+    def tip(self) -> str:
+        return self.tips[-1] if self.tips else self.start
+
+
+def merge_chain(repo: Path, start: str, candidates: Sequence[Candidate], *,
+                overlaps: Sequence[Overlap] = (), overlap: OverlapPolicy = "merge",
+                integrated: Mapping[str, str] | None = None) -> Chain:
+    """The chain of `candidates` merged in order onto `start`, without moving any ref (the
+    caller decides where the integration branch goes, e.g. after checking the result).
+
+    `overlaps` are the group's (see `group_overlaps`); `integrated` names the subtasks, id ->
+    head, already in `start` that `--overlap block` must count as merged before these."""
+    tips: list[str] = []
+    results: list[MergeResult] = []
+    done = dict(integrated or {})
+    tip = start
+    for candidate in candidates:
+        found, tip = _merge_chain(repo, tip, [candidate], list(overlaps), overlap, done)
+        results += found
+        tips.append(tip)
+    return Chain(start, tuple(results), tuple(tips))
+
+
+def move_ref(repo: Path, integration_ref: str, new: str, old: str, why: str) -> bool:
+    """Compare-and-swap the integration branch from `old` to `new`; False if it moved."""
+    return _move_ref(repo, full_ref(integration_ref), new, old, why)
+
+
+def group_overlaps(repo: Path, candidates: Sequence[Candidate]) -> list[Overlap]:
+    """Every path two candidates of the same group changed."""
+    return _group_overlaps(repo, candidates)
+
+
 def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
-                 overlaps: list[Overlap], policy: OverlapPolicy
+                 overlaps: list[Overlap], policy: OverlapPolicy,
+                 integrated: dict[str, str] | None = None,
                  ) -> tuple[list[MergeResult], str]:
     """Each candidate's merge commit on top of the previous one; returns the results and the
     last commit. Nothing moves yet: the caller swaps the ref once for the whole chain."""
     contained = contained_in(repo, tip, [c.head for c in candidates])
-    integrated: dict[str, str] = {}  # subtask id -> head, for those now in the chain
+    if integrated is None:
+        integrated = {}  # subtask id -> head, for those now in the chain
     results = []
     for candidate in candidates:
         mine = [o for o in overlaps if candidate.subtask_id in o.subtask_ids]

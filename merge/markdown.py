@@ -24,6 +24,10 @@ def render_markdown(report: ConflictReport) -> str:
         parts.append(_conflict(report, finding, number))
     for number, finding in enumerate(report.overlaps(), 1):
         parts.append(_overlap(report, finding, number))
+    for number, finding in enumerate(report.check_failures(), 1):
+        parts.append(_check_failure(report, finding, number))
+    if report.check and report.check.get("flaky"):
+        parts.append(_flaky(report.check))
     return "\n\n".join(parts) + "\n"
 
 
@@ -35,9 +39,14 @@ def _summary(report: ConflictReport) -> str:
     s = report.summary()
     headline = f"{_count(s['conflicts'], 'conflict')}, {_count(s['overlaps'], 'overlap')}"
     base = f" from {code(report.base[:12])}" if report.base else ""
+    checked = ""
+    if report.check is not None:
+        checked = (f" Check {code(str(report.check.get('command')))}: "
+                   f"{_count(s['check_runs'], 'run')}, {s['check_failed']} left out, "
+                   f"{s['check_flaky']} flaky.")
     return (f"**{headline}**: {s['merged']} of {s['subtasks']} subtasks merged into "
             f"{code(report.integration_branch)}{base}; {s['failed']} failed, "
-            f"{s['blocked']} blocked. Generated {report.generated_at}.")
+            f"{s['blocked']} blocked.{checked} Generated {report.generated_at}.")
 
 
 def _count(n: int, noun: str) -> str:
@@ -86,6 +95,39 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
         command = ["git", "diff", base[:12], report.integration_branch, "--", finding.path]
         parts += ["Review the combined result:", fence(_shell(command), "sh")]
     return "\n\n".join(parts)
+
+
+def _check_failure(report: ConflictReport, finding: Finding, number: int) -> str:
+    check = finding.check or {}
+    commit, command = str(check.get("commit") or ""), str(check.get("command") or "")
+    worktree = f".orchestrate/check-{commit[:12]}"
+    parts = [f"### Check failure {number}: {code(finding.subtask)} was left out",
+             f"{code(finding.subtask)} ({code(finding.branches[0])}) merges cleanly, but the "
+             f"check {code(command)} fails (exit {check.get('exit_code')}) on "
+             f"{code(commit[:12])}, the first commit of the chain that has it; "
+             f"{code(report.integration_branch)} does not contain it. "
+             f"Log: {code(str(check.get('log') or '-'))}."]
+    if finding.message:
+        parts.append(fence(finding.message, "text"))
+    reproduce = [_shell(["git", "worktree", "add", "--detach", worktree, commit]),
+                 _shell(["cd", worktree]), command, "cd -",
+                 _shell(["git", "worktree", "remove", "--force", worktree])]
+    parts += ["To reproduce, from the repository root:", fence("\n".join(reproduce), "sh"),
+              f"Fix it on {code(finding.branches[0])} (merge "
+              f"{code(report.integration_branch)} into it first), then run "
+              f"{code('orchestrate merge ' + report.spec)}."]
+    return "\n\n".join(parts)
+
+
+def _flaky(check: dict[str, object]) -> str:
+    runs = check.get("flaky")
+    lines = ["### Flaky checks",
+             "The check failed, then passed when rerun, on these commits:"]
+    for run in runs if isinstance(runs, list) else []:
+        if isinstance(run, dict):
+            lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
+                         f"{code(str(run.get('log', '')))}")
+    return "\n".join(lines)
 
 
 def _side(side: Side) -> str:

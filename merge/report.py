@@ -38,6 +38,7 @@ class SubtaskRow:
     merge_commit: str | None = None
     files_changed: int | None = None  # filled in by build_report
     no_changes: bool = False  # the agent succeeded without changing anything
+    check: Json | None = None  # the failed check that left it out (merge `check_failed`)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Side:
 
 @dataclass(frozen=True)
 class Finding:
-    kind: Literal["conflict", "overlap"]
+    kind: Literal["conflict", "overlap", "check"]
     path: str
     detail: str  # content, add/add, modify/delete, ..., overlap; for overlaps: same lines, ...
     sides: tuple[Side, ...]  # in plan order
@@ -57,6 +58,7 @@ class Finding:
     paths: tuple[str, ...] = ()  # every path involved (renames, file/directory copies)
     message: str = ""
     merged: bool = False  # overlaps: every side is in the integration branch
+    check: Json | None = None  # kind `check`: command, exit_code, commit, log, output
 
     @property
     def subtasks(self) -> tuple[str, ...]:
@@ -75,6 +77,7 @@ class ConflictReport:
     generated_at: str
     subtasks: tuple[SubtaskRow, ...]
     findings: tuple[Finding, ...]
+    check: Json | None = None  # with a check configured: command, runs, flaky
 
     def conflicts(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "conflict"]
@@ -82,19 +85,30 @@ class ConflictReport:
     def overlaps(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "overlap"]
 
+    def check_failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind == "check"]
+
     def summary(self) -> dict[str, int]:
         statuses = [r.status for r in self.subtasks]
         merged = sum(1 for r in self.subtasks if r.merge == "merged" or r.status == "completed")
-        return {"subtasks": len(self.subtasks), "merged": merged,
-                "conflicts": len(self.conflicts()), "overlaps": len(self.overlaps()),
-                "failed": statuses.count("failed"), "blocked": statuses.count("blocked")}
+        counts = {"subtasks": len(self.subtasks), "merged": merged,
+                  "conflicts": len(self.conflicts()), "overlaps": len(self.overlaps()),
+                  "failed": statuses.count("failed"), "blocked": statuses.count("blocked")}
+        if self.check is not None:
+            counts.update(check_failed=len(self.check_failures()),
+                          check_runs=int(self.check.get("runs") or 0),
+                          check_flaky=len(self.check.get("flaky") or ()))
+        return counts
 
     def to_json(self) -> Json:
-        return {"spec": self.spec, "integration_branch": self.integration_branch,
-                "base": self.base, "generated_at": self.generated_at,
-                "summary": self.summary(),
-                "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
-                "conflicts": [_finding_json(f) for f in self.findings]}
+        found = {"spec": self.spec, "integration_branch": self.integration_branch,
+                 "base": self.base, "generated_at": self.generated_at,
+                 "summary": self.summary(),
+                 "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
+                 "conflicts": [_finding_json(f) for f in self.findings]}
+        if self.check is not None:
+            found["check"] = self.check
+        return found
 
 
 def report_time(now: str | None = None) -> str:
@@ -102,15 +116,27 @@ def report_time(now: str | None = None) -> str:
 
 
 def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | None,
-                 rows: Sequence[SubtaskRow], generated_at: str | None = None) -> ConflictReport:
+                 rows: Sequence[SubtaskRow], generated_at: str | None = None,
+                 check: Json | None = None) -> ConflictReport:
     changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
     tip = _tip(repo, integration_branch)
     overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
     findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
     findings += [_overlap_finding(o, rows) for o in overlaps]
+    findings += [_check_finding(r) for r in rows if _ejected_by_check(r)]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
-                          tuple(findings))
+                          tuple(findings), check)
+
+
+def _ejected_by_check(row: SubtaskRow) -> bool:
+    return row.merge == "check_failed" and row.status == "conflict" and row.check is not None
+
+
+def _check_finding(row: SubtaskRow) -> Finding:
+    check = row.check or {}
+    return Finding("check", "", "check_failed", (Side(row.id, row.branch or "", None),), row.id,
+                   message=str(check.get("output") or ""), check=check)
 
 
 def _all_changes(repo: Path, rows: Sequence[SubtaskRow]) -> dict[str, BranchChanges]:
@@ -157,6 +183,8 @@ def _row_conflicts(repo: Path, row: SubtaskRow, rows: Sequence[SubtaskRow],
                    tip: str | None) -> list[Finding]:
     if "conflict" not in (row.merge, row.status) or not (tip and row.head and row.branch):
         return []
+    if row.merge == "check_failed":
+        return []  # it merges; the check left it out (a `check` entry)
     if is_ancestor(repo, row.head, tip):
         return []  # merged by hand since
     merged = merge_tree(repo, tip, row.head)
@@ -221,7 +249,7 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
     return {"id": row.id, "phase": row.phase, "status": row.status, "branch": row.branch,
             "head": row.head, "files_changed": row.files_changed, "merge": row.merge,
             "merge_commit": row.merge_commit, "no_changes": row.no_changes,
-            "overlaps": overlaps}
+            "overlaps": overlaps, **({"check": row.check} if row.check else {})}
 
 
 def _finding_json(finding: Finding) -> Json:
@@ -234,4 +262,4 @@ def _finding_json(finding: Finding) -> Json:
             "branches": list(finding.branches), "detail": finding.detail, "hunks": hunks,
             "subtask": finding.subtask, "paths": list(finding.paths), "binary": binary,
             "merged": finding.merged if finding.kind == "overlap" else False,
-            "message": finding.message}
+            "message": finding.message, **({"check": finding.check} if finding.check else {})}

@@ -10,6 +10,7 @@ import trio
 
 from merge.integrate import MergeResult
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
+from orchestrator.checking import base_failure_error, check_base
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
 from orchestrator.failpoints import failpoint
@@ -101,6 +102,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
 async def _phases(ctx: RunContext) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_refreshing, ctx)
+        if ctx.settings.check and not ctx.settings.no_merge:
+            nursery.start_soon(check_base, ctx)  # beside the first agents (SPEC 9)
         await run_phases(ctx, await ctx.records.read())
         nursery.cancel_scope.cancel()
 
@@ -197,6 +200,8 @@ async def _finish(ctx: RunContext) -> int:
              plan_writes=ctx.records.store.writes)
     if ctx.settings.no_merge:
         return 0 if ctx.agents_failed == 0 else 1
+    if failure := base_failure_error(ctx):
+        raise failure
     return 0 if set(counts) <= {"completed"} else 1
 
 
@@ -207,7 +212,8 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
             ctx = MergeContext(spec=spec, settings=settings,
                                records=Records(PlanStore(spec.folder)), sink=sink,
                                worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
-                               background=background)
+                               background=background,
+                               limiter=trio.CapacityLimiter(settings.max_parallel))
             await _recover(ctx)
             return await _merge_waiting(ctx)
     finally:
@@ -224,6 +230,8 @@ async def _merge_waiting(ctx: MergeContext) -> int:
             results += await merge_subtasks(ctx, waiting, phase.key, merged_siblings=merged)
         else:
             results += await merge_subtasks(ctx, waiting, None)
+    if failure := base_failure_error(ctx):
+        raise failure
     if not results:
         ctx.emit("merge_finished", "nothing to merge")
         return 0

@@ -148,8 +148,25 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--keep-worktrees", is_flag=True, default=None),
         click.option("--dry-run", is_flag=True, default=None, help="Print the schedule only."),
         click.option("--json", is_flag=True, default=None, help="One JSON object per event."),
+        *_check_options(),
     ]
     for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _check_options() -> list[Callable[[Any], Any]]:
+    return [
+        click.option("--check", help="Shell command that must pass on every integrated commit."),
+        click.option("--check-timeout", type=float,
+                     help="Seconds per check run (default: --timeout)."),
+        click.option("--check-retries", type=int,
+                     help="Reruns of a failing check on the same commit (default 1)."),
+    ]
+
+
+def _with_check_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_check_options()):
         func = option(func)
     return func
 
@@ -178,6 +195,7 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
 @click.argument("spec")
 @click.option("--overlap", type=click.Choice(["merge", "block"]))
 @click.option("--json", is_flag=True, default=None, help="One JSON object per event.")
+@_with_check_options
 @click.pass_context
 def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     """Integrate committed-but-unmerged and conflict subtasks."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from orchestrator.agents.base import Agent
+from orchestrator.checkstate import CheckState
 from orchestrator.git import git_out
 from orchestrator.progress import Event, Sink
 from orchestrator.records import Records
@@ -56,6 +57,10 @@ class MergeContext:
     worktrees: Worktrees
     background: trio.Nursery  # for work off the critical path, e.g. parking worktrees
     merge_lock: trio.Lock = field(default_factory=trio.Lock)
+    # a check run holds one slot (SPEC 9); `orchestrate merge` gives one of max_parallel
+    limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
+    ports: Ports = field(default_factory=Ports)
+    checks: CheckState = field(default_factory=CheckState)
 
     @property
     def repo(self) -> Path:

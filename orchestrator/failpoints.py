@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from merge.failpoints import ENV, MERGE_FAILPOINTS, crash_if_named
 
-__all__ = ["ENV", "FAILPOINTS", "failpoint"]
+__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
@@ -23,7 +23,13 @@ ORCHESTRATOR_FAILPOINTS = (
     "report-written",  # the conflict report is written after a merge stage
     "worktree-detached",  # a committed subtask's worktree is detached, not yet parked
 )
-FAILPOINTS = ORCHESTRATOR_FAILPOINTS + MERGE_FAILPOINTS
+CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fails it
+    "check-started",  # a check's worktree is ready; its process is about to start
+    "check-recorded",  # a verdict is cached in the plan; the branch has not moved for it
+    "check-culprit-found",  # bisection named a culprit; nothing of it is recorded yet
+    "check-green-chosen",  # the passing commit to move to is chosen; the branch has not moved
+)
+FAILPOINTS = ORCHESTRATOR_FAILPOINTS + MERGE_FAILPOINTS + CHECK_FAILPOINTS
 
 
 def failpoint(name: str) -> None:

@@ -8,7 +8,9 @@ from functools import partial
 
 import trio
 
-from merge.integrate import Candidate, MergeResult, integrate
+from merge.integrate import Candidate, MergeResult, OverlapPolicy, integrate
+from orchestrator.checking import integrate_checked
+from orchestrator.checkstate import Verdict
 from orchestrator.context import MergeContext, integration_branch
 from orchestrator.failpoints import failpoint
 from orchestrator.plan import Subtask
@@ -34,7 +36,10 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
                          merged_siblings: Sequence[Subtask] = ()) -> list[MergeResult]:
     """Integrate `subtasks` and record every result. `merged_siblings`, the members of the
     same parallel phase merged earlier (e.g. before a crash), take part in the overlap checks;
-    all of them belong to one phase."""
+    all of them belong to one phase. With a check configured the integration branch only
+    moves to a commit that passed it (SPEC 9; culprits come back as `conflict`); when the
+    check fails where merging would start, nothing is merged or recorded and the result is
+    empty (`ctx.checks.base_failure` says why)."""
     if not subtasks:
         return []
     wanted = {s.id for s in subtasks}
@@ -42,15 +47,24 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         tips = await ctx.subtask_tips()
         everyone = sorted([*merged_siblings, *subtasks], key=_position)
         candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
-        outcomes = await trio.to_thread.run_sync(partial(
-            integrate, ctx.repo, ctx.integration_ref, candidates,
-            overlap="block" if ctx.settings.overlap == "block" else "merge"))
+        policy: OverlapPolicy = "block" if ctx.settings.overlap == "block" else "merge"
+        culprits: dict[str, Verdict] = {}
+        if ctx.settings.check:
+            gated = await integrate_checked(ctx, candidates, policy)
+            if gated is None:  # the check fails where merging would start: merge nothing
+                return []
+            outcomes, culprits = gated.results, gated.culprits
+        else:
+            outcomes = await trio.to_thread.run_sync(partial(
+                integrate, ctx.repo, ctx.integration_ref, candidates, overlap=policy))
         results = [r for r in outcomes if r.subtask_id in wanted]
         candidates = [c for c in candidates if c.subtask_id in wanted]
-        await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates})
+        await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates},
+                                 check_failures={s: v.record(str(ctx.settings.check))
+                                                 for s, v in culprits.items()})
         failpoint("merge-recorded")
         for result in results:
-            _announce(ctx, result)
+            _announce(ctx, result, culprits.get(result.subtask_id))
         plan = await ctx.records.read()
         await trio.to_thread.run_sync(write_conflict_report, ctx.spec, plan)
         failpoint("report-written")
@@ -79,9 +93,14 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
     return Candidate(subtask.id, branch, str(subtask.meta.get("base", "")), head, message, group)
 
 
-def _announce(ctx: MergeContext, result: MergeResult) -> None:
+def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = None) -> None:
     overlaps = f" (overlaps: {', '.join(result.overlaps)})" if result.overlaps else ""
-    if result.outcome == "conflict":
+    if culprit is not None:
+        ctx.emit("subtask_conflict", f"check failed: not merged (the check fails on "
+                 f"{culprit.commit[:12]}, exit {culprit.exit_code}; log: {culprit.log})",
+                 subtask=result.subtask_id, paths=[], reason="check_failed",
+                 commit=culprit.commit, log=culprit.log)
+    elif result.outcome == "conflict":
         paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
         ctx.emit("subtask_conflict", f"conflict: not merged ({paths})",
                  subtask=result.subtask_id, paths=list(result.conflicted_paths))

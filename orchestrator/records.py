@@ -18,7 +18,8 @@ from orchestrator.store import PlanStore, utc_now
 
 T = TypeVar("T")
 ERROR_LIMIT = 500
-OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s")
+OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
+               "check")
 
 
 def short_error(text: str) -> str:
@@ -95,13 +96,44 @@ class Records:
             subtask.write_meta(error=short_error(reason))
         await self._each(subtask_ids, change)
 
-    async def merged(self, results: Sequence[MergeResult], heads: dict[str, str]) -> None:
+    async def merged(self, results: Sequence[MergeResult], heads: dict[str, str],
+                     check_failures: dict[str, dict[str, Any]] | None = None) -> None:
+        """Record a merge stage's results; `check_failures` (subtask id -> its
+        `orchestrate.check` record) names the branches the check ejected (SPEC 9)."""
         by_id = {r.subtask_id: r for r in results}
+        ejected = check_failures or {}
 
         def change(subtask: Subtask) -> None:
             subtask.write_meta(head=heads[subtask.id])
-            _record_merge(subtask, by_id[subtask.id])
+            if subtask.id in ejected:
+                _record_check_failure(subtask, ejected[subtask.id])
+            else:
+                subtask.meta.pop("check", None)
+                _record_merge(subtask, by_id[subtask.id])
         await self._each(by_id, change)
+
+    async def check_judged(self, command: str, tree: str, verdict: str,
+                           detail: dict[str, Any] | None = None,
+                           flaky: dict[str, Any] | None = None, *, runs: int = 1) -> None:
+        """Cache the check's verdict on `tree` in the plan's `orchestrate.checks` (emptied
+        when the check command changed), with the failing run's `detail`, any flaky run, and
+        the number of check runs it took added to `orchestrate.check_runs`."""
+        def apply(plan: Plan) -> None:
+            meta = plan.meta
+            same = meta.get("check_command") == command
+            checks = dict(meta.get("checks") or {}) if same else {}
+            details = dict(meta.get("check_details") or {}) if same else {}
+            flakies = list(meta.get("check_flaky") or []) if same else []
+            checks[tree] = verdict
+            if detail is not None:
+                details[tree] = detail
+            if flaky is not None:
+                flakies.append(flaky)
+            total = meta.get("check_runs") if same else 0
+            plan.write_meta(check_command=command, checks=checks, check_details=details,
+                            check_flaky=flakies, updated_at=utc_now(),
+                            check_runs=(total if isinstance(total, int) else 0) + runs)
+        await self.update(apply)
 
     async def set_status(self, subtask_ids: Sequence[str], status: str, **meta: Any) -> None:
         def change(subtask: Subtask) -> None:
@@ -136,6 +168,13 @@ def _conflict_error(result: MergeResult) -> str:
     if result.conflicts and all(c.kind == "overlap" for c in result.conflicts):
         return "not merged: " + "; ".join(result.messages)  # --overlap block
     return "merge conflict in " + (", ".join(result.conflicted_paths) or "unknown paths")
+
+
+def _record_check_failure(subtask: Subtask, check: dict[str, Any]) -> None:
+    subtask.write_meta(merge="check_failed", check=check, error=short_error(
+        f"the check `{check.get('command')}` failed (exit {check.get('exit_code')}) on "
+        f"{str(check.get('commit'))[:12]}; log: {check.get('log')}"))
+    _close(subtask, "conflict")
 
 
 def _record_merge(subtask: Subtask, result: MergeResult) -> None:

@@ -36,7 +36,8 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       branch=_text(meta.get("branch")), base=_text(meta.get("base")),
                       head=_text(meta.get("head")), merge=_text(meta.get("merge")),
                       merge_commit=_text(meta.get("merge_commit")),
-                      no_changes=meta.get("no_changes") is True)
+                      no_changes=meta.get("no_changes") is True,
+                      check=meta["check"] if isinstance(meta.get("check"), dict) else None)
 
 
 def _text(value: Any) -> str | None:
@@ -46,7 +47,20 @@ def _text(value: Any) -> str | None:
 def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> ConflictReport:
     return build_report(spec.repo, spec=spec.name, integration_branch=integration_branch(
         spec, plan), base=_text(plan.meta.get("base")), rows=report_rows(plan),
-        generated_at=now)
+        generated_at=now, check=check_summary(plan))
+
+
+def check_summary(plan: Plan) -> dict[str, Any] | None:
+    """The check's command, runs and flaky passes (SPEC 9), when a check judged this plan."""
+    meta = plan.meta
+    command = _text(meta.get("check_command"))
+    if command is None:
+        return None
+    checks = meta.get("checks")
+    flaky = meta.get("check_flaky")
+    return {"command": command, "runs": meta.get("check_runs") or 0,
+            "judged": len(checks) if isinstance(checks, dict) else 0,
+            "flaky": list(flaky) if isinstance(flaky, list) else []}
 
 
 def render(report: ConflictReport, fmt: ReportFormat) -> str:

@@ -108,5 +108,5 @@ async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
         if ctx.settings.no_merge:
             return
         fresh = (await ctx.records.read()).subtask(subtask.id)
-        if is_committed_unmerged(fresh):
-            await merge_subtasks(ctx, [fresh], group=None)
+        if is_committed_unmerged(fresh) and not await merge_subtasks(ctx, [fresh], group=None):
+            return  # the check fails on the integration branch: the next would miss this one

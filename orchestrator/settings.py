@@ -49,6 +49,13 @@ class Settings:
     copy: tuple[str, ...] = (".env", ".env.local")
     setup: tuple[str, ...] = ()
     claude: ClaudeSettings = field(default_factory=ClaudeSettings)
+    check: str | None = None
+    check_timeout: float | None = None  # None: `timeout`
+    check_retries: int = 1
+
+    @property
+    def check_limit_s(self) -> float:
+        return self.check_timeout if self.check_timeout is not None else self.timeout
 
 
 def _positive_int(value: Any) -> int:
@@ -121,6 +128,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
     "json": _bool, "copy": _str_list, "setup": _str_list,
+    "check": _text, "check_timeout": _seconds, "check_retries": _int,
 }
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,

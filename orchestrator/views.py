@@ -38,7 +38,7 @@ def subtask_status(subtask: Subtask) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
                  "error": meta.get("error")}
-    for extra in ("no_changes", "overlaps", "usage"):
+    for extra in ("no_changes", "overlaps", "usage", "check"):
         if meta.get(extra):
             row[extra] = meta[extra]
     return row
@@ -63,6 +63,10 @@ def status_text(spec: Spec, plan: Plan) -> str:
         mode = "parallel" if phase.parallel_safe else "sequential"
         lines.append(f"\n{phase.label}  [{mode}; depends on: {deps}]")
         lines += [_subtask_line(s) for s in phase.subtasks]
+    if ejected := [s.id for s in plan.subtasks() if s.status == "conflict"
+                   and s.meta.get("merge") == "check_failed"]:
+        lines.append(f"\nejected by the check ({plan.meta.get('check_command')}): "
+                     f"{', '.join(ejected)}")
     return "\n".join(lines)
 
 
@@ -73,6 +77,8 @@ def _subtask_line(subtask: Subtask) -> str:
         parts.append(f"{row['branch']}")
     if row["merge"]:
         parts.append(f"merge={row['merge']}")
+    if row["merge"] == "check_failed" and subtask.status == "conflict":
+        parts.append("(ejected by the check)")
     if isinstance(row["duration_s"], int | float):
         parts.append(f"{row['duration_s']:.1f}s")
     if row.get("no_changes"):

@@ -96,6 +96,21 @@ class Worktrees:
             self.in_use -= 1
             self._notify()
 
+    @asynccontextmanager
+    async def hold_detached(self, name: str, commit: str) -> AsyncIterator[Path]:
+        """A clean worktree at `path_for(name)` with a detached HEAD at `commit` (a check
+        run's), from the pool like any other; parked again when the block ends."""
+        path = self.path_for(name)
+        self.in_use += 1
+        try:
+            await self._obtain(path, None, commit, reset_branch=True)
+            yield path
+        finally:
+            self.in_use -= 1
+            self._notify()
+        with trio.CancelScope(shield=True):
+            await self.release(name, keep=False)
+
     async def restore(self, subtask_id: str, branch: str) -> None:
         """Give a subtask whose worktree was parked (e.g. one in conflict) a worktree on its
         branch again, where the user expects to resolve it."""
@@ -107,8 +122,10 @@ class Worktrees:
             self.in_use -= 1
             self._notify()
 
-    async def _obtain(self, path: Path, branch: str, start: str, *, reset_branch: bool) -> None:
-        """A worktree at `path` on `branch`, clean at `start` (resetting the branch to it)."""
+    async def _obtain(self, path: Path, branch: str | None, start: str, *,
+                      reset_branch: bool) -> None:
+        """A worktree at `path` on `branch` (None: detached), clean at `start` (resetting the
+        branch to it)."""
         registered = await self._registered()
         if path in registered and await trio.Path(path / ".git").exists():
             try:
@@ -130,12 +147,16 @@ class Worktrees:
     def _may_create(self) -> bool:
         return self.creating == 0 and self.in_use <= self.pool_limit
 
-    async def _create(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
+    async def _create(self, path: Path, branch: str | None, start: str,
+                      reset_branch: bool) -> None:
         self.creating += 1
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch else [
-                str(path), branch]
+            if branch is None:
+                on_branch = ["--detach", str(path), start]
+            else:
+                on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch \
+                    else [str(path), branch]
             await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
             # the slow part, outside the lock
             await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet")
@@ -151,11 +172,16 @@ class Worktrees:
                 "-c", f"checkout.workers={CHECKOUT_WORKERS}")
         return self._checkout_options
 
-    async def _switch(self, path: Path, branch: str, start: str, reset_branch: bool) -> None:
-        """Put an existing worktree on `branch` at `start`, clean (ignored files stay)."""
+    async def _switch(self, path: Path, branch: str | None, start: str,
+                      reset_branch: bool) -> None:
+        """Put an existing worktree on `branch` (None: detached) at `start`, clean (ignored
+        files stay)."""
         await remove_stale_index_lock(path)
         await _clear_index_flags(path)
-        await git(path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        if branch is None:
+            await git(path, "update-ref", "--no-deref", "HEAD", start)
+        else:
+            await git(path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
         # on the branch, `reset --hard start` moves it (creating it if need be) and the files
         await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet",
                   *([start] if reset_branch else []), env=START_REFLOG)

@@ -12,6 +12,9 @@
     `git merge --no-ff` of the same branches in a worktree.
 (c) latency: `orchestrate status` and `orchestrate --version` versus `git status`.
 (d) memory: peak RSS of a build with 50 concurrent claude sessions on the fake Messages API.
+(e) check (only with `--only check`): the check gate of SPEC 9, 16 subtasks, one culprit and
+    then two, a check taking 1 s, against the naive gate (the check after every merge);
+    see scripts/bench_check.py.
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -249,8 +252,8 @@ def median(measure: Callable[[], float], repeat: int) -> float:
 def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) -> None:
     print(f"\n{name}")
     for key, value in figures.items():
-        unit = "MB" if key.endswith("_mb") else "s"
-        print(f"  {key:<24} {value:10.3f} {unit}")
+        unit = "MB" if key.endswith("_mb") else "" if key.endswith("runs") else "s"
+        print(f"  {key:<24} {value:10.3f} {unit}".rstrip())
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
             print(f"  {top + ' / ' + bottom:<34} {figures[top] / figures[bottom]:6.3f}")
@@ -265,7 +268,10 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="build,merge,latency,memory")
+    parser.add_argument("--only", default="build,merge,latency,memory",
+                        help="comma-separated: build, merge, latency, memory, check")
+    parser.add_argument("--check-subtasks", type=int, default=16)
+    parser.add_argument("--check-seconds", type=float, default=1.0)
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     print(f"orchestrate benchmarks: {args.files} files, medians of {args.repeat} runs, "
@@ -285,6 +291,14 @@ def main() -> None:
         if "memory" in wanted:
             report(f"(d) {args.sessions} concurrent claude sessions", bench_memory(args, scratch),
                    [])
+        if "check" in wanted:
+            from bench_check import bench_check  # type: ignore[import-not-found]
+
+            report(f"(e) check gate: {args.check_subtasks} subtasks, a check of "
+                   f"{args.check_seconds:g}s", bench_check(args, scratch),
+                   [(f"{c}: orchestrate {what}", f"{c}: naive {what}")
+                    for c in ("1 culprit", "2 culprits")
+                    for what in ("check runs", "merge stage")])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,21 @@ printf '# calc\nA tiny calculator, built by five agents at once.\n' > README.md
 printf '"""Calculator operations."""\n' > calc/__init__.py
 { echo "# Operations"; for op in add subtract multiply divide power; do
     printf '\n- %s: TODO\n\n(see calc/%s.py)\n' "$op" "$op"; done; } > docs/operations.md
+# The check (SPEC 9): the integration branch only ever moves to a commit on which it passes.
+cat > check.py <<'CHECK'
+"""Every operation computes right and has a symbol of its own."""
+import importlib, pathlib
+expected = {"add": 9, "subtract": 3, "multiply": 18, "divide": 2, "power": 216}
+symbols = {}
+for name in sorted(p.stem for p in pathlib.Path("calc").glob("*.py") if p.stem in expected):
+    module = importlib.import_module(f"calc.{name}")
+    assert getattr(module, name)(6, 3) == expected[name], f"{name}(6, 3) is wrong"
+    assert module.SYMBOL not in symbols, \
+        f"{name} and {symbols.get(module.SYMBOL)} both use the symbol {module.SYMBOL!r}"
+    symbols[module.SYMBOL] = name
+print(f"check: {len(symbols)} operations, each with its own symbol")
+CHECK
+printf 'check = "python3 check.py"\ncheck_retries = 0\n' > orchestrate.toml
 git add -A && git commit -qm "Start the calculator"
 
 cat > .orchestrate/specs/001-calculator/spec.md <<'SPEC'
@@ -57,11 +72,28 @@ echo "== orchestrate build 001   (7 subtasks, each agent takes ${DEMO_AGENT_SECO
 start=$(date +%s.%N)
 status=0
 orchestrate build 001 --agent-command "python3 $PROJECT/scripts/demo_agent.py" || status=$?
+if ! orchestrate status 001 | grep -q "^ejected by the check .*: power$"; then
+  echo "== unexpected: the check did not eject power (build exited $status)"; exit 1
+fi
+echo "== build exited $status: the check ejected power (it reuses multiply's symbol)"
+orchestrate status 001 | grep -E "power|blocked|ejected" || true
+echo "== the report's check entry (.orchestrate/specs/001-calculator/conflict_report.md)"
+sed -n '/^### Check failure/,/^To reproduce/p' .orchestrate/specs/001-calculator/conflict_report.md
+echo "== fix power's branch in its worktree, then orchestrate merge 001 and resume the build"
+WT=.orchestrate/worktrees/001-calculator/power
+sed -i 's/SYMBOL = "\*"/SYMBOL = "^"/' "$WT/calc/power.py"
+git -C "$WT" commit -qam "power: a symbol of its own"
+orchestrate merge 001
+status=0
+orchestrate build 001 --agent-command "python3 $PROJECT/scripts/demo_agent.py" || status=$?
 end=$(date +%s.%N)
 python3 -c "
+import pathlib
 wall = $end - $start; serial = 7 * $DEMO_AGENT_SECONDS
-print(f'== wall time {wall:.1f}s; one agent after another would take {serial:.0f}s '
-      f'(speedup {serial / wall:.1f}x)')"
+logs = pathlib.Path('.orchestrate/specs/001-calculator/logs').glob('check-*.log')
+runs = sum(log.read_text().count(' check run ') for log in logs)
+print(f'== wall time {wall:.1f}s for both builds and the merge: 7 agents of '
+      f'{$DEMO_AGENT_SECONDS}s (one after another: {serial:.0f}s) and {runs} check runs')"
 echo "== orchestrate status 001"
 orchestrate status 001
 echo "== the integration branch"

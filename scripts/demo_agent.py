@@ -14,13 +14,16 @@ from pathlib import Path
 
 OPERATIONS = {"add": "a + b", "subtract": "a - b", "multiply": "a * b",
               "divide": "a / b", "power": "a ** b"}
+# Each operation's symbol for the command line. The power agent picks multiply's: each branch
+# passes the check on its own, together they break it, so the check ejects power (SPEC 9).
+SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "*"}
 
 
 def write_operation(name: str) -> None:
     Path("calc").mkdir(exist_ok=True)
     Path(f"calc/{name}.py").write_text(
-        f'"""The {name} operation."""\n\n\ndef {name}(a: float, b: float) -> float:\n'
-        f"    return {OPERATIONS[name]}\n")
+        f'"""The {name} operation."""\n\nSYMBOL = "{SYMBOLS[name]}"\n\n\n'
+        f"def {name}(a: float, b: float) -> float:\n    return {OPERATIONS[name]}\n")
     docs = Path("docs/operations.md")
     docs.write_text(docs.read_text().replace(f"- {name}: TODO", f"- {name}: `{name}(a, b)`"))
 

@@ -34,3 +34,20 @@ def test_the_benchmark_runs_every_measurement(tmp_path: Path) -> None:
     assert figures["ideal"] == 0.2  # ceil(3 / 2) * 0.1 s
     assert all(value > 0 for value in figures.values()), done.stdout
     assert (tmp_path / "cache" / "repo-300" / ".git").is_dir()
+
+
+def test_the_check_gate_benchmark_runs_and_counts_its_check_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--only", "check",
+         "--check-subtasks", "4", "--check-seconds", "0.05"],
+        env={**os.environ, "ORCHESTRATE_BENCH_CACHE": str(tmp_path / "cache")},
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    figures = {m["name"].strip(): float(m["value"])
+               for m in map(FIGURE.match, done.stdout.splitlines()) if m}
+    # 4 subtasks: the naive gate checks the base and after each merge
+    assert figures["1 culprit: naive check runs"] == 5
+    assert figures["2 culprits: naive check runs"] == 5
+    # one culprit (s3): the base, all four, at most two probes, the rest re-merged
+    assert figures["1 culprit: orchestrate check runs"] <= 1 + 1 + 2 + 1
+    assert figures["1 culprit: orchestrate merge stage"] > 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.failpoints import ENV, FAILPOINTS
+from orchestrator.failpoints import CHECK_FAILPOINTS, ENV, FAILPOINTS
 from tests.conftest import git, phase, plan_of, write_plan
 from tests.fault_support import (
     SPEC,
@@ -36,6 +36,8 @@ def test_every_failpoint_in_the_code_is_registered_and_every_registered_one_is_u
     used = [name for folder in ("orchestrator", "merge") for path in (ROOT / folder).rglob("*.py")
             for name in CALL.findall(path.read_text())]
     assert sorted(used) == sorted(FAILPOINTS)
+    # the check's points need a failing batch: tests/test_check.py crashes at each of them
+    assert set(CHECK_FAILPOINTS) <= set(FAILPOINTS)
 
 
 def test_an_unregistered_failpoint_is_refused() -> None:
@@ -45,7 +47,7 @@ def test_an_unregistered_failpoint_is_refused() -> None:
         failpoint("nowhere")
 
 
-@pytest.mark.parametrize("name", FAILPOINTS)
+@pytest.mark.parametrize("name", [n for n in FAILPOINTS if n not in CHECK_FAILPOINTS])
 def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None:
     plan_path = write_plan(repo, SPEC, PLAN)
     before = checkout_state(repo)
