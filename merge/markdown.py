@@ -24,7 +24,25 @@ def render_markdown(report: ConflictReport) -> str:
         parts.append(_conflict(report, finding, number))
     for number, finding in enumerate(report.overlaps(), 1):
         parts.append(_overlap(report, finding, number))
+    parts += _declared_files(report)
     return "\n\n".join(parts) + "\n"
+
+
+def _declared_files(report: ConflictReport) -> list[str]:
+    """SPEC 11: edits outside a subtask's declared files, predictions that did not happen."""
+    parts = []
+    undeclared = [r for r in report.subtasks if r.undeclared]
+    if undeclared:
+        parts.append("### Undeclared edits\n\nPaths a subtask changed without declaring them "
+                     "in `files_to_modify` or `files_to_create`:")
+        parts.append("\n".join(f"- {code(r.id)}: " + ", ".join(code(p) for p in r.undeclared or ())
+                               for r in undeclared))
+    if report.unrealised:
+        parts.append("### Predicted overlaps that did not happen\n\nTheir declared files "
+                     "intersect, but their changes share no path:")
+        parts.append("\n".join(f"- {code(p.subtasks[0])} and {code(p.subtasks[1])} "
+                               f"(phase {code(p.group)})" for p in report.unrealised))
+    return parts
 
 
 def _title(report: ConflictReport) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
 from merge.gitcmd import GitError, run_git
+from merge.globs import any_intersect, uncovered
 from merge.integrate import full_ref, is_ancestor, merge_tree
 from merge.overlap import Overlap, find_overlaps
 
@@ -38,6 +39,8 @@ class SubtaskRow:
     merge_commit: str | None = None
     files_changed: int | None = None  # filled in by build_report
     no_changes: bool = False  # the agent succeeded without changing anything
+    declared: tuple[str, ...] = ()  # files_to_modify + files_to_create (SPEC 11)
+    undeclared: tuple[str, ...] | None = None  # changed, not declared; filled by build_report
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """Two subtasks of one parallel phase whose declared files intersect."""
+
+    group: str
+    subtasks: tuple[str, str]
+    declared: tuple[tuple[str, ...], tuple[str, ...]]
+
+    def to_json(self) -> Json:
+        return {"phase": self.group, "subtasks": list(self.subtasks),
+                "declared": [list(d) for d in self.declared]}
+
+
+@dataclass(frozen=True)
 class ConflictReport:
     spec: str
     integration_branch: str
@@ -75,6 +91,7 @@ class ConflictReport:
     generated_at: str
     subtasks: tuple[SubtaskRow, ...]
     findings: tuple[Finding, ...]
+    unrealised: tuple[Prediction, ...] = ()  # predicted overlaps that did not happen
 
     def conflicts(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "conflict"]
@@ -94,7 +111,10 @@ class ConflictReport:
                 "base": self.base, "generated_at": self.generated_at,
                 "summary": self.summary(),
                 "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
-                "conflicts": [_finding_json(f) for f in self.findings]}
+                "conflicts": [_finding_json(f) for f in self.findings],
+                "undeclared": [{"subtask": r.id, "paths": list(r.undeclared)}
+                               for r in self.subtasks if r.undeclared],
+                "predicted_overlaps_not_happened": [p.to_json() for p in self.unrealised]}
 
 
 def report_time(now: str | None = None) -> str:
@@ -105,12 +125,13 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
                  rows: Sequence[SubtaskRow], generated_at: str | None = None) -> ConflictReport:
     changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
+    unrealised = tuple(_unrealised(rows, changes))
     tip = _tip(repo, integration_branch)
     overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
     findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
     findings += [_overlap_finding(o, rows) for o in overlaps]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
-                          tuple(findings))
+                          tuple(findings), unrealised)
 
 
 def _all_changes(repo: Path, rows: Sequence[SubtaskRow]) -> dict[str, BranchChanges]:
@@ -133,7 +154,27 @@ def _changes(repo: Path, row: SubtaskRow) -> BranchChanges | None:
 
 def _with_count(row: SubtaskRow, changes: BranchChanges | None) -> SubtaskRow:
     count = None if changes is None else len(changes.files)
-    return replace(row, files_changed=count)
+    paths = _changed_paths(changes)
+    undeclared = tuple(uncovered(row.declared, paths)) if row.declared and changes else None
+    return replace(row, files_changed=count, undeclared=undeclared)
+
+
+def _changed_paths(changes: BranchChanges | None) -> set[str]:
+    return {p for c in (changes.files if changes else ()) for p in c.paths}
+
+
+def _unrealised(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]
+                ) -> Iterator[Prediction]:
+    """Predicted overlaps (SPEC 11) between finished subtasks whose changes share no path."""
+    done = [r for r in rows if r.group is not None and r.declared and r.id in changes]
+    for n, first in enumerate(done):
+        for second in done[n + 1:]:
+            if (first.group == second.group
+                    and any_intersect(first.declared, second.declared)
+                    and not _changed_paths(changes[first.id])
+                    & _changed_paths(changes[second.id])):
+                yield Prediction(str(first.group), (first.id, second.id),
+                                 (first.declared, second.declared))
 
 
 def _tip(repo: Path, branch: str) -> str | None:
@@ -221,7 +262,8 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
     return {"id": row.id, "phase": row.phase, "status": row.status, "branch": row.branch,
             "head": row.head, "files_changed": row.files_changed, "merge": row.merge,
             "merge_commit": row.merge_commit, "no_changes": row.no_changes,
-            "overlaps": overlaps}
+            "overlaps": overlaps, "declared": list(row.declared),
+            "undeclared": None if row.undeclared is None else list(row.undeclared)}
 
 
 def _finding_json(finding: Finding) -> Json:

@@ -49,6 +49,7 @@ class Settings:
     copy: tuple[str, ...] = (".env", ".env.local")
     setup: tuple[str, ...] = ()
     claude: ClaudeSettings = field(default_factory=ClaudeSettings)
+    schedule: str = "spread"  # SPEC 11: waves around declared files, or `together`
 
 
 def _positive_int(value: Any) -> int:
@@ -121,6 +122,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
     "json": _bool, "copy": _str_list, "setup": _str_list,
+    "schedule": _choice("spread", "together"),
 }
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
