@@ -96,6 +96,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     who = ", ".join(code(s) for s in finding.subtasks)
     state = ("merged cleanly; check that the combined result is right" if finding.merged
              else "not all of them are merged (see the conflicts above)")
+    if finding.sequential:
+        state = ("one after another: each started from the earlier ones' merged work "
+                 "(waves of declared files); " + state)
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]

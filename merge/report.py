@@ -60,6 +60,7 @@ class Finding:
     paths: tuple[str, ...] = ()  # every path involved (renames, file/directory copies)
     message: str = ""
     merged: bool = False  # overlaps: every side is in the integration branch
+    sequential: bool = False  # overlaps: each side started from the earlier sides' work
 
     @property
     def subtasks(self) -> tuple[str, ...]:
@@ -129,7 +130,7 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
     tip = _tip(repo, integration_branch)
     overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
     findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
-    findings += [_overlap_finding(o, rows) for o in overlaps]
+    findings += [_overlap_finding(repo, o, rows) for o in overlaps]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
                           tuple(findings), unrealised)
 
@@ -234,13 +235,24 @@ def _conflict_finding(repo: Path, conflict: Conflict, row: SubtaskRow,
                    conflict.message)
 
 
-def _overlap_finding(overlap: Overlap, rows: Sequence[SubtaskRow]) -> Finding:
+def _overlap_finding(repo: Path, overlap: Overlap, rows: Sequence[SubtaskRow]) -> Finding:
     by_id = {r.id: r for r in rows}
     sides = tuple(Side(s.subtask_id, by_id[s.subtask_id].branch or "", s.change)
                   for s in overlap.sides)
     merged = all(_is_merged(by_id[s]) for s in overlap.subtask_ids)
     return Finding("overlap", overlap.path, overlap.detail, sides, overlap.subtask_ids[-1],
-                   (overlap.path,), merged=merged)
+                   (overlap.path,), merged=merged,
+                   sequential=_sequential(repo, [by_id[s] for s in overlap.subtask_ids]))
+
+
+def _sequential(repo: Path, rows: Sequence[SubtaskRow]) -> bool:
+    """Whether each side's base already held every earlier side's work, as a later wave's
+    subtasks do (SPEC 11): the edits were made one on top of the other."""
+    for n, later in enumerate(rows[1:], 1):
+        for earlier in rows[:n]:
+            if not (later.base and earlier.head and is_ancestor(repo, earlier.head, later.base)):
+                return False
+    return True
 
 
 def _side(row: SubtaskRow, changes: dict[str, BranchChanges], paths: Sequence[str]) -> Side:
@@ -276,4 +288,5 @@ def _finding_json(finding: Finding) -> Json:
             "branches": list(finding.branches), "detail": finding.detail, "hunks": hunks,
             "subtask": finding.subtask, "paths": list(finding.paths), "binary": binary,
             "merged": finding.merged if finding.kind == "overlap" else False,
+            "sequential": finding.sequential,
             "message": finding.message}

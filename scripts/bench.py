@@ -12,6 +12,8 @@
     `git merge --no-ff` of the same branches in a worktree.
 (c) latency: `orchestrate status` and `orchestrate --version` versus `git status`.
 (d) memory: peak RSS of a build with 50 concurrent claude sessions on the fake Messages API.
+(e) waves: 12 subtasks, 4 declaring and editing one shared file, under --schedule spread and
+    together: conflicts and wall time against the ideal of the waves (scripts/bench_waves.py).
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -242,6 +244,13 @@ def bench_memory(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     return peak_rss_of_claude_build(args, scratch)
 
 
+def bench_waves(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    from bench_waves import bench_waves as run  # type: ignore[import-not-found]
+
+    figures: dict[str, float] = run(args, kept_dir(scratch))
+    return figures
+
+
 def median(measure: Callable[[], float], repeat: int) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
@@ -249,7 +258,7 @@ def median(measure: Callable[[], float], repeat: int) -> float:
 def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) -> None:
     print(f"\n{name}")
     for key, value in figures.items():
-        unit = "MB" if key.endswith("_mb") else "s"
+        unit = "MB" if key.endswith("_mb") else "" if key.startswith("conflicts") else "s"
         print(f"  {key:<24} {value:10.3f} {unit}")
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
@@ -265,7 +274,7 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="build,merge,latency,memory")
+    parser.add_argument("--only", default="build,merge,latency,memory,waves")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     print(f"orchestrate benchmarks: {args.files} files, medians of {args.repeat} runs, "
@@ -285,6 +294,10 @@ def main() -> None:
         if "memory" in wanted:
             report(f"(d) {args.sessions} concurrent claude sessions", bench_memory(args, scratch),
                    [])
+        if "waves" in wanted:
+            report(f"(e) waves: 12 subtasks, 4 editing one declared file, {args.parallel} at "
+                   f"once, agents sleep {args.sleep:g}s", bench_waves(args, scratch),
+                   [("spread, wall", "ideal of the waves"), ("together, wall", "ideal together")])
 
 
 if __name__ == "__main__":

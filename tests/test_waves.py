@@ -72,6 +72,11 @@ def test_spread_turns_a_predicted_overlap_into_sequential_edits(
         start, end = _interval(recorder, free)
         assert start < spans[0][1], (free, spans[0])
         assert spans[0][0] < end, (free, spans[0])
+    report = json.loads((plan_path(repo).parent / "conflict_report.json").read_text())
+    (overlap,) = [c for c in report["conflicts"] if c["path"] == "shared.txt"]
+    assert overlap["kind"] == "overlap"  # still flagged, but made one after another
+    assert overlap["subtasks"] == ["s1", "s2", "s3"]
+    assert overlap["sequential"] is True
     recorded = subtasks(repo)
     assert {s: recorded[s]["orchestrate"]["wave"] for s in [*SHARED, *FREE]} == {
         "s1": 1, "o1": 1, "o2": 1, "s2": 2, "s3": 3}
@@ -89,6 +94,9 @@ def test_together_runs_them_at_once_and_they_conflict(repo: Path, recorder: Reco
                               "s2": "conflict", "s3": "conflict"}, done.stdout
     assert all(recorder.starts(s)[0]["files"]["shared.txt"] == "start\n" for s in SHARED)
     assert "wave" not in subtasks(repo)["s2"].get("orchestrate", {})
+    report = json.loads((plan_path(repo).parent / "conflict_report.json").read_text())
+    assert [c["sequential"] for c in report["conflicts"] if c["path"] == "shared.txt"] == [
+        False, False, False]  # s2's and s3's conflicts and the overlap of all three
 
 
 def _glob_plan(repo: Path) -> Path:
