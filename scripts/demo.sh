@@ -56,7 +56,11 @@ echo "== demo repository: $DEMO"
 echo "== orchestrate build 001   (7 subtasks, each agent takes ${DEMO_AGENT_SECONDS}s)"
 start=$(date +%s.%N)
 status=0
-orchestrate build 001 --agent-command "python3 $PROJECT/scripts/demo_agent.py" || status=$?
+# All five operations declare docs/operations.md, each editing its own section of it, which git
+# merges cleanly: `--schedule together` runs them at once (the overlaps are flagged in the
+# report) instead of one wave each, which the default `spread` would do (SPEC 11).
+orchestrate build 001 --schedule together --agent-command "python3 $PROJECT/scripts/demo_agent.py" \
+  || status=$?
 end=$(date +%s.%N)
 python3 -c "
 wall = $end - $start; serial = 7 * $DEMO_AGENT_SECONDS
