@@ -6,9 +6,11 @@ undeclared edits and predictions that did not happen."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
+from orchestrator.failpoints import ENV as FAILPOINT_ENV
 from tests.buildkit import (
     INTEGRATION,
     SPEC,
@@ -181,3 +183,18 @@ def test_the_report_names_undeclared_edits_and_predictions_that_did_not_happen(
     assert "- `sloppy`: `sloppy.txt`" in markdown
     assert "- `careful` and `cautious` (phase `1`)" in markdown
     assert markdown == run_cli(repo, "report", SPEC, check=0).stdout
+
+
+def test_a_build_killed_between_two_waves_resumes_with_the_next_wave(
+        repo: Path, recorder: Recorder) -> None:
+    _shared_plan(repo)
+    crashed = run_cli(repo, "build", SPEC, "--agent-command", agent_command(*_agent_args()),
+                      env={**recorder.env, FAILPOINT_ENV: "report-written"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert statuses(repo)["s1"] == "completed"  # wave 1 merged, then the kill
+    assert statuses(repo)["s2"] == "pending"
+    build(repo, recorder, *_agent_args())
+    assert recorder.invocations() == dict.fromkeys([*SHARED, *FREE], 1)
+    assert git(repo, "show", f"{INTEGRATION}:shared.txt").splitlines()[1:] == [
+        "edit by s1", "edit by s2", "edit by s3"]
+    assert recorder.starts("s3")[0]["files"]["shared.txt"] == "start\nedit by s1\nedit by s2\n"
