@@ -198,3 +198,11 @@ def test_a_build_killed_between_two_waves_resumes_with_the_next_wave(
     assert git(repo, "show", f"{INTEGRATION}:shared.txt").splitlines()[1:] == [
         "edit by s1", "edit by s2", "edit by s3"]
     assert recorder.starts("s3")[0]["files"]["shared.txt"] == "start\nedit by s1\nedit by s2\n"
+
+
+def test_overlap_block_does_not_block_an_edit_made_on_top_of_the_earlier_one(
+        repo: Path, recorder: Recorder) -> None:
+    _shared_plan(repo)
+    build(repo, recorder, *_agent_args(), options=("--overlap", "block"))
+    assert set(statuses(repo).values()) == {"completed"}
+    assert subtasks(repo)["s3"]["orchestrate"]["overlaps"] == ["shared.txt"]
