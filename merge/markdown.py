@@ -102,7 +102,8 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]
-    base = next((r.base for r in report.subtasks if r.id == finding.subtask and r.base), None)
+    first = finding.subtasks[0] if finding.sequential else finding.subtask  # the oldest base
+    base = next((r.base for r in report.subtasks if r.id == first and r.base), None)
     if base and finding.merged:
         command = ["git", "diff", base[:12], report.integration_branch, "--", finding.path]
         parts += ["Review the combined result:", fence(_shell(command), "sh")]

@@ -79,6 +79,10 @@ def test_spread_turns_a_predicted_overlap_into_sequential_edits(
     assert overlap["kind"] == "overlap"  # still flagged, but made one after another
     assert overlap["subtasks"] == ["s1", "s2", "s3"]
     assert overlap["sequential"] is True
+    markdown = (plan_path(repo).parent / "conflict_report.md").read_text()
+    first_base = subtasks(repo)["s1"]["orchestrate"]["base"]
+    assert f"git diff {first_base[:12]} {INTEGRATION} -- shared.txt" in markdown
+    assert "one after another" in markdown
     recorded = subtasks(repo)
     assert {s: recorded[s]["orchestrate"]["wave"] for s in [*SHARED, *FREE]} == {
         "s1": 1, "o1": 1, "o2": 1, "s2": 2, "s3": 3}
