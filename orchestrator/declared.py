@@ -118,14 +118,18 @@ def wave_numbers(phase: Phase, schedule: str = "spread") -> dict[str, int]:
 
 async def record_waves(ctx: MergeContext, phase: Phase, found: Sequence[Sequence[Subtask]]
                        ) -> None:
-    """Write each subtask's wave (`orchestrate.wave`) in one locked update, for `status`.
+    """Write each subtask's wave (`orchestrate.wave`) in one locked update, for `status`; a
+    phase that runs as one wave keeps no wave (and the plan is not written at all).
 
     Only an annotation: the waves follow from the plan alone and every build computes them
     again, so a crash before or after this write changes nothing."""
-    number = {s.id: n for n, wave in enumerate(found, 1) for s in wave}
+    number = {s.id: n for n, wave in enumerate(found, 1) for s in wave} if len(found) > 1 else {}
 
     def apply(plan: Plan) -> None:
         for subtask in plan.phases[phase.index].subtasks:
-            if subtask.id in number and subtask.meta.get("wave") != number[subtask.id]:
-                subtask.write_meta(wave=number[subtask.id])
+            if subtask.id in number:
+                if subtask.meta.get("wave") != number[subtask.id]:
+                    subtask.write_meta(wave=number[subtask.id])
+            elif "wave" in subtask.meta:
+                del subtask.meta["wave"]
     await ctx.records.update(apply)

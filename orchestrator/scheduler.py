@@ -79,7 +79,7 @@ async def _run_parallel(ctx: RunContext, phase: Phase) -> None:
     """The phase's waves one after another (SPEC 11): each wave's subtasks run at once under
     the build's one limiter from the integration head after the previous wave was merged."""
     found = waves(phase.subtasks, ctx.settings.schedule)
-    if len(found) > 1:
+    if len(found) > 1 or any("wave" in s.meta for s in phase.subtasks):
         await record_waves(ctx, phase, found)
     for number, wave in enumerate(found, 1):
         if len(found) > 1:

@@ -46,9 +46,11 @@ def _shared_plan(repo: Path) -> Path:
     return write_plan(repo, SPEC, {"phases": [_phase(*members)]})
 
 
-def _agent_args() -> tuple[str, ...]:
+def _agent_args(sleep: str = "0") -> tuple[str, ...]:
+    """Each of SHARED appends a line to shared.txt; every agent records what it found there.
+    A sleep makes agents that run at once overlap in time for certain."""
     appends = [arg for s in SHARED for arg in ("--append", f"{s}=shared.txt")]
-    return ("--sleep", "*=1", *appends, "--show", "*=shared.txt")
+    return ("--sleep", f"*={sleep}", *appends, "--show", "*=shared.txt")
 
 
 def _interval(recorder: Recorder, subtask: str) -> tuple[float, float]:
@@ -60,7 +62,7 @@ def _interval(recorder: Recorder, subtask: str) -> tuple[float, float]:
 def test_spread_turns_a_predicted_overlap_into_sequential_edits(
         repo: Path, recorder: Recorder) -> None:
     _shared_plan(repo)
-    build(repo, recorder, *_agent_args())
+    build(repo, recorder, *_agent_args("1"))
     assert set(statuses(repo).values()) == {"completed"}
     assert git(repo, "show", f"{INTEGRATION}:shared.txt").splitlines() == [
         "start", "edit by s1", "edit by s2", "edit by s3"]
@@ -93,7 +95,10 @@ def test_spread_turns_a_predicted_overlap_into_sequential_edits(
 
 
 def test_together_runs_them_at_once_and_they_conflict(repo: Path, recorder: Recorder) -> None:
-    _shared_plan(repo)
+    path = _shared_plan(repo)
+    plan = json.loads(path.read_text())
+    plan["phases"][0]["subtasks"][3]["orchestrate"] = {"wave": 2}  # from an earlier spread run
+    path.write_text(json.dumps(plan, indent=2))
     done = run_cli(repo, "build", SPEC, "--agent-command", agent_command(*_agent_args()),
                    env={**recorder.env, "ORCHESTRATE_SCHEDULE": "together"}, check=1)
     assert statuses(repo) == {"s1": "completed", "o1": "completed", "o2": "completed",
@@ -173,7 +178,8 @@ def test_the_report_names_undeclared_edits_and_predictions_that_did_not_happen(
         _subtask("careful", files_to_create=["careful.txt", "notes.md"]),
         _subtask("cautious", files_to_create=["cautious.txt", "notes.md"]),
         _subtask("silent"))]})
-    build(repo, recorder)
+    pinned = {**recorder.env, "ORCHESTRATE_NOW": "2026-01-02T03:04:05Z"}
+    run_cli(repo, "build", SPEC, "--agent-command", agent_command(), env=pinned, check=0)
     folder = plan_path(repo).parent
     report = json.loads((folder / "conflict_report.json").read_text())
     assert report["undeclared"] == [{"subtask": "sloppy", "paths": ["sloppy.txt"]}]
@@ -186,7 +192,7 @@ def test_the_report_names_undeclared_edits_and_predictions_that_did_not_happen(
     assert "### Undeclared edits" in markdown
     assert "- `sloppy`: `sloppy.txt`" in markdown
     assert "- `careful` and `cautious` (phase `1`)" in markdown
-    assert markdown == run_cli(repo, "report", SPEC, check=0).stdout
+    assert markdown == run_cli(repo, "report", SPEC, env=pinned, check=0).stdout
 
 
 def test_a_build_killed_between_two_waves_resumes_with_the_next_wave(
