@@ -28,7 +28,25 @@ def render_markdown(report: ConflictReport) -> str:
         parts.append(_check_failure(report, finding, number))
     if report.check and report.check.get("flaky"):
         parts.append(_flaky(report.check))
+    parts += _declared_files(report)
     return "\n\n".join(parts) + "\n"
+
+
+def _declared_files(report: ConflictReport) -> list[str]:
+    """SPEC 11: edits outside a subtask's declared files, predictions that did not happen."""
+    parts = []
+    undeclared = [r for r in report.subtasks if r.undeclared]
+    if undeclared:
+        parts.append("### Undeclared edits\n\nPaths a subtask changed without declaring them "
+                     "in `files_to_modify` or `files_to_create`:")
+        parts.append("\n".join(f"- {code(r.id)}: " + ", ".join(code(p) for p in r.undeclared or ())
+                               for r in undeclared))
+    if report.unrealised:
+        parts.append("### Predicted overlaps that did not happen\n\nTheir declared files "
+                     "intersect, but their changes share no path:")
+        parts.append("\n".join(f"- {code(p.subtasks[0])} and {code(p.subtasks[1])} "
+                               f"(phase {code(p.group)})" for p in report.unrealised))
+    return parts
 
 
 def _title(report: ConflictReport) -> str:
@@ -87,10 +105,14 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     who = ", ".join(code(s) for s in finding.subtasks)
     state = ("merged cleanly; check that the combined result is right" if finding.merged
              else "not all of them are merged (see the conflicts above)")
+    if finding.sequential:
+        state = ("one after another: each started from the earlier ones' merged work "
+                 "(waves of declared files); " + state)
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]
-    base = next((r.base for r in report.subtasks if r.id == finding.subtask and r.base), None)
+    first = finding.subtasks[0] if finding.sequential else finding.subtask  # the oldest base
+    base = next((r.base for r in report.subtasks if r.id == first and r.base), None)
     if base and finding.merged:
         command = ["git", "diff", base[:12], report.integration_branch, "--", finding.path]
         parts += ["Review the combined result:", fence(_shell(command), "sh")]

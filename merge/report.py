@@ -16,6 +16,7 @@ from typing import Any, Literal
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
 from merge.gitcmd import GitError, run_git
+from merge.globs import any_intersect, uncovered
 from merge.integrate import full_ref, is_ancestor, merge_tree
 from merge.overlap import Overlap, find_overlaps
 
@@ -39,6 +40,8 @@ class SubtaskRow:
     files_changed: int | None = None  # filled in by build_report
     no_changes: bool = False  # the agent succeeded without changing anything
     check: Json | None = None  # the failed check that left it out (merge `check_failed`)
+    declared: tuple[str, ...] = ()  # files_to_modify + files_to_create (SPEC 11)
+    undeclared: tuple[str, ...] | None = None  # changed, not declared; filled by build_report
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Finding:
     message: str = ""
     merged: bool = False  # overlaps: every side is in the integration branch
     check: Json | None = None  # kind `check`: command, exit_code, commit, log, output
+    sequential: bool = False  # overlaps: each side started from the earlier sides' work
 
     @property
     def subtasks(self) -> tuple[str, ...]:
@@ -70,6 +74,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """Two subtasks of one parallel phase whose declared files intersect."""
+
+    group: str
+    subtasks: tuple[str, str]
+    declared: tuple[tuple[str, ...], tuple[str, ...]]
+
+    def to_json(self) -> Json:
+        return {"phase": self.group, "subtasks": list(self.subtasks),
+                "declared": [list(d) for d in self.declared]}
+
+
+@dataclass(frozen=True)
 class ConflictReport:
     spec: str
     integration_branch: str
@@ -78,6 +95,7 @@ class ConflictReport:
     subtasks: tuple[SubtaskRow, ...]
     findings: tuple[Finding, ...]
     check: Json | None = None  # with a check configured: command, runs, flaky
+    unrealised: tuple[Prediction, ...] = ()  # predicted overlaps that did not happen
 
     def conflicts(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "conflict"]
@@ -105,7 +123,10 @@ class ConflictReport:
                  "base": self.base, "generated_at": self.generated_at,
                  "summary": self.summary(),
                  "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
-                 "conflicts": [_finding_json(f) for f in self.findings]}
+                 "conflicts": [_finding_json(f) for f in self.findings],
+                 "undeclared": [{"subtask": r.id, "paths": list(r.undeclared)}
+                                for r in self.subtasks if r.undeclared],
+                 "predicted_overlaps_not_happened": [p.to_json() for p in self.unrealised]}
         if self.check is not None:
             found["check"] = self.check
         return found
@@ -120,13 +141,14 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
                  check: Json | None = None) -> ConflictReport:
     changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
+    unrealised = tuple(_unrealised(rows, changes))
     tip = _tip(repo, integration_branch)
     overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
     findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
-    findings += [_overlap_finding(o, rows) for o in overlaps]
+    findings += [_overlap_finding(repo, o, rows) for o in overlaps]
     findings += [_check_finding(r) for r in rows if _ejected_by_check(r)]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
-                          tuple(findings), check)
+                          tuple(findings), check=check, unrealised=unrealised)
 
 
 def _ejected_by_check(row: SubtaskRow) -> bool:
@@ -159,7 +181,27 @@ def _changes(repo: Path, row: SubtaskRow) -> BranchChanges | None:
 
 def _with_count(row: SubtaskRow, changes: BranchChanges | None) -> SubtaskRow:
     count = None if changes is None else len(changes.files)
-    return replace(row, files_changed=count)
+    paths = _changed_paths(changes)
+    undeclared = tuple(uncovered(row.declared, paths)) if row.declared and changes else None
+    return replace(row, files_changed=count, undeclared=undeclared)
+
+
+def _changed_paths(changes: BranchChanges | None) -> set[str]:
+    return {p for c in (changes.files if changes else ()) for p in c.paths}
+
+
+def _unrealised(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]
+                ) -> Iterator[Prediction]:
+    """Predicted overlaps (SPEC 11) between finished subtasks whose changes share no path."""
+    done = [r for r in rows if r.group is not None and r.declared and r.id in changes]
+    for n, first in enumerate(done):
+        for second in done[n + 1:]:
+            if (first.group == second.group
+                    and any_intersect(first.declared, second.declared)
+                    and not _changed_paths(changes[first.id])
+                    & _changed_paths(changes[second.id])):
+                yield Prediction(str(first.group), (first.id, second.id),
+                                 (first.declared, second.declared))
 
 
 def _tip(repo: Path, branch: str) -> str | None:
@@ -221,13 +263,24 @@ def _conflict_finding(repo: Path, conflict: Conflict, row: SubtaskRow,
                    conflict.message)
 
 
-def _overlap_finding(overlap: Overlap, rows: Sequence[SubtaskRow]) -> Finding:
+def _overlap_finding(repo: Path, overlap: Overlap, rows: Sequence[SubtaskRow]) -> Finding:
     by_id = {r.id: r for r in rows}
     sides = tuple(Side(s.subtask_id, by_id[s.subtask_id].branch or "", s.change)
                   for s in overlap.sides)
     merged = all(_is_merged(by_id[s]) for s in overlap.subtask_ids)
     return Finding("overlap", overlap.path, overlap.detail, sides, overlap.subtask_ids[-1],
-                   (overlap.path,), merged=merged)
+                   (overlap.path,), merged=merged,
+                   sequential=_sequential(repo, [by_id[s] for s in overlap.subtask_ids]))
+
+
+def _sequential(repo: Path, rows: Sequence[SubtaskRow]) -> bool:
+    """Whether each side's base already held every earlier side's work, as a later wave's
+    subtasks do (SPEC 11): the edits were made one on top of the other."""
+    for n, later in enumerate(rows[1:], 1):
+        for earlier in rows[:n]:
+            if not (later.base and earlier.head and is_ancestor(repo, earlier.head, later.base)):
+                return False
+    return True
 
 
 def _side(row: SubtaskRow, changes: dict[str, BranchChanges], paths: Sequence[str]) -> Side:
@@ -249,7 +302,9 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
     return {"id": row.id, "phase": row.phase, "status": row.status, "branch": row.branch,
             "head": row.head, "files_changed": row.files_changed, "merge": row.merge,
             "merge_commit": row.merge_commit, "no_changes": row.no_changes,
-            "overlaps": overlaps, **({"check": row.check} if row.check else {})}
+            "overlaps": overlaps, "declared": list(row.declared),
+            "undeclared": None if row.undeclared is None else list(row.undeclared),
+            **({"check": row.check} if row.check else {})}
 
 
 def _finding_json(finding: Finding) -> Json:
@@ -262,4 +317,5 @@ def _finding_json(finding: Finding) -> Json:
             "branches": list(finding.branches), "detail": finding.detail, "hunks": hunks,
             "subtask": finding.subtask, "paths": list(finding.paths), "binary": binary,
             "merged": finding.merged if finding.kind == "overlap" else False,
+            "sequential": finding.sequential,
             "message": finding.message, **({"check": finding.check} if finding.check else {})}

@@ -13,7 +13,7 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from orchestrator import __version__
 from orchestrator.errors import OrchestrateError, UsageError
 from orchestrator.plan import load_plan
 from orchestrator.specs import Spec, all_specs, resolve_spec
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 
 class _Group(click.Group):
@@ -90,13 +93,23 @@ def _echo_json(data: object) -> None:
 
 @cli.command()
 @click.argument("spec")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def validate(ctx: click.Context, spec: str) -> None:
-    """Check the plan; exit 0 with a summary line, or 2 naming every problem."""
-    from orchestrator.views import validate_line
+def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
+    """Check the plan; exit 0 with a summary line (and a warning per predicted overlap of
+    declared files), or 2 naming every problem."""
+    from orchestrator.declared import predicted_overlaps
+    from orchestrator.views import overlap_warnings, validate_json, validate_line
 
     found = _spec(ctx, spec)
-    click.echo(validate_line(found, load_plan(found.plan_path)))
+    plan = load_plan(found.plan_path)
+    overlaps = predicted_overlaps(plan, found.repo)
+    if as_json:
+        _echo_json(validate_json(found, plan, overlaps))
+        return
+    click.echo(validate_line(found, plan))
+    for line in overlap_warnings(overlaps):
+        click.echo(line)
 
 
 @cli.command()
@@ -149,6 +162,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dry-run", is_flag=True, default=None, help="Print the schedule only."),
         click.option("--json", is_flag=True, default=None, help="One JSON object per event."),
         *_check_options(),
+        click.option("--schedule", type=click.Choice(["spread", "together"]),
+                     help="Parallel subtasks declaring a common file run in waves (spread, "
+                          "the default) or all together."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -182,13 +198,23 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
     found = _spec(ctx, spec)
     settings = load_settings(found.repo, options)
     if settings.dry_run:
-        from orchestrator.views import schedule_text
-
-        click.echo(schedule_text(found, load_plan(found.plan_path), settings))
+        _dry_run(found, settings)
         return
     from orchestrator.build import run_build
 
     ctx.exit(run_build(found, settings))
+
+
+def _dry_run(spec: Spec, settings: Settings) -> None:
+    from orchestrator.declared import predicted_overlaps
+    from orchestrator.views import schedule_json, schedule_text
+
+    plan = load_plan(spec.plan_path)
+    overlaps = predicted_overlaps(plan, spec.repo)
+    if settings.json:
+        _echo_json(schedule_json(spec, plan, settings, overlaps))
+    else:
+        click.echo(schedule_text(spec, plan, settings, overlaps))
 
 
 @cli.command(name="merge")

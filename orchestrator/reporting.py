@@ -12,6 +12,7 @@ from typing import Any, Literal
 from merge.annotations import render_github
 from merge.markdown import render_markdown
 from merge.report import ConflictReport, SubtaskRow, build_report
+from orchestrator.declared import declared_files
 from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
 
@@ -37,7 +38,8 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       head=_text(meta.get("head")), merge=_text(meta.get("merge")),
                       merge_commit=_text(meta.get("merge_commit")),
                       no_changes=meta.get("no_changes") is True,
-                      check=meta["check"] if isinstance(meta.get("check"), dict) else None)
+                      check=meta["check"] if isinstance(meta.get("check"), dict) else None,
+                      declared=declared_files(subtask))
 
 
 def _text(value: Any) -> str | None:

@@ -12,6 +12,7 @@ from functools import partial
 import trio
 
 from orchestrator.context import RunContext
+from orchestrator.declared import record_waves, waves
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.plan import Phase, Plan, Subtask
 from orchestrator.runner import run_subtask
@@ -75,16 +76,35 @@ async def _run_phase(ctx: RunContext, phase: Phase) -> None:
 
 
 async def _run_parallel(ctx: RunContext, phase: Phase) -> None:
+    """The phase's waves one after another (SPEC 11): each wave's subtasks run at once under
+    the build's one limiter from the integration head after the previous wave was merged."""
+    found = waves(phase.subtasks, ctx.settings.schedule)
+    if len(found) > 1 or any("wave" in s.meta for s in phase.subtasks):
+        await record_waves(ctx, phase, found)
+    for number, wave in enumerate(found, 1):
+        if len(found) > 1:
+            ctx.emit("wave_started", f"{phase.label}: wave {number} of {len(found)} "
+                     f"({', '.join(s.id for s in wave)})", phase=phase.key, wave=number,
+                     subtasks=[s.id for s in wave])
+        await _run_wave(ctx, phase, {s.id for s in wave})
+        if ctx.settings.no_merge:
+            return  # a later wave starts only from this one's merged work
+
+
+async def _run_wave(ctx: RunContext, phase: Phase, members: set[str]) -> None:
     plan = await ctx.records.read()
-    base = await ctx.integration_tip()
-    todo = [s for s in phase.subtasks if _wants_agent(ctx, s)]
-    async with trio.open_nursery() as nursery:
-        for subtask in todo:
-            nursery.start_soon(run_subtask, ctx, plan, subtask, base)
+    todo = [s for s in plan.phases[phase.index].subtasks
+            if s.id in members and _wants_agent(ctx, s)]
+    if todo:
+        base = await ctx.integration_tip()
+        async with trio.open_nursery() as nursery:
+            for subtask in todo:
+                nursery.start_soon(run_subtask, ctx, plan, subtask, base)
     if ctx.settings.no_merge:
         return
     fresh = (await ctx.records.read()).phases[phase.index]
-    ready = [s for s in fresh.subtasks if s.status == "in_progress" and is_committed_unmerged(s)]
+    ready = [s for s in fresh.subtasks if s.id in members and s.status == "in_progress"
+             and is_committed_unmerged(s)]
     await merge_subtasks(ctx, ready, group=phase.key,
                          merged_siblings=[s for s in fresh.subtasks if merged_with_changes(s)])
 

@@ -56,6 +56,7 @@ class Settings:
     @property
     def check_limit_s(self) -> float:
         return self.check_timeout if self.check_timeout is not None else self.timeout
+    schedule: str = "spread"  # SPEC 11: waves around declared files, or `together`
 
 
 def _positive_int(value: Any) -> int:
@@ -129,6 +130,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
     "json": _bool, "copy": _str_list, "setup": _str_list,
     "check": _text, "check_timeout": _seconds, "check_retries": _int,
+    "schedule": _choice("spread", "together"),
 }
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.plan import Plan, Subtask
+from orchestrator.declared import PredictedOverlap, declared_files, wave_numbers, waves
+from orchestrator.plan import Phase, Plan, Subtask
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 
@@ -38,7 +40,7 @@ def subtask_status(subtask: Subtask) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
                  "error": meta.get("error")}
-    for extra in ("no_changes", "overlaps", "usage", "check"):
+    for extra in ("no_changes", "overlaps", "usage", "check", "wave"):
         if meta.get(extra):
             row[extra] = meta[extra]
     return row
@@ -79,6 +81,8 @@ def _subtask_line(subtask: Subtask) -> str:
         parts.append(f"merge={row['merge']}")
     if row["merge"] == "check_failed" and subtask.status == "conflict":
         parts.append("(ejected by the check)")
+    if isinstance(row.get("wave"), int):
+        parts.append(f"wave {row['wave']}")
     if isinstance(row["duration_s"], int | float):
         parts.append(f"{row['duration_s']:.1f}s")
     if row.get("no_changes"):
@@ -88,8 +92,9 @@ def _subtask_line(subtask: Subtask) -> str:
     return " ".join(parts)
 
 
-def waves(plan: Plan) -> list[int]:
-    """For each phase, the earliest wave it can run in (1 + the latest wave it depends on)."""
+def steps(plan: Plan) -> list[int]:
+    """For each phase, the earliest step it can run in (1 + the latest step it depends on).
+    (SPEC 11's waves are something else: groups of subtasks inside one parallel phase.)"""
     result = [0] * len(plan.phases)
     for index in _topological(plan):
         deps = plan.phases[index].depends_on
@@ -114,20 +119,70 @@ def _topological(plan: Plan) -> list[int]:
     return order
 
 
-def schedule_text(spec: Spec, plan: Plan, settings: Settings) -> str:
-    """What `build --dry-run` prints: waves of phases, their subtasks and branches."""
-    wave_of = waves(plan)
+def schedule_text(spec: Spec, plan: Plan, settings: Settings,
+                  overlaps: Sequence[PredictedOverlap] = ()) -> str:
+    """What `build --dry-run` prints: steps of phases, a parallel phase's waves, their
+    subtasks and branches, and the predicted overlaps."""
+    step_of = steps(plan)
     lines = [f"{spec.name}: dry run, nothing will be created",
              f"integration branch: orchestrate/{spec.name}/integration "
              f"(from {settings.base or 'the checked-out branch'})",
-             f"at most {settings.max_parallel} agents at once"]
-    for wave in sorted(set(wave_of)):
-        lines.append(f"\nwave {wave}:")
-        for phase in (p for p in plan.phases if wave_of[p.index] == wave):
-            mode = "parallel" if phase.parallel_safe else "sequential"
-            lines.append(f"  {phase.label} [{mode}]")
-            for subtask in phase.subtasks:
-                action = "skip (completed)" if subtask.status == "completed" else subtask.status
-                lines.append(f"    {subtask.id:<24} orchestrate/{spec.name}/{subtask.id}  "
-                             f"{action}")
+             f"at most {settings.max_parallel} agents at once; schedule {settings.schedule}"]
+    for step in sorted(set(step_of)):
+        lines.append(f"\nstep {step}:")
+        for phase in (p for p in plan.phases if step_of[p.index] == step):
+            lines += _phase_schedule(spec, phase, settings.schedule)
+    if overlaps:
+        lines.append(f"\n{len(overlaps)} predicted overlap{'s' if len(overlaps) != 1 else ''}:")
+        lines += ["  " + line for line in overlap_warnings(overlaps)]
     return "\n".join(lines)
+
+
+def _phase_schedule(spec: Spec, phase: Phase, schedule: str) -> list[str]:
+    if not phase.parallel_safe:
+        return [f"  {phase.label} [sequential]", *(
+            _scheduled_subtask(spec, s, "    ") for s in phase.subtasks)]
+    found = waves(phase.subtasks, schedule)
+    lines = [f"  {phase.label} [parallel, {len(found)} wave{'s' if len(found) != 1 else ''}]"]
+    for number, wave in enumerate(found, 1):
+        lines.append(f"    wave {number}:")
+        lines += [_scheduled_subtask(spec, s, "      ") for s in wave]
+    return lines
+
+
+def _scheduled_subtask(spec: Spec, subtask: Subtask, indent: str) -> str:
+    return (f"{indent}{subtask.id:<24} orchestrate/{spec.name}/{subtask.id}  "
+            f"{_action(subtask)}")
+
+
+def _action(subtask: Subtask) -> str:
+    return "skip (completed)" if subtask.status == "completed" else subtask.status
+
+
+def schedule_json(spec: Spec, plan: Plan, settings: Settings,
+                  overlaps: Sequence[PredictedOverlap] = ()) -> Json:
+    """`build --dry-run --json`: the same schedule as data."""
+    step_of = steps(plan)
+    phases = []
+    for phase in plan.phases:
+        wave_of = wave_numbers(phase, settings.schedule)
+        phases.append({
+            "phase": phase.key, "name": phase.name, "parallel_safe": phase.parallel_safe,
+            "step": step_of[phase.index], "waves": max(wave_of.values(), default=0),
+            "subtasks": [{"id": s.id, "branch": f"orchestrate/{spec.name}/{s.id}",
+                          "status": s.status, "action": _action(s), "wave": wave_of.get(s.id),
+                          "declared": list(declared_files(s))} for s in phase.subtasks]})
+    return {"spec": spec.name, "dry_run": True,
+            "integration_branch": f"orchestrate/{spec.name}/integration",
+            "base": settings.base, "max_parallel": settings.max_parallel,
+            "schedule": settings.schedule, "phases": phases,
+            "predicted_overlaps": [o.to_json() for o in overlaps]}
+
+
+def validate_json(spec: Spec, plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:
+    return {"spec": spec.name, "valid": True, "summary": validate_line(spec, plan),
+            "predicted_overlaps": [o.to_json() for o in overlaps]}
+
+
+def overlap_warnings(overlaps: Sequence[PredictedOverlap]) -> list[str]:
+    return [f"warning: predicted overlap: {o.describe()}" for o in overlaps]

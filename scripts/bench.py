@@ -15,6 +15,8 @@
 (e) check (only with `--only check`): the check gate of SPEC 9, 16 subtasks, one culprit and
     then two, a check taking 1 s, against the naive gate (the check after every merge);
     see scripts/bench_check.py.
+(f) waves: 12 subtasks, 4 declaring and editing one shared file, under --schedule spread and
+    together: conflicts and wall time against the ideal of the waves (scripts/bench_waves.py).
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -245,6 +247,13 @@ def bench_memory(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     return peak_rss_of_claude_build(args, scratch)
 
 
+def bench_waves(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    from bench_waves import bench_waves as run  # type: ignore[import-not-found]
+
+    figures: dict[str, float] = run(args, kept_dir(scratch))
+    return figures
+
+
 def median(measure: Callable[[], float], repeat: int) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
@@ -252,7 +261,8 @@ def median(measure: Callable[[], float], repeat: int) -> float:
 def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) -> None:
     print(f"\n{name}")
     for key, value in figures.items():
-        unit = "MB" if key.endswith("_mb") else "" if key.endswith("runs") else "s"
+        unit = ("MB" if key.endswith("_mb") else
+                "" if key.endswith("runs") or key.startswith("conflicts") else "s")
         print(f"  {key:<24} {value:10.3f} {unit}".rstrip())
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
@@ -268,8 +278,8 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="build,merge,latency,memory",
-                        help="comma-separated: build, merge, latency, memory, check")
+    parser.add_argument("--only", default="build,merge,latency,memory,waves",
+                        help="comma-separated: build, merge, latency, memory, waves, check")
     parser.add_argument("--check-subtasks", type=int, default=16)
     parser.add_argument("--check-seconds", type=float, default=1.0)
     args = parser.parse_args()
@@ -299,6 +309,10 @@ def main() -> None:
                    [(f"{c}: orchestrate {what}", f"{c}: naive {what}")
                     for c in ("1 culprit", "2 culprits")
                     for what in ("check runs", "merge stage")])
+        if "waves" in wanted:
+            report(f"(f) waves: 12 subtasks, 4 editing one declared file, {args.parallel} at "
+                   f"once, agents sleep {args.sleep:g}s", bench_waves(args, scratch),
+                   [("spread, wall", "ideal of the waves"), ("together, wall", "ideal together")])
 
 
 if __name__ == "__main__":

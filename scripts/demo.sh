@@ -31,7 +31,10 @@ for name in sorted(p.stem for p in pathlib.Path("calc").glob("*.py") if p.stem i
     symbols[module.SYMBOL] = name
 print(f"check: {len(symbols)} operations, each with its own symbol")
 CHECK
-printf 'check = "python3 check.py"\ncheck_retries = 0\n' > orchestrate.toml
+# All five operations declare docs/operations.md, each editing its own section, which git
+# merges cleanly: `schedule = "together"` runs them at once (the overlaps are flagged in the
+# report) instead of one wave each, as the default `spread` would (SPEC 11).
+printf 'check = "python3 check.py"\ncheck_retries = 0\nschedule = "together"\n' > orchestrate.toml
 git add -A && git commit -qm "Start the calculator"
 
 cat > .orchestrate/specs/001-calculator/spec.md <<'SPEC'

@@ -29,10 +29,16 @@ def test_the_benchmark_runs_every_measurement(tmp_path: Path) -> None:
         "one git worktree add",
         "ideal", "orchestrate, pool full / ideal", "orchestrate, pool full / naive",
         "orchestrate", "orchestrate / naive", "status", "version", "git status",
-        "status / git status", "peak RSS_mb"}
+        "status / git status", "peak RSS_mb",
+        "spread, wall", "together, wall", "ideal of the waves", "ideal together",
+        "spread, wall / ideal of the waves"}
     assert expected <= set(figures), done.stdout
     assert figures["ideal"] == 0.2  # ceil(3 / 2) * 0.1 s
-    assert all(value > 0 for value in figures.values()), done.stdout
+    assert figures["ideal of the waves"] == 0.8  # (ceil(9 / 2) + 3) * 0.1 s
+    assert figures["conflicts, spread"] == 0.0, done.stdout
+    assert figures["conflicts, together"] == 3.0, done.stdout
+    assert all(value > 0 for name, value in figures.items()
+               if not name.startswith("conflicts")), done.stdout
     assert (tmp_path / "cache" / "repo-300" / ".git").is_dir()
 
 
