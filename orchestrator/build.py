@@ -16,7 +16,7 @@ from orchestrator.failpoints import failpoint
 from orchestrator.git import git
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
@@ -193,7 +193,8 @@ async def _return_interrupted(ctx: RunContext) -> None:
 
 async def _finish(ctx: RunContext) -> int:
     plan = await ctx.records.read()
-    counts = dict(progress_counts(plan))
+    stale = [] if ctx.settings.no_merge else await _stale_at_end(ctx, plan)
+    counts = dict(progress_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "
@@ -201,18 +202,18 @@ async def _finish(ctx: RunContext) -> int:
              plan_writes=ctx.records.store.writes)
     if ctx.settings.no_merge:
         return 0 if ctx.agents_failed == 0 else 1
-    return 0 if set(counts) <= {"completed"} and not await _stale_at_end(ctx, plan) else 1
+    return 0 if set(counts) <= {"completed"} else 1
 
 
-async def _stale_at_end(ctx: RunContext, plan: Plan) -> bool:
-    """Exit 0 promises every subtask's work is in the integration branch (SPEC 6); the branch
-    moved under the build if not."""
+async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
+    """Exit 0 promises every subtask's work is in the integration branch (SPEC 6): work lost
+    because the branch was moved during the build is counted as stale."""
     stale = await find_stale(ctx, plan)
     for subtask in stale:
         ctx.emit("subtask_stale", f"warning: completed but its work is not in "
                  f"{plan.meta.get('integration_branch')} (the branch was moved during the "
                  "build); the next build merges it again", subtask=subtask.id)
-    return bool(stale)
+    return stale
 
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:

@@ -108,3 +108,22 @@ def test_a_build_killed_after_recording_stale_subtasks_is_finished_by_the_next(
     assert statuses(repo) == dict.fromkeys(IDS, "completed")
     assert branch_files(repo, INTEGRATION) >= WORK
     assert merges_per_subtask(repo) == Counter(IDS)
+
+
+def test_work_lost_during_the_build_is_not_exit_0(repo: Path, recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"]), phase(2, ["b"], depends_on=[])))
+    main = git(repo, "rev-parse", "main")
+    # b runs beside a; once a is merged, b's agent moves the branch back to the base.
+    reset = (f'if [ "$ORCHESTRATE_SUBTASK_ID" = b ]; then for i in $(seq 300); do '
+             f"git cat-file -e refs/heads/{INTEGRATION}:a.txt 2>/dev/null && break; "
+             "sleep 0.1; done; "
+             f"git update-ref refs/heads/{INTEGRATION} {main}; fi; ")
+    done = run_cli(repo, "build", "001", "--agent-command", reset + agent_command(),
+                   env=recorder.env, check=1)
+    assert [line for line in done.stdout.splitlines() if "warning:" in line] == [
+        f"[a] warning: completed but its work is not in {INTEGRATION} (the branch was moved "
+        "during the build); the next build merges it again"]
+    assert "done: 1 completed, 1 stale" in done.stdout
+    build(repo, recorder)
+    assert recorder.invocations() == Counter({"a": 1, "b": 1})
+    assert branch_files(repo, INTEGRATION) >= {"a.txt", "b.txt"}
