@@ -74,40 +74,45 @@ async def reconcile(ctx: MergeContext) -> None:
     """Before scheduling: a stale subtask whose branch exists goes back to committed-but-
     unmerged (merged again, no agent run); one whose branch is gone goes back to pending.
     One plan write for all of them, one warning line each."""
+    from functools import partial
+
     from orchestrator.failpoints import failpoint
-    from orchestrator.store import utc_now
 
     stale = await find_stale(ctx, await ctx.records.read())
     tips = await ctx.subtask_tips() if stale else {}
     branch = ctx.integration_ref.removeprefix("refs/heads/")
-    remerge = {s.id: tips[s.id] for s in stale if s.id in tips}
-
-    def apply(plan: Plan) -> None:
-        plan.write_meta(updated_at=utc_now())
-        for old in stale:
-            subtask = plan.subtask(old.id)
-            if subtask.status != "completed":
-                continue
-            subtask.raw.pop("completed_at", None)
-            for name in STALE_FIELDS:
-                subtask.meta.pop(name, None)
-            if old.id in remerge:
-                subtask.raw["status"] = "in_progress"
-                subtask.write_meta(head=remerge[old.id], merge="pending",
-                                   error=f"stale: its work was not in {branch}")
-            else:
-                subtask.raw["status"] = "pending"
-                subtask.meta.pop("head", None)
-                subtask.write_meta(error=f"stale: its work was not in {branch} and its "
-                                   "branch is gone")
+    remerge: dict[str, str] = {s.id: tips[s.id] for s in stale if s.id in tips}
     if stale:
-        await ctx.records.update(apply)
+        await ctx.records.update(partial(_record, [s.id for s in stale], remerge, branch))
     failpoint("stale-recorded")
     for subtask in stale:
         action = (f"merging {ctx.branch_for(subtask.id)} again (no agent run)"
                   if subtask.id in remerge else "its branch is gone, so it runs again")
         ctx.emit("subtask_stale", f"warning: marked completed but its work is not in {branch}; "
                  + action, subtask=subtask.id, remerge=subtask.id in remerge)
+
+
+def _record(stale: list[str], remerge: dict[str, str], branch: str, plan: Plan) -> None:
+    """The plan write of `reconcile`: `remerge` maps a subtask to its branch tip."""
+    from orchestrator.store import utc_now
+
+    plan.write_meta(updated_at=utc_now())
+    for subtask_id in stale:
+        subtask = plan.subtask(subtask_id)
+        if subtask.status != "completed":
+            continue
+        subtask.raw.pop("completed_at", None)
+        for name in STALE_FIELDS:
+            subtask.meta.pop(name, None)
+        if subtask_id in remerge:
+            subtask.raw["status"] = "in_progress"
+            subtask.write_meta(head=remerge[subtask_id], merge="pending",
+                               error=f"stale: its work was not in {branch}")
+        else:
+            subtask.raw["status"] = "pending"
+            subtask.meta.pop("head", None)
+            subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
+                               "is gone")
 
 
 def rerun_note(spec: Spec, plan: Plan) -> str | None:
