@@ -17,13 +17,14 @@ from orchestrator.failpoints import failpoint
 from orchestrator.git import git
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
 from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
+from orchestrator.stale import find_stale, reconcile
 from orchestrator.store import PlanStore, RunLock
 from orchestrator.views import progress_counts
 from orchestrator.worktrees import Worktrees
@@ -33,7 +34,7 @@ def run_build(spec: Spec, settings: Settings) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
     plan = PlanStore(spec.folder).read()
     check_agent_configured(settings)
-    target = check_repository(spec, settings.base)
+    target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
         return _run_trio(_build_main, spec, settings, target, plan)
@@ -144,6 +145,8 @@ async def _start(ctx: RunContext, target: Target) -> None:
     ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
              integration_branch=target.integration_branch)
+    if target.note:
+        ctx.emit("base_chosen", target.note, base=target.base)
     if stopped := await stop_orphaned_agents(ctx.worktrees.root / ctx.spec.name):
         ctx.emit("orphans_stopped", f"stopped {stopped} agent process group(s) left running "
                  "by an earlier build that was killed", groups=stopped)
@@ -151,8 +154,10 @@ async def _start(ctx: RunContext, target: Target) -> None:
 
 
 async def _recover(ctx: MergeContext) -> None:
-    """Make an earlier run's leftovers consistent: merged branches become completed, and
+    """Make an earlier run's leftovers consistent: completed work missing from the
+    integration branch is merged again or rerun, merged branches become completed, and
     subtasks interrupted before their commit go back to pending."""
+    await reconcile(ctx)
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
     merged = [s.id for s in plan.subtasks()
@@ -192,7 +197,8 @@ async def _return_interrupted(ctx: RunContext) -> None:
 
 async def _finish(ctx: RunContext) -> int:
     plan = await ctx.records.read()
-    counts = dict(progress_counts(plan))
+    stale = [] if ctx.settings.no_merge else await _stale_at_end(ctx, plan)
+    counts = dict(progress_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "
@@ -203,6 +209,17 @@ async def _finish(ctx: RunContext) -> int:
     if failure := base_failure_error(ctx):
         raise failure
     return 0 if set(counts) <= {"completed"} else 1
+
+
+async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
+    """Exit 0 promises every subtask's work is in the integration branch (SPEC 6): work lost
+    because the branch was moved during the build is counted as stale."""
+    stale = await find_stale(ctx, plan)
+    for subtask in stale:
+        ctx.emit("subtask_stale", f"warning: completed but its work is not in "
+                 f"{plan.meta.get('integration_branch')} (the branch was moved during the "
+                 "build); the next build merges it again", subtask=subtask.id)
+    return stale
 
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:

@@ -118,14 +118,16 @@ def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Phases and subtasks with status, branch, merge result and times."""
+    from orchestrator.stale import stale_ids
     from orchestrator.views import status_json, status_text
 
     found = _spec(ctx, spec)
     plan = load_plan(found.plan_path)
+    stale = stale_ids(found, plan)
     if as_json:
-        _echo_json(status_json(found, plan))
+        _echo_json(status_json(found, plan, stale))
     else:
-        click.echo(status_text(found, plan))
+        click.echo(status_text(found, plan, stale))
 
 
 @cli.command(name="list")
@@ -143,6 +145,17 @@ def list_specs(ctx: click.Context) -> None:
         except OrchestrateError as exc:
             line = "invalid plan: " + exc.message.splitlines()[-1].strip(" -")
         click.echo(f"{spec.name:<32} {line}  [{spec.folder.parent.parent.name}]")
+
+
+def _note_rerun(spec: Spec) -> None:
+    from orchestrator.stale import rerun_note
+
+    try:
+        note = rerun_note(spec, load_plan(spec.plan_path))
+    except OrchestrateError:
+        return  # an unreadable plan has no statuses to rerun; build will say what is wrong
+    if note:
+        click.echo(note)
 
 
 def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -286,6 +299,8 @@ def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> 
         click.echo(f"kept {note}", err=True)
     click.echo(f"{found.name}: removed {len(done.worktrees)} worktrees, "
                f"deleted {len(done.branches)} branches")
+    if f"orchestrate/{found.name}/integration" in done.branches:
+        _note_rerun(found)
     ctx.exit(1 if done.kept else 0)
 
 

@@ -13,6 +13,7 @@ __all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
+    "stale-recorded",  # stale subtasks (SPEC 6) went back to pending or merge=pending
     "worktree-prepared",  # a subtask's worktree and branch exist; its status is still pending
     "subtask-started",  # status in_progress written; the agent has not run
     "attempt-failed-recorded",  # a failed attempt is recorded; the retry has not started

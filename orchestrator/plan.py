@@ -18,9 +18,15 @@ from orchestrator.refnames import refname_problem
 from orchestrator.types import SubtaskId
 
 STATUSES = ("pending", "in_progress", "completed", "failed", "blocked", "conflict")
-STATUS_ALIASES = {"not_started": "pending", "todo": "pending", "done": "completed",
-                  "complete": "completed"}
+# Auto-Claude's own status words (SPEC 2a), matched trimmed and case-insensitive.
+STATUS_ALIASES = {"not_started": "pending", "not started": "pending", "todo": "pending",
+                  "to_do": "pending", "backlog": "pending", "in-progress": "in_progress",
+                  "inprogress": "in_progress", "working": "in_progress", "done": "completed",
+                  "complete": "completed", "completed_successfully": "completed"}
 RESERVED_IDS = frozenset({"integration"})
+SUBTASK_ID_FIELDS = ("id", "subtask_id", "subtaskId")  # the first present is the id (SPEC 2a)
+PHASE_KEY_ALIASES = ("phase_id", "phaseId")  # stand for `phase`/`id` when both are absent
+RUN_TYPES = frozenset({"command", "automated"})  # verification types that run a command
 
 Json = dict[str, Any]
 
@@ -31,8 +37,22 @@ def normalize_status(value: object) -> str | None:
         return "pending"
     if not isinstance(value, str):
         return None
+    value = value.strip().lower()
     value = STATUS_ALIASES.get(value, value)
     return value if value in STATUSES else None
+
+
+def subtask_id_field(raw: Json) -> str | None:
+    """Which field holds a subtask's id: `id`, else `subtask_id`, else `subtaskId`."""
+    return next((f for f in SUBTASK_ID_FIELDS if f in raw), None)
+
+
+def phase_key_alias(raw: Json) -> str | None:
+    """The `phase_id`/`phaseId` field standing for a phase's key, if `phase` and `id` are
+    both absent."""
+    if "phase" in raw or "id" in raw:
+        return None
+    return next((f for f in PHASE_KEY_ALIASES if f in raw), None)
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,7 @@ class Subtask:
 
     @property
     def id(self) -> SubtaskId:
-        return SubtaskId(self.raw["id"])
+        return SubtaskId(self.raw[subtask_id_field(self.raw) or "id"])
 
     @property
     def description(self) -> str:
@@ -65,11 +85,34 @@ class Subtask:
 
     @property
     def verification_command(self) -> str | None:
+        """The command orchestrate runs after the agent: type `command` or `automated`."""
         check = self.raw.get("verification")
-        if not isinstance(check, dict) or check.get("type", "command") != "command":
+        if not isinstance(check, dict) or check.get("type", "command") not in RUN_TYPES:
             return None
         command = check.get("run", check.get("command"))
         return command if isinstance(command, str) and command.strip() else None
+
+    @property
+    def verification_type(self) -> str | None:
+        check = self.raw.get("verification")
+        if not isinstance(check, dict):
+            return None
+        kind = check.get("type", "command")
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def verification_skipped(self) -> str | None:
+        """`skipped (<type>)` for a verification orchestrate does not run, else None."""
+        kind = self.verification_type
+        if kind is None or self.verification_command is not None:
+            return None
+        return f"skipped ({kind})"
+
+    @property
+    def verification_expected(self) -> str | None:
+        check = self.raw.get("verification")
+        expected = check.get("expected") if isinstance(check, dict) else None
+        return expected if isinstance(expected, str) and expected.strip() else None
 
     @property
     def meta(self) -> Json:
@@ -90,8 +133,26 @@ class Phase:
 
     @property
     def name(self) -> str:
-        value = self.raw.get("name")
+        value = self.raw.get("name", self.raw.get("title"))  # Auto-Claude's `title` (SPEC 2a)
         return value if isinstance(value, str) else ""
+
+    @property
+    def number(self) -> int | None:
+        """The phase number `depends_on` may name: `phase`, an int or numeric `phase_id`, or
+        the position when the phase has no key at all."""
+        alias = phase_key_alias(self.raw)
+        value = self.raw.get(alias) if alias else self.raw.get(
+            "phase", None if "id" in self.raw else self.index + 1)
+        if isinstance(value, str) and value.strip().isdecimal():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def ident(self) -> str | None:
+        """The string id `depends_on` may name: `id`, or a string `phase_id`."""
+        alias = phase_key_alias(self.raw)
+        value = self.raw.get(alias if alias else "id")
+        return value if isinstance(value, str) and value else None
 
     @property
     def label(self) -> str:
@@ -246,16 +307,28 @@ def _read_phase(index: int, raw: object, problems: list[str]) -> Phase | None:
         problems.append(f"{where}: field `id` must be a non-empty string")
     key = phase_id if isinstance(phase_id, str) and phase_id else str(
         number if isinstance(number, int) else index + 1)
+    if (alias := phase_key_alias(raw)) is not None:
+        key = _alias_key(raw[alias], alias, where, problems) or key
     where = f"phase {key}"
     if "parallel_safe" in raw and not isinstance(raw["parallel_safe"], bool):
         problems.append(f"{where}: field `parallel_safe` must be true or false")
-    for name in ("name", "type"):
+    for name in ("name", "type") if "name" in raw else ("title", "type"):
         if name in raw and not isinstance(raw[name], str):
             problems.append(f"{where}: field `{name}` must be a string")
     subtasks_field = _subtasks_field(raw, where, problems)
     if subtasks_field is None:
         return None
     return Phase(raw, index, key, subtasks_field, ())
+
+
+def _alias_key(value: object, field: str, where: str, problems: list[str]) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    problems.append(f"{where}: field `{field}` must be an integer or a non-empty string, "
+                    f"not {_json_type(value)}")
+    return None
 
 
 def _subtasks_field(raw: Json, where: str, problems: list[str]) -> str | None:
@@ -282,6 +355,14 @@ def _check_phase_keys(raws: list[Any], problems: list[str]) -> None:
                     problems.append(f"phase {value}: field `{field}` is used by two phases")
                 if isinstance(value, int | str):
                     seen.add(value)
+    seen_alias: set[str] = set()
+    for raw in raws:
+        alias = phase_key_alias(raw) if isinstance(raw, dict) else None
+        if alias is not None and isinstance(raw[alias], int | str):
+            value = str(raw[alias]).strip()
+            if value in seen_alias:
+                problems.append(f"phase {value}: field `{alias}` is used by two phases")
+            seen_alias.add(value)
 
 
 def _check_subtasks(phases: list[Phase], problems: list[str]) -> None:
@@ -292,26 +373,36 @@ def _check_subtasks(phases: list[Phase], problems: list[str]) -> None:
             if not isinstance(raw, dict):
                 problems.append(f"{where}: a subtask must be an object, not {_json_type(raw)}")
                 continue
-            subtask_id = raw.get("id")
-            if "id" not in raw or not isinstance(subtask_id, str):
-                problems.append(f"{where}: field `id` is required and must be a string")
+            field = subtask_id_field(raw)
+            if field is None:
+                problems.append(f"{where}: field `id` is required (Auto-Claude's "
+                                "`subtask_id` or `subtaskId` are read too); give the subtask "
+                                "a unique string id")
+                continue
+            subtask_id = raw[field]
+            if not isinstance(subtask_id, str):
+                problems.append(f"{where}: field `{field}` must be a string, "
+                                f"not {_json_type(subtask_id)}")
                 continue
             where = f"{phase.label}, subtask {subtask_id!r}"
             if subtask_id in seen:
                 problems.append(f"{where}: duplicate subtask id (also in {seen[subtask_id]})")
             seen[subtask_id] = phase.label
-            _check_subtask_fields(raw, subtask_id, where, problems)
+            _check_subtask_fields(raw, subtask_id, where, problems, field)
 
 
-def _check_subtask_fields(raw: Json, subtask_id: str, where: str, problems: list[str]) -> None:
+def _check_subtask_fields(raw: Json, subtask_id: str, where: str, problems: list[str],
+                          id_field: str = "id") -> None:
     if subtask_id in RESERVED_IDS:
-        problems.append(f"{where}: field `id`: {subtask_id!r} is reserved for the integration "
-                        "branch; rename the subtask")
+        problems.append(f"{where}: field `{id_field}`: {subtask_id!r} is reserved for the "
+                        "integration branch; rename the subtask")
     elif (reason := refname_problem(subtask_id)) is not None:
-        problems.append(f"{where}: field `id` cannot be used in a git branch name: {reason}")
+        problems.append(f"{where}: field `{id_field}` cannot be used in a git branch name: "
+                        f"{reason}")
     if "status" in raw and normalize_status(raw["status"]) is None:
         problems.append(f"{where}: field `status` has unknown value {raw['status']!r}; use one "
-                        f"of {', '.join(STATUSES)} (or not_started, todo, done, complete)")
+                        f"of {', '.join(STATUSES)} (or an alias: "
+                        f"{', '.join(STATUS_ALIASES)})")
     if "description" in raw and not isinstance(raw["description"], str):
         problems.append(f"{where}: field `description` must be a string")
     for field in ("files_to_modify", "files_to_create", "patterns_from"):
@@ -322,11 +413,23 @@ def _check_subtask_fields(raw: Json, subtask_id: str, where: str, problems: list
     if check is not None and not isinstance(check, dict):
         problems.append(f"{where}: field `verification` must be an object like "
                         '{"type": "command", "run": "pytest -q"}')
-    elif isinstance(check, dict) and check.get("type", "command") == "command":
-        command = check.get("run", check.get("command"))
-        if not isinstance(command, str):
-            problems.append(f"{where}: field `verification` of type command needs a `run` "
-                            "(or `command`) string")
+    elif isinstance(check, dict):
+        _check_verification(check, where, problems)
+
+
+def _check_verification(check: Json, where: str, problems: list[str]) -> None:
+    """`command` needs a command; `automated` may have one; other types are not run."""
+    kind = check.get("type", "command")
+    command = check.get("run", check.get("command"))
+    if not isinstance(kind, str):
+        problems.append(f"{where}: field `verification.type` must be a string such as "
+                        f"\"command\" or \"manual\", not {_json_type(kind)}")
+    elif kind == "command" and not isinstance(command, str):
+        problems.append(f"{where}: field `verification` of type command needs a `run` "
+                        "(or `command`) string")
+    elif kind == "automated" and command is not None and not isinstance(command, str):
+        problems.append(f"{where}: field `verification` of type automated: `run` (or "
+                        "`command`) must be a string")
 
 
 def _check_dependencies(phases: list[Phase], problems: list[str]) -> None:
@@ -361,12 +464,11 @@ def _find_phase(entry: object, phases: list[Phase]) -> int | None:
     if isinstance(entry, bool) or not isinstance(entry, int | str):
         return None
     for position, phase in enumerate(phases):
-        if isinstance(entry, str) and phase.raw.get("id") == entry:
+        if isinstance(entry, str) and phase.ident == entry:
             return position
     number = int(entry) if isinstance(entry, int) or entry.strip().isdecimal() else None
     for position, phase in enumerate(phases):
-        if number is not None and phase.raw.get("phase", None if "id" in phase.raw
-                                                else phase.index + 1) == number:
+        if number is not None and phase.number == number:
             return position
     return None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from merge.gitcmd import run_git
 from orchestrator.context import integration_branch
 from orchestrator.errors import UsageError
+from orchestrator.plan import Plan
 from orchestrator.refnames import refname_problem
 from orchestrator.specs import Spec
 
@@ -26,9 +27,10 @@ class Target:
     base: str  # the commit a new integration branch starts from, or the existing one's tip
     exists: bool
     base_branch: str | None = None  # the branch a new integration branch starts from, if any
+    note: str = ""  # why the base is not the default one, for `build` to say (SPEC 2a)
 
 
-def check_repository(spec: Spec, base: str | None) -> Target:
+def check_repository(spec: Spec, base: str | None, plan: Plan | None = None) -> Target:
     repo = spec.repo
     branch = integration_branch(spec)
     _check_branch_names(repo, spec)
@@ -36,6 +38,8 @@ def check_repository(spec: Spec, base: str | None) -> Target:
     if tip is not None:
         _check_not_checked_out(repo, branch)
         return Target(branch, tip, exists=True)
+    if base is None and plan is not None and (found := _auto_claude_base(spec, plan)):
+        return found
     ref = base or _main_worktree_branch(repo)
     commit = _resolve(repo, ref)
     if commit is None:
@@ -48,6 +52,20 @@ def _branch_name(repo: Path, ref: str) -> str | None:
     """`ref` as a local branch name (`main` for `refs/heads/main` or `main`), else None."""
     name = ref.removeprefix("refs/heads/")
     return name if _resolve(repo, f"refs/heads/{name}") is not None else None
+
+
+def _auto_claude_base(spec: Spec, plan: Plan) -> Target | None:
+    """Auto-Claude's `completed` means committed on its branch `auto-claude/<spec>`: a spec of
+    its with completed subtasks starts from that branch when it exists (SPEC 2a)."""
+    if spec.folder.parent != spec.repo / ".auto-claude" / "specs":
+        return None
+    completed = sum(1 for s in plan.subtasks() if s.status == "completed")
+    branch = f"auto-claude/{spec.name}"
+    if not completed or (commit := _resolve(spec.repo, f"refs/heads/{branch}")) is None:
+        return None
+    return Target(integration_branch(spec), commit, exists=False,
+                  note=f"base: {branch} at {commit[:12]} (Auto-Claude's branch, where the "
+                  f"plan's {completed} completed subtask(s) were committed)")
 
 
 def _resolve(repo: Path, ref: str) -> str | None:

@@ -49,6 +49,12 @@ def _describe_subtask(subtask: Subtask) -> str:
             lines.append(f"{label}: " + ", ".join(paths))
     if command := subtask.verification_command:
         lines.append(f"Verification (run by the orchestrator after you finish): `{command}`")
+        if expected := subtask.verification_expected:
+            lines.append(f"Expected result: {expected}")
+    elif subtask.verification_skipped:
+        lines.append(f"Acceptance ({subtask.verification_type} check, done by a person or "
+                     "another tool, not run by the orchestrator): "
+                     + json.dumps(subtask.raw["verification"], ensure_ascii=False))
     elif "verification" in subtask.raw:
         lines.append("Acceptance: " + json.dumps(subtask.raw["verification"], ensure_ascii=False))
     return "\n".join(lines)

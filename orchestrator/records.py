@@ -72,9 +72,12 @@ class Records:
         await self._each([subtask_id], lambda s: _count_attempt(s, error))
 
     async def finished_agent(self, subtask_id: str, *, ok: bool, head: str | None,
-                             error: str, duration_s: float, usage: dict[str, int]) -> None:
+                             error: str, duration_s: float, usage: dict[str, int],
+                             verification: str | None = None) -> None:
         def change(subtask: Subtask) -> None:
             fields: dict[str, Any] = {"duration_s": round(duration_s, 3)}
+            if verification:
+                fields["verification"] = verification
             if usage:
                 fields["usage"] = _add_usage(subtask.meta.get("usage"), usage)
             if ok:

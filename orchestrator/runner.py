@@ -42,6 +42,7 @@ class Outcome:
     head: str | None = None
     error: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    verification: str | None = None  # passed, failed (exit N) or skipped (<type>) (SPEC 2a)
 
 
 async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) -> Outcome:
@@ -69,7 +70,9 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
         outcome.ok, outcome.error = False, str(exc)
     await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
                                      error=outcome.error, usage=outcome.usage,
-                                     duration_s=trio.current_time() - started)
+                                     duration_s=trio.current_time() - started,
+                                     verification=outcome.verification
+                                     or subtask.verification_skipped)
     failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
     return outcome
@@ -126,7 +129,8 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
                              worktree, branch, _log_path(ctx, subtask), port, attempt)
-            result = await _one_attempt(ctx, subtask, task)
+            outcome.verification = None
+            result = await _one_attempt(ctx, subtask, task, outcome)
             for key, value in result.usage.items():
                 outcome.usage[key] = outcome.usage.get(key, 0) + value
             if result.ok:
@@ -144,7 +148,8 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
     return outcome
 
 
-async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> AgentResult:
+async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask,
+                       outcome: Outcome) -> AgentResult:
     await _write_header(task)
     timeout = ctx.settings.timeout
     with trio.move_on_after(timeout) as scope:
@@ -158,6 +163,7 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> Ag
             return AgentResult(ok=False, error=problem, usage=result.usage)
     if result.ok and (command := subtask.verification_command):
         code, tail = await _shell(command, task.worktree, task.log_path, timeout)
+        outcome.verification = "passed" if code == 0 else f"failed (exit {code})"
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
                                output_tail=tail, usage=result.usage)

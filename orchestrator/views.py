@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from orchestrator.declared import PredictedOverlap, declared_files, wave_numbers, waves
@@ -21,21 +21,23 @@ def validate_line(spec: Spec, plan: Plan) -> str:
             f"{len(subtasks)} subtasks")
 
 
-def progress_counts(plan: Plan) -> Counter[str]:
-    return Counter(s.status for s in plan.subtasks())
+def progress_counts(plan: Plan, stale: Collection[str] = ()) -> Counter[str]:
+    return Counter("stale" if s.id in stale else s.status for s in plan.subtasks())
 
 
-def progress_line(plan: Plan) -> str:
-    counts = progress_counts(plan)
+def progress_line(plan: Plan, stale: Collection[str] = ()) -> str:
+    counts = progress_counts(plan, stale)
     total = sum(counts.values())
     shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())
                       if status != "completed")
     return f"{counts['completed']}/{total} completed" + (f" ({shown})" if shown else "")
 
 
-def subtask_status(subtask: Subtask) -> Json:
+def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
+    """A subtask's row; `stale` (SPEC 6) shows as its status, the plan's word beside it."""
     meta = subtask.meta
-    row: Json = {"id": subtask.id, "status": subtask.status, "branch": meta.get("branch"),
+    status = "stale" if subtask.id in stale else subtask.status
+    row: Json = {"id": subtask.id, "status": status, "branch": meta.get("branch"),
                  "merge": meta.get("merge"), "started_at": subtask.raw.get("started_at"),
                  "completed_at": subtask.raw.get("completed_at"),
                  "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
@@ -43,37 +45,45 @@ def subtask_status(subtask: Subtask) -> Json:
     for extra in ("no_changes", "overlaps", "usage", "check", "wave"):
         if meta.get(extra):
             row[extra] = meta[extra]
+    if status == "stale":
+        row.update(stale=True, plan_status=subtask.status)
+    if meta.get("verification"):
+        row["verification"] = meta["verification"]
     return row
 
 
-def status_json(spec: Spec, plan: Plan) -> Json:
+def status_json(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> Json:
     phases = [{"phase": p.key, "name": p.name, "parallel_safe": p.parallel_safe,
                "depends_on": [plan.phases[i].key for i in p.depends_on],
-               "subtasks": [subtask_status(s) for s in p.subtasks]} for p in plan.phases]
+               "subtasks": [subtask_status(s, stale) for s in p.subtasks]} for p in plan.phases]
     return {"spec": spec.name, "plan": str(spec.plan_path),
             "integration_branch": plan.meta.get("integration_branch"),
             "base": plan.meta.get("base"), "updated_at": plan.meta.get("updated_at"),
-            "summary": dict(progress_counts(plan)), "phases": phases}
+            "summary": dict(progress_counts(plan, stale)), "phases": phases}
 
 
-def status_text(spec: Spec, plan: Plan) -> str:
-    lines = [f"{spec.name}: {progress_line(plan)}"]
+def status_text(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> str:
+    lines = [f"{spec.name}: {progress_line(plan, stale)}"]
     if plan.meta.get("integration_branch"):
         lines.append(f"integration branch: {plan.meta['integration_branch']}")
     for phase in plan.phases:
         deps = ", ".join(plan.phases[i].key for i in phase.depends_on) or "none"
         mode = "parallel" if phase.parallel_safe else "sequential"
         lines.append(f"\n{phase.label}  [{mode}; depends on: {deps}]")
-        lines += [_subtask_line(s) for s in phase.subtasks]
+        lines += [_subtask_line(s, stale) for s in phase.subtasks]
     if ejected := [s.id for s in plan.subtasks() if s.status == "conflict"
                    and s.meta.get("merge") == "check_failed"]:
         lines.append(f"\nejected by the check ({plan.meta.get('check_command')}): "
                      f"{', '.join(ejected)}")
+    if stale:
+        lines.append(f"\nstale: {len(stale)} subtask(s) marked completed whose work is not in "
+                     f"orchestrate/{spec.name}/integration; the next build merges them again "
+                     "from their branches or reruns them")
     return "\n".join(lines)
 
 
-def _subtask_line(subtask: Subtask) -> str:
-    row = subtask_status(subtask)
+def _subtask_line(subtask: Subtask, stale: Collection[str] = ()) -> str:
+    row = subtask_status(subtask, stale)
     parts = [f"  {row['id']:<24} {row['status']:<12}"]
     if row["branch"]:
         parts.append(f"{row['branch']}")
@@ -87,6 +97,8 @@ def _subtask_line(subtask: Subtask) -> str:
         parts.append(f"{row['duration_s']:.1f}s")
     if row.get("no_changes"):
         parts.append("(no changes)")
+    if row.get("verification"):
+        parts.append(f"verification: {row['verification']}")
     if row["error"] and subtask.status != "completed":
         parts.append(f"error: {str(row['error']).splitlines()[0][:100]}")
     return " ".join(parts)

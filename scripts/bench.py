@@ -10,7 +10,8 @@
     ideal ceil(N/P)*S.
 (b) merge: `orchestrate merge` of 50 finished branches (process start included) versus
     `git merge --no-ff` of the same branches in a worktree.
-(c) latency: `orchestrate status` and `orchestrate --version` versus `git status`.
+(c) latency: `orchestrate status`, `orchestrate --version` and `validate` of a 200-subtask
+    plan versus `git status`.
 (d) memory: peak RSS of a build with 50 concurrent claude sessions on the fake Messages API.
 (e) check (only with `--only check`): the check gate of SPEC 9, 16 subtasks, one culprit and
     then two, a check taking 1 s, against the naive gate (the check after every merge);
@@ -229,11 +230,16 @@ def bench_merge(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
 def bench_latency(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     repo = fresh_clone(args.files, kept_dir(scratch))
     write_plan(repo, [{"id": f"s{n}", "status": "pending"} for n in range(50)])
+    write_plan(repo, [{"subtask_id": f"s{n}", "description": f"edit {n}", "status": "backlog",
+                       "files_to_modify": [f"src/m{n}.py"],
+                       "verification": {"type": "command", "run": "true"}}
+                      for n in range(200)], spec="002-validate")
 
     def run(*command: str) -> Callable[[], float]:
         return lambda: timed(lambda: sh(*command, cwd=repo))
     runs = max(args.repeat, 15)
     return {"status": median(run(*ORCHESTRATE, "status", "001"), runs),
+            "validate, 200 subtasks": median(run(*ORCHESTRATE, "validate", "002"), runs),
             "version": median(run(*ORCHESTRATE, "--version"), runs),
             "git status": median(run("git", "status"), runs)}
 
@@ -297,7 +303,8 @@ def main() -> None:
                    [("orchestrate", "naive")])
         if "latency" in wanted:
             report("(c) latency", bench_latency(args, scratch),
-                   [("status", "git status"), ("version", "git status")])
+                   [("status", "git status"), ("version", "git status"),
+                    ("validate, 200 subtasks", "status")])
         if "memory" in wanted:
             report(f"(d) {args.sessions} concurrent claude sessions", bench_memory(args, scratch),
                    [])
