@@ -35,9 +35,10 @@ def _summary(report: ConflictReport) -> str:
     s = report.summary()
     headline = f"{_count(s['conflicts'], 'conflict')}, {_count(s['overlaps'], 'overlap')}"
     base = f" from {code(report.base[:12])}" if report.base else ""
+    cost = "" if report.cost_usd is None else f" Cost {report.cost_usd:.2f} USD."
     return (f"**{headline}**: {s['merged']} of {s['subtasks']} subtasks merged into "
             f"{code(report.integration_branch)}{base}; {s['failed']} failed, "
-            f"{s['blocked']} blocked. Generated {report.generated_at}.")
+            f"{s['blocked']} blocked.{cost} Generated {report.generated_at}.")
 
 
 def _count(n: int, noun: str) -> str:

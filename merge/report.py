@@ -75,6 +75,7 @@ class ConflictReport:
     generated_at: str
     subtasks: tuple[SubtaskRow, ...]
     findings: tuple[Finding, ...]
+    cost_usd: float | None = None  # what the spec's agents cost, all builds (SPEC 12)
 
     def conflicts(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "conflict"]
@@ -90,9 +91,10 @@ class ConflictReport:
                 "failed": statuses.count("failed"), "blocked": statuses.count("blocked")}
 
     def to_json(self) -> Json:
+        cost = {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
         return {"spec": self.spec, "integration_branch": self.integration_branch,
                 "base": self.base, "generated_at": self.generated_at,
-                "summary": self.summary(),
+                "summary": self.summary(), **cost,
                 "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
                 "conflicts": [_finding_json(f) for f in self.findings]}
 
@@ -102,7 +104,8 @@ def report_time(now: str | None = None) -> str:
 
 
 def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | None,
-                 rows: Sequence[SubtaskRow], generated_at: str | None = None) -> ConflictReport:
+                 rows: Sequence[SubtaskRow], generated_at: str | None = None,
+                 cost_usd: float | None = None) -> ConflictReport:
     changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
     tip = _tip(repo, integration_branch)
@@ -110,7 +113,7 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
     findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
     findings += [_overlap_finding(o, rows) for o in overlaps]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
-                          tuple(findings))
+                          tuple(findings), cost_usd)
 
 
 def _all_changes(repo: Path, rows: Sequence[SubtaskRow]) -> dict[str, BranchChanges]:
