@@ -81,6 +81,8 @@ class FakeAnthropic:
         self.problems: list[str] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        # (monotonic time, "enter" | "leave", requests in flight after it, HTTP status or 0)
+        self.timeline: list[tuple[float, str, int, int]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -178,10 +180,12 @@ class FakeAnthropic:
         with self._lock:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            self.timeline.append((time.monotonic(), "enter", self.in_flight, 0))
 
-    def leave(self) -> None:
+    def leave(self, status: int = 0) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.timeline.append((time.monotonic(), "leave", self.in_flight, status))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -189,13 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.fake.enter()
+        status = 0
         try:
             status, headers, payload = self._answer()
         except Exception as exc:  # a request shape the checks did not foresee
             self.fake.problems.append(f"the fake crashed: {exc!r}")
             status, headers, payload = _error_response(500, "api_error", repr(exc))
         finally:
-            self.fake.leave()
+            self.fake.leave(status)
         self.send_response(status)
         for name, value in {"content-type": "application/json", **headers}.items():
             self.send_header(name, value)
