@@ -103,25 +103,54 @@ def read_claude_code_result(output: str) -> ToolReport | None:
     return report
 
 
+def read_codex_usage(output: str) -> ToolReport | None:
+    """`codex exec --json` prints one JSON event a line; each `turn.completed` carries the
+    turn's `usage` (input_tokens, of them cached_input_tokens, and output_tokens). Their sum,
+    in the claude agent's keys; no cost (Codex prints none). The exit status decides."""
+    usage = dict.fromkeys(USAGE_KEYS[:3], 0)
+    turns = 0
+    for line in output.splitlines():
+        event = _json_line(line)
+        if event is None or event.get("type") != "turn.completed":
+            continue
+        counts = _token_counts_of(event.get("usage"),
+                                  ("input_tokens", "cached_input_tokens", "output_tokens"))
+        turns += 1
+        cached = counts.get("cached_input_tokens", 0)
+        usage["input_tokens"] += max(counts.get("input_tokens", 0) - cached, 0)
+        usage["cache_read_input_tokens"] += cached
+        usage["output_tokens"] += counts.get("output_tokens", 0)
+    return ToolReport(ok=True, usage=usage) if turns else None
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    line = line.strip()
+    if not (line.startswith("{") and line.endswith("}")):
+        return None
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def last_json_object(output: str,
                      wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
     for line in reversed(output.splitlines()):
-        line = line.strip()
-        if not (line.startswith("{") and line.endswith("}")):
-            continue
-        try:
-            found = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(found, dict) and wanted(found):
+        found = _json_line(line)
+        if found is not None and wanted(found):
             return found
     return None
 
 
 def _token_counts(raw: object) -> dict[str, int]:
+    return _token_counts_of(raw, USAGE_KEYS)
+
+
+def _token_counts_of(raw: object, keys: Sequence[str]) -> dict[str, int]:
     if not isinstance(raw, dict):
         return {}
-    return {key: int(raw[key]) for key in USAGE_KEYS
+    return {key: int(raw[key]) for key in keys
             if isinstance(raw.get(key), int) and not isinstance(raw[key], bool) and raw[key] >= 0}
 
 
@@ -133,9 +162,11 @@ PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
             "--allowedTools", "Read,Write,Edit,Bash,Glob,Grep"),
            model_option="--model", read_result=read_claude_code_result),
     # Codex: `exec` is its non-interactive mode, `-` reads the prompt from stdin, and the
-    # workspace-write sandbox lets it edit the worktree (it never asks for approval in exec)
-    Preset("codex", "codex", ("exec", "--sandbox", "workspace-write", "--skip-git-repo-check"),
-           model_option="--model", tail=("-",)),
+    # workspace-write sandbox lets it edit the worktree (it never asks for approval in exec);
+    # --json prints its events, whose turn.completed lines carry the token usage
+    Preset("codex", "codex",
+           ("exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check"),
+           model_option="--model", tail=("-",), read_result=read_codex_usage),
     # Aider: one message from a file, then exit; never commit (the orchestrator does), keep
     # its .gitignore edit and chat history out of the worktree, never ask anything
     Preset("aider", "aider",

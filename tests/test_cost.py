@@ -130,3 +130,17 @@ def test_bad_prices_and_budgets_are_refused(repo: Path, toml: str, named: str) -
     assert named in done.stderr
     assert "Traceback" not in done.stderr
     assert plan_path.read_bytes() == before
+
+
+def test_codex_token_usage_is_recorded_and_no_cost_is_guessed(repo: Path, tmp_path: Path) -> None:
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["sub-a"])))
+    tools = install_fake_tools(tmp_path / "bin", names=("codex",))
+    turns = [{"input_tokens": 1000, "cached_input_tokens": 600, "output_tokens": 50},
+             {"input_tokens": 2000, "cached_input_tokens": 1500, "output_tokens": 70}]
+    run_cli(repo, "build", "001", "--agent", "codex",
+            env=tools.env(FAKE_CODEX_TURNS=json.dumps(turns)), check=0)
+    record = subtasks(repo)["sub-a"]["orchestrate"]
+    assert record["usage"] == {"input_tokens": 900, "cache_read_input_tokens": 2100,
+                               "output_tokens": 120}
+    assert "cost_usd" not in record
+    assert "cost_usd" not in read_json(plan_path)["orchestrate"]

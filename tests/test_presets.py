@@ -18,8 +18,8 @@ EXPECTED = {
     "claude-code": ("claude", ["-p", "--output-format", "json", "--permission-mode",
                                "acceptEdits", "--allowedTools", "Read,Write,Edit,Bash,Glob,Grep",
                                "--model", "M", *EXTRA]),
-    "codex": ("codex", ["exec", "--sandbox", "workspace-write", "--skip-git-repo-check",
-                        "--model", "M", *EXTRA, "-"]),
+    "codex": ("codex", ["exec", "--json", "--sandbox", "workspace-write",
+                        "--skip-git-repo-check", "--model", "M", *EXTRA, "-"]),
     "aider": ("aider", ["--message-file", "PROMPT_FILE", "--yes-always", "--no-auto-commits",
                         "--no-dirty-commits", "--no-gitignore", "--no-check-update",
                         "--analytics-disable", "--chat-history-file", "LOGS/sub-one.aider.chat.md",
@@ -64,8 +64,8 @@ def test_without_model_no_model_option_is_passed(repo: Path, tmp_path: Path) -> 
     commit_all(repo, "config")
     run_cli(repo, "build", "001", env=tools.env(), check=0)
     [call] = tools.calls()
-    assert call["argv"] == ["exec", "--sandbox", "workspace-write", "--skip-git-repo-check",
-                            "-c", "x=1", "-"]
+    assert call["argv"] == ["exec", "--json", "--sandbox", "workspace-write",
+                            "--skip-git-repo-check", "-c", "x=1", "-"]
 
 
 def test_agent_args_and_model_reach_an_agent_command(repo: Path, tmp_path: Path) -> None:
