@@ -22,10 +22,12 @@ ARGUMENT_LIMIT = 100_000  # one argument may not exceed 128 KiB on Linux
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
               "cache_creation_input_tokens")
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-SHELL_WORDS = frozenset({
-    "!", "{", "(", ".", ":", "alias", "builtin", "case", "cd", "command", "eval", "exec",
-    "export", "for", "if", "set", "source", "time", "trap", "ulimit", "umask", "unset",
-    "until", "while"})
+SHELL_WORDS = frozenset({  # builtins and keywords: the shell runs them, not a program on PATH
+    "!", "{", "(", ".", ":", "[", "alias", "bg", "break", "builtin", "case", "cd", "command",
+    "continue", "echo", "eval", "exec", "exit", "export", "false", "fg", "for", "function",
+    "getopts", "hash", "if", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
+    "return", "select", "set", "shift", "source", "test", "time", "times", "trap", "true",
+    "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while"})
 
 
 @dataclass(frozen=True)

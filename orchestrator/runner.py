@@ -90,7 +90,7 @@ async def _stop_for_budget(ctx: RunContext, subtask: Subtask, outcome: Outcome) 
     message = ctx.budget.message()
     ctx.budget.recorded(await ctx.records.budget_stopped(
         [subtask.id], message, usage=outcome.usage, cost_usd=outcome.cost_usd))
-    ctx.emit("budget_reached", f"not started: {message}", subtask=subtask.id,
+    ctx.emit("budget_reached", f"left pending: {message}", subtask=subtask.id,
              spent_usd=ctx.budget.spent, budget_usd=ctx.budget.limit)
     outcome.ok, outcome.budget_stopped, outcome.error = False, True, message
     return outcome

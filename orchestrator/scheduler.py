@@ -68,7 +68,7 @@ async def _stop_phase_for_budget(ctx: RunContext, phase: Phase) -> None:
         message = ctx.budget.message()
         await ctx.records.budget_stopped(waiting, message)
         for subtask_id in waiting:
-            ctx.emit("budget_reached", f"not started: {message}", subtask=subtask_id,
+            ctx.emit("budget_reached", f"left pending: {message}", subtask=subtask_id,
                      phase=phase.key, spent_usd=ctx.budget.spent, budget_usd=ctx.budget.limit)
 
 

@@ -226,7 +226,8 @@ def _claude_settings(table: Any) -> ClaudeSettings:
 
 
 def _prices(table: Any) -> dict[str, Price]:
-    """[prices.<model>] tables: all four rates, each a number of USD per million tokens."""
+    """[prices.<model>] tables: input and output (cache_read and cache_write default to
+    Anthropic's multipliers of input), each a number of USD per million tokens."""
     if not isinstance(table, dict):
         raise UsageError(f"{CONFIG_FILE} key `prices` must hold tables ([prices.<model>])")
     prices = {}
