@@ -37,5 +37,10 @@ class Budget:
     def recorded(self, total: float) -> None:
         self.spent = max(self.spent, total)
 
+    def spend(self, cost: float | None) -> None:
+        """Count a cost at once that will be recorded a little later (a successful attempt's,
+        written with its commit): the agent slot it frees must not start paid work first."""
+        self.spent += cost or 0.0
+
     def message(self) -> str:
         return f"budget reached ({self.spent:.2f} of {self.limit or 0:.2f} USD)"

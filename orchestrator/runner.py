@@ -154,6 +154,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             cost = attempt_cost(ctx.settings, result)
             if result.ok:
                 outcome.ok, outcome.usage, outcome.cost_usd = True, result.usage, cost
+                ctx.budget.spend(cost)  # before this agent slot is free for another subtask
                 return outcome
             outcome.error = result.error
             feedback = f"{result.error}\n{result.output_tail}"

@@ -63,3 +63,21 @@ def test_a_budget_reached_by_a_failed_attempt_stops_the_retries(
     assert record["orchestrate"]["error"] == "budget reached (1.50 of 1.50 USD)"
     assert record["orchestrate"]["cost_usd"] == 1.5
     assert "budget reached" in done.stdout
+
+
+def test_in_a_parallel_phase_waiting_subtasks_stay_pending_once_the_budget_is_spent(
+        repo: Path, tmp_path: Path) -> None:
+    ids = [f"par-{n}" for n in range(1, 6)]
+    write_plan(repo, SPEC, plan_of(phase(1, ids, parallel=True), phase(2, ["after"])))
+    tools = install_fake_tools(tmp_path / "bin", names=("claude",))
+    env = tools.env(FAKE_CLAUDE_RESULT=claude_result(1.0))
+    done = run_cli(repo, "build", "001", "--agent", "claude-code", "--max-parallel", "2",
+                   "--budget", "2", env=env, check=1)
+    records = subtasks(repo)
+    ran = {c["subtask"] for c in tools.calls()}
+    assert 2 <= len(ran) <= 3  # the two first agents, and at most one that started beside them
+    assert all(records[i]["status"] == "completed" for i in ran)
+    for ident in [*(set(ids) - ran), "after"]:
+        assert records[ident]["status"] == "pending"
+        assert records[ident]["orchestrate"]["error"].startswith("budget reached (")
+    assert "budget reached" in done.stdout

@@ -77,6 +77,7 @@ def test_agent_args_and_model_reach_an_agent_command(repo: Path, tmp_path: Path)
             env=tools.env(), check=0)
     [call] = tools.calls()
     assert call["argv"] == ["--yolo", "--flag", "a b; rm -rf /"]  # quoted, never run by a shell
+    assert call["model_env"] == "gem-1"  # --model reaches a command agent in its environment
 
 
 @pytest.mark.parametrize(("options", "program"), [

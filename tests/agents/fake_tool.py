@@ -17,6 +17,7 @@ message_file = args[args.index("--message-file") + 1] if "--message-file" in arg
 record = {"tool": name, "argv": args, "stdin": stdin, "cwd": os.getcwd(),
           "subtask": os.environ.get("ORCHESTRATE_SUBTASK_ID"),
           "attempt": os.environ.get("ORCHESTRATE_ATTEMPT"),
+          "model_env": os.environ.get("ORCHESTRATE_MODEL"),
           "message_file": Path(message_file).read_text() if message_file else None}
 with open(os.environ["FAKE_TOOL_RECORD"], "a") as handle:
     handle.write(json.dumps(record) + "\n")
