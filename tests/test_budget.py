@@ -25,7 +25,7 @@ PRICES = "[prices.claude-sonnet-5-5]\ninput = 10000\noutput = 25000\n"
 
 
 def test_a_budget_stops_new_subtasks_and_leaves_them_pending(
-        repo: Path, fake_api: FakeAnthropic) -> None:
+        repo: Path, fake_api: FakeAnthropic, tmp_path: Path) -> None:
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, IDS[:3]), phase(2, IDS[3:])))
     (repo / "orchestrate.toml").write_text(PRICES)
     commit_all(repo, "prices")
@@ -43,11 +43,13 @@ def test_a_budget_stops_new_subtasks_and_leaves_them_pending(
         assert records[ident]["orchestrate"]["error"] == "budget reached (12.00 of 10.00 USD)"
     assert read_json(plan_path)["orchestrate"]["cost_usd"] == 12.0
     assert "budget reached (12.00 of 10.00 USD)" in done.stdout
-    # the recorded cost counts for the next build too: nothing more starts
-    again = run_cli(repo, "build", "001", "--agent", "claude", "--budget", "10",
-                    env=claude_env(fake_api), check=1)
-    assert "budget reached" in again.stdout
-    assert {r["marker"] for r in fake_api.requests} == started
+    # the recorded cost counts for the next build too, whatever its agent: nothing starts
+    tools = install_fake_tools(tmp_path / "bin", names=("claude",))
+    again = run_cli(repo, "build", "001", "--agent", "claude-code", "--budget", "10",
+                    env=tools.env(), check=1)
+    assert "budget reached (12.00 of 10.00 USD)" in again.stdout
+    assert tools.calls() == []
+    assert [subtasks(repo)[i]["status"] for i in IDS[4:]] == ["pending"] * 2
 
 
 def test_a_budget_reached_by_a_failed_attempt_stops_the_retries(
