@@ -191,8 +191,7 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> Ag
                                output_tail=tail, usage=result.usage,
                                cost_usd=result.cost_usd)
     if result.ok and (problem := await nested_repository_problem(task.worktree)):
-        return AgentResult(ok=False, error=problem, usage=result.usage,
-                               cost_usd=result.cost_usd)
+        return AgentResult(ok=False, error=problem, usage=result.usage, cost_usd=result.cost_usd)
     return result
 
 
