@@ -62,9 +62,10 @@ def _summary(report: ConflictReport) -> str:
         checked = (f" Check {code(str(report.check.get('command')))}: "
                    f"{_count(s['check_runs'], 'run')}, {s['check_failed']} left out, "
                    f"{s['check_flaky']} flaky.")
+    cost = "" if report.cost_usd is None else f" Cost {report.cost_usd:.2f} USD."
     return (f"**{headline}**: {s['merged']} of {s['subtasks']} subtasks merged into "
             f"{code(report.integration_branch)}{base}; {s['failed']} failed, "
-            f"{s['blocked']} blocked.{checked} Generated {report.generated_at}.")
+            f"{s['blocked']} blocked.{checked}{cost} Generated {report.generated_at}.")
 
 
 def _count(n: int, noun: str) -> str:

@@ -96,6 +96,7 @@ class ConflictReport:
     findings: tuple[Finding, ...]
     check: Json | None = None  # with a check configured: command, runs, flaky
     unrealised: tuple[Prediction, ...] = ()  # predicted overlaps that did not happen
+    cost_usd: float | None = None  # what the spec's agents cost, all builds (SPEC 12)
 
     def conflicts(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "conflict"]
@@ -119,9 +120,10 @@ class ConflictReport:
         return counts
 
     def to_json(self) -> Json:
+        cost = {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
         found = {"spec": self.spec, "integration_branch": self.integration_branch,
                  "base": self.base, "generated_at": self.generated_at,
-                 "summary": self.summary(),
+                 "summary": self.summary(), **cost,
                  "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
                  "conflicts": [_finding_json(f) for f in self.findings],
                  "undeclared": [{"subtask": r.id, "paths": list(r.undeclared)}
@@ -138,7 +140,8 @@ def report_time(now: str | None = None) -> str:
 
 def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | None,
                  rows: Sequence[SubtaskRow], generated_at: str | None = None,
-                 check: Json | None = None) -> ConflictReport:
+                 check: Json | None = None,
+                 cost_usd: float | None = None) -> ConflictReport:
     changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
     unrealised = tuple(_unrealised(rows, changes))
@@ -148,7 +151,8 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
     findings += [_overlap_finding(repo, o, rows) for o in overlaps]
     findings += [_check_finding(r) for r in rows if _ejected_by_check(r)]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
-                          tuple(findings), check=check, unrealised=unrealised)
+                          tuple(findings), check=check, unrealised=unrealised,
+                          cost_usd=cost_usd)
 
 
 def _ejected_by_check(row: SubtaskRow) -> bool:

@@ -10,6 +10,7 @@ import trio
 
 from merge.integrate import MergeResult
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
+from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
@@ -33,7 +34,7 @@ from orchestrator.worktrees import Worktrees
 def run_build(spec: Spec, settings: Settings) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
     plan = PlanStore(spec.folder).read()
-    check_agent_configured(settings)
+    check_agent_configured(settings, spec.repo)
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
@@ -79,7 +80,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     sink = make_sink(as_json=settings.json, total=len(statuses),
                      done=statuses.count("completed"))
     try:
-        async with open_agent(settings) as agent, trio.open_nursery() as background:
+        async with open_agent(settings, sink) as agent, trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
@@ -87,7 +88,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),
-                             lookahead=trio.Semaphore(settings.max_parallel))
+                             lookahead=trio.Semaphore(settings.max_parallel),
+                             budget=Budget(settings.budget, recorded_cost(plan)))
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:
@@ -201,9 +203,16 @@ async def _finish(ctx: RunContext) -> int:
     counts = dict(progress_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    cost = plan.meta.get("cost_usd")
+    spent = f"; cost {cost:.2f} USD" if isinstance(cost, int | float) else ""
     ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "
-             f"{tip[:12]}", counts=counts, integration_head=tip,
-             plan_writes=ctx.records.store.writes)
+             f"{tip[:12]}{spent}", counts=counts, integration_head=tip,
+             plan_writes=ctx.records.store.writes, cost_usd=cost)
+    if ctx.budget.reached() and counts.get("pending"):
+        ctx.emit("budget_reached", f"stopped: {ctx.budget.message()}; "
+                 f"{counts['pending']} subtask(s) left pending", spent_usd=ctx.budget.spent,
+                 budget_usd=ctx.budget.limit)
+        return 1
     if ctx.settings.no_merge:
         return 0 if ctx.agents_failed == 0 else 1
     if failure := base_failure_error(ctx):

@@ -20,6 +20,7 @@ import click
 from orchestrator import __version__
 from orchestrator.errors import OrchestrateError, UsageError
 from orchestrator.plan import load_plan
+from orchestrator.presets import PRESET_NAMES
 from orchestrator.specs import Spec, all_specs, resolve_spec
 
 if TYPE_CHECKING:
@@ -161,9 +162,11 @@ def _note_rerun(spec: Spec) -> None:
 def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--max-parallel", type=int, help="Agents at once (default 5)."),
-        click.option("--agent", type=click.Choice(["claude", "command"])),
+        click.option("--agent", type=click.Choice(["claude", "command", *PRESET_NAMES]),
+                     help="The built-in claude agent, --agent-command, or a CLI agent preset."),
         click.option("--agent-command", help="Shell command that runs an agent (--agent command)."),
-        click.option("--model", help="Model for --agent claude."),
+        click.option("--model", help="Model for --agent claude (default claude-sonnet-5-5) "
+                     "or a preset; a command agent gets it as ORCHESTRATE_MODEL."),
         click.option("--base", help="Start the integration branch from REF."),
         click.option("--timeout", type=float, help="Seconds per agent attempt."),
         click.option("--retries", type=int, help="Extra attempts after a failed one (default 1)."),
@@ -178,6 +181,8 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--schedule", type=click.Choice(["spread", "together"]),
                      help="Parallel subtasks declaring a common file run in waves (spread, "
                           "the default) or all together."),
+        click.option("--budget", type=float,
+                     help="USD: start no subtask or attempt once the spec's cost reaches it."),
     ]
     for option in reversed(options):
         func = option(func)

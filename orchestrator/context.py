@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from orchestrator.agents.base import Agent
+from orchestrator.budget import Budget
 from orchestrator.checkstate import CheckState
 from orchestrator.git import git_out
 from orchestrator.progress import Event, Sink
@@ -104,3 +105,9 @@ class RunContext(MergeContext):
     lookahead: trio.Semaphore  # worktrees prepared ahead of a free agent slot
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0
+    budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
+
+    def budget_left(self) -> float | None:
+        """USD left before --budget is reached (None: no budget). Anything about to start paid
+        work (a subtask, an attempt, a resolution round) checks `budget.reached()` first."""
+        return self.budget.left()

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -105,19 +105,27 @@ async def _copy(stream: trio.lowlevel.FdStream, log: CappedLog, done: trio.Event
         done.set()
 
 
-async def run_in_group(command: str, *, cwd: Path, output: IO[bytes],
+async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[bytes],
                        stdin: IO[bytes] | None = None,
                        env: Mapping[str, str] | None = None) -> int:
-    """Run `command` through /bin/sh in a new session and return its exit code.
+    """Run `command` (a string through /bin/sh, or an argument list without a shell) in a new
+    session and return its exit code; 127 or 126 when the program is missing or cannot run.
 
     stdout and stderr are copied into `output` (a file), bounded as described above.
     """
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     read_fd, write_fd = os.pipe()
     try:
         process = await trio.lowlevel.open_process(
-            ["/bin/sh", "-c", command], cwd=cwd, stdin=stdin or subprocess.DEVNULL,
+            argv, cwd=cwd, stdin=stdin or subprocess.DEVNULL,
             stdout=write_fd, stderr=write_fd, env=dict(env) if env is not None else None,
             start_new_session=True)
+    except (FileNotFoundError, PermissionError) as exc:
+        os.close(read_fd)
+        if not await trio.Path(cwd).is_dir():
+            raise
+        output.write(f"orchestrate: cannot run {argv[0]}: {exc.strerror}\n".encode())
+        return 127 if isinstance(exc, FileNotFoundError) else 126
     except BaseException:
         os.close(read_fd)
         raise

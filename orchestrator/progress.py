@@ -77,6 +77,7 @@ class LiveSink:
         self.running: dict[str, float] = {}
         self.waiting_merge = 0
         self.footer_lines = 0
+        self.request_limit: int | None = None  # the claude agent's, once it changed
 
     def emit(self, event: Event) -> None:
         self._clear_footer()
@@ -90,6 +91,8 @@ class LiveSink:
         elif event.kind == "subtask_committed" and event.subtask:
             self.running.pop(event.subtask, None)
             self.waiting_merge += 1
+        elif event.kind == "request_limit" and isinstance(event.data.get("limit"), int):
+            self.request_limit = event.data["limit"]
         self._draw_footer()
 
     def refresh(self) -> None:
@@ -112,6 +115,9 @@ class LiveSink:
         waiting = f", {self.waiting_merge} waiting to merge" if self.waiting_merge > 0 else ""
         lines = [f"Progress: [{'█' * filled}{'░' * (width - filled)}] {share:.0%} "
                  f"({self.done}/{self.total} subtasks{waiting})"]
+        if self.request_limit is not None:
+            lines.append(f"  Messages API: at most {self.request_limit} requests in flight "
+                         "(rate limited)")
         now = time.monotonic()
         lines += [f"  running {name} ({now - start:.0f}s)" for name, start in self.running.items()]
         self.out.write("\n".join(lines) + "\n")

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import trio
 
 from merge.integrate import MergeResult
+from orchestrator.budget import recorded_cost
 from orchestrator.plan import Plan, Subtask
 from orchestrator.store import PlanStore, utc_now
 
@@ -68,18 +69,35 @@ class Records:
                                attempts=attempts if isinstance(attempts, int) else 0)
         await self._each([subtask_id], change)
 
-    async def attempt_failed(self, subtask_id: str, error: str) -> None:
-        await self._each([subtask_id], lambda s: _count_attempt(s, error))
+    async def attempt_failed(self, subtask_id: str, error: str, *,
+                             usage: dict[str, int] | None = None,
+                             cost_usd: float | None = None) -> float:
+        """Record a failed attempt and what it spent; return the spec's total cost."""
+        def apply(plan: Plan) -> float:
+            plan.write_meta(updated_at=utc_now())
+            subtask = plan.subtask(subtask_id)
+            _count_attempt(subtask, error)
+            return _spend(plan, subtask, usage or {}, cost_usd)
+        return await self.update(apply)
+
+    async def add_cost(self, subtask_id: str, *, usage: dict[str, int],
+                       cost_usd: float | None) -> float:
+        """Add what some paid work for the subtask spent (e.g. a resolution round) to its
+        and the spec's records; return the spec's total cost (for ctx.budget.recorded)."""
+        def apply(plan: Plan) -> float:
+            plan.write_meta(updated_at=utc_now())
+            return _spend(plan, plan.subtask(subtask_id), usage, cost_usd)
+        return await self.update(apply)
 
     async def finished_agent(self, subtask_id: str, *, ok: bool, head: str | None,
                              error: str, duration_s: float, usage: dict[str, int],
-                             verification: str | None = None) -> None:
+                             verification: str | None = None,
+                             cost_usd: float | None = None) -> float:
+        """Record how the subtask's agent ended; return the spec's total cost."""
         def change(subtask: Subtask) -> None:
             fields: dict[str, Any] = {"duration_s": round(duration_s, 3)}
             if verification:
                 fields["verification"] = verification
-            if usage:
-                fields["usage"] = _add_usage(subtask.meta.get("usage"), usage)
             if ok:
                 _count_attempt(subtask, None)
                 no_changes = head == subtask.meta.get("base")
@@ -91,7 +109,29 @@ class Records:
                 fields.update(error=short_error(error))
                 _close(subtask, "failed")
             subtask.write_meta(**fields)
-        await self._each([subtask_id], change)
+
+        def apply(plan: Plan) -> float:
+            plan.write_meta(updated_at=utc_now())
+            subtask = plan.subtask(subtask_id)
+            change(subtask)
+            return _spend(plan, subtask, usage, cost_usd)
+        return await self.update(apply)
+
+    async def budget_stopped(self, subtask_ids: Sequence[str], message: str, *,
+                             usage: dict[str, int] | None = None,
+                             cost_usd: float | None = None) -> float:
+        """Subtasks the budget kept from starting (or from another attempt) stay pending."""
+        def apply(plan: Plan) -> float:
+            plan.write_meta(updated_at=utc_now())
+            for subtask_id in subtask_ids:
+                subtask = plan.subtask(subtask_id)
+                subtask.raw["status"] = "pending"
+                subtask.write_meta(error=short_error(message))
+            total = recorded_cost(plan)
+            if subtask_ids and (usage or cost_usd is not None):
+                total = _spend(plan, plan.subtask(subtask_ids[0]), usage or {}, cost_usd)
+            return total
+        return await self.update(apply)
 
     async def blocked(self, subtask_ids: Sequence[str], reason: str) -> None:
         def change(subtask: Subtask) -> None:
@@ -158,6 +198,20 @@ def _count_attempt(subtask: Subtask, error: str | None) -> None:
 def _close(subtask: Subtask, status: str) -> None:
     subtask.raw["status"] = status
     subtask.raw["completed_at"] = utc_now()
+
+
+def _spend(plan: Plan, subtask: Subtask, usage: dict[str, int], cost_usd: float | None) -> float:
+    """Add tokens and cost to the subtask and the cost to the plan's total; return the total."""
+    if usage:
+        subtask.write_meta(usage=_add_usage(subtask.meta.get("usage"), usage))
+    if cost_usd is None:
+        return recorded_cost(plan)
+    old = subtask.meta.get("cost_usd")
+    mine = float(old) if isinstance(old, int | float) and not isinstance(old, bool) else 0.0
+    subtask.write_meta(cost_usd=round(mine + cost_usd, 6))
+    total = round(recorded_cost(plan) + cost_usd, 6)
+    plan.write_meta(cost_usd=total)
+    return total
 
 
 def _add_usage(old: object, new: dict[str, int]) -> dict[str, int]:

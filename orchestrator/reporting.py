@@ -47,9 +47,12 @@ def _text(value: Any) -> str | None:
 
 
 def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> ConflictReport:
+    cost = plan.meta.get("cost_usd")
     return build_report(spec.repo, spec=spec.name, integration_branch=integration_branch(
         spec, plan), base=_text(plan.meta.get("base")), rows=report_rows(plan),
-        generated_at=now, check=check_summary(plan))
+        generated_at=now, check=check_summary(plan),
+        cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool)
+        else None)
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
+from orchestrator.cost import attempt_cost
 from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, git
 from orchestrator.guards import nested_repository_problem
@@ -41,7 +42,9 @@ class Outcome:
     ok: bool
     head: str | None = None
     error: str = ""
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)  # of the attempt not yet recorded
+    cost_usd: float | None = None  # likewise
+    budget_stopped: bool = False  # the budget was reached: the subtask stays pending
     verification: str | None = None  # passed, failed (exit N) or skipped (<type>) (SPEC 2a)
 
 
@@ -50,6 +53,8 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     branch = ctx.branch_for(subtask.id)
     started = trio.current_time()
     outcome = Outcome(subtask.id, ok=False)
+    if ctx.budget.reached():
+        return await _stop_for_budget(ctx, subtask, outcome)
     try:
         async with AsyncExitStack() as holding:
             async with ctx.lookahead:  # at most max_parallel subtasks get ready ahead
@@ -58,6 +63,9 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
                 failpoint("worktree-prepared")
                 await _set_up(ctx, subtask, worktree)
                 await ctx.limiter.acquire()
+            if ctx.budget.reached():  # spent while this subtask waited for an agent slot
+                ctx.limiter.release()
+                return await _stop_for_budget(ctx, subtask, outcome)
             started = trio.current_time()
             outcome = await _run_agent(ctx, plan, subtask, worktree, base)
             if outcome.ok:
@@ -68,13 +76,25 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
                 await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
-    await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
-                                     error=outcome.error, usage=outcome.usage,
-                                     duration_s=trio.current_time() - started,
-                                     verification=outcome.verification
-                                     or subtask.verification_skipped)
+    if outcome.budget_stopped:
+        return await _stop_for_budget(ctx, subtask, outcome)
+    ctx.budget.recorded(await ctx.records.finished_agent(
+        subtask.id, ok=outcome.ok, head=outcome.head, error=outcome.error, usage=outcome.usage,
+        cost_usd=outcome.cost_usd, duration_s=trio.current_time() - started,
+        verification=outcome.verification or subtask.verification_skipped))
     failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
+    return outcome
+
+
+async def _stop_for_budget(ctx: RunContext, subtask: Subtask, outcome: Outcome) -> Outcome:
+    """The budget is spent: the subtask stays (or goes back to) pending, saying so."""
+    message = ctx.budget.message()
+    ctx.budget.recorded(await ctx.records.budget_stopped(
+        [subtask.id], message, usage=outcome.usage, cost_usd=outcome.cost_usd))
+    ctx.emit("budget_reached", f"left pending: {message}", subtask=subtask.id,
+             spent_usd=ctx.budget.spent, budget_usd=ctx.budget.limit)
+    outcome.ok, outcome.budget_stopped, outcome.error = False, True, message
     return outcome
 
 
@@ -126,22 +146,28 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
     port = ctx.ports.take()
     try:
         for attempt in range(1, ctx.settings.retries + 2):
+            if attempt > 1 and ctx.budget.reached():
+                outcome.budget_stopped = True
+                break
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
                              worktree, branch, _log_path(ctx, subtask), port, attempt)
             outcome.verification = None
             result = await _one_attempt(ctx, subtask, task, outcome)
-            for key, value in result.usage.items():
-                outcome.usage[key] = outcome.usage.get(key, 0) + value
+            cost = attempt_cost(ctx.settings, result)
             if result.ok:
-                outcome.ok = True
+                outcome.ok, outcome.usage, outcome.cost_usd = True, result.usage, cost
+                ctx.budget.spend(cost)  # before this agent slot is free for another subtask
                 return outcome
             outcome.error = result.error
             feedback = f"{result.error}\n{result.output_tail}"
-            await ctx.records.attempt_failed(subtask.id, result.error)
+            ctx.budget.recorded(await ctx.records.attempt_failed(
+                subtask.id, result.error, usage=result.usage, cost_usd=cost))
             failpoint("attempt-failed-recorded")
             ctx.emit("attempt_failed", f"attempt {attempt} failed: {result.error}",
                      subtask=subtask.id, attempt=attempt, error=result.error)
+            if not result.retry:
+                break
             await _restore_branch(worktree, branch)
     finally:
         ctx.ports.release(port)
@@ -160,15 +186,17 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask,
     if result.ok:
         problem = await _branch_problem(task.worktree, task.branch)
         if problem:
-            return AgentResult(ok=False, error=problem, usage=result.usage)
+            return AgentResult(ok=False, error=problem, usage=result.usage,
+                               cost_usd=result.cost_usd)
     if result.ok and (command := subtask.verification_command):
         code, tail = await _shell(command, task.worktree, task.log_path, timeout)
         outcome.verification = "passed" if code == 0 else f"failed (exit {code})"
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
-                               output_tail=tail, usage=result.usage)
+                               output_tail=tail, usage=result.usage,
+                               cost_usd=result.cost_usd)
     if result.ok and (problem := await nested_repository_problem(task.worktree)):
-        return AgentResult(ok=False, error=problem, usage=result.usage)
+        return AgentResult(ok=False, error=problem, usage=result.usage, cost_usd=result.cost_usd)
     return result
 
 

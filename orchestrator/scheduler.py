@@ -35,7 +35,9 @@ async def _phase_when_ready(ctx: RunContext, phase: Phase, finished: list[trio.E
         plan = await ctx.records.read()
         current = plan.phases[phase.index]
         unfinished = _unfinished_dependencies(plan, current)
-        if not unfinished:
+        if ctx.budget.reached():
+            await _stop_phase_for_budget(ctx, current)
+        elif not unfinished:
             await _run_phase(ctx, current)
         elif not ctx.settings.no_merge:
             await _block_phase(ctx, current, unfinished)
@@ -57,6 +59,18 @@ async def _block_phase(ctx: RunContext, phase: Phase, unfinished: list[Subtask])
     await ctx.records.blocked([s.id for s in waiting], reason)
     for subtask in waiting:
         ctx.emit("subtask_blocked", reason, subtask=subtask.id, phase=phase.key)
+
+
+async def _stop_phase_for_budget(ctx: RunContext, phase: Phase) -> None:
+    """No subtask starts once the budget is reached: a phase's waiting subtasks stay pending
+    (not blocked: a later build with more budget runs them)."""
+    waiting = [s.id for s in phase.subtasks if _wants_agent(ctx, s)]
+    if waiting:
+        message = ctx.budget.message()
+        await ctx.records.budget_stopped(waiting, message)
+        for subtask_id in waiting:
+            ctx.emit("budget_reached", f"left pending: {message}", subtask=subtask_id,
+                     phase=phase.key, spent_usd=ctx.budget.spent, budget_usd=ctx.budget.limit)
 
 
 def _wants_agent(ctx: RunContext, subtask: Subtask) -> bool:

@@ -7,6 +7,7 @@ the same way and the message names where it came from.
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UsageError
+from orchestrator.presets import PRESET_NAMES
 
 CONFIG_FILE = "orchestrate.toml"
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -28,6 +30,16 @@ class ClaudeSettings:
     bash_timeout: float = 120.0
     output_limit: int = 20_000
     max_retries: int = 4  # the Anthropic SDK's retries of one request (429, 5xx, overloaded)
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens of each kind (SPEC 12)."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
 
 
 @dataclass(frozen=True)
@@ -52,11 +64,15 @@ class Settings:
     check: str | None = None
     check_timeout: float | None = None  # None: `timeout`
     check_retries: int = 1
+    schedule: str = "spread"  # SPEC 11: waves around declared files, or `together`
+    agent_args: tuple[str, ...] = ()
+    budget: float | None = None
+    prices: dict[str, Price] = field(default_factory=dict)  # [prices.<model>] overrides
+    model_given: bool = False  # --model (or its env/config key) was set, not the default
 
     @property
     def check_limit_s(self) -> float:
         return self.check_timeout if self.check_timeout is not None else self.timeout
-    schedule: str = "spread"  # SPEC 11: waves around declared files, or `together`
 
 
 def _positive_int(value: Any) -> int:
@@ -115,6 +131,38 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+def _usd(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be an amount in USD")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be an amount in USD, not {value!r}") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError("must be an amount of more than 0 USD")
+    return number
+
+
+def _price_rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of USD per million tokens, not {value!r}")
+    if value < 0 or value != value or value == float("inf"):
+        raise ValueError("must be a number of USD per million tokens, at least 0")
+    return float(value)
+
+
+def _arg_list(value: Any) -> tuple[str, ...]:
+    """Arguments for the agent's program: a list, or one string split like a shell would."""
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into arguments: {exc}") from None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part for part in value.split(",") if part.strip()]
@@ -124,14 +172,16 @@ def _str_list(value: Any) -> tuple[str, ...]:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "max_parallel": _positive_int, "agent": _choice("claude", "command"),
+    "max_parallel": _positive_int, "agent": _choice("claude", "command", *PRESET_NAMES),
     "agent_command": _text, "model": _text, "base": _text, "timeout": _seconds,
     "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
     "json": _bool, "copy": _str_list, "setup": _str_list,
     "check": _text, "check_timeout": _seconds, "check_retries": _int,
     "schedule": _choice("spread", "together"),
+    "agent_args": _arg_list, "budget": _usd,
 }
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
     "token_budget": _positive_int, "bash_timeout": _seconds, "output_limit": _positive_int,
@@ -163,6 +213,8 @@ def load_settings(repo: Path, options: Mapping[str, Any],
         if parsed:
             values[key] = parsed[0]
     values["claude"] = _claude_settings(config.get("claude", {}))
+    values["prices"] = _prices(config.get("prices", {}))
+    values["model_given"] = "model" in values
     _check_unknown_keys(config)
     settings = Settings(**values)
     return _with_default_agent(settings, environ)
@@ -189,8 +241,35 @@ def _claude_settings(table: Any) -> ClaudeSettings:
     return ClaudeSettings(**values)
 
 
+def _prices(table: Any) -> dict[str, Price]:
+    """[prices.<model>] tables: input and output (cache_read and cache_write default to
+    Anthropic's multipliers of input), each a number of USD per million tokens."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{CONFIG_FILE} key `prices` must hold tables ([prices.<model>])")
+    prices = {}
+    for model, rates in table.items():
+        where = f"{CONFIG_FILE} table [prices.{model}]"
+        if not isinstance(rates, dict):
+            raise UsageError(f"{where} must be a table with {', '.join(PRICE_KEYS)}")
+        unknown = sorted(set(rates) - set(PRICE_KEYS))
+        missing = [key for key in ("input", "output") if key not in rates]
+        if unknown or missing:
+            wrong = ", ".join([*(f"unknown key `{k}`" for k in unknown),
+                               *(f"missing `{k}`" for k in missing)])
+            raise UsageError(f"{where}: {wrong}",
+                             f"Give {', '.join(PRICE_KEYS)} in USD per million tokens "
+                             "(cache_read and cache_write may be left out).")
+        parsed = {key: _parse(_price_rate, rates[key], f"{where} key `{key}`")
+                  for key in PRICE_KEYS if key in rates}
+        # Anthropic's documented multipliers: cache reads 0.1x, 5-minute cache writes 1.25x
+        parsed.setdefault("cache_read", parsed["input"] * 0.1)
+        parsed.setdefault("cache_write", parsed["input"] * 1.25)
+        prices[model] = Price(**parsed)
+    return prices
+
+
 def _check_unknown_keys(config: Mapping[str, Any]) -> None:
-    known = {f.name for f in fields(Settings)} - {"dry_run", "json"}
+    known = {f.name for f in fields(Settings)} - {"dry_run", "json", "model_given"}
     for key in config:
         if key not in known:
             raise UsageError(f"{CONFIG_FILE} key `{key}` is not a setting",

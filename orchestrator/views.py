@@ -42,7 +42,7 @@ def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
                  "error": meta.get("error")}
-    for extra in ("no_changes", "overlaps", "usage", "check", "wave"):
+    for extra in ("no_changes", "overlaps", "usage", "cost_usd", "check", "wave"):
         if meta.get(extra):
             row[extra] = meta[extra]
     if status == "stale":
@@ -59,13 +59,21 @@ def status_json(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> Json:
     return {"spec": spec.name, "plan": str(spec.plan_path),
             "integration_branch": plan.meta.get("integration_branch"),
             "base": plan.meta.get("base"), "updated_at": plan.meta.get("updated_at"),
-            "summary": dict(progress_counts(plan, stale)), "phases": phases}
+            "summary": dict(progress_counts(plan, stale)), "cost_usd": _cost(plan.meta),
+            "phases": phases}
+
+
+def _cost(meta: Json) -> float | None:
+    cost = meta.get("cost_usd")
+    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 def status_text(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> str:
     lines = [f"{spec.name}: {progress_line(plan, stale)}"]
     if plan.meta.get("integration_branch"):
         lines.append(f"integration branch: {plan.meta['integration_branch']}")
+    if (total := _cost(plan.meta)) is not None:
+        lines.append(f"cost: {total:.2f} USD in total")
     for phase in plan.phases:
         deps = ", ".join(plan.phases[i].key for i in phase.depends_on) or "none"
         mode = "parallel" if phase.parallel_safe else "sequential"
@@ -95,6 +103,8 @@ def _subtask_line(subtask: Subtask, stale: Collection[str] = ()) -> str:
         parts.append(f"wave {row['wave']}")
     if isinstance(row["duration_s"], int | float):
         parts.append(f"{row['duration_s']:.1f}s")
+    if (cost := _cost(subtask.meta)) is not None:
+        parts.append(f"{cost:.2f} USD")
     if row.get("no_changes"):
         parts.append("(no changes)")
     if row.get("verification"):

@@ -36,6 +36,7 @@ DEFAULT_USAGE = {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tok
                  "cache_creation_input_tokens": 0}
 KNOWN_TOOLS = {"text_editor_20250728": "str_replace_based_edit_tool", "bash_20250124": "bash"}
 MAX_CACHE_POINTS = 4
+MID_CONVERSATION_SYSTEM = "mid-conversation-system"  # a beta that allows role "system" messages
 
 
 def text(value: str) -> dict[str, Any]:
@@ -81,6 +82,8 @@ class FakeAnthropic:
         self.problems: list[str] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        # (monotonic time, "enter" | "leave", requests in flight after it, HTTP status or 0)
+        self.timeline: list[tuple[float, str, int, int]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -125,10 +128,15 @@ class FakeAnthropic:
                         seen.setdefault(block["tool_use_id"], block)
         return list(seen.values())
 
-    def answer(self, body: object, api_key: str | None) -> tuple[int, dict[str, str], bytes]:
+    def answer(self, body: object, api_key: str | None,
+               betas: str = "") -> tuple[int, dict[str, str], bytes]:
         """The status, headers and body for one request (called by the handler threads)."""
         if self.api_key is not None and api_key != self.api_key:
             return _error_response(401, "authentication_error", "invalid API key")
+        if MID_CONVERSATION_SYSTEM in betas and isinstance(body, dict):
+            body = {**body, "messages": [
+                m for m in body.get("messages") or []
+                if not (isinstance(m, dict) and m.get("role") == "system")]}
         problems = validate(body)
         marker = _marker(body, self.scripts) if not problems else None
         if not problems and marker is None:
@@ -155,6 +163,8 @@ class FakeAnthropic:
             content_type = step.get("content_type", "application/json")
             return 200, {"content-type": content_type}, step["garbage"].encode()
         message = step["raw"] if "raw" in step else self._message(step, body)
+        if body.get("stream") is True:
+            return 200, {"content-type": "text/event-stream"}, _event_stream(message)
         return 200, {"content-type": "application/json"}, json.dumps(message).encode()
 
     def _message(self, step: Step, body: Any) -> dict[str, Any]:
@@ -178,10 +188,12 @@ class FakeAnthropic:
         with self._lock:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            self.timeline.append((time.monotonic(), "enter", self.in_flight, 0))
 
-    def leave(self) -> None:
+    def leave(self, status: int = 0) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.timeline.append((time.monotonic(), "leave", self.in_flight, status))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -189,13 +201,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.fake.enter()
+        status = 0
         try:
             status, headers, payload = self._answer()
         except Exception as exc:  # a request shape the checks did not foresee
             self.fake.problems.append(f"the fake crashed: {exc!r}")
             status, headers, payload = _error_response(500, "api_error", repr(exc))
         finally:
-            self.fake.leave()
+            self.fake.leave(status)
         self.send_response(status)
         for name, value in {"content-type": "application/json", **headers}.items():
             self.send_header(name, value)
@@ -213,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             return _error_response(400, "invalid_request_error", "the body is not JSON")
-        return self.fake.answer(body, self._api_key())
+        return self.fake.answer(body, self._api_key(), self.headers.get("anthropic-beta", ""))
 
     def _api_key(self) -> str | None:
         """The key from x-api-key or, as newer SDKs send it, `Authorization: Bearer`."""
@@ -224,6 +237,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def _event_stream(message: dict[str, Any]) -> bytes:
+    """A message as the Messages API streams it (`"stream": true`): server-sent events."""
+    usage = message.get("usage") or {}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"message": start})]
+    for index, block in enumerate(message.get("content") or []):
+        if block.get("type") == "tool_use":
+            opening = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        else:
+            opening = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block.get("text", "")}
+        events += [("content_block_start", {"index": index, "content_block": opening}),
+                   ("content_block_delta", {"index": index, "delta": delta}),
+                   ("content_block_stop", {"index": index})]
+    events += [("message_delta", {"delta": {"stop_reason": message.get("stop_reason"),
+                                            "stop_sequence": None},
+                                  "usage": {"output_tokens": usage.get("output_tokens", 0)}}),
+               ("message_stop", {})]
+    return "".join(f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+                   for name, data in events).encode()
 
 
 def _error_response(status: int, kind: str, message: str) -> tuple[int, dict[str, str], bytes]:

@@ -32,6 +32,8 @@ class AgentResult:
     error: str = ""  # short reason when not ok: "exit code 3", "API error: ..."
     output_tail: str = ""  # the end of the agent's output, fed back into a retry's prompt
     usage: dict[str, int] = field(default_factory=dict)  # token counts (claude agent)
+    cost_usd: float | None = None  # what the attempt cost, when the agent knows (claude-code)
+    retry: bool = True  # False: another attempt would fail the same way (command not found)
 
 
 def anthropic_api_key() -> str:

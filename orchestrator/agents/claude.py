@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -18,8 +18,10 @@ import anthropic
 from orchestrator.agents.base import Agent, AgentResult, AgentTask, anthropic_api_key
 from orchestrator.agents.claude_api import USAGE_KEYS, ApiFailure, Reply, ToolUse, create_message
 from orchestrator.agents.output import clip, redact
+from orchestrator.agents.ratelimit import RequestLimit
 from orchestrator.agents.tools import Toolbox
 from orchestrator.agents.transcript import Transcript
+from orchestrator.progress import Event, Sink
 from orchestrator.settings import Settings
 
 SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -49,13 +51,30 @@ When the subtask is done, reply with a short summary of what you changed and sto
 
 
 @asynccontextmanager
-async def open_claude_agent(settings: Settings) -> AsyncIterator[Agent]:
-    """One client for the whole build, closed at the end."""
+async def open_claude_agent(settings: Settings, sink: Sink | None = None) -> AsyncIterator[Agent]:
+    """One client and one request limit for the whole build, closed at the end. Every response
+    the client receives (the SDK's retried ones too) reaches the limit through a hook."""
     key = anthropic_api_key()
+    limit = RequestLimit(settings.max_parallel, _announce_limit(sink))
+
+    async def observe(response: Any) -> None:  # an httpx(2) Response of the SDK's client
+        limit.observe(int(response.status_code))
+
+    http = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [observe]})
     client = anthropic.AsyncAnthropic(api_key=key, max_retries=settings.claude.max_retries,
-                                      timeout=REQUEST_TIMEOUT)
+                                      timeout=REQUEST_TIMEOUT, http_client=http)
     async with client:
-        yield ClaudeAgent(client, settings, secrets=_secrets(key))
+        yield ClaudeAgent(client, settings, secrets=_secrets(key), limit=limit)
+
+
+def _announce_limit(sink: Sink | None) -> Callable[[int, str], None] | None:
+    if sink is None:
+        return None
+
+    def announce(limit: int, why: str) -> None:
+        sink.emit(Event("request_limit", f"Messages API requests in flight: at most {limit} "
+                                         f"({why})", data={"limit": limit, "reason": why}))
+    return announce
 
 
 def _secrets(key: str) -> tuple[str, ...]:
@@ -66,10 +85,11 @@ class ClaudeAgent:
     name = "claude"
 
     def __init__(self, client: anthropic.AsyncAnthropic, settings: Settings, *,
-                 secrets: tuple[str, ...] = ()) -> None:
+                 secrets: tuple[str, ...] = (), limit: RequestLimit | None = None) -> None:
         self.client = client
         self.settings = settings
         self.secrets = secrets
+        self.limit = limit or RequestLimit(settings.max_parallel)
 
     async def run(self, task: AgentTask) -> AgentResult:
         session = _Session(self, task)
@@ -105,7 +125,7 @@ class _Session:
                                        f"worktree {self.task.worktree}")
         await self.log.save_prompt(self.task.prompt)
         for turn in range(1, self.limits.max_turns + 1):
-            reply = await create_message(self.agent.client, self._request())
+            reply = await create_message(self.agent.client, self._request(), self.agent.limit)
             self._count(reply)
             await self._log_reply(turn, reply)
             if reply.stop_reason in DONE:

@@ -5,11 +5,14 @@ instead of surfacing as an odd error deep in the loop."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
 import trio
+
+from orchestrator.agents.ratelimit import RequestLimit
 
 OUTER_ROUNDS = 3  # each round is a call with the SDK's own max_retries
 OUTER_BACKOFF = 5.0
@@ -41,11 +44,16 @@ class Reply:
     stop_detail: str = ""
 
 
-async def create_message(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> Reply:
+async def create_message(client: anthropic.AsyncAnthropic, params: dict[str, Any],
+                         limit: RequestLimit | None = None) -> Reply:
+    """One turn's request, sent when `limit` has a free request slot (which the backoff
+    between outer rounds does not hold)."""
     for round_number in range(1, OUTER_ROUNDS + 1):
         try:
-            raw = await client.messages.with_raw_response.create(**params)
-            return parse_reply(await raw.read())
+            async with limit.slot() if limit else nullcontext():
+                raw = await client.messages.with_raw_response.create(**params)
+                body = await raw.read()
+            return parse_reply(body)
         except anthropic.APIError as exc:
             if round_number == OUTER_ROUNDS or not _retryable(exc):
                 raise ApiFailure(describe(exc)) from None

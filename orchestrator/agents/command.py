@@ -1,7 +1,11 @@
 """Any command-line agent (Claude Code, Aider, Codex, a script) as a child process group.
 
 The prompt reaches it on stdin, in ORCHESTRATE_PROMPT and in the file ORCHESTRATE_PROMPT_FILE;
-it is never put into the command line, so nothing in a plan can reach a shell unquoted.
+it is never put into a shell command line, so nothing in a plan can reach a shell unquoted.
+A preset (orchestrator/presets.py) runs as an argument list without any shell.
+
+Exit 126 or 127 (the shell's "cannot execute" and "command not found") fails the subtask at
+once: another attempt would only fail the same way.
 """
 
 from __future__ import annotations
@@ -13,17 +17,25 @@ import trio
 
 from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
 from orchestrator.orphans import stop_orphaned_agents
+from orchestrator.presets import Preset, command_program
 from orchestrator.procs import run_in_group
 
 TAIL_BYTES = 4000
+RESULT_BYTES = 1024 * 1024  # how much of an attempt's output is searched for a result object
 ENV_PROMPT_LIMIT = 100_000  # one environment string may not exceed 128 KiB on Linux
+CANNOT_RUN = frozenset({126, 127})
 
 
 class CommandAgent:
     name = "command"
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, *, preset: Preset | None = None,
+                 model: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.command = command
+        self.preset = preset
+        self.model = model
+        self.extra_args = extra_args
+        self.program = preset.program if preset else command_program(command)
 
     async def run(self, task: AgentTask) -> AgentResult:
         prompt_file = task.log_path.with_suffix(".prompt.md")
@@ -31,20 +43,52 @@ class CommandAgent:
         with task.log_path.open("ab") as log, prompt_file.open("rb") as stdin:
             start = log.tell()
             try:
-                code = await run_in_group(self.command, cwd=task.worktree, output=log,
-                                          stdin=stdin, env=self._environment(task, prompt_file))
+                code = await run_in_group(self._command_line(task, prompt_file),
+                                          cwd=task.worktree, output=log, stdin=stdin,
+                                          env=self._environment(task, prompt_file))
             finally:
                 with trio.CancelScope(shield=True):  # what escaped the group dies too
                     await stop_orphaned_agents(task.worktree)
-        tail = read_tail(task.log_path, start)
-        if code == 0:
-            return AgentResult(ok=True, output_tail=tail)
-        return AgentResult(ok=False, error=f"agent command exited with code {code}",
-                           output_tail=tail)
+        return self._result(code, task.log_path, start)
 
-    @staticmethod
-    def _environment(task: AgentTask, prompt_file: Path) -> dict[str, str]:
-        return {**os.environ,
+    def _command_line(self, task: AgentTask, prompt_file: Path) -> str | list[str]:
+        if self.preset is None:
+            return self.command
+        return self.preset.argv(prompt=task.prompt, prompt_file=str(prompt_file),
+                                log_base=str(task.log_path.with_suffix("")),
+                                model=self.model, extra=self.extra_args)
+
+    def _result(self, code: int, log_path: Path, start: int) -> AgentResult:
+        tail = read_tail(log_path, start)
+        report = None
+        if self.preset is not None and self.preset.read_result is not None:
+            report = self.preset.read_result(read_tail(log_path, start, RESULT_BYTES))
+        usage = dict(report.usage) if report else {}
+        cost = report.cost_usd if report else None
+        if code in CANNOT_RUN and report is None:
+            return AgentResult(ok=False, error=self._cannot_run(code, tail), output_tail=tail,
+                               retry=False)
+        if report is not None and not report.ok:
+            return AgentResult(ok=False, error=report.error, output_tail=tail, usage=usage,
+                               cost_usd=cost)
+        if code == 0:
+            return AgentResult(ok=True, output_tail=tail, usage=usage, cost_usd=cost)
+        return AgentResult(ok=False, error=f"agent command exited with code {code}",
+                           output_tail=tail, usage=usage, cost_usd=cost)
+
+    def _cannot_run(self, code: int, tail: str) -> str:
+        """`command not found: <program>`, with the shell's own words when it said more (the
+        program was found and something it ran was not)."""
+        what = self.program or self.command
+        said = [line.strip() for line in tail.splitlines()
+                if "not found" in line or "cannot execute" in line or "ermission denied" in line]
+        why = "" if code == 127 else " (exit 126: it cannot be executed)"
+        detail = f" ({said[-1][:200]})" if said and self.preset is None else ""
+        return f"command not found: {what}{why}{detail}"
+
+    def _environment(self, task: AgentTask, prompt_file: Path) -> dict[str, str]:
+        model = {"ORCHESTRATE_MODEL": self.model} if self.model else {}
+        return {**os.environ, **model,
                 "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
                 "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
                 "ORCHESTRATE_SPEC": task.spec,
