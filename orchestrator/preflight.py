@@ -25,6 +25,7 @@ class Target:
     integration_branch: str
     base: str  # the commit a new integration branch starts from, or the existing one's tip
     exists: bool
+    start_name: str = ""  # what a new integration branch starts from, as the user named it
 
 
 def check_repository(spec: Spec, base: str | None) -> Target:
@@ -40,7 +41,7 @@ def check_repository(spec: Spec, base: str | None) -> Target:
     if commit is None:
         raise UsageError(f"option --base: {ref!r} is not a commit in {repo}",
                          "Pass --base with an existing branch, tag or commit.")
-    return Target(branch, commit, exists=False)
+    return Target(branch, commit, exists=False, start_name=ref.removeprefix("refs/heads/"))
 
 
 def _resolve(repo: Path, ref: str) -> str | None:

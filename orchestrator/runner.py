@@ -42,6 +42,7 @@ class Outcome:
     head: str | None = None
     error: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    tail: str = ""  # the end of the failed attempt's output
 
 
 async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) -> Outcome:
@@ -79,8 +80,10 @@ def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) ->
     if not outcome.ok:
         ctx.agents_failed += 1
         first_line = outcome.error.splitlines()[0] if outcome.error else "unknown error"
+        log, worktree = _log_path(ctx, subtask), ctx.worktrees.path_for(subtask.id)
         ctx.emit("subtask_failed", f"failed: {first_line}", subtask=subtask.id,
-                 error=outcome.error)
+                 error=outcome.error, log=str(log), worktree=str(worktree),
+                 detail=failure_detail(outcome.tail, log, worktree))
     elif outcome.head == base:
         ctx.emit("subtask_skipped", "completed with no changes", subtask=subtask.id)
     else:
@@ -132,7 +135,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             if result.ok:
                 outcome.ok = True
                 return outcome
-            outcome.error = result.error
+            outcome.error, outcome.tail = result.error, result.output_tail
             feedback = f"{result.error}\n{result.output_tail}"
             await ctx.records.attempt_failed(subtask.id, result.error)
             failpoint("attempt-failed-recorded")
@@ -215,3 +218,17 @@ def commit_message(ctx: RunContext, subtask: Subtask) -> str:
             f"Orchestrate-Spec: {ctx.spec.name}\n"
             f"Orchestrate-Subtask: {subtask.id}\n"
             f"Orchestrate-Agent: {ctx.agent_label}\n")
+
+
+TAIL_LINES = 5
+
+
+def failure_detail(tail: str, log: Path, worktree: Path) -> list[str]:
+    """What a failure line carries: the output's last lines, the log, the kept worktree."""
+    lines = [line.rstrip()[:200] for line in tail.splitlines() if line.strip()][-TAIL_LINES:]
+    detail = [f"| {line}" for line in lines]
+    if log.exists():
+        detail.append(f"log: {log}")
+    if worktree.is_dir():
+        detail.append(f"worktree: {worktree} (the last attempt's edits are there)")
+    return detail
