@@ -16,9 +16,8 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
     total = sum(counts.values())
     steps = []
     if counts.get("failed"):
-        steps.append(f"failed subtasks: see their logs and worktrees "
-                     f"(`orchestrate status {spec}`), then `orchestrate build {spec} "
-                     "--retry-failed`")
+        steps.append(f"`orchestrate build {spec} --retry-failed` runs the failed subtasks "
+                     f"again (`orchestrate status {spec}` lists their logs and worktrees)")
     if counts.get("conflict"):
         steps.append(f"conflicts: `orchestrate report {spec}` shows them and how to resolve "
                      f"each one; then `orchestrate merge {spec}`")

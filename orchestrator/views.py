@@ -15,8 +15,12 @@ Json = dict[str, Any]
 def validate_line(spec: Spec, plan: Plan) -> str:
     subtasks = list(plan.subtasks())
     parallel = sum(1 for p in plan.phases if p.parallel_safe)
-    return (f"{spec.name}: valid plan, {len(plan.phases)} phases ({parallel} parallel), "
-            f"{len(subtasks)} subtasks")
+    return (f"{spec.name}: valid plan, {_count(len(plan.phases), 'phase')} ({parallel} "
+            f"parallel), {_count(len(subtasks), 'subtask')}")
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
 
 
 def progress_counts(plan: Plan) -> Counter[str]:
@@ -55,31 +59,10 @@ def status_json(spec: Spec, plan: Plan) -> Json:
 
 
 def status_text(spec: Spec, plan: Plan) -> str:
-    lines = [f"{spec.name}: {progress_line(plan)}"]
-    if plan.meta.get("integration_branch"):
-        lines.append(f"integration branch: {plan.meta['integration_branch']}")
-    for phase in plan.phases:
-        deps = ", ".join(plan.phases[i].key for i in phase.depends_on) or "none"
-        mode = "parallel" if phase.parallel_safe else "sequential"
-        lines.append(f"\n{phase.label}  [{mode}; depends on: {deps}]")
-        lines += [_subtask_line(s) for s in phase.subtasks]
-    return "\n".join(lines)
+    """`status` as plain text (no colour, no width limit); the CLI adapts it to the terminal."""
+    from orchestrator.status_view import Style, status_table
 
-
-def _subtask_line(subtask: Subtask) -> str:
-    row = subtask_status(subtask)
-    parts = [f"  {row['id']:<24} {row['status']:<12}"]
-    if row["branch"]:
-        parts.append(f"{row['branch']}")
-    if row["merge"]:
-        parts.append(f"merge={row['merge']}")
-    if isinstance(row["duration_s"], int | float):
-        parts.append(f"{row['duration_s']:.1f}s")
-    if row.get("no_changes"):
-        parts.append("(no changes)")
-    if row["error"] and subtask.status != "completed":
-        parts.append(f"error: {str(row['error']).splitlines()[0][:100]}")
-    return " ".join(parts)
+    return status_table(spec, plan, Style(width=None, colour=False))
 
 
 def waves(plan: Plan) -> list[int]:

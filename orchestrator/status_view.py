@@ -1,0 +1,146 @@
+"""`orchestrate status` as a table: a header per phase, one row per subtask with readable
+columns, the error, log and worktree of a subtask that needs attention under its row, and the
+next command to type. Formatted by hand (no rich): `status` must start fast.
+
+Widths: the id column is as wide as the longest id; with a known width (a terminal, or
+COLUMNS) ids and descriptions are cut with "…" so that no line is wider than the screen.
+Colours only on a terminal, and never with NO_COLOR set (https://no-color.org).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.events import duration_text
+from orchestrator.hints import next_steps
+from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.specs import Spec
+from orchestrator.store import running_pid
+from orchestrator.views import progress_line
+
+COLOURS = {"completed": "32", "failed": "31", "conflict": "31", "blocked": "33",
+           "in_progress": "36", "header": "1", "dim": "2"}
+MERGE_WORDS = {"merged": "merged", "conflict": "conflict", "pending": "waiting"}
+STATUS_WIDTH, MERGE_WIDTH, TIME_WIDTH = 11, 8, 7
+MIN_ID, MIN_DESCRIPTION = 12, 12
+NOT_A_TERMINAL_DESCRIPTION = 80
+
+
+@dataclass(frozen=True)
+class Style:
+    width: int | None  # None: not limited (output is not a terminal and COLUMNS is unset)
+    colour: bool
+
+    @staticmethod
+    def for_stdout() -> Style:
+        terminal = sys.stdout.isatty()
+        columns = os.environ.get("COLUMNS", "")
+        width = (int(columns) if columns.isdigit() and int(columns) > 0
+                 else shutil.get_terminal_size().columns if terminal else None)
+        colour = (terminal and "NO_COLOR" not in os.environ
+                  and os.environ.get("TERM") != "dumb")
+        return Style(width, colour)
+
+    def paint(self, text: str, what: str) -> str:
+        code = COLOURS.get(what)
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code and text else text
+
+
+def status_table(spec: Spec, plan: Plan, style: Style) -> str:
+    lines = [f"{spec.name}: {progress_line(plan)}"]
+    if branch := plan.meta.get("integration_branch"):
+        base = str(plan.meta.get("base") or "")[:12]
+        lines.append(f"integration branch: {branch}" + (f" (from {base})" if base else ""))
+    running = running_pid(spec.folder)
+    if running:
+        lines.append(style.paint(f"a build of this spec is running (pid {running}); "
+                                 "statuses change as it works", "in_progress"))
+    id_width = _id_width(plan, style.width)
+    for phase in plan.phases:
+        lines += ["", style.paint(_phase_title(plan, phase), "header"),
+                  style.paint(_cells(style, id_width, "SUBTASK", "STATUS", "MERGE", "TIME",
+                                     "DESCRIPTION"), "dim")]
+        for subtask in phase.subtasks:
+            lines.append(_row(spec, subtask, style, id_width))
+            lines += _notes(spec, subtask, style, id_width)
+    if not running and (steps := next_steps(spec.name, plan)):
+        lines += ["", *steps]
+    return "\n".join(lines)
+
+
+def _phase_title(plan: Plan, phase: Phase) -> str:
+    deps = ", ".join(plan.phases[i].key for i in phase.depends_on) or "none"
+    mode = "parallel" if phase.parallel_safe else "sequential"
+    return f"{phase.label}  ({mode}; depends on: {deps})"
+
+
+def _id_width(plan: Plan, width: int | None) -> int:
+    longest = max([len("SUBTASK"), *(len(s.id) for s in plan.subtasks())])
+    if width is None:
+        return longest
+    room = width - 2 - 2 * 4 - STATUS_WIDTH - MERGE_WIDTH - TIME_WIDTH - MIN_DESCRIPTION
+    return max(MIN_ID, min(longest, room))
+
+
+def _cells(style: Style, id_width: int, sid: str, status: str, merge: str, time: str,
+           description: str, status_kind: str = "") -> str:
+    head = (f"  {_fit(sid, id_width):<{id_width}}  "
+            f"{style.paint(f'{status:<{STATUS_WIDTH}}', status_kind)}  "
+            f"{merge:<{MERGE_WIDTH}}  {time:>{TIME_WIDTH}}  ")
+    used = 2 + id_width + 2 + STATUS_WIDTH + 2 + MERGE_WIDTH + 2 + TIME_WIDTH + 2
+    room = (style.width - used) if style.width is not None else NOT_A_TERMINAL_DESCRIPTION
+    return (head + _fit(description, room)).rstrip()
+
+
+def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int) -> str:
+    meta = subtask.meta
+    merge = MERGE_WORDS.get(str(meta.get("merge")), "") if meta.get("merge") else ""
+    seconds = meta.get("duration_s")
+    time = duration_text(seconds) if isinstance(seconds, int | float) else ""
+    description = ("(no changes) " if meta.get("no_changes") else "") + subtask.title
+    return _cells(style, id_width, subtask.id, subtask.status.replace("_", " "), merge, time,
+                  description, subtask.status)
+
+
+def _notes(spec: Spec, subtask: Subtask, style: Style, id_width: int) -> list[str]:
+    """Under a subtask that needs attention: why, and where its log and worktree are."""
+    meta, status = subtask.meta, subtask.status
+    indent = " " * (2 + id_width + 2)
+    notes = []
+    if meta.get("error") and status not in ("completed", "pending"):
+        error = str(meta["error"]).splitlines()[0]
+        label = "cause" if status == "blocked" else "error"
+        notes.append(_cut(f"{indent}{label}: {error.removeprefix('blocked: ')}", style.width))
+    if status in ("failed", "conflict"):  # paths are never cut: they are there to be copied
+        log = spec.logs / f"{subtask.id}.log"
+        if log.exists():
+            notes.append(f"{indent}log: {_shown(log)}")
+        worktree = meta.get("worktree")
+        if isinstance(worktree, str) and Path(worktree).is_dir():
+            notes.append(f"{indent}worktree: {_shown(Path(worktree))}")
+    if isinstance(overlaps := meta.get("overlaps"), list) and overlaps:
+        notes.append(_cut(indent + "overlaps: " + ", ".join(map(str, overlaps)), style.width))
+    return [style.paint(note, "dim") for note in notes]
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _fit(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _cut(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[:width - 1] + "…"
