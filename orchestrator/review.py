@@ -44,8 +44,9 @@ def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
     failure = _failure_text(spec, subtask) if subtask.status == "failed" else ""
     if target.tip is None or target.base is None:
         return failure
-    return failure + run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",
-                             "--no-ext-diff", target.base, target.tip, "--").stdout
+    diff = run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",
+                   "--no-ext-diff", target.base, target.tip, "--").stdout
+    return failure + ("\n" + diff if failure and diff else diff)
 
 
 def _failure_text(spec: Spec, subtask: Subtask) -> str:
@@ -61,10 +62,10 @@ def _failure_text(spec: Spec, subtask: Subtask) -> str:
         lines.append(f"  log: {log}")
     worktree = meta.get("worktree")
     if isinstance(worktree, str) and Path(worktree).is_dir():
-        lines.append(f"  worktree: {worktree} (the last attempt's edits, not committed; "
-                     f"see them with: git -C {worktree} status)")
+        lines.append(f"  worktree: {worktree} (the last attempt's uncommitted edits: "
+                     f"git -C {worktree} status)")
     lines.append(f"  run it again: orchestrate build {spec.name} --retry-failed")
-    return "\n".join(lines) + "\n\n"
+    return "\n".join(lines) + "\n"
 
 
 def _find(plan: Plan, subtask_id: str) -> Subtask:

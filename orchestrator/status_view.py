@@ -54,21 +54,23 @@ def status_table(spec: Spec, plan: Plan, style: Style) -> str:
     lines = [f"{spec.name}: {progress_line(plan)}"]
     if branch := plan.meta.get("integration_branch"):
         base = str(plan.meta.get("base") or "")[:12]
-        lines.append(f"integration branch: {branch}" + (f" (from {base})" if base else ""))
+        lines.append(_cut(f"integration branch: {branch}" + (f" (from {base})" if base else ""),
+                          style.width))
     running = running_pid(spec.folder)
     if running:
-        lines.append(style.paint(f"a build of this spec is running (pid {running}); "
-                                 "statuses change as it works", "in_progress"))
+        lines.append(style.paint(_wrap(f"a build of this spec is running (pid {running}); "
+                                       "statuses change as it works", style.width),
+                                 "in_progress"))
     id_width = _id_width(plan, style.width)
     for phase in plan.phases:
-        lines += ["", style.paint(_phase_title(plan, phase), "header"),
+        lines += ["", style.paint(_cut(_phase_title(plan, phase), style.width), "header"),
                   style.paint(_cells(style, id_width, "SUBTASK", "STATUS", "MERGE", "TIME",
                                      "DESCRIPTION"), "dim")]
         for subtask in phase.subtasks:
             lines.append(_row(spec, subtask, style, id_width))
             lines += _notes(spec, subtask, style, id_width)
     if not running and (steps := next_steps(spec.name, plan)):
-        lines += ["", *steps]
+        lines += ["", *(_wrap(step, style.width) for step in steps)]
     return "\n".join(lines)
 
 
@@ -140,6 +142,16 @@ def _fit(text: str, width: int) -> str:
     if width <= 0:
         return ""
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _wrap(text: str, width: int | None) -> str:
+    """A next-step line, wrapped at spaces rather than cut: it holds commands to copy."""
+    if width is None:
+        return text
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="      ",
+                                    break_long_words=False, break_on_hyphens=False))
 
 
 def _cut(text: str, width: int | None) -> str:

@@ -61,9 +61,9 @@ def run_in_terminal(repo: Path, *args: str, columns: int, rows: int, env: dict[s
     `interrupt_when(output so far)` becomes true, send it SIGINT (as Ctrl-C would)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    full_env = {**os.environ, **env, "TERM": "xterm-256color", "COLUMNS": str(columns),
+    inherited = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    full_env = {**inherited, **env, "TERM": "xterm-256color", "COLUMNS": str(columns),
                 "LINES": str(rows)}
-    full_env.pop("NO_COLOR", None)
     process = subprocess.Popen([*ORCHESTRATE, *args], cwd=repo, env=full_env, stdin=slave,
                                stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
