@@ -85,3 +85,44 @@ def test_a_failure_shows_the_output_tail_log_and_worktree(repo: Path, recorder: 
     assert "logs/bad.log" in below.replace("\n", "")
     assert "worktrees/001-demo/bad" in below.replace("\n", "")
     assert any("--retry-failed" in line for line in lines)
+
+
+def test_unknown_events_and_display_hints_in_the_live_footer() -> None:
+    """Kinds the display does not know print as plain lines; `data["display"]` puts a status
+    on a running subtask's line or a footer line of its own, and "" clears it."""
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    import pyte
+
+    from orchestrator.events import Event
+    from orchestrator.live import LiveSink
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    screen = pyte.Screen(80, 24)
+    stream = pyte.ByteStream(screen)
+    with os.fdopen(slave, "w", encoding="utf-8") as out:
+        sink = LiveSink(out, [("a", "pending"), ("b", "pending")])
+        sink.emit(Event("subtask_started", "started", subtask="b"))
+        sink.emit(Event("subtask_started", "started", subtask="a"))
+        sink.emit(Event("check_started", "checking the combined result", subtask="a",
+                        data={"display": "checking"}))
+        sink.emit(Event("rate_limited", "", data={"display": "rate limited: 3 agents at once"}))
+        out.flush()
+        stream.feed(os.read(master, 1 << 20))
+        shown = [line.rstrip() for line in screen.display]
+        assert "[a] checking the combined result" in shown
+        running = [line for line in shown if line.startswith(RUNNING)]
+        assert [line.split()[1] for line in running] == ["a", "b"]  # plan order
+        assert running[0].endswith("checking")
+        assert "  rate limited: 3 agents at once" in shown
+        sink.emit(Event("rate_limited", "", data={"display": ""}))
+        sink.close()
+        out.flush()
+    stream.feed(os.read(master, 1 << 20))
+    os.close(master)
+    shown = [line.rstrip() for line in screen.display if line.strip()]
+    assert shown == ["[b] started", "[a] started", "[a] checking the combined result"]
