@@ -212,7 +212,8 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
 
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
-    sink = make_sink(as_json=settings.json, total=0, done=0)
+    sink = make_sink(as_json=settings.json, total=0, done=0, subtasks=[
+        (s.id, "committed" if is_committed_unmerged(s) else s.status) for s in plan.subtasks()])
     try:
         async with trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings,

@@ -12,8 +12,14 @@ Conventions every renderer honours, so a new kind of event needs no renderer cha
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# Escape sequences and control characters from agent output would move the cursor or clear
+# the screen under the live display; shown lines drop them.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                      r"|\x1b.?|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 # Event kinds that end a subtask's part in the run, and the status each one leaves.
 FINAL = {"subtask_merged": "completed", "subtask_failed": "failed",
@@ -49,7 +55,12 @@ def event_lines(event: Event) -> list[str]:
         lines += [f"    {line}" for line in detail if isinstance(line, str)]
     elif isinstance(detail, str) and detail:
         lines += [f"    {line}" for line in detail.splitlines()]
-    return lines
+    return [printable(line) for line in lines]
+
+
+def printable(line: str) -> str:
+    """`line` without escape sequences or control characters (tabs become spaces)."""
+    return _CONTROL.sub("", line.expandtabs(4))
 
 
 def duration_text(seconds: float) -> str:

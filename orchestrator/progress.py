@@ -5,6 +5,7 @@ only when a terminal asks for it."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -57,7 +58,7 @@ def make_sink(*, as_json: bool, total: int, done: int, out: TextIO | None = None
     stream = out or sys.stdout
     if as_json:
         return JsonSink(stream)
-    if stream.isatty():
+    if stream.isatty() and os.environ.get("TERM") != "dumb":
         from orchestrator.live import LiveSink
 
         return LiveSink(stream, subtasks or [(f"#{n}", "completed" if n < done else "pending")

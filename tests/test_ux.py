@@ -52,6 +52,16 @@ def test_the_failure_line_shows_output_tail_log_and_worktree(repo: Path,
     assert worktree.is_dir()
 
 
+def test_the_output_tail_is_shown_without_control_sequences(repo: Path,
+                                                            recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["bad"])))
+    out = build(repo, recorder, "--print", "bad=\x1b[2J\x1b[Hscreen cleared\x07!", "--fail",
+                "bad", options=("--retries", "0"), check=1)
+    assert "    | screen cleared!" in out.splitlines()
+    assert "\x1b" not in out
+    assert "\x07" not in out
+
+
 def test_json_failure_events_carry_log_and_worktree(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["bad"])))
     out = build(repo, recorder, "--fail", "bad", options=("--json", "--retries", "0"), check=1)
