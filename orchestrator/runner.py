@@ -17,6 +17,7 @@ from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
+from orchestrator.diagnosis import failure_detail
 from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, git
 from orchestrator.guards import nested_repository_problem
@@ -219,16 +220,3 @@ def commit_message(ctx: RunContext, subtask: Subtask) -> str:
             f"Orchestrate-Subtask: {subtask.id}\n"
             f"Orchestrate-Agent: {ctx.agent_label}\n")
 
-
-TAIL_LINES = 5
-
-
-def failure_detail(tail: str, log: Path, worktree: Path) -> list[str]:
-    """What a failure line carries: the output's last lines, the log, the kept worktree."""
-    lines = [line.rstrip()[:200] for line in tail.splitlines() if line.strip()][-TAIL_LINES:]
-    detail = [f"| {line}" for line in lines]
-    if log.exists():
-        detail.append(f"log: {log}")
-    if worktree.is_dir():
-        detail.append(f"worktree: {worktree} (the last attempt's edits are there)")
-    return detail
