@@ -45,8 +45,9 @@ class Session:
         return ESCAPE.sub("", self.raw.decode(errors="replace"))
 
     def widest_line(self) -> int:
-        """The widest run of printed characters between line breaks in the raw output."""
-        segments = re.split(r"\r\n|\r|\n", self.text())
+        """The widest run of printed characters between line breaks in what the live display
+        wrote (the closing error message, printed after it, is the terminal's to wrap)."""
+        segments = re.split(r"\r\n|\r|\n", self.text().partition("orchestrate: error:")[0])
         return max((len(s) for s in segments), default=0)
 
 

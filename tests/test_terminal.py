@@ -128,3 +128,15 @@ def test_unknown_events_and_display_hints_in_the_live_footer() -> None:
     os.close(master)
     shown = [line.rstrip() for line in screen.display if line.strip()]
     assert shown == ["[b] started", "[a] started", "[a] checking the combined result"]
+
+
+def test_an_error_mid_build_leaves_a_clean_screen(repo: Path, recorder: Recorder) -> None:
+    plan = write_plan(repo, SPEC, plan_of(phase(1, _ids(4), parallel=True)))
+    command = f"{agent_command('--sleep', '*=1')}; printf garbage > {plan}"
+    session = run_in_terminal(repo, "build", SPEC, "--agent-command", command, columns=80,
+                              rows=24, env=recorder.env)
+    assert session.returncode == 1, session.text()[-2000:]
+    lines = [line for line in _no_leftovers(session) if line]
+    assert RUNNING in session.text()
+    error = next(line for line in lines if "orchestrate: error:" in line)
+    assert error.startswith("orchestrate: error: the plan changed under the run")
