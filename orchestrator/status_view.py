@@ -3,7 +3,8 @@ columns, the error, log and worktree of a subtask that needs attention under its
 next command to type. Formatted by hand (no rich): `status` must start fast.
 
 Widths: the id column is as wide as the longest id; with a known width (a terminal, or
-COLUMNS) ids and descriptions are cut with "…" so that no line is wider than the screen.
+COLUMNS) descriptions are cut with "…" or moved under their row, and ids cut only as a last
+resort, so that rows fit the screen.
 Colours only on a terminal, and never with NO_COLOR set (https://no-color.org).
 """
 
@@ -27,6 +28,8 @@ COLOURS = {"completed": "32", "failed": "31", "conflict": "31", "blocked": "33",
 MERGE_WORDS = {"merged": "merged", "conflict": "conflict", "pending": "waiting"}
 STATUS_WIDTH, MERGE_WIDTH, TIME_WIDTH = 11, 8, 7
 MIN_ID, MIN_DESCRIPTION = 12, 12
+FIXED = 2 + 2 * 4 + STATUS_WIDTH + MERGE_WIDTH + TIME_WIDTH  # all but the id and description
+NOTE_INDENT = " " * 6
 NOT_A_TERMINAL_DESCRIPTION = 80
 
 
@@ -62,13 +65,16 @@ def status_table(spec: Spec, plan: Plan, style: Style) -> str:
                                        "statuses change as it works", style.width),
                                  "in_progress"))
     id_width = _id_width(plan, style.width)
+    below = style.width is not None and style.width - FIXED - id_width < MIN_DESCRIPTION
     for phase in plan.phases:
         lines += ["", style.paint(_cut(_phase_title(plan, phase), style.width), "header"),
                   style.paint(_cells(style, id_width, "SUBTASK", "STATUS", "MERGE", "TIME",
-                                     "DESCRIPTION"), "dim")]
+                                     "" if below else "DESCRIPTION"), "dim")]
         for subtask in phase.subtasks:
-            lines.append(_row(spec, subtask, style, id_width))
-            lines += _notes(spec, subtask, style, id_width)
+            lines.append(_row(spec, subtask, style, id_width, below))
+            if below:  # long ids leave no room: the description gets a line of its own
+                lines.append(_cut(NOTE_INDENT + _description(subtask), style.width))
+            lines += _notes(spec, subtask, style)
     if not running and (steps := next_steps(spec.name, plan)):
         lines += ["", *(_wrap(step, style.width) for step in steps)]
     return "\n".join(lines)
@@ -81,11 +87,11 @@ def _phase_title(plan: Plan, phase: Phase) -> str:
 
 
 def _id_width(plan: Plan, width: int | None) -> int:
+    """As wide as the longest id; cut only where even a row without description is too wide."""
     longest = max([len("SUBTASK"), *(len(s.id) for s in plan.subtasks())])
     if width is None:
         return longest
-    room = width - 2 - 2 * 4 - STATUS_WIDTH - MERGE_WIDTH - TIME_WIDTH - MIN_DESCRIPTION
-    return max(MIN_ID, min(longest, room))
+    return max(MIN_ID, min(longest, width - FIXED))
 
 
 def _cells(style: Style, id_width: int, sid: str, status: str, merge: str, time: str,
@@ -98,20 +104,23 @@ def _cells(style: Style, id_width: int, sid: str, status: str, merge: str, time:
     return (head + _fit(description, room)).rstrip()
 
 
-def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int) -> str:
+def _description(subtask: Subtask) -> str:
+    return ("(no changes) " if subtask.meta.get("no_changes") else "") + subtask.title
+
+
+def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool) -> str:
     meta = subtask.meta
     merge = MERGE_WORDS.get(str(meta.get("merge")), "") if meta.get("merge") else ""
     seconds = meta.get("duration_s")
     time = duration_text(seconds) if isinstance(seconds, int | float) else ""
-    description = ("(no changes) " if meta.get("no_changes") else "") + subtask.title
     return _cells(style, id_width, subtask.id, subtask.status.replace("_", " "), merge, time,
-                  description, subtask.status)
+                  "" if below else _description(subtask), subtask.status)
 
 
-def _notes(spec: Spec, subtask: Subtask, style: Style, id_width: int) -> list[str]:
+def _notes(spec: Spec, subtask: Subtask, style: Style) -> list[str]:
     """Under a subtask that needs attention: why, and where its log and worktree are."""
     meta, status = subtask.meta, subtask.status
-    indent = " " * (2 + id_width + 2)
+    indent = NOTE_INDENT
     notes = []
     if meta.get("error") and status not in ("completed", "pending"):
         error = str(meta["error"]).splitlines()[0]

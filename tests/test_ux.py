@@ -169,6 +169,10 @@ def test_status_is_a_table_that_fits_the_width(repo: Path) -> None:
         assert len(rows) == 2
         assert all(line[header.index("STATUS"):].startswith("pending") for line in rows)
     assert LONG_ID in next(line for line in lines if line.startswith("  subtask-"))
+    narrow = run_cli(repo, "status", SPEC, env={"COLUMNS": "80"}, check=0).stdout.splitlines()
+    row = next(n for n, line in enumerate(narrow) if line.startswith(f"  {LONG_ID}  "))
+    assert narrow[row + 1].startswith("      Add the user model Add the user model")
+    assert max(len(line) for line in narrow) <= 80
 
 
 def test_status_colours_on_a_terminal_unless_no_color(repo: Path) -> None:
