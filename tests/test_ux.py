@@ -147,6 +147,20 @@ def test_merge_ends_with_the_next_step(repo: Path, recorder: Recorder) -> None:
     assert merged[-1].strip().startswith(f"next: all done: `orchestrate review {SPEC}`")
 
 
+def test_after_a_conflict_the_next_step_is_the_report(repo: Path, recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["one", "two"], parallel=True)))
+    out = build(repo, recorder, "--append", "*=README.md", check=1)
+    assert statuses(repo) == {"one": "completed", "two": "conflict"}
+    step = (f"next: conflicts: `orchestrate report {SPEC}` shows them and how to resolve each "
+            f"one; then `orchestrate merge {SPEC}`")
+    assert f"    {step}" in out.splitlines()
+    status = run_cli(repo, "status", SPEC, check=0).stdout.splitlines()
+    assert step in status
+    row = next(n for n, line in enumerate(status) if line.startswith("  two "))
+    assert status[row + 1].strip().startswith("error: merge conflict in README.md")
+    assert f"worktree: .orchestrate/worktrees/{SPEC}/two" in [s.strip() for s in status]
+
+
 # status as a table
 
 
