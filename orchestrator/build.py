@@ -4,6 +4,7 @@ integration branch, recovery of an earlier run, the scheduler, Ctrl-C, the summa
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -12,10 +13,13 @@ from merge.integrate import MergeResult
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
+from orchestrator.checkout import checkout_note
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
+from orchestrator.events import duration_text
 from orchestrator.failpoints import failpoint
 from orchestrator.git import git
+from orchestrator.hints import next_steps
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan, Subtask
@@ -78,7 +82,10 @@ def _user_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
     statuses = [s.status for s in plan.subtasks()]
     sink = make_sink(as_json=settings.json, total=len(statuses),
-                     done=statuses.count("completed"))
+                     done=statuses.count("completed"), subtasks=[
+                         (s.id, "committed" if is_committed_unmerged(s) else s.status)
+                         for s in plan.subtasks()])
+    started = time.monotonic()
     try:
         async with open_agent(settings, sink) as agent, trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
@@ -97,7 +104,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                     await _return_interrupted(ctx)
                 raise Interrupted("interrupted: agents stopped, unfinished subtasks are pending",
                                   f"Run `orchestrate build {spec.name}` again to resume.")
-            return await _finish(ctx)
+            return await _finish(ctx, time.monotonic() - started)
     finally:
         sink.close()
 
@@ -149,6 +156,9 @@ async def _start(ctx: RunContext, target: Target) -> None:
              integration_branch=target.integration_branch)
     if target.note:
         ctx.emit("base_chosen", target.note, base=target.base)
+    start_name = target.integration_branch if target.exists else target.start_name
+    if note := await checkout_note(ctx.repo, start_name, target.base):
+        ctx.emit("checkout_dirty", note)
     if stopped := await stop_orphaned_agents(ctx.worktrees.root / ctx.spec.name):
         ctx.emit("orphans_stopped", f"stopped {stopped} agent process group(s) left running "
                  "by an earlier build that was killed", groups=stopped)
@@ -197,7 +207,7 @@ async def _return_interrupted(ctx: RunContext) -> None:
         await ctx.records.set_status(interrupted, "pending", error="interrupted")
 
 
-async def _finish(ctx: RunContext) -> int:
+async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     plan = await ctx.records.read()
     stale = [] if ctx.settings.no_merge else await _stale_at_end(ctx, plan)
     counts = dict(progress_counts(plan, {s.id for s in stale}))
@@ -205,9 +215,11 @@ async def _finish(ctx: RunContext) -> int:
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     cost = plan.meta.get("cost_usd")
     spent = f"; cost {cost:.2f} USD" if isinstance(cost, int | float) else ""
-    ctx.emit("build_finished", f"done: {summary}; {plan.meta.get('integration_branch')} at "
-             f"{tip[:12]}{spent}", counts=counts, integration_head=tip,
-             plan_writes=ctx.records.store.writes, cost_usd=cost)
+    steps = next_steps(ctx.spec.name, plan)
+    ctx.emit("build_finished", f"done in {duration_text(elapsed_s)}: {summary}; "
+             f"{plan.meta.get('integration_branch')} at {tip[:12]}{spent}", counts=counts,
+             integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
+             elapsed_s=round(elapsed_s, 3), next=steps, detail=steps)
     if ctx.budget.reached() and counts.get("pending"):
         ctx.emit("budget_reached", f"stopped: {ctx.budget.message()}; "
                  f"{counts['pending']} subtask(s) left pending", spent_usd=ctx.budget.spent,
@@ -232,7 +244,8 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
 
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
-    sink = make_sink(as_json=settings.json, total=0, done=0)
+    sink = make_sink(as_json=settings.json, total=0, done=0, subtasks=[
+        (s.id, "committed" if is_committed_unmerged(s) else s.status) for s in plan.subtasks()])
     try:
         async with trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings,
@@ -258,10 +271,12 @@ async def _merge_waiting(ctx: MergeContext) -> int:
             results += await merge_subtasks(ctx, waiting, None)
     if failure := base_failure_error(ctx):
         raise failure
+    after = await ctx.records.read()
+    steps = next_steps(ctx.spec.name, after)
     if not results:
-        ctx.emit("merge_finished", "nothing to merge")
+        ctx.emit("merge_finished", "nothing to merge", next=steps, detail=steps)
         return 0
     conflicts = [r.subtask_id for r in results if r.outcome == "conflict"]
     ctx.emit("merge_finished", f"merged {len(results) - len(conflicts)}, "
-             f"conflicts {len(conflicts)}", conflicts=conflicts)
+             f"conflicts {len(conflicts)}", conflicts=conflicts, next=steps, detail=steps)
     return 1 if conflicts else 0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orchestrator import __version__
+from orchestrator.cli_support import EPILOG, complete_subtask, plural, run_main, spec_argument
 from orchestrator.errors import OrchestrateError, UsageError
 from orchestrator.plan import load_plan
 from orchestrator.presets import PRESET_NAMES
@@ -55,7 +56,8 @@ def _crash_note() -> int:
     return 1
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOG)
 @click.version_option(__version__, prog_name="orchestrate")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The git repository (default: the one containing the current directory).")
@@ -66,7 +68,7 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="orchestrate")
+    run_main(cli)
 
 
 def _repo(ctx: click.Context) -> Path:
@@ -92,8 +94,8 @@ def _echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="Check a plan and summarise it.")
+@spec_argument()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
@@ -113,14 +115,15 @@ def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
         click.echo(line)
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="Phases and subtasks with status, merge result, times.")
+@spec_argument()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 def status(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Phases and subtasks with status, branch, merge result and times."""
     from orchestrator.stale import stale_ids
-    from orchestrator.views import status_json, status_text
+    from orchestrator.status_view import Style, status_table
+    from orchestrator.views import status_json
 
     found = _spec(ctx, spec)
     plan = load_plan(found.plan_path)
@@ -128,10 +131,10 @@ def status(ctx: click.Context, spec: str, as_json: bool) -> None:
     if as_json:
         _echo_json(status_json(found, plan, stale))
     else:
-        click.echo(status_text(found, plan, stale))
+        click.echo(status_table(found, plan, Style.for_stdout(), stale), color=True)
 
 
-@cli.command(name="list")
+@cli.command(name="list", short_help="Specs in this repository with their progress.")
 @click.pass_context
 def list_specs(ctx: click.Context) -> None:
     """Specs in this repository with their progress."""
@@ -161,28 +164,44 @@ def _note_rerun(spec: Spec) -> None:
 
 def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--max-parallel", type=int, help="Agents at once (default 5)."),
+        click.option("--max-parallel", type=int, metavar="N",
+                     help="Agents running at once, for the whole build (default 5)."),
         click.option("--agent", type=click.Choice(["claude", "command", *PRESET_NAMES]),
-                     help="The built-in claude agent, --agent-command, or a CLI agent preset."),
-        click.option("--agent-command", help="Shell command that runs an agent (--agent command)."),
-        click.option("--model", help="Model for --agent claude (default claude-sonnet-5-5) "
-                     "or a preset; a command agent gets it as ORCHESTRATE_MODEL."),
-        click.option("--base", help="Start the integration branch from REF."),
-        click.option("--timeout", type=float, help="Seconds per agent attempt."),
-        click.option("--retries", type=int, help="Extra attempts after a failed one (default 1)."),
-        click.option("--overlap", type=click.Choice(["merge", "block"])),
-        click.option("--no-merge", is_flag=True, default=None, help="Stop before merging."),
+                     help="claude: the built-in agent on the Anthropic API (default when "
+                     "ANTHROPIC_API_KEY is set); command: --agent-command; or a CLI agent "
+                     "preset."),
+        click.option("--agent-command", metavar="CMD",
+                     help="Shell command that runs an agent in each worktree; the prompt "
+                     "arrives on stdin and in ORCHESTRATE_PROMPT_FILE."),
+        click.option("--model", metavar="M",
+                     help="Model for --agent claude (default claude-sonnet-5-5) or a preset; "
+                     "a command agent gets it as ORCHESTRATE_MODEL."),
+        click.option("--base", metavar="REF", help="Start a new integration branch from REF "
+                     "(default: the branch checked out in the main worktree)."),
+        click.option("--timeout", type=float, metavar="S",
+                     help="Seconds per agent attempt (also the limit for verification)."),
+        click.option("--retries", type=int, metavar="N",
+                     help="Extra attempts after a failed one (default 1)."),
+        click.option("--overlap", type=click.Choice(["merge", "block"]),
+                     help="A path changed by two parallel subtasks: merge it if git can and "
+                     "flag it (default), or block it like a conflict."),
+        click.option("--no-merge", is_flag=True, default=None,
+                     help="Run and commit the ready subtasks, then stop before merging."),
         click.option("--retry-failed", is_flag=True, default=None,
                      help="Run failed and conflict subtasks again."),
-        click.option("--keep-worktrees", is_flag=True, default=None),
-        click.option("--dry-run", is_flag=True, default=None, help="Print the schedule only."),
-        click.option("--json", is_flag=True, default=None, help="One JSON object per event."),
+        click.option("--keep-worktrees", is_flag=True, default=None,
+                     help="Keep each merged subtask's worktree instead of removing or "
+                     "parking it."),
+        click.option("--dry-run", is_flag=True, default=None,
+                     help="Print the schedule (phases, waves, branches); create nothing."),
+        click.option("--json", is_flag=True, default=None,
+                     help="Print one JSON object per event instead of the live display."),
         *_check_options(),
         click.option("--schedule", type=click.Choice(["spread", "together"]),
                      help="Parallel subtasks declaring a common file run in waves (spread, "
                           "the default) or all together."),
-        click.option("--budget", type=float,
-                     help="USD: start no subtask or attempt once the spec's cost reaches it."),
+        click.option("--budget", type=float, metavar="USD",
+                     help="Start no subtask or attempt once the spec's cost reaches USD."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -205,8 +224,9 @@ def _with_check_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="Run the subtasks with agents, integrate the branches.",
+             epilog=EPILOG.split("\n\n")[0])
+@spec_argument()
 @_build_options
 @click.pass_context
 def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
@@ -235,10 +255,12 @@ def _dry_run(spec: Spec, settings: Settings) -> None:
         click.echo(schedule_text(spec, plan, settings, overlaps))
 
 
-@cli.command(name="merge")
-@click.argument("spec")
-@click.option("--overlap", type=click.Choice(["merge", "block"]))
-@click.option("--json", is_flag=True, default=None, help="One JSON object per event.")
+@cli.command(name="merge", short_help="Integrate committed work and fixed conflicts.")
+@spec_argument()
+@click.option("--overlap", type=click.Choice(["merge", "block"]),
+              help="Merge overlapping edits git can merge and flag them (default), or block "
+              "them like conflicts.")
+@click.option("--json", is_flag=True, default=None, help="Print one JSON object per event.")
 @_with_check_options
 @click.pass_context
 def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
@@ -251,8 +273,8 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     ctx.exit(run_merge(found, load_settings(found.repo, options, remembered=remembered)))
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="The conflict report (Markdown, JSON or GitHub annotations).")
+@spec_argument()
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "github"]), default="md",
               show_default=True, help="Markdown for a pull request, JSON, or GitHub annotations.")
 @click.pass_context
@@ -267,9 +289,9 @@ def report(ctx: click.Context, spec: str, fmt: str) -> None:
     click.echo(render_report(found, plan, cast(ReportFormat, fmt)), nl=False)
 
 
-@cli.command()
-@click.argument("spec")
-@click.argument("subtask", required=False)
+@cli.command(short_help="Subtask branches' commits and diffstat, or one's diff.")
+@spec_argument()
+@click.argument("subtask", required=False, shell_complete=complete_subtask)
 @click.pass_context
 def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
     """Each subtask branch's commits and diffstat against its base; with SUBTASK, its diff."""
@@ -284,8 +306,8 @@ def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
                    color=sys.stdout.isatty())
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="Remove the spec's worktrees (and branches).")
+@spec_argument()
 @click.option("--branches", is_flag=True, help="Also delete the subtask branches.")
 @click.option("--all", "all_branches", is_flag=True,
               help="Also delete the integration branch (implies --branches).")
@@ -302,8 +324,8 @@ def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> 
         click.echo(f"deleted branch {branch}")
     for note in done.kept:
         click.echo(f"kept {note}", err=True)
-    click.echo(f"{found.name}: removed {len(done.worktrees)} worktrees, "
-               f"deleted {len(done.branches)} branches")
+    click.echo(f"{found.name}: removed {plural(len(done.worktrees), 'worktree')}, "
+               f"deleted {plural(len(done.branches), 'branch')}")
     if f"orchestrate/{found.name}/integration" in done.branches:
         _note_rerun(found)
     ctx.exit(1 if done.kept else 0)

@@ -12,8 +12,8 @@ import trio
 from orchestrator.agents.base import Agent
 from orchestrator.budget import Budget
 from orchestrator.checkstate import CheckState
+from orchestrator.events import Event, Sink
 from orchestrator.git import git_out
-from orchestrator.progress import Event, Sink
 from orchestrator.records import Records
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec

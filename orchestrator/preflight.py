@@ -28,6 +28,7 @@ class Target:
     exists: bool
     base_branch: str | None = None  # the branch a new integration branch starts from, if any
     note: str = ""  # why the base is not the default one, for `build` to say (SPEC 2a)
+    start_name: str = ""  # what a new integration branch starts from, as the user named it
 
 
 def check_repository(spec: Spec, base: str | None, plan: Plan | None = None) -> Target:
@@ -45,7 +46,8 @@ def check_repository(spec: Spec, base: str | None, plan: Plan | None = None) -> 
     if commit is None:
         raise UsageError(f"option --base: {ref!r} is not a commit in {repo}",
                          "Pass --base with an existing branch, tag or commit.")
-    return Target(branch, commit, exists=False, base_branch=_branch_name(repo, ref))
+    return Target(branch, commit, exists=False, base_branch=_branch_name(repo, ref),
+                  start_name=ref.removeprefix("refs/heads/"))
 
 
 def _branch_name(repo: Path, ref: str) -> str | None:
@@ -63,7 +65,7 @@ def _auto_claude_base(spec: Spec, plan: Plan) -> Target | None:
     branch = f"auto-claude/{spec.name}"
     if not completed or (commit := _resolve(spec.repo, f"refs/heads/{branch}")) is None:
         return None
-    return Target(integration_branch(spec), commit, exists=False,
+    return Target(integration_branch(spec), commit, exists=False, start_name=branch,
                   note=f"base: {branch} at {commit[:12]} (Auto-Claude's branch, where the "
                   f"plan's {completed} completed subtask(s) were committed)")
 

@@ -1,33 +1,21 @@
 """The one progress sink of a run: a live display on a terminal, plain lines otherwise, or one
-JSON object per event with --json."""
+JSON object per event with --json. The live display (orchestrator/live.py, on rich) is imported
+only when a terminal asks for it."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TextIO
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TextIO
 
+from orchestrator.events import FINAL, Event, Sink, event_lines
 from orchestrator.store import utc_now
 
-
-@dataclass(frozen=True)
-class Event:
-    kind: str  # build_started, subtask_started, attempt_failed, subtask_committed, merged, ...
-    message: str
-    subtask: str | None = None
-    phase: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class Sink(Protocol):
-    def emit(self, event: Event) -> None: ...
-
-    def refresh(self) -> None: ...
-
-    def close(self) -> None: ...
+__all__ = ["FINAL", "Event", "JsonSink", "LineSink", "Sink", "make_sink"]
 
 
 class LineSink:
@@ -35,8 +23,8 @@ class LineSink:
         self.out = out
 
     def emit(self, event: Event) -> None:
-        who = f"[{event.subtask}] " if event.subtask else ""
-        self.out.write(f"{who}{event.message}\n")
+        for line in event_lines(event):
+            self.out.write(f"{line}\n")
         self.out.flush()
 
     def refresh(self) -> None:
@@ -64,71 +52,15 @@ class JsonSink:
         pass
 
 
-FINAL = {"subtask_merged": "completed", "subtask_failed": "failed",
-         "subtask_conflict": "conflict", "subtask_blocked": "blocked",
-         "subtask_skipped": "completed"}
-
-
-class LiveSink:
-    """Event lines scroll; below them a bar and one line per running subtask are redrawn."""
-
-    def __init__(self, out: TextIO, total: int, done: int) -> None:
-        self.out, self.total, self.done = out, total, done
-        self.running: dict[str, float] = {}
-        self.waiting_merge = 0
-        self.footer_lines = 0
-        self.request_limit: int | None = None  # the claude agent's, once it changed
-
-    def emit(self, event: Event) -> None:
-        self._clear_footer()
-        LineSink(self.out).emit(event)
-        if event.kind == "subtask_started" and event.subtask:
-            self.running[event.subtask] = time.monotonic()
-        elif event.kind in FINAL and event.subtask:
-            self.running.pop(event.subtask, None)
-            self.done += event.kind in ("subtask_merged", "subtask_skipped")
-            self.waiting_merge -= event.kind in ("subtask_merged", "subtask_conflict")
-        elif event.kind == "subtask_committed" and event.subtask:
-            self.running.pop(event.subtask, None)
-            self.waiting_merge += 1
-        elif event.kind == "request_limit" and isinstance(event.data.get("limit"), int):
-            self.request_limit = event.data["limit"]
-        self._draw_footer()
-
-    def refresh(self) -> None:
-        """Redraw the footer, so the running times move between events."""
-        self._clear_footer()
-        self._draw_footer()
-
-    def close(self) -> None:
-        self._clear_footer()
-
-    def _clear_footer(self) -> None:
-        if self.footer_lines:
-            self.out.write(f"\x1b[{self.footer_lines}A\x1b[J")
-        self.footer_lines = 0
-
-    def _draw_footer(self) -> None:
-        width = min(40, max(10, shutil.get_terminal_size().columns - 40))
-        share = self.done / self.total if self.total else 1.0
-        filled = round(width * share)
-        waiting = f", {self.waiting_merge} waiting to merge" if self.waiting_merge > 0 else ""
-        lines = [f"Progress: [{'█' * filled}{'░' * (width - filled)}] {share:.0%} "
-                 f"({self.done}/{self.total} subtasks{waiting})"]
-        if self.request_limit is not None:
-            lines.append(f"  Messages API: at most {self.request_limit} requests in flight "
-                         "(rate limited)")
-        now = time.monotonic()
-        lines += [f"  running {name} ({now - start:.0f}s)" for name, start in self.running.items()]
-        self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
-        self.footer_lines = len(lines)
-
-
-def make_sink(*, as_json: bool, total: int, done: int, out: TextIO | None = None) -> Sink:
+def make_sink(*, as_json: bool, total: int, done: int, out: TextIO | None = None,
+              subtasks: Sequence[tuple[str, str]] = ()) -> Sink:
+    """`subtasks`: (id, status) of every subtask in plan order, for the live display."""
     stream = out or sys.stdout
     if as_json:
         return JsonSink(stream)
-    if stream.isatty():
-        return LiveSink(stream, total, done)
+    if stream.isatty() and os.environ.get("TERM") != "dumb":
+        from orchestrator.live import LiveSink
+
+        return LiveSink(stream, subtasks or [(f"#{n}", "completed" if n < done else "pending")
+                                             for n in range(total)])
     return LineSink(stream)

@@ -33,10 +33,39 @@ def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
     subtask = _find(plan, subtask_id)
     target = _target(spec, plan, subtask)
     if target.tip is None or target.base is None:
-        raise UsageError(f"argument SUBTASK: {subtask_id!r} has no branch with commits yet "
-                         f"({target.branch})", "Run `orchestrate build` first.")
-    return run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",
+        if subtask.status == "blocked" and subtask.meta.get("error"):
+            cause = str(subtask.meta["error"]).removeprefix("blocked: ")
+            raise UsageError(f"argument SUBTASK: {subtask_id!r} is blocked and has no work "
+                             f"yet: {cause}", "It runs once those subtasks are completed: fix "
+                             f"them, then run `orchestrate build {spec.name}`.")
+        if subtask.status != "failed":
+            raise UsageError(f"argument SUBTASK: {subtask_id!r} has no branch with commits yet "
+                             f"({target.branch})", f"Run `orchestrate build {spec.name}` first.")
+    failure = _failure_text(spec, subtask) if subtask.status == "failed" else ""
+    if target.tip is None or target.base is None:
+        return failure
+    diff = run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",
                    "--no-ext-diff", target.base, target.tip, "--").stdout
+    return failure + ("\n" + diff if failure and diff else diff)
+
+
+def _failure_text(spec: Spec, subtask: Subtask) -> str:
+    """What a failed subtask left: the error, the log, and the worktree with the last
+    attempt's (uncommitted) edits; the branch's committed diff, if any, follows."""
+    meta = subtask.meta
+    attempts = meta.get("attempts")
+    after = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if isinstance(
+        attempts, int) and attempts else ""
+    lines = [f"{subtask.id} failed{after}: {meta.get('error') or 'no error recorded'}"]
+    log = spec.logs / f"{subtask.id}.log"
+    if log.exists():
+        lines.append(f"  log: {log}")
+    worktree = meta.get("worktree")
+    if isinstance(worktree, str) and Path(worktree).is_dir():
+        lines.append(f"  worktree: {worktree} (the last attempt's uncommitted edits: "
+                     f"git -C {worktree} status)")
+    lines.append(f"  run it again: orchestrate build {spec.name} --retry-failed")
+    return "\n".join(lines) + "\n"
 
 
 def _find(plan: Plan, subtask_id: str) -> Subtask:

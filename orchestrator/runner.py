@@ -18,6 +18,7 @@ from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
 from orchestrator.cost import attempt_cost
+from orchestrator.diagnosis import failure_detail
 from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, git
 from orchestrator.guards import nested_repository_problem
@@ -46,6 +47,7 @@ class Outcome:
     cost_usd: float | None = None  # likewise
     budget_stopped: bool = False  # the budget was reached: the subtask stays pending
     verification: str | None = None  # passed, failed (exit N) or skipped (<type>) (SPEC 2a)
+    tail: str = ""  # the end of the failed attempt's output
 
 
 async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) -> Outcome:
@@ -102,8 +104,10 @@ def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) ->
     if not outcome.ok:
         ctx.agents_failed += 1
         first_line = outcome.error.splitlines()[0] if outcome.error else "unknown error"
+        log, worktree = _log_path(ctx, subtask), ctx.worktrees.path_for(subtask.id)
         ctx.emit("subtask_failed", f"failed: {first_line}", subtask=subtask.id,
-                 error=outcome.error)
+                 error=outcome.error, log=str(log), worktree=str(worktree),
+                 detail=failure_detail(outcome.tail, log, worktree))
     elif outcome.head == base:
         ctx.emit("subtask_skipped", "completed with no changes", subtask=subtask.id)
     else:
@@ -159,7 +163,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
                 outcome.ok, outcome.usage, outcome.cost_usd = True, result.usage, cost
                 ctx.budget.spend(cost)  # before this agent slot is free for another subtask
                 return outcome
-            outcome.error = result.error
+            outcome.error, outcome.tail = result.error, result.output_tail
             feedback = f"{result.error}\n{result.output_tail}"
             ctx.budget.recorded(await ctx.records.attempt_failed(
                 subtask.id, result.error, usage=result.usage, cost_usd=cost))
@@ -249,3 +253,4 @@ def commit_message(ctx: RunContext, subtask: Subtask) -> str:
             f"Orchestrate-Spec: {ctx.spec.name}\n"
             f"Orchestrate-Subtask: {subtask.id}\n"
             f"Orchestrate-Agent: {ctx.agent_label}\n")
+

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from filelock import FileLock, Timeout
-
 from orchestrator.errors import LockHeld, PlanError, RunFailed
 from orchestrator.plan import Plan, load_plan
 
@@ -49,6 +47,8 @@ class PlanStore:
         The plan is written only if `change` altered it. Raises RunFailed if the plan became
         unreadable or unwritable (another program broke it), so a build can stop cleanly.
         """
+        from filelock import FileLock, Timeout  # here: `--help` and `status` never need it
+
         try:
             with FileLock(self.lock_path, timeout=LOCK_WAIT_S):
                 plan = self.read()
@@ -131,3 +131,35 @@ class RunLock:
     def _holder(fd: int) -> str:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()
         return text or "unknown"
+
+
+def running_pid(spec_dir: Path) -> str | None:
+    """The pid of the build or merge holding the spec's run lock, or None. Never blocks, and
+    probes the lock only while the pid recorded in it is alive, so a build starting at that
+    instant is not refused because of the probe."""
+    try:
+        fd = os.open(spec_dir / ".orchestrate-run.lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        pid = RunLock._holder(fd)
+        if not pid.isdigit() or not _alive(int(pid)):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return pid
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -17,8 +17,12 @@ Json = dict[str, Any]
 def validate_line(spec: Spec, plan: Plan) -> str:
     subtasks = list(plan.subtasks())
     parallel = sum(1 for p in plan.phases if p.parallel_safe)
-    return (f"{spec.name}: valid plan, {len(plan.phases)} phases ({parallel} parallel), "
-            f"{len(subtasks)} subtasks")
+    return (f"{spec.name}: valid plan, {_count(len(plan.phases), 'phase')} ({parallel} "
+            f"parallel), {_count(len(subtasks), 'subtask')}")
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
 
 
 def progress_counts(plan: Plan, stale: Collection[str] = ()) -> Counter[str]:
@@ -59,59 +63,20 @@ def status_json(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> Json:
     return {"spec": spec.name, "plan": str(spec.plan_path),
             "integration_branch": plan.meta.get("integration_branch"),
             "base": plan.meta.get("base"), "updated_at": plan.meta.get("updated_at"),
-            "summary": dict(progress_counts(plan, stale)), "cost_usd": _cost(plan.meta),
+            "summary": dict(progress_counts(plan, stale)), "cost_usd": cost_of(plan.meta),
             "phases": phases}
 
 
-def _cost(meta: Json) -> float | None:
+def cost_of(meta: Json) -> float | None:
     cost = meta.get("cost_usd")
     return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 def status_text(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> str:
-    lines = [f"{spec.name}: {progress_line(plan, stale)}"]
-    if plan.meta.get("integration_branch"):
-        lines.append(f"integration branch: {plan.meta['integration_branch']}")
-    if (total := _cost(plan.meta)) is not None:
-        lines.append(f"cost: {total:.2f} USD in total")
-    for phase in plan.phases:
-        deps = ", ".join(plan.phases[i].key for i in phase.depends_on) or "none"
-        mode = "parallel" if phase.parallel_safe else "sequential"
-        lines.append(f"\n{phase.label}  [{mode}; depends on: {deps}]")
-        lines += [_subtask_line(s, stale) for s in phase.subtasks]
-    if ejected := [s.id for s in plan.subtasks() if s.status == "conflict"
-                   and s.meta.get("merge") == "check_failed"]:
-        lines.append(f"\nejected by the check ({plan.meta.get('check_command')}): "
-                     f"{', '.join(ejected)}")
-    if stale:
-        lines.append(f"\nstale: {len(stale)} subtask(s) marked completed whose work is not in "
-                     f"orchestrate/{spec.name}/integration; the next build merges them again "
-                     "from their branches or reruns them")
-    return "\n".join(lines)
+    """`status` as plain text (no colour, no width limit); the CLI adapts it to the terminal."""
+    from orchestrator.status_view import Style, status_table
 
-
-def _subtask_line(subtask: Subtask, stale: Collection[str] = ()) -> str:
-    row = subtask_status(subtask, stale)
-    parts = [f"  {row['id']:<24} {row['status']:<12}"]
-    if row["branch"]:
-        parts.append(f"{row['branch']}")
-    if row["merge"]:
-        parts.append(f"merge={row['merge']}")
-    if row["merge"] == "check_failed" and subtask.status == "conflict":
-        parts.append("(ejected by the check)")
-    if isinstance(row.get("wave"), int):
-        parts.append(f"wave {row['wave']}")
-    if isinstance(row["duration_s"], int | float):
-        parts.append(f"{row['duration_s']:.1f}s")
-    if (cost := _cost(subtask.meta)) is not None:
-        parts.append(f"{cost:.2f} USD")
-    if row.get("no_changes"):
-        parts.append("(no changes)")
-    if row.get("verification"):
-        parts.append(f"verification: {row['verification']}")
-    if row["error"] and subtask.status != "completed":
-        parts.append(f"error: {str(row['error']).splitlines()[0][:100]}")
-    return " ".join(parts)
+    return status_table(spec, plan, Style(width=None, colour=False), stale)
 
 
 def steps(plan: Plan) -> list[int]:

@@ -30,9 +30,9 @@ def test_unique_prefix_in_either_root(repo: Path) -> None:
     _spec(repo, "001-user-auth")
     _spec(repo, "002-billing", root=AUTO, subtasks=2)
     done = run_cli(repo, "validate", "001", check=0)
-    assert done.stdout.strip() == "001-user-auth: valid plan, 1 phases (0 parallel), 1 subtasks"
+    assert done.stdout.strip() == "001-user-auth: valid plan, 1 phase (0 parallel), 1 subtask"
     done = run_cli(repo, "validate", "002", check=0)
-    assert done.stdout.strip() == "002-billing: valid plan, 1 phases (0 parallel), 2 subtasks"
+    assert done.stdout.strip() == "002-billing: valid plan, 1 phase (0 parallel), 2 subtasks"
     status = run_cli(repo, "status", "002-billing", check=0).stdout
     assert status.startswith("002-billing: 0/2 completed")
 

@@ -1,5 +1,5 @@
 """`status`, `validate`, `list`, `--help` and `--version` start fast: they never import anthropic
-(seconds to import), trio or GitPython."""
+(seconds to import), trio, GitPython or rich."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ORCHESTRATE, phase, plan_of, write_plan
 
-HEAVY = ("anthropic", "trio", "git")
+HEAVY = ("anthropic", "trio", "git", "rich")
 
 # Runs the real CLI entry point in-process, then records every module it imported.
 HARNESS = """

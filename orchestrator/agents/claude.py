@@ -73,7 +73,9 @@ def _announce_limit(sink: Sink | None) -> Callable[[int, str], None] | None:
 
     def announce(limit: int, why: str) -> None:
         sink.emit(Event("request_limit", f"Messages API requests in flight: at most {limit} "
-                                         f"({why})", data={"limit": limit, "reason": why}))
+                                         f"({why})", data={"limit": limit, "reason": why,
+                                                           "display": f"Messages API: at most "
+                                                           f"{limit} requests in flight"}))
     return announce
 
 

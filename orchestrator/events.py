@@ -1,0 +1,74 @@
+"""What a run reports while it works: the Event record and the Sink protocol every renderer
+implements. The core (runner, merging, build) imports these, never a renderer.
+
+Conventions every renderer honours, so a new kind of event needs no renderer change:
+* Any event's `message` is printed as one log line (prefixed with `[subtask]`); an event with
+  an empty message prints no line.
+* `data["detail"]`: extra lines printed, indented, under the message (e.g. an output tail).
+* `data["display"]`: a short status text shown in the live footer, on the running line of
+  `subtask` when given, else as a footer line of its own; "" clears it. Plain and JSON output
+  ignore it beyond the event itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Escape sequences and control characters from agent output would move the cursor or clear
+# the screen under the live display; shown lines drop them.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                      r"|\x1b.?|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+# Event kinds that end a subtask's part in the run, and the status each one leaves.
+FINAL = {"subtask_merged": "completed", "subtask_failed": "failed",
+         "subtask_conflict": "conflict", "subtask_blocked": "blocked",
+         "subtask_skipped": "completed"}
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # build_started, subtask_started, attempt_failed, subtask_committed, merged, ...
+    message: str
+    subtask: str | None = None
+    phase: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def event_lines(event: Event) -> list[str]:
+    """The plain-text lines of an event: its message, then any detail lines indented."""
+    if not event.message:
+        return []
+    who = f"[{event.subtask}] " if event.subtask else ""
+    lines = [f"{who}{event.message}"]
+    detail = event.data.get("detail")
+    if isinstance(detail, list | tuple):
+        lines += [f"    {line}" for line in detail if isinstance(line, str)]
+    elif isinstance(detail, str) and detail:
+        lines += [f"    {line}" for line in detail.splitlines()]
+    return [printable(line) for line in lines]
+
+
+def printable(line: str) -> str:
+    """`line` without escape sequences or control characters (tabs become spaces)."""
+    return _CONTROL.sub("", line.expandtabs(4))
+
+
+def duration_text(seconds: float) -> str:
+    """12.3s, 4m05s, 1h02m: short and readable."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
