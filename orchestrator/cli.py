@@ -277,16 +277,21 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
 @spec_argument()
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "github"]), default="md",
               show_default=True, help="Markdown for a pull request, JSON, or GitHub annotations.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when the report has conflicts or check failures (0 otherwise), "
+                   "like `git diff --exit-code`.")
 @click.pass_context
-def report(ctx: click.Context, spec: str, fmt: str) -> None:
+def report(ctx: click.Context, spec: str, fmt: str, exit_code: bool) -> None:
     """Overlaps and conflicts of the last merge stage, rebuilt from the plan and git."""
     from typing import cast
 
-    from orchestrator.reporting import ReportFormat, render_report
+    from orchestrator.reporting import ReportFormat, conflict_report, render
 
     found = _spec(ctx, spec)
-    plan = load_plan(found.plan_path)
-    click.echo(render_report(found, plan, cast(ReportFormat, fmt)), nl=False)
+    built = conflict_report(found, load_plan(found.plan_path))
+    click.echo(render(built, cast(ReportFormat, fmt)), nl=False)
+    if exit_code and (built.conflicts() or built.check_failures()):
+        ctx.exit(1)
 
 
 @cli.command(short_help="Subtask branches' commits and diffstat, or one's diff.")
