@@ -19,7 +19,7 @@ LINE_WIDTH = 100  # no line of a code block is wider: a rendered page does not s
 
 def render_markdown(report: ConflictReport) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
-    if not report.findings:
+    if not report.findings and not report.resolved_by_hand():
         parts.append("No conflicts or overlaps.")
     conflicts = report.conflicts()
     for number, finding in enumerate(conflicts, 1):
@@ -33,7 +33,32 @@ def render_markdown(report: ConflictReport) -> str:
     if report.check and report.check.get("flaky"):
         parts.append(_flaky(report.check))
     parts += _declared_files(report)
+    if report.resolved_by_hand():
+        parts.append(_resolved_by_hand(report))
     return "\n\n".join(parts) + "\n"
+
+
+def _resolved_by_hand(report: ConflictReport) -> str:
+    lines = ["### Resolved by hand", "Conflicts fixed on the subtask's branch, then merged with "
+             f"{code('orchestrate merge ' + report.spec)}:"]
+    for row in report.resolved_by_hand():
+        hand = row.resolved_by_hand
+        if hand is not None:
+            what = {"check": "check failure", "overlap": "blocked overlap"}.get(hand.kind,
+                                                                                 "conflict")
+            where = f" in {', '.join(code(p) for p in hand.paths)}" if hand.paths else ""
+            lines.append(f"- {code(row.id)}: {what}{where} resolved by hand in "
+                         f"{code(hand.commit[:12])}")
+    return lines[0] + "\n\n" + lines[1] + "\n" + "\n".join(lines[2:])
+
+
+def hand_resolution_of(report: ConflictReport, finding: Finding) -> tuple[str, str] | None:
+    """(subtask, commit) when a side of `finding` resolved its conflict on this path by hand."""
+    for row in report.resolved_by_hand():
+        hand = row.resolved_by_hand
+        if hand and row.id in finding.subtasks and (not hand.paths or finding.path in hand.paths):
+            return row.id, hand.commit
+    return None
 
 
 def folded_overlaps(report: ConflictReport, conflict: Finding) -> list[Finding]:
@@ -126,6 +151,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     who = ", ".join(code(s) for s in finding.subtasks)
     state = ("merged cleanly; check that the combined result is right" if finding.merged
              else "not all of them are merged (see the conflicts above)")
+    if finding.merged and (hand := hand_resolution_of(report, finding)):
+        state = (f"the conflict was resolved by hand in {code(hand[1][:12])} "
+                 f"({code(hand[0])}); check that the combined result is right")
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)

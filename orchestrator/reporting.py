@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from merge.annotations import render_github
 from merge.markdown import render_markdown
-from merge.report import ConflictReport, SubtaskRow, build_report
+from merge.report import ConflictReport, HandResolution, SubtaskRow, build_report
 from orchestrator.declared import declared_files
 from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
@@ -39,7 +39,18 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       merge_commit=_text(meta.get("merge_commit")),
                       no_changes=meta.get("no_changes") is True,
                       check=meta["check"] if isinstance(meta.get("check"), dict) else None,
-                      declared=declared_files(subtask))
+                      declared=declared_files(subtask),
+                      resolved_by_hand=_hand_resolution(meta.get("resolved_by_hand")))
+
+
+def _hand_resolution(record: Any) -> HandResolution | None:
+    """The plan's `orchestrate.resolved_by_hand` record, if it is well formed."""
+    if not isinstance(record, dict) or not _text(record.get("commit")):
+        return None
+    paths = record.get("paths")
+    return HandResolution(str(record["commit"]), str(record.get("kind") or "conflict"),
+                          tuple(p for p in paths if isinstance(p, str))
+                          if isinstance(paths, list) else ())
 
 
 def _text(value: Any) -> str | None:
