@@ -20,7 +20,7 @@ import click
 from orchestrator import __version__
 from orchestrator.cli_support import EPILOG, complete_subtask, plural, run_main, spec_argument
 from orchestrator.errors import OrchestrateError, UsageError
-from orchestrator.plan import load_plan
+from orchestrator.plan import load_plan, require_subtasks
 from orchestrator.presets import PRESET_NAMES
 from orchestrator.specs import Spec, all_specs, resolve_spec
 
@@ -106,6 +106,7 @@ def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
 
     found = _spec(ctx, spec)
     plan = load_plan(found.plan_path)
+    require_subtasks(plan, found.plan_path)
     overlaps = predicted_overlaps(plan, found.repo)
     if as_json:
         _echo_json(validate_json(found, plan, overlaps))
@@ -234,6 +235,7 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.settings import load_settings
 
     found = _spec(ctx, spec)
+    require_subtasks(load_plan(found.plan_path), found.plan_path)
     settings = load_settings(found.repo, options)
     if settings.dry_run:
         _dry_run(found, settings)
