@@ -246,15 +246,21 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
 
 
 def _dry_run(spec: Spec, settings: Settings) -> None:
+    """The schedule, after the same read-only checks as the build (agent, repository, base,
+    branch names): a dry run that passes is a build that starts."""
+    from orchestrator.agents import check_agent_configured
     from orchestrator.declared import predicted_overlaps
+    from orchestrator.preflight import check_repository
     from orchestrator.views import schedule_json, schedule_text
 
     plan = load_plan(spec.plan_path)
+    check_agent_configured(settings, spec.repo)
+    target = check_repository(spec, settings.base, plan)
     overlaps = predicted_overlaps(plan, spec.repo)
     if settings.json:
-        _echo_json(schedule_json(spec, plan, settings, overlaps))
+        _echo_json(schedule_json(spec, plan, settings, overlaps, target))
     else:
-        click.echo(schedule_text(spec, plan, settings, overlaps))
+        click.echo(schedule_text(spec, plan, settings, overlaps, target))
 
 
 @cli.command(name="merge", short_help="Integrate committed work and fixed conflicts.")
