@@ -307,7 +307,9 @@ def report(ctx: click.Context, spec: str, fmt: str, exit_code: bool) -> None:
 @click.argument("subtask", required=False, shell_complete=complete_subtask)
 @click.pass_context
 def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
-    """Each subtask branch's commits and diffstat against its base; with SUBTASK, its diff."""
+    """Each subtask branch's own commits and diffstat; with SUBTASK, its diff (through a pager
+    on a terminal, like git: GIT_PAGER, PAGER, else less -FRX; no colour with NO_COLOR)."""
+    from orchestrator.pager import colour_wanted, page
     from orchestrator.review import review_diff, review_text
 
     found = _spec(ctx, spec)
@@ -315,8 +317,7 @@ def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
     if subtask is None:
         click.echo(review_text(found, plan), nl=False)
     else:
-        click.echo(review_diff(found, plan, subtask, color=sys.stdout.isatty()), nl=False,
-                   color=sys.stdout.isatty())
+        page(review_diff(found, plan, subtask, color=colour_wanted()), found.repo)
 
 
 @cli.command(short_help="Remove the spec's worktrees (and branches).")

@@ -132,6 +132,8 @@ async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pa
 async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     log = _log_path(ctx, subtask)
+    if ctx.settings.setup:
+        await ctx.run_logs.start(log, subtask.id, ctx.agent_label)
     for command in ctx.settings.setup:
         code, tail = await _shell(command, worktree, log, ctx.settings.timeout)
         if code != 0:
@@ -156,6 +158,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
                              worktree, branch, _log_path(ctx, subtask), port, attempt)
+            await ctx.run_logs.start(task.log_path, subtask.id, ctx.agent_label)
             outcome.verification = None
             result = await _one_attempt(ctx, subtask, task, outcome)
             cost = attempt_cost(ctx.settings, result)
