@@ -10,7 +10,7 @@ from merge.report import ConflictReport, Finding
 
 def render_github(report: ConflictReport) -> str:
     lines = [_annotation("error", f, _conflict_text(report, f)) for f in report.conflicts()]
-    lines += [_annotation("warning", f, _overlap_text(f)) for f in report.overlaps()]
+    lines += [_annotation("warning", f, _overlap_text(report, f)) for f in report.overlaps()]
     lines += [_check_annotation(report, f) for f in report.check_failures()]
     runs = report.check.get("flaky") if report.check else None
     for run in runs if isinstance(runs, list) else []:
@@ -50,8 +50,10 @@ def _conflict_text(report: ConflictReport, finding: Finding) -> str:
             f"`orchestrate merge {report.spec}`.")
 
 
-def _overlap_text(finding: Finding) -> str:
+def _overlap_text(report: ConflictReport, finding: Finding) -> str:
     state = "merged cleanly" if finding.merged else "not all merged"
+    if finding.merged and (hand := report.hand_resolution_of(finding)):
+        state = f"the conflict was resolved by hand in {hand[1][:12]} ({hand[0]})"
     return (f"{finding.path} was changed by {', '.join(finding.subtasks)} in the same "
             f"parallel phase ({finding.detail}; {state}).")
 

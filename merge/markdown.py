@@ -52,15 +52,6 @@ def _resolved_by_hand(report: ConflictReport) -> str:
     return lines[0] + "\n\n" + lines[1] + "\n" + "\n".join(lines[2:])
 
 
-def hand_resolution_of(report: ConflictReport, finding: Finding) -> tuple[str, str] | None:
-    """(subtask, commit) when a side of `finding` resolved its conflict on this path by hand."""
-    for row in report.resolved_by_hand():
-        hand = row.resolved_by_hand
-        if hand and row.id in finding.subtasks and (not hand.paths or finding.path in hand.paths):
-            return row.id, hand.commit
-    return None
-
-
 def folded_overlaps(report: ConflictReport, conflict: Finding) -> list[Finding]:
     """The overlaps shown inside a conflict's section: the same file, a side in common (one
     section per file, not the same diffs twice)."""
@@ -151,7 +142,7 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     who = ", ".join(code(s) for s in finding.subtasks)
     state = ("merged cleanly; check that the combined result is right" if finding.merged
              else "not all of them are merged (see the conflicts above)")
-    if finding.merged and (hand := hand_resolution_of(report, finding)):
+    if finding.merged and (hand := report.hand_resolution_of(finding)):
         state = (f"the conflict was resolved by hand in {code(hand[1][:12])} "
                  f"({code(hand[0])}); check that the combined result is right")
     if finding.sequential:

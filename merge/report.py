@@ -125,6 +125,16 @@ class ConflictReport:
         """The merged subtasks whose conflict the user resolved on their branch."""
         return [r for r in self.subtasks if r.resolved_by_hand and _is_merged(r)]
 
+    def hand_resolution_of(self, finding: Finding) -> tuple[str, str] | None:
+        """(subtask, commit) when a side of `finding` had its conflict on this path resolved
+        by hand."""
+        for row in self.resolved_by_hand():
+            hand = row.resolved_by_hand
+            if hand and row.id in finding.subtasks and (not hand.paths
+                                                        or finding.path in hand.paths):
+                return row.id, hand.commit
+        return None
+
     def summary(self) -> dict[str, int]:
         statuses = [r.status for r in self.subtasks]
         merged = sum(1 for r in self.subtasks if r.merge == "merged" or r.status == "completed")

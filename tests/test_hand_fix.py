@@ -91,6 +91,9 @@ def test_the_report_keeps_the_overlaps_and_the_hand_resolution(repo: Path, fixed
     assert f"- `b`: conflict in `src/app.py` resolved by hand in `{tip[:12]}`" in markdown
     written = (fixed.parent / "conflict_report.md").read_text()
     assert "resolved by hand" in written  # the merge stage's own report says it too
+    github = run_cli(repo, "report", SPEC, "--format", "github", check=0).stdout
+    [warning] = [line for line in github.splitlines() if "file=src/app.py," in line]
+    assert f"the conflict was resolved by hand in {tip[:12]} (b)" in warning
     run_cli(repo, "report", SPEC, "--exit-code", check=0)  # nothing left to resolve
 
 
