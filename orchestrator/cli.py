@@ -148,6 +148,10 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--keep-worktrees", is_flag=True, default=None),
         click.option("--dry-run", is_flag=True, default=None, help="Print the schedule only."),
         click.option("--json", is_flag=True, default=None, help="One JSON object per event."),
+        click.option("--resolve", type=click.Choice(["agent", "manual"]),
+                     help="Conflicts go back to the subtask's agent (default) or to you."),
+        click.option("--resolve-attempts", type=int,
+                     help="Resolution rounds per conflict with --resolve agent (default 2)."),
     ]
     for option in reversed(options):
         func = option(func)

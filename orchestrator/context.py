@@ -68,6 +68,12 @@ class MergeContext:
     def branch_for(self, subtask_id: str) -> str:
         return subtask_branch(self.spec, subtask_id)
 
+    @property
+    def resolves_conflicts(self) -> bool:
+        """Whether conflicts go back to an agent (SPEC 10), which then owns their worktrees;
+        `orchestrate merge` runs no agent."""
+        return False
+
     async def integration_tip(self) -> str:
         return await git_out(self.repo, "rev-parse", "--verify", self.integration_ref)
 
@@ -99,3 +105,7 @@ class RunContext(MergeContext):
     lookahead: trio.Semaphore  # worktrees prepared ahead of a free agent slot
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0
+
+    @property
+    def resolves_conflicts(self) -> bool:
+        return self.settings.resolve == "agent" and self.settings.resolve_attempts > 0

@@ -7,13 +7,16 @@ the same time. Statuses live in the plan only, so every decision re-reads it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import trio
 
+from merge.integrate import MergeResult
 from orchestrator.context import RunContext
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.resolving import resolve_conflicts
 from orchestrator.runner import run_subtask
 
 RUNNABLE = frozenset({"pending", "blocked"})
@@ -85,8 +88,9 @@ async def _run_parallel(ctx: RunContext, phase: Phase) -> None:
         return
     fresh = (await ctx.records.read()).phases[phase.index]
     ready = [s for s in fresh.subtasks if s.status == "in_progress" and is_committed_unmerged(s)]
-    await merge_subtasks(ctx, ready, group=phase.key,
-                         merged_siblings=[s for s in fresh.subtasks if merged_with_changes(s)])
+    results = await merge_subtasks(ctx, ready, group=phase.key, merged_siblings=[
+        s for s in fresh.subtasks if merged_with_changes(s)])
+    await resolve_conflicts(ctx, [s.id for s in fresh.subtasks], ended=_conflicted(results))
 
 
 async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
@@ -103,10 +107,18 @@ async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
                 return  # the next subtask needs this one merged first
             if not outcome.ok:
                 continue
+        elif subtask.status == "conflict":  # rounds an earlier build left (SPEC 10)
+            await resolve_conflicts(ctx, [subtask.id], ended=())
+            continue
         elif not (subtask.status == "in_progress" and is_committed_unmerged(subtask)):
             continue
         if ctx.settings.no_merge:
             return
         fresh = (await ctx.records.read()).subtask(subtask.id)
         if is_committed_unmerged(fresh):
-            await merge_subtasks(ctx, [fresh], group=None)
+            results = await merge_subtasks(ctx, [fresh], group=None)
+            await resolve_conflicts(ctx, [fresh.id], ended=_conflicted(results))
+
+
+def _conflicted(results: Sequence[MergeResult]) -> set[str]:
+    return {r.subtask_id for r in results if r.outcome == "conflict"}

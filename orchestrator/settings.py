@@ -49,6 +49,8 @@ class Settings:
     copy: tuple[str, ...] = (".env", ".env.local")
     setup: tuple[str, ...] = ()
     claude: ClaudeSettings = field(default_factory=ClaudeSettings)
+    resolve: str = "agent"  # SPEC 10: conflicts go back to the agent, or to the user (manual)
+    resolve_attempts: int = 2
 
 
 def _positive_int(value: Any) -> int:
@@ -121,6 +123,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
     "json": _bool, "copy": _str_list, "setup": _str_list,
+    "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
 }
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,

@@ -44,7 +44,9 @@ class CommandAgent:
 
     @staticmethod
     def _environment(task: AgentTask, prompt_file: Path) -> dict[str, str]:
-        return {**os.environ,
+        inherited = {k: v for k, v in os.environ.items() if k != "ORCHESTRATE_RESOLVING"}
+        resolving = {"ORCHESTRATE_RESOLVING": str(task.resolving)} if task.resolving else {}
+        return {**inherited, **resolving,
                 "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
                 "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
                 "ORCHESTRATE_SPEC": task.spec,
