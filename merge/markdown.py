@@ -11,20 +11,35 @@ import re
 import shlex
 
 from merge.changes import Hunk
-from merge.report import ConflictReport, Finding, Side, SubtaskRow
+from merge.report import ConflictReport, Finding, Resolution, Side, SubtaskRow
 
 MAX_HUNKS = 3  # per side; the JSON report has them all
 
 
 def render_markdown(report: ConflictReport) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
-    if not report.findings:
+    if not report.findings and not report.resolutions():
         parts.append("No conflicts or overlaps.")
     for number, finding in enumerate(report.conflicts(), 1):
         parts.append(_conflict(report, finding, number))
     for number, finding in enumerate(report.overlaps(), 1):
         parts.append(_overlap(report, finding, number))
+    for number, resolution in enumerate(report.resolutions(), 1):
+        parts.append(_resolved(report, resolution, number))
     return "\n\n".join(parts) + "\n"
+
+
+def _resolved(report: ConflictReport, resolution: Resolution, number: int) -> str:
+    paths = ", ".join(code(p) for p in resolution.paths) or "its branch"
+    others = ", ".join(code(s) for s in resolution.subtasks)
+    against = f" with {others}" if others else ""
+    what = {"check": "failed the check", "overlap": "was blocked by an overlap"}.get(
+        resolution.kind, "conflicted")
+    branch = next((r.branch for r in report.subtasks if r.id == resolution.subtask_id), None)
+    where = f" (a merge commit on {code(branch)})" if branch else ""
+    return (f"### Resolved {number}: {paths} ({resolution.kind})\n\n"
+            f"{code(resolution.subtask_id)} {what}{against}; resolved by agent in round "
+            f"{resolution.round}{where}, then merged.")
 
 
 def _title(report: ConflictReport) -> str:
@@ -78,6 +93,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     who = ", ".join(code(s) for s in finding.subtasks)
     state = ("merged cleanly; check that the combined result is right" if finding.merged
              else "not all of them are merged (see the conflicts above)")
+    if finding.merged and (by := _resolved_by(report, finding)):
+        state = (f"resolved by agent in round {by.round} ({code(by.subtask_id)}); check that "
+                 "the combined result is right")
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]
@@ -86,6 +104,11 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
         command = ["git", "diff", base[:12], report.integration_branch, "--", finding.path]
         parts += ["Review the combined result:", fence(_shell(command), "sh")]
     return "\n\n".join(parts)
+
+
+def _resolved_by(report: ConflictReport, finding: Finding) -> Resolution | None:
+    return next((r for r in report.resolutions()
+                 if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
 
 
 def _side(side: Side) -> str:

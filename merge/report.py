@@ -24,6 +24,17 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """A conflict that went back to the subtask's agent and was resolved (SPEC 10)."""
+
+    subtask_id: str
+    round: int
+    kind: str  # conflict, overlap (--overlap block) or check
+    paths: tuple[str, ...]
+    subtasks: tuple[str, ...]  # the other side
+
+
+@dataclass(frozen=True)
 class SubtaskRow:
     """What the plan says about one subtask (plan order)."""
 
@@ -38,6 +49,7 @@ class SubtaskRow:
     merge_commit: str | None = None
     files_changed: int | None = None  # filled in by build_report
     no_changes: bool = False  # the agent succeeded without changing anything
+    resolution: Resolution | None = None  # the round that resolved its conflict
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,10 @@ class ConflictReport:
     def overlaps(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "overlap"]
 
+    def resolutions(self) -> list[Resolution]:
+        """Conflicts resolved by an agent, of the subtasks now merged."""
+        return [r.resolution for r in self.subtasks if r.resolution and _is_merged(r)]
+
     def summary(self) -> dict[str, int]:
         statuses = [r.status for r in self.subtasks]
         merged = sum(1 for r in self.subtasks if r.merge == "merged" or r.status == "completed")
@@ -94,7 +110,10 @@ class ConflictReport:
                 "base": self.base, "generated_at": self.generated_at,
                 "summary": self.summary(),
                 "subtasks": [_row_json(r, self.findings) for r in self.subtasks],
-                "conflicts": [_finding_json(f) for f in self.findings]}
+                "conflicts": [_finding_json(f) for f in self.findings],
+                "resolved": [{"subtask": r.subtask_id, "round": r.round, "kind": r.kind,
+                              "paths": list(r.paths), "subtasks": list(r.subtasks)}
+                             for r in self.resolutions()]}
 
 
 def report_time(now: str | None = None) -> str:
@@ -221,7 +240,8 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
     return {"id": row.id, "phase": row.phase, "status": row.status, "branch": row.branch,
             "head": row.head, "files_changed": row.files_changed, "merge": row.merge,
             "merge_commit": row.merge_commit, "no_changes": row.no_changes,
-            "overlaps": overlaps}
+            "overlaps": overlaps,
+            "resolved_round": row.resolution.round if row.resolution else None}
 
 
 def _finding_json(finding: Finding) -> Json:

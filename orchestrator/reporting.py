@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from merge.annotations import render_github
 from merge.markdown import render_markdown
-from merge.report import ConflictReport, SubtaskRow, build_report
+from merge.report import ConflictReport, Resolution, SubtaskRow, build_report
 from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
 
@@ -36,7 +36,20 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       branch=_text(meta.get("branch")), base=_text(meta.get("base")),
                       head=_text(meta.get("head")), merge=_text(meta.get("merge")),
                       merge_commit=_text(meta.get("merge_commit")),
-                      no_changes=meta.get("no_changes") is True)
+                      no_changes=meta.get("no_changes") is True,
+                      resolution=_resolution(subtask.id, meta.get("resolution")))
+
+
+def _resolution(subtask_id: str, record: Any) -> Resolution | None:
+    """The plan's `orchestrate.resolution` record (SPEC 10), if it is well formed."""
+    if not isinstance(record, dict) or not isinstance(record.get("round"), int):
+        return None
+    return Resolution(subtask_id, record["round"], str(record.get("kind") or "conflict"),
+                      _strings(record.get("paths")), _strings(record.get("subtasks")))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 def _text(value: Any) -> str | None:
