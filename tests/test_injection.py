@@ -79,7 +79,7 @@ def build_hostile_conflict(repo: Path) -> Path:
     lines of src/app.py (an overlap)."""
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, [FIRST, SECOND], parallel=True)))
     before = checkout_state(repo)
-    build(repo, check=1)
+    build(repo, "--resolve", "manual", check=1)  # the conflict stays for the report
     assert checkout_state(repo) == before
     assert statuses(plan_path) == {FIRST: "completed", SECOND: "conflict"}
     assert subtasks(plan_path)[SECOND]["orchestrate"]["error"].startswith("merge conflict in ")
