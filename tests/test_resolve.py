@@ -24,7 +24,8 @@ from tests.buildkit import (
     subtasks,
     wait_until,
 )
-from tests.conftest import git, phase, plan_of, read_json, run_cli, write_plan
+from tests.conftest import claude_env, git, phase, plan_of, read_json, run_cli, write_plan
+from tests.fake_anthropic import FakeAnthropic, bash, editor, reply
 
 BRANCH_B = f"orchestrate/{SPEC}/b"
 CONFLICT = ("--append", "a=shared.txt", "--append", "b=shared.txt", "--append", "c=shared.txt")
@@ -207,3 +208,37 @@ def test_a_crash_at_each_resolution_failpoint_loses_nothing(
     assert sorted(git(repo, "show", f"{INTEGRATION}:shared.txt").splitlines()) == [
         "edit by a", "edit by b"]
     assert not worktree_of(repo).exists() or not merge_in_progress(worktree_of(repo))
+
+
+def test_the_claude_agent_resolves_the_conflict_with_its_editor(
+        repo: Path, fake_api: FakeAnthropic) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["sub-alpha", "sub-beta"], parallel=True)))
+    for name in ("alpha", "beta"):
+        fake_api.script(f"sub-{name}", [
+            reply(editor("create", path="shared.txt", file_text=f"{name}\n")), reply("Done.")])
+    block = f"<<<<<<< HEAD\nbeta\n=======\nalpha\n>>>>>>> {INTEGRATION}\n"
+    marker = "into subtask sub-beta (round 1"
+    fake_api.script(marker, [
+        reply("Looking at the conflict.", editor("view", path="shared.txt"),
+              bash("git status --short")),
+        reply(editor("str_replace", path="shared.txt", old_str=block, new_str="alpha\nbeta\n")),
+        reply("Kept both lines."),
+    ])
+    run_cli(repo, "build", SPEC, "--agent", "claude", env=claude_env(fake_api), check=0)
+    assert fake_api.problems == []
+    viewed, status, replaced = fake_api.tool_results(marker)
+    assert "<<<<<<< HEAD" in viewed["content"]
+    assert "AA shared.txt" in status["content"]
+    assert not replaced["is_error"]
+    assert git(repo, "show", f"{INTEGRATION}:shared.txt") == "alpha\nbeta"
+    (first, *_) = fake_api.bodies(marker)
+    assert "middle of a merge" in first["system"][0]["text"]
+    assert "shared.txt (add/add): conflicts with sub-alpha" in str(first["messages"][0])
+    beta = subtasks(repo)["sub-beta"]
+    assert (beta["status"], beta["orchestrate"]["resolutions"]) == ("completed", 1)
+    alpha = subtasks(repo)["sub-alpha"]  # two turns; beta had two, then three in its round
+    assert (beta["orchestrate"]["usage"]["output_tokens"]
+            > alpha["orchestrate"]["usage"]["output_tokens"] > 0)
+    message = git(repo, "log", "-1", "--format=%B", f"orchestrate/{SPEC}/sub-beta")
+    assert "Orchestrate-Resolution: 1" in message
+    assert "Orchestrate-Agent: claude (claude-sonnet-5-5)" in message
