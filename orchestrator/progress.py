@@ -87,9 +87,13 @@ class LiveSink:
             self.running.pop(event.subtask, None)
             self.done += event.kind in ("subtask_merged", "subtask_skipped")
             self.waiting_merge -= event.kind in ("subtask_merged", "subtask_conflict")
-        elif event.kind == "subtask_committed" and event.subtask:
+        elif event.kind in ("subtask_committed", "resolved") and event.subtask:
             self.running.pop(event.subtask, None)
             self.waiting_merge += 1
+        elif event.kind == "resolution_started" and event.subtask:  # SPEC 10
+            self.running[event.subtask] = time.monotonic()
+        elif event.kind == "resolution_failed" and event.subtask:
+            self.running.pop(event.subtask, None)
         self._draw_footer()
 
     def refresh(self) -> None:

@@ -126,12 +126,17 @@ class Records:
         await self._each([subtask_id], change)
 
     async def resolution_committed(self, subtask_id: str, round_: int, head: str,
-                                   usage: dict[str, int], resolution: dict[str, Any]) -> None:
-        """The round's merge commit is on the branch: committed work waiting to be merged."""
+                                   usage: dict[str, int], resolution: dict[str, Any],
+                                   base: str | None = None) -> None:
+        """The round's merge commit is on the branch: committed work waiting to be merged.
+        `base` becomes the integration commit merged in: what the branch adds to it is the
+        subtask's own work (its overlaps, its diffstat), not the others' work it merged."""
         def change(subtask: Subtask) -> None:
             _end_round(subtask, round_, usage)
             subtask.raw["status"] = "in_progress"
             subtask.write_meta(head=head, merge="pending", resolution=resolution)
+            if base:
+                subtask.write_meta(base=base)
         await self._each([subtask_id], change)
 
     async def rounds_interrupted(self, subtask_ids: Sequence[str]) -> None:

@@ -152,7 +152,7 @@ async def _play(ctx: RunContext, plan: Plan, state: Round) -> None:
     commit = await _commit(ctx, state)
     failpoint("resolution-committed")
     await ctx.records.resolution_committed(state.subtask.id, state.number, commit, state.usage,
-                                           _resolution_record(state))
+                                           _resolution_record(state), base=state.merging)
     failpoint("resolution-recorded")
 
 
@@ -267,9 +267,8 @@ async def _commit(ctx: RunContext, state: Round) -> str:
 
 
 def _resolution_record(state: Round) -> dict[str, Any]:
-    others = sorted({s for f in state.findings for s in f.subtasks} - {state.subtask.id},
-                    key=lambda s: next((i for i, f in enumerate(state.findings)
-                                        if s in f.subtasks), 0))
+    others = list(dict.fromkeys(s for f in state.findings for s in f.subtasks
+                                if s != state.subtask.id))  # plan order
     kind = ("check" if state.subtask.meta.get("merge") == "check_failed"
             else "conflict" if any(f.detail != "overlap" for f in state.findings)
             else "overlap")
@@ -319,9 +318,10 @@ async def recover_rounds(ctx: MergeContext) -> None:
             interrupted.append(subtask.id)
         else:
             number = int(subtask.meta["resolving"])
+            tip, merged = committed
             await ctx.records.resolution_committed(
-                subtask.id, number, committed, {},
-                {"round": number, "kind": "conflict", "paths": [], "subtasks": []})
+                subtask.id, number, tip, {},
+                {"round": number, "kind": "conflict", "paths": [], "subtasks": []}, base=merged)
     if interrupted:
         await ctx.records.rounds_interrupted(interrupted)
 
@@ -335,13 +335,16 @@ async def abort_merge(worktree: Path) -> None:
         await git(worktree, "merge", "--abort", check=False)
 
 
-async def _committed_resolution(ctx: MergeContext, subtask: Subtask) -> str | None:
-    """The branch tip, if it is this round's merge commit on the recorded head."""
+async def _committed_resolution(ctx: MergeContext, subtask: Subtask
+                                ) -> tuple[str, str | None] | None:
+    """The branch tip and the commit it merged, if the tip is this round's merge commit on
+    the recorded head (a build killed between the commit and its record)."""
     branch = f"refs/heads/{ctx.branch_for(subtask.id)}"
-    found = await git(ctx.repo, "log", "-1", "--format=%P%x00%B", branch, "--", check=False)
-    parents, _, body = found.stdout.partition("\0")
+    found = await git(ctx.repo, "log", "-1", "--format=%H %P%x00%B", branch, "--", check=False)
+    commits, _, body = found.stdout.partition("\0")
+    tip, *parents = commits.split() or [""]
     round_line = f"{TRAILER}: {subtask.meta.get('resolving')}"
-    if found.returncode != 0 or parents.split()[:1] != [subtask.meta.get("head")] or \
+    if found.returncode != 0 or parents[:1] != [subtask.meta.get("head")] or \
             round_line not in body.splitlines():
         return None
-    return await git_out(ctx.repo, "rev-parse", branch)
+    return tip, (parents[1] if len(parents) > 1 else None)

@@ -16,7 +16,7 @@ mkdir -p calc docs .orchestrate/specs/001-calculator
 printf '# calc\nA tiny calculator, built by five agents at once.\n' > README.md
 printf '"""Calculator operations."""\n' > calc/__init__.py
 { echo "# Operations"; for op in add subtract multiply divide power; do
-    printf '\n- %s: TODO\n\n(see calc/%s.py)\n' "$op" "$op"; done; } > docs/operations.md
+    printf '\n- %s: TODO\n\n(see calc/%s.py)\n' "$op" "$op"; done; echo; echo "Notes: none yet."; } > docs/operations.md
 git add -A && git commit -qm "Start the calculator"
 
 cat > .orchestrate/specs/001-calculator/spec.md <<'SPEC'
@@ -53,13 +53,14 @@ with open(".orchestrate/specs/001-calculator/implementation_plan.json", "w") as 
 PLAN
 
 echo "== demo repository: $DEMO"
-echo "== orchestrate build 001   (7 subtasks, each agent takes ${DEMO_AGENT_SECONDS}s)"
+echo "== orchestrate build 001   (7 subtasks, each agent takes ${DEMO_AGENT_SECONDS}s;"
+echo "   divide and power edit the same line: power's agent gets one resolution round)"
 start=$(date +%s.%N)
 status=0
 orchestrate build 001 --agent-command "python3 $PROJECT/scripts/demo_agent.py" || status=$?
 end=$(date +%s.%N)
 python3 -c "
-wall = $end - $start; serial = 7 * $DEMO_AGENT_SECONDS
+wall = $end - $start; serial = 8 * $DEMO_AGENT_SECONDS  # 7 subtasks and 1 resolution round
 print(f'== wall time {wall:.1f}s; one agent after another would take {serial:.0f}s '
       f'(speedup {serial / wall:.1f}x)')"
 echo "== orchestrate status 001"

@@ -3,17 +3,22 @@
 
 It plays a coding agent for the demo plan of scripts/demo.sh: it reads which subtask it is from
 ORCHESTRATE_SUBTASK_ID, "thinks" for DEMO_AGENT_SECONDS, then writes that subtask's code.
+In a resolution round (ORCHESTRATE_RESOLVING is the round) it resolves every conflict git left
+in its worktree by keeping both sides' lines, its own first.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 OPERATIONS = {"add": "a + b", "subtract": "a - b", "multiply": "a * b",
               "divide": "a / b", "power": "a ** b"}
+NOTES = {"divide": "divide(a, 0) raises ZeroDivisionError.",
+         "power": "power(-8, 1 / 3) is a complex number."}
 
 
 def write_operation(name: str) -> None:
@@ -22,7 +27,24 @@ def write_operation(name: str) -> None:
         f'"""The {name} operation."""\n\n\ndef {name}(a: float, b: float) -> float:\n'
         f"    return {OPERATIONS[name]}\n")
     docs = Path("docs/operations.md")
-    docs.write_text(docs.read_text().replace(f"- {name}: TODO", f"- {name}: `{name}(a, b)`"))
+    text = docs.read_text().replace(f"- {name}: TODO", f"- {name}: `{name}(a, b)`")
+    if name in NOTES:  # divide and power both edit this line: one conflict for the demo
+        text = text.replace("Notes: none yet.", f"Notes: {NOTES[name]}")
+    docs.write_text(text)
+
+
+def resolve_conflicts() -> None:
+    """Keep both sides of every conflict block: drop git's marker lines."""
+    listed = subprocess.run(["git", "diff", "--name-only", "--diff-filter=U", "-z"],
+                            capture_output=True, text=True, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        path = Path(name)
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines
+                if not line.startswith(("<<<<<<< ", ">>>>>>> ", "||||||| "))
+                and line.rstrip("\n") != "======="]
+        path.write_text("".join(kept))
+        print(f"demo agent: resolved {name}, both sides kept")
 
 
 def write_registry() -> None:
@@ -42,7 +64,9 @@ def main() -> int:
     subtask = os.environ["ORCHESTRATE_SUBTASK_ID"]
     print(f"demo agent: working on {subtask} in {Path.cwd()}")
     time.sleep(float(os.environ.get("DEMO_AGENT_SECONDS", "3")))
-    if subtask in OPERATIONS:
+    if os.environ.get("ORCHESTRATE_RESOLVING"):
+        resolve_conflicts()
+    elif subtask in OPERATIONS:
         write_operation(subtask)
     elif subtask == "registry":
         write_registry()
