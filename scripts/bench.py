@@ -12,6 +12,9 @@
     `git merge --no-ff` of the same branches in a worktree.
 (c) latency: `orchestrate status` and `orchestrate --version` versus `git status`.
 (d) memory: peak RSS of a build with 50 concurrent claude sessions on the fake Messages API.
+(e) resolve: 10 subtasks of which 3 pairs conflict, `--resolve agent` with a scripted resolver
+    against `--resolve manual`: subtasks completed without a person, and wall time against
+    the same build without conflicts (scripts/bench_resolve.py).
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -249,8 +252,8 @@ def median(measure: Callable[[], float], repeat: int) -> float:
 def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) -> None:
     print(f"\n{name}")
     for key, value in figures.items():
-        unit = "MB" if key.endswith("_mb") else "s"
-        print(f"  {key:<24} {value:10.3f} {unit}")
+        unit = " MB" if key.endswith("_mb") else "" if key.endswith("completed") else " s"
+        print(f"  {key:<24} {value:10.3f}{unit}")
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
             print(f"  {top + ' / ' + bottom:<34} {figures[top] / figures[bottom]:6.3f}")
@@ -265,7 +268,7 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="build,merge,latency,memory")
+    parser.add_argument("--only", default="build,merge,latency,memory,resolve")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     print(f"orchestrate benchmarks: {args.files} files, medians of {args.repeat} runs, "
@@ -285,6 +288,12 @@ def main() -> None:
         if "memory" in wanted:
             report(f"(d) {args.sessions} concurrent claude sessions", bench_memory(args, scratch),
                    [])
+        if "resolve" in wanted:
+            from bench_resolve import bench_resolve  # type: ignore[import-not-found]
+
+            report(f"(e) resolve: 10 subtasks, 3 conflicting pairs, {args.parallel} at once, "
+                   f"agents sleep {args.sleep:g}s", bench_resolve(args, scratch),
+                   [("resolve agent", "no conflicts"), ("resolve manual", "no conflicts")])
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ def test_the_benchmark_runs_every_measurement(tmp_path: Path) -> None:
         "one git worktree add",
         "ideal", "orchestrate, pool full / ideal", "orchestrate, pool full / naive",
         "orchestrate", "orchestrate / naive", "status", "version", "git status",
-        "status / git status", "peak RSS_mb"}
+        "status / git status", "peak RSS_mb", "no conflicts", "resolve agent",
+        "resolve manual", "resolve agent / no conflicts"}
     assert expected <= set(figures), done.stdout
     assert figures["ideal"] == 0.2  # ceil(3 / 2) * 0.1 s
     assert all(value > 0 for value in figures.values()), done.stdout
+    assert (figures["resolve agent, completed"], figures["resolve manual, completed"]) == (10, 7)
     assert (tmp_path / "cache" / "repo-300" / ".git").is_dir()
