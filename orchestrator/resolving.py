@@ -281,7 +281,7 @@ async def _undo(state: Round) -> None:
     (undoing a commit the agent made). Nothing runs where the .git file is gone: git would
     find the user's own repository above the worktree."""
     worktree = state.worktree
-    if not await trio.Path(worktree / ".git").is_file():
+    if not await _linked_worktree(worktree):
         return
     await remove_stale_index_lock(worktree)
     await git(worktree, "merge", "--abort", check=False)
@@ -328,11 +328,23 @@ async def recover_rounds(ctx: MergeContext) -> None:
 
 async def abort_merge(worktree: Path) -> None:
     """Abort a merge in progress in a subtask's worktree, if there is one."""
-    if not await trio.Path(worktree / ".git").is_file():
+    if not await _linked_worktree(worktree):
         return
     await remove_stale_index_lock(worktree)
     if await _merge_head(worktree):
         await git(worktree, "merge", "--abort", check=False)
+
+
+async def _linked_worktree(worktree: Path) -> bool:
+    """Whether git in `worktree` works on a linked worktree: not when its .git file is gone
+    (git would find the user's repository above it) or an agent pointed it at the main
+    repository's own git folder (an abort or reset there would hit the user's checkout)."""
+    if not await trio.Path(worktree / ".git").is_file():
+        return False
+    found = await git(worktree, "rev-parse", "--path-format=absolute", "--git-dir",
+                      "--git-common-dir", check=False)
+    dirs = found.stdout.split("\n")
+    return found.returncode == 0 and len(dirs) >= 2 and dirs[0] != dirs[1]
 
 
 async def _committed_resolution(ctx: MergeContext, subtask: Subtask
