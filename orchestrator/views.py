@@ -38,7 +38,7 @@ def subtask_status(subtask: Subtask) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
                  "error": meta.get("error")}
-    for extra in ("no_changes", "overlaps", "usage"):
+    for extra in ("no_changes", "overlaps", "usage", "resolving", "resolutions"):
         if meta.get(extra):
             row[extra] = meta[extra]
     return row
@@ -73,6 +73,10 @@ def _subtask_line(subtask: Subtask) -> str:
         parts.append(f"{row['branch']}")
     if row["merge"]:
         parts.append(f"merge={row['merge']}")
+    if row.get("resolving"):
+        parts.append(f"resolving (round {row['resolving']})")
+    elif row.get("resolutions"):
+        parts.append(f"resolutions={row['resolutions']}")
     if isinstance(row["duration_s"], int | float):
         parts.append(f"{row['duration_s']:.1f}s")
     if row.get("no_changes"):

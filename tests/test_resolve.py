@@ -113,6 +113,21 @@ def test_markers_left_exhaust_the_rounds_and_the_subtask_stays_in_conflict(
     assert git(worktree, "status", "--porcelain") == ""
 
 
+def test_used_up_rounds_wait_for_retry_failed_which_gives_fresh_ones(
+        repo: Path, recorder: Recorder) -> None:
+    conflicting_pair(repo)
+    build(repo, recorder, *CONFLICT, "--resolve", "b=leave", check=1)
+    assert len(rounds(recorder)) == 2
+    status = run_cli(repo, "status", SPEC, check=0).stdout
+    assert "merge=conflict resolutions=2" in status
+    build(repo, recorder, *CONFLICT, "--resolve", "b=both", check=1)
+    assert len(rounds(recorder)) == 2  # no round without --retry-failed
+    build(repo, recorder, *CONFLICT, "--resolve", "b=both", options=("--retry-failed",))
+    assert [r["resolving"] for r in rounds(recorder)] == ["1", "2", "3"]
+    assert statuses(repo) == dict.fromkeys("abz", "completed")
+    assert "Orchestrate-Resolution: 3" in git(repo, "log", "-1", "--format=%B", BRANCH_B)
+
+
 def test_an_agent_that_commits_or_aborts_the_merge_fails_its_round(
         repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b", "c"], parallel=True)))
