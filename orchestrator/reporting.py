@@ -44,7 +44,9 @@ def _resolution(subtask_id: str, record: Any) -> Resolution | None:
     """The plan's `orchestrate.resolution` record (SPEC 10), if it is well formed."""
     if not isinstance(record, dict) or not isinstance(record.get("round"), int):
         return None
-    return Resolution(subtask_id, record["round"], str(record.get("kind") or "conflict"),
+    kind = record.get("kind") if record.get("kind") in ("conflict", "overlap", "check") else (
+        "conflict")
+    return Resolution(subtask_id, record["round"], str(kind),
                       _strings(record.get("paths")), _strings(record.get("subtasks")))
 
 
