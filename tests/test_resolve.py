@@ -113,6 +113,20 @@ def test_markers_left_exhaust_the_rounds_and_the_subtask_stays_in_conflict(
     assert git(worktree, "status", "--porcelain") == ""
 
 
+def test_a_conflict_in_a_sequential_phase_is_resolved_before_the_next_subtask(
+        repo: Path, recorder: Recorder) -> None:
+    # two independent sequential phases run at the same time from the same head
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"]), phase(2, ["b", "c"], depends_on=[])))
+    build(repo, recorder, "--append", "a=shared.txt", "--append", "b=shared.txt",
+          "--sleep", "a=1", "--sleep", "b=1", "--resolve", "*=both")
+    assert statuses(repo) == dict.fromkeys("abc", "completed")
+    records = subtasks(repo)
+    assert sum(records[i]["orchestrate"].get("resolutions", 0) for i in "ab") == 1
+    assert sorted(git(repo, "show", f"{INTEGRATION}:shared.txt").splitlines()) == [
+        "edit by a", "edit by b"]
+    assert integrated(repo) == Counter(a=1, b=1, c=1)
+
+
 def test_used_up_rounds_wait_for_retry_failed_which_gives_fresh_ones(
         repo: Path, recorder: Recorder) -> None:
     conflicting_pair(repo)
