@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from merge.overlap import overlap_detail
 from merge.report import Finding
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
@@ -176,7 +177,19 @@ async def _merge_head(worktree: Path) -> str | None:
 def _findings(ctx: RunContext, plan: Plan, subtask: Subtask) -> list[Finding]:
     """The conflict report's entries for this subtask: both sides' excerpts."""
     report = conflict_report(ctx.spec, plan)
-    return [f for f in report.findings if f.subtask == subtask.id and f.kind != "overlap"]
+    return [_other_side(f, subtask.id) for f in report.findings
+            if f.subtask == subtask.id and f.kind != "overlap"]
+
+
+def _other_side(finding: Finding, me: str) -> Finding:
+    """The finding with only the sides whose edits touch this subtask's lines of the path
+    (the report lists every merged subtask that changed the path), when some do."""
+    mine = next((s.change for s in finding.sides if s.subtask_id == me), None)
+    if mine is None:
+        return finding
+    close = tuple(s for s in finding.sides if s.subtask_id == me or (
+        s.change is not None and overlap_detail([mine, s.change]) != "separate hunks"))
+    return replace(finding, sides=close) if len(close) > 1 else finding
 
 
 async def _run_agent(ctx: RunContext, plan: Plan, state: Round) -> None:
