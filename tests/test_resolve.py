@@ -271,3 +271,16 @@ def test_the_claude_agent_resolves_the_conflict_with_its_editor(
     message = git(repo, "log", "-1", "--format=%B", f"orchestrate/{SPEC}/sub-beta")
     assert "Orchestrate-Resolution: 1" in message
     assert "Orchestrate-Agent: claude (claude-sonnet-5-5)" in message
+
+
+def test_a_bad_resolve_setting_is_refused_before_anything_happens(repo: Path) -> None:
+    path = write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    before = path.read_bytes()
+    (repo / "orchestrate.toml").write_text('resolve = "sometimes"\n')
+    done = run_cli(repo, "build", SPEC, "--agent-command", agent_command(), check=2)
+    assert "orchestrate.toml key `resolve` must be one of agent, manual" in done.stderr
+    (repo / "orchestrate.toml").write_text("resolve_attempts = -1\n")
+    done = run_cli(repo, "build", SPEC, "--agent-command", agent_command(), check=2)
+    assert "`resolve_attempts` must not be negative" in done.stderr
+    assert path.read_bytes() == before
+    assert git(repo, "branch", "--list", "orchestrate/*") == ""
