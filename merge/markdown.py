@@ -11,14 +11,14 @@ import re
 import shlex
 
 from merge.changes import Hunk
-from merge.report import ConflictReport, Finding, Side, SubtaskRow
+from merge.report import ConflictReport, Finding, Resolution, Side, SubtaskRow
 
 MAX_HUNKS = 3  # per side; the JSON report has them all
 
 
 def render_markdown(report: ConflictReport) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
-    if not report.findings:
+    if not report.findings and not report.resolutions():
         parts.append("No conflicts or overlaps.")
     for number, finding in enumerate(report.conflicts(), 1):
         parts.append(_conflict(report, finding, number))
@@ -29,6 +29,8 @@ def render_markdown(report: ConflictReport) -> str:
     if report.check and report.check.get("flaky"):
         parts.append(_flaky(report.check))
     parts += _declared_files(report)
+    for number, resolution in enumerate(report.resolutions(), 1):
+        parts.append(_resolved(report, resolution, number))
     return "\n\n".join(parts) + "\n"
 
 
@@ -47,6 +49,19 @@ def _declared_files(report: ConflictReport) -> list[str]:
         parts.append("\n".join(f"- {code(p.subtasks[0])} and {code(p.subtasks[1])} "
                                f"(phase {code(p.group)})" for p in report.unrealised))
     return parts
+
+
+def _resolved(report: ConflictReport, resolution: Resolution, number: int) -> str:
+    paths = ", ".join(code(p) for p in resolution.paths) or "its branch"
+    others = ", ".join(code(s) for s in resolution.subtasks)
+    against = f" with {others}" if others else ""
+    what = {"check": "failed the check", "overlap": "was blocked by an overlap"}.get(
+        resolution.kind, "conflicted")
+    branch = next((r.branch for r in report.subtasks if r.id == resolution.subtask_id), None)
+    where = f" (a merge commit on {code(branch)})" if branch else ""
+    return (f"### Resolved {number}: {paths} ({resolution.kind})\n\n"
+            f"{code(resolution.subtask_id)} {what}{against}; resolved by agent in round "
+            f"{resolution.round}{where}, then merged.")
 
 
 def _title(report: ConflictReport) -> str:
@@ -109,6 +124,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)
+    if finding.merged and (by := _resolved_by(report, finding)):
+        state = (f"resolved by agent in round {by.round} ({code(by.subtask_id)}); check that "
+                 "the combined result is right")
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]
@@ -151,6 +169,11 @@ def _flaky(check: dict[str, object]) -> str:
             lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
                          f"{code(str(run.get('log', '')))}")
     return "\n".join(lines)
+
+
+def _resolved_by(report: ConflictReport, finding: Finding) -> Resolution | None:
+    return next((r for r in report.resolutions()
+                 if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
 
 
 def _side(side: Side) -> str:

@@ -26,6 +26,7 @@ from orchestrator.plan import Plan, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
+from orchestrator.resolving import recover_rounds
 from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
@@ -166,9 +167,11 @@ async def _start(ctx: RunContext, target: Target) -> None:
 
 
 async def _recover(ctx: MergeContext) -> None:
-    """Make an earlier run's leftovers consistent: completed work missing from the
-    integration branch is merged again or rerun, merged branches become completed, and
-    subtasks interrupted before their commit go back to pending."""
+    """Make an earlier run's leftovers consistent: interrupted resolution rounds go back to
+    conflict, completed work missing from the integration branch is merged again or rerun,
+    merged branches become completed, and subtasks interrupted before their commit go back to
+    pending."""
+    await recover_rounds(ctx)
     await reconcile(ctx)
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
@@ -203,6 +206,7 @@ def _interrupted(plan: Plan) -> list[str]:
 
 
 async def _return_interrupted(ctx: RunContext) -> None:
+    await recover_rounds(ctx)
     if interrupted := _interrupted(await ctx.records.read()):
         await ctx.records.set_status(interrupted, "pending", error="interrupted")
 

@@ -122,6 +122,42 @@ class Worktrees:
             self.in_use -= 1
             self._notify()
 
+    @asynccontextmanager
+    async def hold_on_branch(self, subtask_id: str, branch: str) -> AsyncIterator[Path]:
+        """The subtask's worktree on `branch`, clean at the branch's tip (which stays), for a
+        resolution round (SPEC 10): its own, a parked one, or a fresh one. It never waits for
+        pool capacity: the round already holds an agent slot, and the subtasks waiting for
+        one may be holding every prepared worktree."""
+        path = self.path_for(subtask_id)
+        tip = await git_out(self.repo, "rev-parse", "--verify", f"refs/heads/{branch}")
+        self.in_use += 1
+        try:
+            if not await self._reuse_own(path, branch, tip):
+                if await self._take_parked(path):
+                    await self._switch(path, branch, tip, reset_branch=False)
+                else:
+                    await self._create(path, branch, tip, reset_branch=False)
+            yield path
+        finally:
+            self.in_use -= 1
+            self._notify()
+
+    async def _reuse_own(self, path: Path, branch: str, tip: str) -> bool:
+        """Switch the worktree already at `path` to `branch`; False (the folder cleared away)
+        if there is none or it is damaged."""
+        registered = await self._registered()
+        if path in registered and await trio.Path(path / ".git").exists():
+            try:
+                await self._switch(path, branch, tip, reset_branch=False)
+                return True
+            except GitError:
+                pass
+        if path in registered:
+            await self._forget(path)
+        elif await trio.Path(path).exists():
+            await trio.to_thread.run_sync(_remove_tree, path)
+        return False
+
     async def _obtain(self, path: Path, branch: str | None, start: str, *,
                       reset_branch: bool) -> None:
         """A worktree at `path` on `branch` (None: detached), clean at `start` (resetting the
