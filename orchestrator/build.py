@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from merge.integrate import MergeResult
+from orchestrator.adoption import adopt_crashed_commits
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
@@ -147,14 +148,17 @@ async def _start(ctx: RunContext, target: Target) -> None:
 
 
 async def _recover(ctx: MergeContext) -> None:
-    """Make an earlier run's leftovers consistent: merged branches become completed, and
-    subtasks interrupted before their commit go back to pending."""
+    """Make an earlier run's leftovers consistent: merged branches become completed, work
+    committed just before a crash is adopted, and subtasks interrupted before their commit
+    go back to pending."""
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
     merged = [s.id for s in plan.subtasks()
               if s.status != "completed" and s.meta.get("head") and s.id in tips
               and tips[s.id] != s.meta.get("base")]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
+    adopted = await adopt_crashed_commits(ctx, plan, interrupted)
+    interrupted = [s for s in interrupted if s not in adopted]
     if merged:
         commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
         await ctx.records.merged(

@@ -62,6 +62,9 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
+    from orchestrator.interrupts import term_as_interrupt
+
+    term_as_interrupt()
     cli(prog_name="orchestrate")
 
 

@@ -108,6 +108,14 @@ class Records:
             subtask.write_meta(**meta)
         await self._each(subtask_ids, change)
 
+    async def recovered_commit(self, subtask_id: str, head: str) -> None:
+        """The subtask's commit, made before a crash that lost its status write (adoption)."""
+        def change(subtask: Subtask) -> None:
+            _count_attempt(subtask, None)
+            subtask.meta.pop("error", None)
+            subtask.write_meta(head=head, merge="pending", no_changes=False, recovered=True)
+        await self._each([subtask_id], change)
+
 
 def _count_attempt(subtask: Subtask, error: str | None) -> None:
     attempts = subtask.meta.get("attempts")
