@@ -23,6 +23,9 @@ from tests.watchdog import EXIT_BOUND_S, finished_line, kill_tree, watch
 AGENT = Path(__file__).resolve().parent / "agents" / "agent.py"
 SPEC = "001-demo"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
+# Conflicts stay with the user (no agent resolution rounds) where a build supports the choice;
+# a build without the setting ignores the variable.
+MANUAL_RESOLVE = {"ORCHESTRATE_RESOLVE": "manual"}
 
 
 def agent_command(*args: str) -> str:

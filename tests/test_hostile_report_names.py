@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from tests.buildkit import MANUAL_RESOLVE
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import INTEGRATION, SPEC, statuses
 from tests.test_injection import ANNOTATION, fences_are_balanced, unescape
@@ -33,9 +34,8 @@ def test_a_hostile_name_in_an_add_add_conflict_never_starts_a_line_with_colons(
     script = tmp_path / "hostile_agent.py"
     script.write_text(AGENT)
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
-    # (--resolve manual once agent resolution rounds are the default)
     run_cli(repo, "build", "001", "--agent-command", shlex.join([sys.executable, str(script)]),
-            check=1)
+            env=MANUAL_RESOLVE, check=1)
     assert statuses(plan_path) == {"a": "completed", "b": "conflict"}
     assert git(repo, "show", f"{INTEGRATION}:{NAME}").startswith("from a")
 

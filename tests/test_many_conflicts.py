@@ -6,8 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.buildkit import SPEC, Recorder, build, plan_path, statuses, subtasks
-from tests.conftest import git, phase, plan_of, read_json, write_plan
+from tests.buildkit import (
+    MANUAL_RESOLVE,
+    SPEC,
+    Recorder,
+    agent_command,
+    plan_path,
+    statuses,
+    subtasks,
+)
+from tests.conftest import git, phase, plan_of, read_json, run_cli, write_plan
 
 MAX_PARALLEL = 1
 POOL = 2 * MAX_PARALLEL  # the build's pool limit
@@ -31,10 +39,11 @@ def _check_worktrees(repo: Path, conflicting: list[str]) -> None:
 
 def test_three_times_the_pool_in_conflict_and_the_build_still_exits(
         repo: Path, recorder: Recorder) -> None:
-    # --resolve manual once agent resolution rounds are the default (issue 20 note)
     write_plan(repo, SPEC, plan_of(phase(1, IDS, parallel=True)))
     options = ("--max-parallel", str(MAX_PARALLEL))
-    out = build(repo, recorder, "--append", "*=src/app.py", options=options, check=1)
+    env = {**recorder.env, **MANUAL_RESOLVE}
+    out = run_cli(repo, "build", SPEC, *options, "--agent-command",
+                  agent_command("--append", "*=src/app.py"), env=env, check=1).stdout
     assert out.splitlines()[-1].startswith(f"done: 1 completed, {3 * POOL} conflict")
     assert statuses(repo) == {"c0": "completed", **dict.fromkeys(IDS[1:], "conflict")}
     report = read_json(plan_path(repo).parent / "conflict_report.json")
@@ -43,7 +52,8 @@ def test_three_times_the_pool_in_conflict_and_the_build_still_exits(
     assert conflicting == sorted(IDS[1:])
     _check_worktrees(repo, conflicting)
 
-    again = build(repo, recorder, options=options, check=1)
+    again = run_cli(repo, "build", SPEC, *options, "--agent-command", agent_command(),
+                    env=env, check=1).stdout
     assert again.splitlines()[-1].startswith(f"done: 1 completed, {3 * POOL} conflict")
     assert len(recorder.starts()) == len(IDS)  # conflicts are not retried without a flag
     _check_worktrees(repo, conflicting)

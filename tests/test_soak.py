@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
+from tests.buildkit import MANUAL_RESOLVE
 from tests.conftest import run_cli, write_plan
 from tests.soak_support import (
     AGENT,
@@ -68,7 +69,7 @@ def check_build(case: Build, root: Path) -> None:
     prepare(case, prep)
     done = run_cli(repo, "build", SPEC, "--json", "--agent-command", AGENT,
                    "--max-parallel", str(case.max_parallel), "--overlap", case.overlap,
-                   env={"SOAK_PREP": str(prep)}, timeout=240)
+                   env={"SOAK_PREP": str(prep), **MANUAL_RESOLVE}, timeout=240)
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     about = f"{case.describe()}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr}"
     assert events, about

@@ -66,9 +66,9 @@ def _drain(stream: IO[bytes], into: list[bytes]) -> threading.Thread:
 
 
 def watch(process: subprocess.Popen[bytes], output: Callable[[], str], timeout: float,
-          what: str) -> int:
+          what: str, bound: float = EXIT_BOUND_S) -> int:
     """Wait for `process` to exit; fail the test (after killing its tree) if it is still
-    running EXIT_BOUND_S after its output shows `build_finished`, or after `timeout`."""
+    running `bound` seconds after its output shows `build_finished`, or after `timeout`."""
     started = time.monotonic()
     finished_at: float | None = None
     while (code := process.poll()) is None:
@@ -76,9 +76,9 @@ def watch(process: subprocess.Popen[bytes], output: Callable[[], str], timeout: 
         if finished_at is None and any(finished_line(line)
                                        for line in output().splitlines()):
             finished_at = now
-        if finished_at is not None and now - finished_at > EXIT_BOUND_S:
+        if finished_at is not None and now - finished_at > bound:
             _hung(process, output(), f"`{what}` printed its summary but was still running "
-                                     f"{EXIT_BOUND_S:g} s later")
+                                     f"{bound:g} s later")
         if now - started > timeout:
             _hung(process, output(), f"`{what}` still running after {timeout:g} s")
         time.sleep(POLL_S)
