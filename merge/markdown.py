@@ -154,8 +154,14 @@ def _shell_word(word: str) -> str:
     """`word` quoted for the shell on one line: control characters as bash's `$'\\n'`."""
     if not any(_unsafe(c) for c in word):
         return shlex.quote(word)
-    escaped = "".join(_ANSI_C.get(c) or (_escaped(c) if _unsafe(c) else c) for c in word)
+    escaped = "".join(_ANSI_C.get(c) or (_octets(c) if _unsafe(c) else c) for c in word)
     return f"$'{escaped}'"
+
+
+def _octets(char: str) -> str:
+    """`char` as the bytes of its UTF-8 form, which bash's `$'\\xHH'` gives back whatever
+    the locale."""
+    return "".join(f"\\x{byte:02x}" for byte in char.encode())
 
 
 _ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
+from merge.markdown import _shell
 from tests.buildkit import MANUAL_RESOLVE
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import INTEGRATION, SPEC, statuses
@@ -56,3 +58,11 @@ def test_a_hostile_name_in_an_add_add_conflict_never_starts_a_line_with_colons(
     assert [(m.group(1), unescape(m.group(2))) for m in matches if m] == [
         ("error", NAME), ("warning", NAME)]
     assert "100%250A%0A%3A%3Aerror file=a%2Cline=1%3A%3Apwned%0D%0A" in github
+
+
+def test_a_hostile_name_in_a_shell_command_stays_on_one_line_and_means_itself() -> None:
+    command = _shell(["printf", "%s", NAME])
+    assert len(re.split(r"\r\n|\r|\n", command)) == len(command.splitlines()) == 1
+    done = subprocess.run(["bash", "-c", command], capture_output=True, check=True,
+                          env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    assert done.stdout.decode() == NAME

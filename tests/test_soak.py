@@ -3,8 +3,8 @@ against plain git (tests/soak_support.py): statuses, the integration tree, the c
 paths, the overlap paths and each side's line ranges must agree, and every build must exit
 (the watchdog fails a hang).
 
-By default CI runs SOAK_SCENARIOS_DEFAULT scenarios: a fixed list of seeds plus one random seed
-(shown in the test id; rerun it with ORCHESTRATE_SOAK_SEED=N). The long mode is
+By default CI runs about SOAK_SCENARIOS_DEFAULT scenarios: a fixed list of seeds plus two random
+seeds (shown in the test ids; rerun them with ORCHESTRATE_SOAK_SEED=N[,M]). The long mode is
 ORCHESTRATE_SOAK_EXAMPLES=500 (scenarios, spread over the same seeds); shrinking a failure to
 a minimal scenario is off unless ORCHESTRATE_SOAK_SHRINK=1 (each step is a build).
 """
@@ -42,8 +42,9 @@ INTEGRATION = f"orchestrate/{SPEC}/integration"
 PHASES_PER_BUILD = 4  # scenarios per build: one process start serves several
 SOAK_SCENARIOS_DEFAULT = 56
 FIXED_SEEDS = (20, 2026, 31337)
-RANDOM_SEED = int(os.environ.get("ORCHESTRATE_SOAK_SEED") or random.randrange(1 << 32))
-SEEDS = (*FIXED_SEEDS, RANDOM_SEED)
+RANDOM_SEEDS = tuple(int(s) for s in os.environ.get("ORCHESTRATE_SOAK_SEED", "").split(",")
+                     if s) or (random.randrange(1 << 32), random.randrange(1 << 32))
+SEEDS = (*FIXED_SEEDS, *RANDOM_SEEDS)
 SCENARIOS = int(os.environ.get("ORCHESTRATE_SOAK_EXAMPLES") or SOAK_SCENARIOS_DEFAULT)
 BUILDS_PER_SEED = math.ceil(SCENARIOS / PHASES_PER_BUILD / len(SEEDS))
 SHRINK = os.environ.get("ORCHESTRATE_SOAK_SHRINK") == "1"
@@ -95,7 +96,7 @@ def check_build(case: Build, root: Path) -> None:
 
 
 @pytest.mark.parametrize("chosen", SEEDS, ids=[
-    *(f"seed-{s}" for s in FIXED_SEEDS), f"random-seed-{RANDOM_SEED}"])
+    *(f"seed-{s}" for s in FIXED_SEEDS), *(f"random-seed-{s}" for s in RANDOM_SEEDS)])
 def test_builds_agree_with_plain_git(chosen: int) -> None:
     phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if SHRINK else [])]
 
