@@ -70,8 +70,9 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     finally:
-        with trio.CancelScope(shield=True):  # what setup or verification left running
-            await stop_orphaned_agents(ctx.worktrees.path_for(subtask.id))
+        if ctx.settings.setup or subtask.verification_command:
+            with trio.CancelScope(shield=True):  # what setup or verification left running
+                await stop_orphaned_agents(ctx.worktrees.path_for(subtask.id))
     await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
                                      error=outcome.error, usage=outcome.usage,
                                      duration_s=trio.current_time() - started)
