@@ -2,7 +2,12 @@
 
 Every user-controlled string (paths, ids, branch names, file content, git messages) goes
 through `code` (a code span that survives backticks, and pipes inside tables) or `fence`
-(a code block whose fence is longer than any backtick run inside it).
+(a code block whose fence is longer than any backtick run inside it). Inside fences a name
+stays on its line: git's messages show it with its line breaks escaped, shell commands quote it
+with bash's ANSI-C quotes. So that a CI job printing the report never emits a GitHub workflow
+command, no line of the report starts with `::`, even after leading blanks (the runner strips
+them): a line that would (file content in an excerpt) gets a zero-width space between the
+colons.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ def render_markdown(report: ConflictReport) -> str:
     parts += _declared_files(report)
     for number, resolution in enumerate(report.resolutions(), 1):
         parts.append(_resolved(report, resolution, number))
-    return "\n\n".join(parts) + "\n"
+    return no_workflow_commands("\n\n".join(parts) + "\n")
 
 
 def _declared_files(report: ConflictReport) -> list[str]:
@@ -110,7 +115,7 @@ def _conflict(report: ConflictReport, finding: Finding, number: int) -> str:
              f"{code(finding.subtask)} was not merged into "
              f"{code(report.integration_branch)}{against}."]
     if finding.message:
-        parts.append(fence(finding.message, "text"))
+        parts.append(fence(_quoted_message(finding), "text"))
     parts += [_side(side) for side in finding.sides]
     parts += ["To resolve, from the repository root:",
               fence(_resolve_commands(report, finding), "sh")]
@@ -230,16 +235,52 @@ def _resolve_commands(report: ConflictReport, finding: Finding) -> str:
 
 
 def _shell(words: list[str]) -> str:
-    return " ".join(shlex.quote(w) for w in words)
+    return " ".join(_shell_word(w) for w in words)
+
+
+def _shell_word(word: str) -> str:
+    """`word` quoted for the shell on one line: control characters as bash's `$'\\n'`."""
+    if not any(_unsafe(c) for c in word):
+        return shlex.quote(word)
+    escaped = "".join(_ANSI_C.get(c) or (_octets(c) if _unsafe(c) else c) for c in word)
+    return f"$'{escaped}'"
+
+
+def _octets(char: str) -> str:
+    """`char` as the bytes of its UTF-8 form, which bash's `$'\\xHH'` gives back whatever
+    the locale."""
+    return "".join(f"\\x{byte:02x}" for byte in char.encode())
+
+
+_ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _unsafe(char: str) -> bool:
+    return ord(char) < 0x20 or ord(char) == 0x7F or bool(_LINE_BREAK.fullmatch(char))
 
 
 def _comment(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """`text` on one line: its line breaks escaped (`\\n`, `\\r`, `\\x0b`, `\\u2028`...)."""
+    return _LINE_BREAK.sub(lambda m: "".join(_escaped(c) for c in m.group()), text)
+
+
+def _escaped(char: str) -> str:
+    return {"\n": "\\n", "\r": "\\r"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def _quoted_message(finding: Finding) -> str:
+    """git's message, each name of the finding in it with its line breaks escaped."""
+    message = finding.message
+    for path in sorted({finding.path, *finding.paths}, key=len, reverse=True):
+        if path != _comment(path):
+            message = message.replace(path, _comment(path))
+    return message
 
 
 def code(text: str) -> str:
     """`text` as an inline code span, whatever backticks or line breaks it holds."""
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = _LINE_BREAK.sub(" ", text)
     ticks = "`" * (_longest_run(text, "`") + 1)
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -248,6 +289,23 @@ def code(text: str) -> str:
 def fence(text: str, info: str = "") -> str:
     ticks = "`" * max(3, _longest_run(text, "`") + 1)
     return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
+
+
+# What any reader may take for the end of a line: the runner's (.NET ReadLine: \r, \n) and
+# Python's str.splitlines.
+_LINE_BREAK = re.compile("(\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029])")
+
+
+def no_workflow_commands(text: str) -> str:
+    """`text` with a zero-width space after the first colon of each line that the runner
+    would read as a workflow command (`::name ...::`, leading blanks stripped)."""
+    parts = _LINE_BREAK.split(text)
+    for n in range(0, len(parts), 2):  # the even parts are the lines, the odd the breaks
+        line = parts[n]
+        blank = len(line) - len(line.lstrip())
+        if line[blank:].startswith("::"):
+            parts[n] = f"{line[:blank]}:\u200b{line[blank + 1:]}"
+    return "".join(parts)
 
 
 def _longest_run(text: str, char: str) -> int:

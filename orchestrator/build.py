@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from merge.integrate import MergeResult
+from orchestrator.adoption import adopt_crashed_commits
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
@@ -169,8 +170,8 @@ async def _start(ctx: RunContext, target: Target) -> None:
 async def _recover(ctx: MergeContext) -> None:
     """Make an earlier run's leftovers consistent: interrupted resolution rounds go back to
     conflict, completed work missing from the integration branch is merged again or rerun,
-    merged branches become completed, and subtasks interrupted before their commit go back to
-    pending."""
+    merged branches become completed, work committed just before a crash is adopted, and
+    subtasks interrupted before their commit go back to pending."""
     await recover_rounds(ctx)
     await reconcile(ctx)
     plan = await ctx.records.read()
@@ -179,6 +180,8 @@ async def _recover(ctx: MergeContext) -> None:
               if s.status != "completed" and s.meta.get("head") and s.id in tips
               and tips[s.id] != s.meta.get("base")]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
+    adopted = await adopt_crashed_commits(ctx, plan, interrupted)
+    interrupted = [s for s in interrupted if s not in adopted]
     if merged:
         commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
         await ctx.records.merged(

@@ -68,6 +68,9 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
+    from orchestrator.interrupts import term_as_interrupt
+
+    term_as_interrupt()
     run_main(cli)
 
 

@@ -187,6 +187,14 @@ class Records:
             subtask.write_meta(**meta)
         await self._each(subtask_ids, change)
 
+    async def recovered_commit(self, subtask_id: str, head: str) -> None:
+        """The subtask's commit, made before a crash that lost its status write (adoption)."""
+        def change(subtask: Subtask) -> None:
+            _count_attempt(subtask, None)
+            subtask.meta.pop("error", None)
+            subtask.write_meta(head=head, merge="pending", no_changes=False, recovered=True)
+        await self._each([subtask_id], change)
+
     async def resolution_started(self, subtask_id: str, round_: int, worktree: str) -> None:
         """SPEC 10: `conflict` -> `in_progress` with `orchestrate.resolving` = the round."""
         def change(subtask: Subtask) -> None:

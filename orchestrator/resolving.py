@@ -34,7 +34,7 @@ from orchestrator.plan import Plan, Subtask
 from orchestrator.prompts import build_resolution_prompt
 from orchestrator.records import resolutions_of
 from orchestrator.reporting import conflict_report
-from orchestrator.runner import _branch_problem, _log_path, _shell, commit_message
+from orchestrator.runner import _branch_problem, _log_path, _shell, command_env, commit_message
 from orchestrator.store import utc_now
 from orchestrator.worktrees import NEVER_KEPT, remove_stale_index_lock
 
@@ -232,7 +232,8 @@ async def _agent_with_checks(ctx: RunContext, subtask: Subtask, task: AgentTask,
                or await _merge_problem(state)
                or await trio.to_thread.run_sync(_markers_problem, state))
     if not problem and (command := subtask.verification_command):
-        code, _ = await _shell(command, task.worktree, task.log_path, timeout)
+        env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
+        code, _ = await _shell(command, task.worktree, task.log_path, timeout, env)
         if code != 0:
             problem = f"verification `{command}` failed (exit {code})"
     problem = problem or await nested_repository_problem(task.worktree)
