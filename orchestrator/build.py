@@ -16,6 +16,7 @@ from orchestrator.failpoints import failpoint
 from orchestrator.git import git
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
+from orchestrator.placement import check_runner, open_placement
 from orchestrator.plan import Plan
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
@@ -32,6 +33,7 @@ def run_build(spec: Spec, settings: Settings) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
     plan = PlanStore(spec.folder).read()
     check_agent_configured(settings)
+    check_runner(settings)
     target = check_repository(spec, settings.base)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
@@ -77,7 +79,9 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     sink = make_sink(as_json=settings.json, total=len(statuses),
                      done=statuses.count("completed"))
     try:
-        async with open_agent(settings) as agent, trio.open_nursery() as background:
+        async with open_agent(settings) as agent, \
+                open_placement(settings, spec.repo) as placement, \
+                trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
@@ -85,7 +89,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              background=background, agent=agent,
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),
-                             lookahead=trio.Semaphore(settings.max_parallel))
+                             lookahead=trio.Semaphore(settings.max_parallel),
+                             placement=placement)
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:

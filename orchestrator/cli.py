@@ -148,6 +148,11 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--keep-worktrees", is_flag=True, default=None),
         click.option("--dry-run", is_flag=True, default=None, help="Print the schedule only."),
         click.option("--json", is_flag=True, default=None, help="One JSON object per event."),
+        click.option("--runner", type=click.Choice(["local", "ray"]),
+                     help="Where subtasks run: local worktrees (default) or a Ray cluster."),
+        click.option("--ray-address", help="The Ray cluster for --runner ray (default auto)."),
+        click.option("--remote", help="Git remote Ray workers fetch from and push to "
+                     "(default origin)."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -16,6 +17,9 @@ from orchestrator.records import Records
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 from orchestrator.worktrees import Worktrees
+
+if TYPE_CHECKING:
+    from orchestrator.placement import Placement
 
 
 def integration_branch(spec: Spec) -> str:
@@ -99,3 +103,4 @@ class RunContext(MergeContext):
     lookahead: trio.Semaphore  # worktrees prepared ahead of a free agent slot
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0
+    placement: Placement  # where workspaces live and attempts run (local worktrees, Ray)

@@ -1,5 +1,8 @@
 """One subtask: worktree -> agent attempts -> verification -> commit -> status.
 
+Where the workspace lives and where each attempt runs is the build's placement
+(orchestrator/placement.py: local worktrees, or Ray tasks on a cluster); this module drives it.
+
 The worktree is prepared before the subtask's turn comes (at most max_parallel prepared ahead),
 so a freed agent slot is used at once. The agent holds one token of the build's
 CapacityLimiter only while it and its verification run; the commit happens after.
@@ -10,12 +13,12 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import trio
 
-from orchestrator.agents.base import AgentResult, AgentTask
+from orchestrator.agents.base import Agent, AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
-from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
 from orchestrator.failpoints import failpoint
 from orchestrator.git import GitError, git
@@ -23,6 +26,7 @@ from orchestrator.guards import nested_repository_problem
 from orchestrator.plan import Plan, Subtask
 from orchestrator.procs import run_in_group
 from orchestrator.prompts import build_prompt
+from orchestrator.settings import Settings
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked
 
@@ -33,6 +37,13 @@ class AttemptFailed(Exception):
     def __init__(self, message: str, tail: str = "") -> None:
         super().__init__(message)
         self.tail = tail
+
+
+class AttemptContext(Protocol):
+    """What one attempt needs: a RunContext on the coordinator, its twin on a Ray worker."""
+
+    settings: Settings
+    agent: Agent
 
 
 @dataclass
@@ -53,18 +64,17 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
         async with AsyncExitStack() as holding:
             async with ctx.lookahead:  # at most max_parallel subtasks get ready ahead
                 worktree = await holding.enter_async_context(
-                    ctx.worktrees.hold(subtask.id, branch, base))
+                    ctx.placement.workspace(ctx, subtask, branch, base))
                 failpoint("worktree-prepared")
-                await _set_up(ctx, subtask, worktree)
+                await ctx.placement.set_up(ctx, subtask, worktree)
                 await ctx.limiter.acquire()
             started = trio.current_time()
             outcome = await _run_agent(ctx, plan, subtask, worktree, base)
             if outcome.ok:
                 failpoint("agent-finished")
-                outcome.head = await commit_work(worktree, commit_message(ctx, subtask),
-                                                 ctx.settings.copy)
+                outcome.head = await ctx.placement.hand_back(ctx, subtask, worktree)
                 failpoint("work-committed")
-                await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
+                await ctx.placement.release(ctx, subtask)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     await ctx.records.finished_agent(subtask.id, ok=outcome.ok, head=outcome.head,
@@ -126,7 +136,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
                              worktree, branch, _log_path(ctx, subtask), port, attempt)
-            result = await _one_attempt(ctx, subtask, task)
+            result = await ctx.placement.attempt(ctx, subtask, task)
             for key, value in result.usage.items():
                 outcome.usage[key] = outcome.usage.get(key, 0) + value
             if result.ok:
@@ -138,13 +148,13 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             failpoint("attempt-failed-recorded")
             ctx.emit("attempt_failed", f"attempt {attempt} failed: {result.error}",
                      subtask=subtask.id, attempt=attempt, error=result.error)
-            await _restore_branch(worktree, branch)
+            await ctx.placement.after_failed_attempt(ctx, task)
     finally:
         ctx.ports.release(port)
     return outcome
 
 
-async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask) -> AgentResult:
+async def _one_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -> AgentResult:
     await _write_header(task)
     timeout = ctx.settings.timeout
     with trio.move_on_after(timeout) as scope:

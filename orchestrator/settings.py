@@ -49,6 +49,9 @@ class Settings:
     copy: tuple[str, ...] = (".env", ".env.local")
     setup: tuple[str, ...] = ()
     claude: ClaudeSettings = field(default_factory=ClaudeSettings)
+    runner: str = "local"
+    ray_address: str = "auto"
+    remote: str = "origin"
 
 
 def _positive_int(value: Any) -> int:
@@ -121,6 +124,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,
     "json": _bool, "copy": _str_list, "setup": _str_list,
+    "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
 }
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
