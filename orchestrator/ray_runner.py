@@ -7,10 +7,15 @@ whenever a subtask starts from a commit it has not pushed yet, submits one task 
 (remote_attempt.run_attempt; Ray's own retries off, orchestrate's --retries apply), waits for
 it without a thread (the ObjectRef's future wakes trio), fetches the pushed branch and checks
 that its head is the one the task returned. The merge stage, the check and every plan write
-stay here. Workers import orchestrate's code from the coordinator's copy, shipped with
-`runtime_env` `py_modules`; its dependencies (trio, anthropic, ...) must be installed on the
-nodes. `runtime_env` carries no environment variables: the ANTHROPIC_* credentials are a task
-argument (an object in Ray's object store), since Ray shows runtime_env in its state API.
+stay here.
+
+Workers import orchestrate's code as installed on the nodes when every node has exactly the
+coordinator's code (same digest of the orchestrator and merge packages): Ray's prestarted
+workers then take the first tasks. Otherwise the coordinator ships its own copy with each task
+(`runtime_env` `py_modules`), which costs a fresh worker process per slot. Its dependencies
+(trio, anthropic, ...) must be installed on the nodes either way. `runtime_env` never carries
+environment variables: the ANTHROPIC_* credentials are a task argument (an object in Ray's
+object store), since Ray shows runtime_env in its state API and logs.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import merge
 import orchestrator
+from orchestrator import ray_probe
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.context import RunContext, integration_branch
 from orchestrator.errors import UsageError
 from orchestrator.git import git, git_out
 from orchestrator.plan import Subtask
 from orchestrator.procs import GRACE_S
-from orchestrator.remote_attempt import AttemptOrder, AttemptReport, node_versions, run_attempt
+from orchestrator.remote_attempt import AttemptOrder, AttemptReport, run_attempt
 from orchestrator.runner import AttemptFailed, commit_message
 from orchestrator.settings import Settings
 
@@ -52,10 +58,11 @@ async def open_ray_placement(settings: Settings, repo: Path) -> AsyncIterator[Ra
     fetch_url, push_url = await _remote_urls(repo, settings.remote)
     address = _connect(settings.ray_address)
     try:
-        await _check_versions()
+        same_code = await _check_versions()
         yield RayPlacement(settings, repo, fetch_url, push_url,
                            credentials=ray.put(_credentials()),
-                           identity=await _identity(repo), address=address)
+                           identity=await _identity(repo), address=address,
+                           runtime_env=None if same_code else _shipped_code())
     finally:
         ray.shutdown()
 
@@ -81,13 +88,16 @@ def _address(configured: str) -> str:
     return configured
 
 
+def _shipped_code() -> dict[str, Any]:
+    code = [str(Path(orchestrator.__file__).parent), str(Path(merge.__file__).parent)]
+    return {"py_modules": code, "excludes": ["__pycache__"]}
+
+
 def _connect(configured: str) -> str:
     address = _address(configured)
-    code = [str(Path(orchestrator.__file__).parent), str(Path(merge.__file__).parent)]
     try:
-        ray.init(address=address, runtime_env={"py_modules": code,
-                                               "excludes": ["__pycache__"]},
-                 log_to_driver=False, logging_level=logging.WARNING, namespace="orchestrate")
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                 namespace="orchestrate")
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"cannot use the Ray cluster at ray_address {address!r}: {first}",
@@ -95,12 +105,15 @@ def _connect(configured: str) -> str:
     return address
 
 
-async def _check_versions() -> None:
+async def _check_versions() -> bool:
     """Each live node runs the coordinator's Python minor and Ray version, has git and
-    orchestrate's dependencies; else exit 2 naming the mismatch."""
+    orchestrate's dependencies; else exit 2 naming the mismatch. True if every node would
+    import exactly the coordinator's orchestrate code."""
     ours = {"python": f"{sys.version_info.major}.{sys.version_info.minor}",
             "ray": ray.__version__}
-    probe = ray.remote(max_retries=0, num_cpus=0)(node_versions)
+    # shipped by value: the probe runs also where orchestrate is not installed
+    ray.cloudpickle.register_pickle_by_value(ray_probe)  # type: ignore[no-untyped-call]
+    probe = ray.remote(max_retries=0, num_cpus=0)(ray_probe.node_report)
     nodes = [node["NodeID"] for node in ray.nodes()  # type: ignore[no-untyped-call]
              if node.get("Alive")]
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
@@ -122,6 +135,8 @@ async def _check_versions() -> None:
             raise UsageError(f"Ray {report['node']} lacks {lacking}",
                              "Install git and orchestrate's dependencies on every node "
                              "(pip install 'orchestrate[ray]').")
+    own = ray_probe.code_digest()
+    return all(report["code"] == own for report in reports)
 
 
 async def _identity(repo: Path) -> tuple[str, str]:
@@ -167,7 +182,8 @@ class RayPlacement:
     name = "ray"
 
     def __init__(self, settings: Settings, repo: Path, fetch_url: str, push_url: str, *,
-                 credentials: Any, identity: tuple[str, str], address: str) -> None:
+                 credentials: Any, identity: tuple[str, str], address: str,
+                 runtime_env: dict[str, Any] | None) -> None:
         self.settings, self.repo = settings, repo
         self.fetch_url, self.push_url = fetch_url, push_url
         self.credentials, self.identity, self.address = credentials, identity, address
@@ -175,10 +191,12 @@ class RayPlacement:
         self.push_lock = trio.Lock()
         self.heads: dict[str, str] = {}
         self.bases: dict[str, str] = {}
+        self.adopted: dict[str, str] = {}  # subtask -> head a worker of an earlier build pushed
         self.copies = _read_copies(repo, settings.copy)
         cluster = ray.cluster_resources()  # type: ignore[no-untyped-call]
         resources = {SLOT_RESOURCE: 1.0} if SLOT_RESOURCE in cluster else {}
-        self.task = ray.remote(max_retries=0, num_cpus=0, resources=resources)(run_attempt)
+        self.task = ray.remote(max_retries=0, num_cpus=0, resources=resources,
+                               runtime_env=runtime_env or {})(run_attempt)
 
     def workspace(self, ctx: RunContext, subtask: Subtask, branch: str,
                   base: str) -> AbstractAsyncContextManager[Path]:
@@ -189,6 +207,8 @@ class RayPlacement:
                          base: str) -> AsyncIterator[Path]:
         await self._publish(ctx, base)
         self.bases[subtask.id] = base
+        if head := await self._pushed_earlier(ctx, subtask):
+            self.adopted[subtask.id] = head
         try:
             yield Path(f"ray:{self.address}")
         finally:
@@ -210,10 +230,36 @@ class RayPlacement:
                     f"delete it there: git push {self.settings.remote} --delete {branch}")
             self.published.add(base)
 
+    async def _pushed_earlier(self, ctx: RunContext, subtask: Subtask) -> str | None:
+        """The head of the subtask branch on the remote if a worker of an earlier build pushed
+        it after a successful attempt and that build ended before recording it: a commit made
+        by orchestrate for this subtask on top of the base that build recorded."""
+        earlier_base = subtask.meta.get("base")
+        if subtask.status not in ("pending", "in_progress") or not isinstance(earlier_base, str):
+            return None
+        branch = ctx.branch_for(subtask.id)
+        tracking = f"refs/remotes/{self.settings.remote}/{branch}"
+        fetched = await git(self.repo, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                            self.settings.remote, f"+refs/heads/{branch}:{tracking}", check=False)
+        if fetched.returncode != 0:
+            return None  # no such branch: nothing was pushed
+        head = await git_out(self.repo, "rev-parse", "--verify", tracking)
+        ancestor = await git(self.repo, "merge-base", "--is-ancestor", earlier_base, head,
+                             check=False)
+        message = await git_out(self.repo, "log", "-1", "--format=%B", head)
+        ours = (f"Orchestrate-Spec: {ctx.spec.name}" in message.splitlines()
+                and f"Orchestrate-Subtask: {subtask.id}" in message.splitlines())
+        return head if head != earlier_base and ancestor.returncode == 0 and ours else None
+
     async def set_up(self, ctx: RunContext, subtask: Subtask, workspace: Path) -> None:
         """Nothing here: `copy` and `setup` run in each attempt's fresh clone."""
 
     async def attempt(self, ctx: RunContext, subtask: Subtask, task: AgentTask) -> AgentResult:
+        if head := self.adopted.pop(subtask.id, None):
+            self.heads[subtask.id] = head
+            await _append(task.log_path, f"\n[orchestrate: adopted {head[:12]}, which a Ray "
+                          "worker of an earlier build pushed; the agent did not run again]\n")
+            return AgentResult(ok=True)
         order = AttemptOrder(
             spec=ctx.spec.name, subtask=subtask, settings=self.settings,
             fetch_url=self.fetch_url, push_url=self.push_url,

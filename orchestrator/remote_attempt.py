@@ -22,8 +22,6 @@ import platform
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -43,7 +41,6 @@ from orchestrator.settings import Settings
 
 LOG_LIMIT = 1024 * 1024  # of the attempt's log, sent back to the coordinator's log
 TICK_S = 0.1
-DEPENDENCIES = ("trio", "anthropic", "filelock", "click", "git")
 
 
 @dataclass(frozen=True)
@@ -86,24 +83,6 @@ def run_attempt(order: AttemptOrder, credentials: Mapping[str, str]) -> AttemptR
     """The Ray task's body (a plain function: ray_runner wraps it with ray.remote)."""
     with _environment(credentials), _interruptible():
         return trio.run(_ticking, order)
-
-
-def node_versions() -> dict[str, str]:
-    """What the coordinator compares before the first task (a Ray task pinned to each node)."""
-    import importlib.util
-
-    import ray
-
-    try:
-        found = subprocess.run(["git", "--version"], capture_output=True, text=True,
-                               check=False, timeout=30)
-        git_version = found.stdout.strip() or "missing"
-    except OSError:
-        git_version = "missing"
-    missing = [name for name in DEPENDENCIES if importlib.util.find_spec(name) is None]
-    return {"python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "ray": ray.__version__, "git": git_version, "missing": ", ".join(missing),
-            "node": _node()}
 
 
 @contextlib.contextmanager
