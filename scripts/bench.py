@@ -12,6 +12,8 @@
     `git merge --no-ff` of the same branches in a worktree.
 (c) latency: `orchestrate status` and `orchestrate --version` versus `git status`.
 (d) memory: peak RSS of a build with 50 concurrent claude sessions on the fake Messages API.
+(e) ray (only with --only ray; root and Ray needed): build (a) with runner local and runner ray
+    on one machine, and the Ray cluster's start time (scripts/bench_ray.py).
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -242,6 +244,13 @@ def bench_memory(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     return peak_rss_of_claude_build(args, scratch)
 
 
+def bench_ray(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    from bench_ray import bench_ray as measure  # type: ignore[import-not-found]
+
+    figures: dict[str, float] = measure(args, scratch)
+    return figures
+
+
 def median(measure: Callable[[], float], repeat: int) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
@@ -285,6 +294,10 @@ def main() -> None:
         if "memory" in wanted:
             report(f"(d) {args.sessions} concurrent claude sessions", bench_memory(args, scratch),
                    [])
+        if "ray" in wanted:
+            report(f"(e) runner ray vs local: {args.subtasks} subtasks, {args.parallel} at once, "
+                   f"agents sleep {args.sleep:g}s", bench_ray(args, scratch),
+                   [("runner ray", "runner local")])
 
 
 if __name__ == "__main__":
