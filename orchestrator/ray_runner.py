@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -48,6 +49,7 @@ from orchestrator.settings import Settings
 SLOT_RESOURCE = "orchestrate_agents"  # a node started with it caps agents on that node
 POLITE_CANCEL_S = GRACE_S + 5.0  # the worker's SIGTERM grace for the agent group, and margin
 FORCE_CANCEL_S = 5.0
+CONNECT_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 180.0  # a node's first worker, with py_modules unpacked, may take this long
 HINT = ("Start a cluster with `ray start --head` (see README, Running on a Ray cluster), or "
         "set ray_address / RAY_ADDRESS to a running one.")
@@ -65,6 +67,10 @@ async def open_ray_placement(settings: Settings, repo: Path) -> AsyncIterator[Ra
                            runtime_env=None if same_code else _shipped_code())
     finally:
         ray.shutdown()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _credentials() -> dict[str, str]:
@@ -93,15 +99,26 @@ def _shipped_code() -> dict[str, Any]:
     return {"py_modules": code, "excludes": ["__pycache__"]}
 
 
+def _reachable(address: str) -> None:
+    """A HOST:PORT with nothing listening fails at once: ray.init would wait minutes."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # auto, local, ray://...: Ray's own checks
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"ray_address {address!r}: nothing answers there ({exc})", HINT) from None
+
+
 def _connect(configured: str) -> str:
     address = _address(configured)
+    _reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  namespace="orchestrate")
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"cannot use the Ray cluster at ray_address {address!r}: {first}",
-                         HINT) from None
+        raise UsageError(f"cannot use the Ray cluster at ray_address {address!r}: "
+                         f"{_first_line(exc)}", HINT) from None
     return address
 
 
@@ -119,7 +136,12 @@ async def _check_versions() -> bool:
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
             .remote() for node in nodes]
     with trio.move_on_after(PROBE_TIMEOUT_S) as waited:
-        reports = [await _result(ref) for ref in refs]
+        try:
+            reports = [await _result(ref) for ref in refs]
+        except ray.exceptions.RayError as exc:  # e.g. a node whose Python cannot unpickle it
+            raise UsageError(f"the version check failed on a Ray node: {_first_line(exc)}",
+                             "Workers need the coordinator's Python minor version and Ray "
+                             "version (README, Running on a Ray cluster).") from None
     if waited.cancelled_caught:
         raise UsageError(f"the Ray cluster did not run a version check on each of its "
                          f"{len(nodes)} nodes within {PROBE_TIMEOUT_S:g} s", HINT)
@@ -269,9 +291,8 @@ class RayPlacement:
         try:
             report: AttemptReport = await _result(self.task.remote(order, self.credentials))
         except ray.exceptions.RayError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             error = f"the Ray task of attempt {task.attempt} failed: {type(exc).__name__}: " \
-                    f"{first[:300]}"
+                    f"{_first_line(exc)}"
             await _append(task.log_path, f"\n[orchestrate: {error}]\n")
             return AgentResult(ok=False, error=error)
         await _append(task.log_path, f"\n[orchestrate: attempt {task.attempt} ran as a Ray task "

@@ -47,7 +47,7 @@ def _measure(args: argparse.Namespace, scratch: Path, namespace: Namespace,
              cluster_type: type[RayCluster]) -> dict[str, float]:
     repo = fresh_clone(args.files, kept_dir(scratch))
     sh("git", "clone", "-q", "--bare", str(repo), str(repo.parent / "remote.git"), cwd=repo)
-    sh("git", "remote", "add", "origin", f"file://{repo.parent / 'remote.git'}", cwd=repo)
+    sh("git", "remote", "set-url", "origin", f"file://{repo.parent / 'remote.git'}", cwd=repo)
     agent = scratch / "ray_agent.py"
     agent.write_text(AGENT)
     env = {**ENV, "PYTHONPATH": str(ROOT)}

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -287,3 +288,18 @@ def test_a_remote_that_is_not_configured_is_refused(repo: Path) -> None:
     assert "git remote add nowhere" in done.stderr
     assert git(repo, "for-each-ref", "refs/heads/orchestrate/") == ""
     assert "orchestrate" not in json.loads(plan.read_text())
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    git(repo, "remote", "add", "origin", f"file://{repo}")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    done = subprocess.run([*ORCHESTRATE, "build", SPEC, "--runner", "ray", "--ray-address",
+                           f"127.0.0.1:{port}", "--agent-command", "true"], cwd=repo,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"ray_address '127.0.0.1:{port}': nothing answers there" in done.stderr
+    assert "ray start --head" in done.stderr
+    assert git(repo, "for-each-ref", "refs/heads/orchestrate/") == ""
