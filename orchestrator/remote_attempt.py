@@ -17,6 +17,8 @@ second instead of when the next child process exits.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import platform
 import shutil
@@ -24,7 +26,7 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from orchestrator.settings import Settings
 
 LOG_LIMIT = 1024 * 1024  # of the attempt's log, sent back to the coordinator's log
 TICK_S = 0.1
+CHECKOUT_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,49 @@ async def _work(order: AttemptOrder, repo: Path, log: Path) -> AttemptReport:
 
 
 async def _checkout(order: AttemptOrder, repo: Path) -> None:
-    """A partial clone (blobs fetched as the checkout needs them) on `branch` at `base`."""
-    await git(repo.parent, "clone", "--quiet", "--no-checkout", "--filter=blob:none",
-              "--no-tags", "--single-branch", "--branch", order.integration_branch,
-              order.fetch_url, str(repo))
+    """A clone sharing the objects of this node's cache of the remote, on `branch` at `base`."""
+    cache = await _cached_remote(order)
+    await git(repo.parent, "clone", "--quiet", "--shared", "--no-checkout", "--no-tags",
+              "--single-branch", "--branch", order.integration_branch, str(cache), str(repo))
     name, email = order.identity
     await git(repo, "config", "user.name", name)
     await git(repo, "config", "user.email", email)
-    await git(repo, "checkout", "--quiet", "-B", order.branch, order.base)
+    await git(repo, "-c", f"checkout.workers={CHECKOUT_WORKERS}", "checkout", "--quiet", "-B",
+              order.branch, order.base)
+
+
+async def _cached_remote(order: AttemptOrder) -> Path:
+    """This node's bare copy of the remote's integration branch, brought up to date: the first
+    attempt on a node fetches it all, later ones only what is new, and each attempt's clone
+    shares its objects (`--shared`), so a checkout reads local objects only. (A partial clone
+    would fetch the base's every blob again for each attempt's checkout.) Attempts on one node
+    take turns updating it (a lock file); git never removes objects from it (gc.auto=0)."""
+    key = hashlib.sha256(order.fetch_url.encode()).hexdigest()[:16]
+    cache = Path(tempfile.gettempdir()) / "orchestrate-remotes" / f"{key}.git"
+    await trio.Path(cache.parent).mkdir(parents=True, exist_ok=True)
+    async with _locked(cache.with_suffix(".lock")):
+        refspec = f"+refs/heads/{order.integration_branch}:refs/heads/{order.integration_branch}"
+        if not await trio.Path(cache / "HEAD").exists():
+            await trio.to_thread.run_sync(shutil.rmtree, cache, True)
+            await git(cache.parent, "init", "--quiet", "--bare", str(cache))
+        await git(cache, "-c", "gc.auto=0", "fetch", "--quiet", "--no-tags", order.fetch_url,
+                  refspec)
+    return cache
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path) -> AsyncIterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await trio.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 async def _copy_in(repo: Path, copies: tuple[tuple[str, bytes], ...]) -> None:
