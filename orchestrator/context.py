@@ -103,4 +103,11 @@ class RunContext(MergeContext):
     lookahead: trio.Semaphore  # worktrees prepared ahead of a free agent slot
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0
-    placement: Placement  # where workspaces live and attempts run (local worktrees, Ray)
+    # where workspaces live and attempts run (local worktrees, Ray); build.py sets it
+    placement: Placement = field(default_factory=lambda: _local_placement())
+
+
+def _local_placement() -> Placement:
+    from orchestrator.placement import LocalPlacement  # placement imports this module
+
+    return LocalPlacement()

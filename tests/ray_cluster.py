@@ -114,7 +114,8 @@ class RayCluster:
         marker = f"ORCH_RAY_CLUSTER={uuid.uuid4().hex}"
         name, _, value = marker.partition("=")
         temp_dir = Path(tempfile.mkdtemp(prefix="oray-", dir="/tmp"))  # short: socket paths
-        full_env = {**env, name: value, "RAY_USAGE_STATS_ENABLED": "0"}
+        # TMPDIR: the workers' scratch clones and copies of remotes go with the cluster
+        full_env = {**env, name: value, "RAY_USAGE_STATS_ENABLED": "0", "TMPDIR": str(temp_dir)}
         cluster = cls(namespace, full_env, temp_dir, marker)
         began = time.monotonic()
         try:
