@@ -26,6 +26,7 @@ import signal
 import socket
 import tempfile
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,12 @@ from orchestrator.git import GitError, git
 from orchestrator.plan import Subtask
 from orchestrator.runner import AttemptFailed, _one_attempt, _shell
 from orchestrator.settings import Settings
+from orchestrator.worktrees import NEVER_KEPT, _clear_index_flags
 
 LOG_LIMIT = 1024 * 1024  # of the attempt's log, sent back to the coordinator's log
 TICK_S = 0.1
 CHECKOUT_WORKERS = 8
+POOL_LIMIT = 8  # clones parked per remote on a node for the next attempts
 
 
 @dataclass(frozen=True)
@@ -134,20 +137,23 @@ async def _tick() -> None:
 
 async def _attempt(order: AttemptOrder) -> AttemptReport:
     scratch = Path(tempfile.mkdtemp(prefix=f"orchestrate-{order.subtask.id}-"))
-    log = scratch / "logs" / f"{order.subtask.id}.log"
+    log, repo = scratch / "logs" / f"{order.subtask.id}.log", scratch / "work"
+    cache = _cache_path(order)
     try:
         log.parent.mkdir()
         log.touch()
         try:
-            return await _work(order, scratch / "work", log)
+            report = await _work(order, repo, log, reused=await _take_parked(cache, repo))
         except (AttemptFailed, GitError, OSError) as exc:
-            return AttemptReport(ok=False, error=str(exc), log=_log_text(log), node=_node())
+            report = AttemptReport(ok=False, error=str(exc), log=_log_text(log), node=_node())
+        await _park(cache, repo)  # not after a cancellation: that clone is removed
+        return report
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-async def _work(order: AttemptOrder, repo: Path, log: Path) -> AttemptReport:
-    await _checkout(order, repo)
+async def _work(order: AttemptOrder, repo: Path, log: Path, *, reused: bool) -> AttemptReport:
+    await _checkout(order, repo, reused=reused)
     await _copy_in(repo, order.copies)
     for command in order.settings.setup:
         code, tail = await _shell(command, repo, log, order.settings.timeout)
@@ -171,16 +177,64 @@ async def _work(order: AttemptOrder, repo: Path, log: Path) -> AttemptReport:
                          usage=result.usage, head=head, log=_log_text(log), node=_node())
 
 
-async def _checkout(order: AttemptOrder, repo: Path) -> None:
-    """A clone sharing the objects of this node's cache of the remote, on `branch` at `base`."""
+async def _checkout(order: AttemptOrder, repo: Path, *, reused: bool) -> None:
+    """A clone sharing the objects of this node's cache of the remote, on `branch` at `base`:
+    a clone an earlier attempt on this node parked (only the files that differ are written,
+    ignored files such as node_modules/ stay), else a fresh one."""
     cache = await _cached_remote(order)
-    await git(repo.parent, "clone", "--quiet", "--shared", "--no-checkout", "--no-tags",
-              "--single-branch", "--branch", order.integration_branch, str(cache), str(repo))
+    if reused:
+        try:
+            await _switch(repo, order.branch, order.base)
+        except GitError:  # an agent damaged it: start afresh
+            await trio.to_thread.run_sync(shutil.rmtree, repo, True)
+            reused = False
+    if not reused:
+        await git(repo.parent, "clone", "--quiet", "--shared", "--no-checkout", "--no-tags",
+                  "--single-branch", "--branch", order.integration_branch, str(cache),
+                  str(repo))
+        await git(repo, "-c", f"checkout.workers={CHECKOUT_WORKERS}", "checkout", "--quiet",
+                  "-B", order.branch, order.base)
     name, email = order.identity
     await git(repo, "config", "user.name", name)
     await git(repo, "config", "user.email", email)
-    await git(repo, "-c", f"checkout.workers={CHECKOUT_WORKERS}", "checkout", "--quiet", "-B",
-              order.branch, order.base)
+
+
+async def _switch(repo: Path, branch: str, base: str) -> None:
+    await trio.Path(repo / ".git" / "index.lock").unlink(missing_ok=True)
+    await _clear_index_flags(repo)
+    await git(repo, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    await git(repo, "-c", f"checkout.workers={CHECKOUT_WORKERS}", "reset", "--hard", "--quiet",
+              base)
+    await git(repo, "clean", "-ffdq", *NEVER_KEPT)
+
+
+def _cache_path(order: AttemptOrder) -> Path:
+    key = hashlib.sha256(order.fetch_url.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "orchestrate-remotes" / f"{key}.git"
+
+
+async def _take_parked(cache: Path, repo: Path) -> bool:
+    """Move a clone parked by an earlier attempt on this node to `repo`; False if none."""
+    pool = cache.with_suffix(".pool")
+    if not await trio.Path(pool).is_dir():
+        return False
+    async with _locked(cache.with_suffix(".lock")):
+        for name in sorted(await trio.to_thread.run_sync(os.listdir, pool)):
+            with contextlib.suppress(OSError):
+                await trio.Path(pool / name).rename(repo)
+                return True
+    return False
+
+
+async def _park(cache: Path, repo: Path) -> None:
+    pool = cache.with_suffix(".pool")
+    if not await trio.Path(repo / ".git").is_dir():
+        return
+    await trio.Path(pool).mkdir(parents=True, exist_ok=True)
+    async with _locked(cache.with_suffix(".lock")):
+        if len(await trio.to_thread.run_sync(os.listdir, pool)) < POOL_LIMIT:
+            with contextlib.suppress(OSError):
+                await trio.Path(repo).rename(pool / uuid.uuid4().hex)
 
 
 async def _cached_remote(order: AttemptOrder) -> Path:
@@ -189,8 +243,7 @@ async def _cached_remote(order: AttemptOrder) -> Path:
     shares its objects (`--shared`), so a checkout reads local objects only. (A partial clone
     would fetch the base's every blob again for each attempt's checkout.) Attempts on one node
     take turns updating it (a lock file); git never removes objects from it (gc.auto=0)."""
-    key = hashlib.sha256(order.fetch_url.encode()).hexdigest()[:16]
-    cache = Path(tempfile.gettempdir()) / "orchestrate-remotes" / f"{key}.git"
+    cache = _cache_path(order)
     await trio.Path(cache.parent).mkdir(parents=True, exist_ok=True)
     async with _locked(cache.with_suffix(".lock")):
         refspec = f"+refs/heads/{order.integration_branch}:refs/heads/{order.integration_branch}"
