@@ -39,6 +39,7 @@ from tests.conftest import (
     FAKE_API_KEY,
     ORCHESTRATE,
     PINNED_ENV,
+    commit_files,
     git,
     phase,
     plan_of,
@@ -225,6 +226,38 @@ def test_a_branch_pushed_before_the_coordinator_died_is_adopted_on_resume(
     assert merges_per_subtask(repo) == Counter({"pushed": 1})
     log = (plan_path(repo).parent / "logs" / "pushed.log").read_text()
     assert f"adopted {pushed[:12]}" in log
+
+
+def test_a_push_the_remote_refuses_fails_that_subtask_only(
+        cluster: RayCluster, repo: Path, remote: Path, recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["kept", "refused"], parallel=True)))
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nwhile read old new ref; do\n"
+                    f'  [ "$ref" = refs/heads/orchestrate/{SPEC}/refused ] && exit 1\n'
+                    "done\nexit 0\n")
+    hook.chmod(0o755)
+    done = ray_build(cluster, repo, "--retries", "0", "--agent-command", command(recorder))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert statuses(repo) == {"kept": "completed", "refused": "failed"}
+    error = subtasks(repo)["refused"]["orchestrate"]["error"]
+    assert f"pushing orchestrate/{SPEC}/refused to the remote failed" in error
+    assert merges_per_subtask(repo) == Counter({"kept": 1})
+    assert f"orchestrate/{SPEC}/refused" not in remote_branches(remote)
+
+
+def test_an_integration_branch_that_moved_on_the_remote_is_reported_and_nothing_runs(
+        cluster: RayCluster, repo: Path, remote: Path, recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    elsewhere = commit_files(repo, git(repo, "rev-parse", "main"), {"x.txt": "someone\n"},
+                             "someone else's commit")
+    git(repo, "push", "-q", "origin", f"{elsewhere}:refs/heads/orchestrate/{SPEC}/integration")
+    done = ray_build(cluster, repo, "--agent-command", command(recorder))
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = subtasks(repo)["a"]["orchestrate"]["error"]
+    assert f"pushing orchestrate/{SPEC}/integration to remote origin failed" in error
+    assert f"git push origin --delete orchestrate/{SPEC}/integration" in error
+    assert recorder.starts() == []
+    assert remote_branches(remote)[f"orchestrate/{SPEC}/integration"] == elsewhere
 
 
 def test_the_claude_agent_runs_on_ray_and_its_key_stays_out_of_ray(
