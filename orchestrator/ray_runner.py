@@ -11,8 +11,9 @@ stay here.
 
 Workers import orchestrate's code as installed on the nodes when every node has exactly the
 coordinator's code (same digest of the orchestrator and merge packages): Ray's prestarted
-workers then take the first tasks. Otherwise the coordinator ships its own copy with each task
-(`runtime_env` `py_modules`), which costs a fresh worker process per slot. Its dependencies
+workers then take the first tasks. Otherwise the coordinator reconnects with its own copy as the
+job's `runtime_env` `py_modules` (Ray uploads local code only for a whole job), which costs the
+upload and a fresh worker process per slot. Its dependencies
 (trio, anthropic, ...) must be installed on the nodes either way. `runtime_env` never carries
 environment variables: the ANTHROPIC_* credentials are a task argument (an object in Ray's
 object store), since Ray shows runtime_env in its state API and logs.
@@ -60,11 +61,12 @@ async def open_ray_placement(settings: Settings, repo: Path) -> AsyncIterator[Ra
     fetch_url, push_url = await _remote_urls(repo, settings.remote)
     address = _connect(settings.ray_address)
     try:
-        same_code = await _check_versions()
+        if not await _check_versions():  # Ray uploads local code only for a whole job
+            ray.shutdown()
+            _connect(settings.ray_address, runtime_env=_shipped_code())
         yield RayPlacement(settings, repo, fetch_url, push_url,
                            credentials=ray.put(_credentials()),
-                           identity=await _identity(repo), address=address,
-                           runtime_env=None if same_code else _shipped_code())
+                           identity=await _identity(repo), address=address)
     finally:
         ray.shutdown()
 
@@ -110,12 +112,12 @@ def _reachable(address: str) -> None:
         raise UsageError(f"ray_address {address!r}: nothing answers there ({exc})", HINT) from None
 
 
-def _connect(configured: str) -> str:
+def _connect(configured: str, runtime_env: dict[str, Any] | None = None) -> str:
     address = _address(configured)
     _reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                 namespace="orchestrate")
+                 namespace="orchestrate", runtime_env=runtime_env)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         raise UsageError(f"cannot use the Ray cluster at ray_address {address!r}: "
                          f"{_first_line(exc)}", HINT) from None
@@ -204,8 +206,7 @@ class RayPlacement:
     name = "ray"
 
     def __init__(self, settings: Settings, repo: Path, fetch_url: str, push_url: str, *,
-                 credentials: Any, identity: tuple[str, str], address: str,
-                 runtime_env: dict[str, Any] | None) -> None:
+                 credentials: Any, identity: tuple[str, str], address: str) -> None:
         self.settings, self.repo = settings, repo
         self.fetch_url, self.push_url = fetch_url, push_url
         self.credentials, self.identity, self.address = credentials, identity, address
@@ -217,8 +218,7 @@ class RayPlacement:
         self.copies = _read_copies(repo, settings.copy)
         cluster = ray.cluster_resources()  # type: ignore[no-untyped-call]
         resources = {SLOT_RESOURCE: 1.0} if SLOT_RESOURCE in cluster else {}
-        self.task = ray.remote(max_retries=0, num_cpus=0, resources=resources,
-                               runtime_env=runtime_env or {})(run_attempt)
+        self.task = ray.remote(max_retries=0, num_cpus=0, resources=resources)(run_attempt)
 
     def workspace(self, ctx: RunContext, subtask: Subtask, branch: str,
                   base: str) -> AbstractAsyncContextManager[Path]:
@@ -296,7 +296,8 @@ class RayPlacement:
             await _append(task.log_path, f"\n[orchestrate: {error}]\n")
             return AgentResult(ok=False, error=error)
         await _append(task.log_path, f"\n[orchestrate: attempt {task.attempt} ran as a Ray task "
-                      f"on {report.node}]\n{report.log}")
+                      f"on {report.node} with orchestrate from {report.code_from}]\n"
+                      f"{report.log}")
         if report.ok and report.head:
             self.heads[subtask.id] = report.head
         return AgentResult(ok=report.ok, error=report.error, output_tail=report.output_tail,

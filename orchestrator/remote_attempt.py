@@ -45,6 +45,7 @@ from orchestrator.worktrees import NEVER_KEPT, _clear_index_flags
 
 LOG_LIMIT = 1024 * 1024  # of the attempt's log, sent back to the coordinator's log
 TICK_S = 0.1
+CODE_FROM = str(Path(__file__).resolve().parent.parent)
 CHECKOUT_WORKERS = 8
 POOL_LIMIT = 8  # clones parked per remote on a node for the next attempts
 
@@ -75,6 +76,7 @@ class AttemptReport:
     head: str | None = None  # pushed to the remote's `branch`
     log: str = ""  # what the attempt wrote to its log
     node: str = ""  # "node <id> (<host>)"
+    code_from: str = CODE_FROM  # where the worker imported orchestrate from
 
 
 @dataclass

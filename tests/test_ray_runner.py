@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,18 +62,28 @@ NODE = re.compile(r"ran as a Ray task on node ([0-9a-f]+)")
 SIX = [f"s{n}" for n in range(1, 7)]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+def new_namespace() -> Namespace:
     try:
-        namespace = Namespace.create()
+        return Namespace.create()
     except NamespaceUnavailable as exc:
         pytest.skip(f"cannot create a loopback-only network namespace for Ray: {exc}")
-    home = tmp_path_factory.mktemp("ray-home")
+
+
+def node_env(home: Path, code: Path) -> dict[str, str]:
+    """The environment of every process of a test cluster: its nodes import orchestrate from
+    `code`."""
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("ANTHROPIC_", "ORCHESTRATE_", "RAY_"))}
     env.update(PINNED_ENV, HOME=str(home), GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(code))
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    namespace = new_namespace()
+    env = node_env(tmp_path_factory.mktemp("ray-home"), ROOT)
     try:
         started = RayCluster.start(namespace, env, nodes=2, slots=2, dashboard=True)
     except BaseException:
@@ -336,3 +347,33 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(repo: Path) -> N
     assert f"ray_address '127.0.0.1:{port}': nothing answers there" in done.stderr
     assert "ray start --head" in done.stderr
     assert git(repo, "for-each-ref", "refs/heads/orchestrate/") == ""
+
+
+def test_nodes_with_other_orchestrate_code_run_the_coordinators_shipped_code(
+        repo: Path, remote: Path, recorder: Recorder, tmp_path: Path) -> None:
+    other = tmp_path / "other-code"
+    for package in ("orchestrator", "merge"):
+        shutil.copytree(ROOT / package, other / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    with (other / "orchestrator" / "__init__.py").open("a") as changed:
+        changed.write("# another version of orchestrate\n")
+    write_plan(repo, SPEC, plan_of(phase(1, ["shipped"])))
+    namespace = new_namespace()
+    try:
+        home = tmp_path / "home-other"
+        home.mkdir()
+        own = RayCluster.start(namespace, node_env(home, other), nodes=1, slots=2)
+        try:
+            done = namespace.run(*ORCHESTRATE, "build", SPEC, "--agent-command",
+                                 command(recorder), env=coordinator_env(own), cwd=repo,
+                                 timeout=400)
+        finally:
+            own.stop()
+    finally:
+        namespace.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (plan_path(repo).parent / "logs" / "shipped.log").read_text()
+    found = re.search(r"with orchestrate from (\S+)\]", log)
+    assert found, log
+    assert not found[1].startswith(str(other))
+    assert "runtime_resources" in found[1]
