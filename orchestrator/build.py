@@ -23,6 +23,7 @@ from orchestrator.git import git
 from orchestrator.hints import next_steps
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
+from orchestrator.placement import check_runner, open_placement
 from orchestrator.plan import Plan, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
@@ -41,6 +42,7 @@ def run_build(spec: Spec, settings: Settings) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
     plan = PlanStore(spec.folder).read()
     check_agent_configured(settings, spec.repo)
+    check_runner(settings)
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
@@ -89,7 +91,9 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                          for s in plan.subtasks()])
     started = time.monotonic()
     try:
-        async with open_agent(settings, sink) as agent, trio.open_nursery() as background:
+        async with open_agent(settings, sink) as agent, \
+                open_placement(settings, spec.repo) as placement, \
+                trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
@@ -98,7 +102,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),
                              lookahead=trio.Semaphore(settings.max_parallel),
-                             budget=Budget(settings.budget, recorded_cost(plan)))
+                             budget=Budget(settings.budget, recorded_cost(plan)),
+                             placement=placement)
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:
