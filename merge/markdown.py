@@ -2,7 +2,12 @@
 
 Every user-controlled string (paths, ids, branch names, file content, git messages) goes
 through `code` (a code span that survives backticks, and pipes inside tables) or `fence`
-(a code block whose fence is longer than any backtick run inside it).
+(a code block whose fence is longer than any backtick run inside it). Inside fences a name
+stays on its line: git's messages show it with its line breaks escaped, shell commands quote it
+with bash's ANSI-C quotes. So that a CI job printing the report never emits a GitHub workflow
+command, no line of the report starts with `::`, even after leading blanks (the runner strips
+them): a line that would (file content in an excerpt) gets a zero-width space between the
+colons.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import re
 import shlex
 
 from merge.changes import Hunk
-from merge.report import ConflictReport, Finding, Side, SubtaskRow
+from merge.report import ConflictReport, Finding, Resolution, Side, SubtaskRow
 
 MAX_HUNKS = 3  # per side; the JSON report has them all
 LINE_WIDTH = 100  # no line of a code block is wider: a rendered page does not scroll
@@ -19,7 +24,7 @@ LINE_WIDTH = 100  # no line of a code block is wider: a rendered page does not s
 
 def render_markdown(report: ConflictReport) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
-    if not report.findings and not report.resolved_by_hand():
+    if not (report.findings or report.resolutions() or report.resolved_by_hand()):
         parts.append("No conflicts or overlaps.")
     conflicts = report.conflicts()
     for number, finding in enumerate(conflicts, 1):
@@ -33,9 +38,11 @@ def render_markdown(report: ConflictReport) -> str:
     if report.check and report.check.get("flaky"):
         parts.append(_flaky(report.check))
     parts += _declared_files(report)
+    for number, resolution in enumerate(report.resolutions(), 1):
+        parts.append(_resolved(report, resolution, number))
     if report.resolved_by_hand():
         parts.append(_resolved_by_hand(report))
-    return "\n\n".join(parts) + "\n"
+    return no_workflow_commands("\n\n".join(parts) + "\n")
 
 
 def _resolved_by_hand(report: ConflictReport) -> str:
@@ -75,6 +82,20 @@ def _declared_files(report: ConflictReport) -> list[str]:
         parts.append("\n".join(f"- {code(p.subtasks[0])} and {code(p.subtasks[1])} "
                                f"(phase {code(p.group)})" for p in report.unrealised))
     return parts
+
+
+def _resolved(report: ConflictReport, resolution: Resolution, number: int) -> str:
+    paths = ", ".join(code(p) for p in resolution.paths if p) or (
+        "the check" if resolution.kind == "check" else "its branch")
+    others = ", ".join(code(s) for s in resolution.subtasks)
+    against = f" with {others}" if others else ""
+    what = {"check": "failed the check", "overlap": "was blocked by an overlap"}.get(
+        resolution.kind, "conflicted")
+    branch = next((r.branch for r in report.subtasks if r.id == resolution.subtask_id), None)
+    where = f" (a merge commit on {code(branch)})" if branch else ""
+    return (f"### Resolved {number}: {paths} ({resolution.kind})\n\n"
+            f"{code(resolution.subtask_id)} {what}{against}; resolved by agent in round "
+            f"{resolution.round}{where}, then merged.")
 
 
 def _title(report: ConflictReport) -> str:
@@ -129,7 +150,7 @@ def _conflict(report: ConflictReport, finding: Finding, number: int,
         parts.append(f"The file is also an overlap ({overlap.detail}): changed by {who} in "
                      "the same parallel phase.")
     if finding.message:
-        parts.append(fence(finding.message, "text"))
+        parts.append(fence(_quoted_message(finding), "text"))
     shown = {s.subtask_id for s in finding.sides}
     extra = [s for o in overlaps for s in o.sides if s.subtask_id not in shown]
     parts += [_side(side) for side in (*finding.sides, *extra)]
@@ -148,6 +169,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)
+    if finding.merged and (by := _resolved_by(report, finding)):
+        state = (f"resolved by agent in round {by.round} ({code(by.subtask_id)}); check that "
+                 "the combined result is right")
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]
@@ -190,6 +214,11 @@ def _flaky(check: dict[str, object]) -> str:
             lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
                          f"{code(str(run.get('log', '')))}")
     return "\n".join(lines)
+
+
+def _resolved_by(report: ConflictReport, finding: Finding) -> Resolution | None:
+    return next((r for r in report.resolutions()
+                 if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
 
 
 def _side(side: Side) -> str:
@@ -249,7 +278,7 @@ def _resolve_commands(report: ConflictReport, finding: Finding) -> str:
 def wrap_shell(words: list[str], *, indent: str = "", width: int = LINE_WIDTH) -> str:
     """`words` as one quoted shell command, folded with ` \\` continuations so that no line
     is wider than `width` where the words allow it. A command that fits stays on one line."""
-    tokens = [shlex.quote(w) for w in words]
+    tokens = [_shell_word(w) for w in words]
     lines = [indent + tokens[0]]
     for token in tokens[1:]:
         if len(lines[-1]) + 1 + len(token) + 2 <= width:
@@ -273,13 +302,49 @@ def _clip(line: str, width: int = LINE_WIDTH) -> str:
     return line if len(line) <= width else line[:width - 1] + "\u2026"
 
 
+def _shell_word(word: str) -> str:
+    """`word` quoted for the shell on one line: control characters as bash's `$'\\n'`."""
+    if not any(_unsafe(c) for c in word):
+        return shlex.quote(word)
+    escaped = "".join(_ANSI_C.get(c) or (_octets(c) if _unsafe(c) else c) for c in word)
+    return f"$'{escaped}'"
+
+
+def _octets(char: str) -> str:
+    """`char` as the bytes of its UTF-8 form, which bash's `$'\\xHH'` gives back whatever
+    the locale."""
+    return "".join(f"\\x{byte:02x}" for byte in char.encode())
+
+
+_ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _unsafe(char: str) -> bool:
+    return ord(char) < 0x20 or ord(char) == 0x7F or bool(_LINE_BREAK.fullmatch(char))
+
+
 def _comment(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """`text` on one line: its line breaks escaped (`\\n`, `\\r`, `\\x0b`, `\\u2028`...)."""
+    return _LINE_BREAK.sub(lambda m: "".join(_escaped(c) for c in m.group()), text)
+
+
+def _escaped(char: str) -> str:
+    return {"\n": "\\n", "\r": "\\r"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def _quoted_message(finding: Finding) -> str:
+    """git's message, each name of the finding in it with its line breaks escaped."""
+    message = finding.message
+    for path in sorted({finding.path, *finding.paths}, key=len, reverse=True):
+        if path != _comment(path):
+            message = message.replace(path, _comment(path))
+    return message
 
 
 def code(text: str) -> str:
     """`text` as an inline code span, whatever backticks or line breaks it holds."""
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = _LINE_BREAK.sub(" ", text)
     ticks = "`" * (_longest_run(text, "`") + 1)
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -293,6 +358,23 @@ def fence(text: str, info: str = "") -> str:
     if info != "sh":
         body = "\n".join(_clip(line) for line in body.split("\n"))
     return f"{ticks}{info}\n{body}\n{ticks}"
+
+
+# What any reader may take for the end of a line: the runner's (.NET ReadLine: \r, \n) and
+# Python's str.splitlines.
+_LINE_BREAK = re.compile("(\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029])")
+
+
+def no_workflow_commands(text: str) -> str:
+    """`text` with a zero-width space after the first colon of each line that the runner
+    would read as a workflow command (`::name ...::`, leading blanks stripped)."""
+    parts = _LINE_BREAK.split(text)
+    for n in range(0, len(parts), 2):  # the even parts are the lines, the odd the breaks
+        line = parts[n]
+        blank = len(line) - len(line.lstrip())
+        if line[blank:].startswith("::"):
+            parts[n] = f"{line[:blank]}:\u200b{line[blank + 1:]}"
+    return "".join(parts)
 
 
 def _longest_run(text: str, char: str) -> int:

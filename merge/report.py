@@ -25,6 +25,17 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """A conflict that went back to the subtask's agent and was resolved (SPEC 10)."""
+
+    subtask_id: str
+    round: int
+    kind: str  # conflict, overlap (--overlap block) or check
+    paths: tuple[str, ...]
+    subtasks: tuple[str, ...]  # the other side
+
+
+@dataclass(frozen=True)
 class HandResolution:
     """A conflict the user fixed on the subtask's branch, merged by `orchestrate merge`."""
 
@@ -54,6 +65,7 @@ class SubtaskRow:
     check: Json | None = None  # the failed check that left it out (merge `check_failed`)
     declared: tuple[str, ...] = ()  # files_to_modify + files_to_create (SPEC 11)
     undeclared: tuple[str, ...] | None = None  # changed, not declared; filled by build_report
+    resolution: Resolution | None = None  # the round that resolved its conflict
     resolved_by_hand: HandResolution | None = None
     own_base: str | None = None  # what its own changes are measured from; by build_report
 
@@ -121,6 +133,10 @@ class ConflictReport:
     def check_failures(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "check"]
 
+    def resolutions(self) -> list[Resolution]:
+        """Conflicts resolved by an agent, of the subtasks now merged."""
+        return [r.resolution for r in self.subtasks if r.resolution and _is_merged(r)]
+
     def resolved_by_hand(self) -> list[SubtaskRow]:
         """The merged subtasks whose conflict the user resolved on their branch."""
         return [r for r in self.subtasks if r.resolved_by_hand and _is_merged(r)]
@@ -157,6 +173,9 @@ class ConflictReport:
                  "undeclared": [{"subtask": r.id, "paths": list(r.undeclared)}
                                 for r in self.subtasks if r.undeclared],
                  "predicted_overlaps_not_happened": [p.to_json() for p in self.unrealised],
+                 "resolved": [{"subtask": r.subtask_id, "round": r.round, "kind": r.kind,
+                               "paths": list(r.paths), "subtasks": list(r.subtasks)}
+                              for r in self.resolutions()],
                  "resolved_by_hand": [{"subtask": r.id, **r.resolved_by_hand.to_json()}
                                       for r in self.resolved_by_hand() if r.resolved_by_hand]}
         if self.check is not None:
@@ -354,6 +373,7 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
             "merge_commit": row.merge_commit, "no_changes": row.no_changes,
             "overlaps": overlaps, "declared": list(row.declared),
             "undeclared": None if row.undeclared is None else list(row.undeclared),
+            "resolved_round": row.resolution.round if row.resolution else None,
             "resolved_by_hand": row.resolved_by_hand.to_json() if row.resolved_by_hand
             else None,
             **({"check": row.check} if row.check else {})}

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from merge.integrate import MergeResult
+from orchestrator.adoption import adopt_crashed_commits
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
@@ -22,10 +23,12 @@ from orchestrator.git import git
 from orchestrator.hints import next_steps
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
+from orchestrator.placement import check_runner, open_placement
 from orchestrator.plan import Plan, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
+from orchestrator.resolving import recover_rounds
 from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
@@ -39,6 +42,7 @@ def run_build(spec: Spec, settings: Settings) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
     plan = PlanStore(spec.folder).read()
     check_agent_configured(settings, spec.repo)
+    check_runner(settings)
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
@@ -87,7 +91,9 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                          for s in plan.subtasks()])
     started = time.monotonic()
     try:
-        async with open_agent(settings, sink) as agent, trio.open_nursery() as background:
+        async with open_agent(settings, sink) as agent, \
+                open_placement(settings, spec.repo) as placement, \
+                trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
@@ -96,7 +102,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              agent_label=agent_label(settings),
                              limiter=trio.CapacityLimiter(settings.max_parallel),
                              lookahead=trio.Semaphore(settings.max_parallel),
-                             budget=Budget(settings.budget, recorded_cost(plan)))
+                             budget=Budget(settings.budget, recorded_cost(plan)),
+                             placement=placement)
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:
@@ -166,9 +173,11 @@ async def _start(ctx: RunContext, target: Target) -> None:
 
 
 async def _recover(ctx: MergeContext) -> None:
-    """Make an earlier run's leftovers consistent: completed work missing from the
-    integration branch is merged again or rerun, merged branches become completed, and
+    """Make an earlier run's leftovers consistent: interrupted resolution rounds go back to
+    conflict, completed work missing from the integration branch is merged again or rerun,
+    merged branches become completed, work committed just before a crash is adopted, and
     subtasks interrupted before their commit go back to pending."""
+    await recover_rounds(ctx)
     await reconcile(ctx)
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
@@ -176,6 +185,8 @@ async def _recover(ctx: MergeContext) -> None:
               if s.status != "completed" and s.meta.get("head") and s.id in tips
               and tips[s.id] != s.meta.get("base")]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
+    adopted = await adopt_crashed_commits(ctx, plan, interrupted)
+    interrupted = [s for s in interrupted if s not in adopted]
     if merged:
         commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
         await ctx.records.merged(
@@ -203,6 +214,7 @@ def _interrupted(plan: Plan) -> list[str]:
 
 
 async def _return_interrupted(ctx: RunContext) -> None:
+    await recover_rounds(ctx)
     if interrupted := _interrupted(await ctx.records.read()):
         await ctx.records.set_status(interrupted, "pending", error="interrupted")
 

@@ -68,6 +68,9 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
+    from orchestrator.interrupts import term_as_interrupt
+
+    term_as_interrupt()
     run_main(cli)
 
 
@@ -203,6 +206,16 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "the default) or all together."),
         click.option("--budget", type=float, metavar="USD",
                      help="Start no subtask or attempt once the spec's cost reaches USD."),
+        click.option("--resolve", type=click.Choice(["agent", "manual"]),
+                     help="Conflicts go back to the subtask's agent (default) or to you."),
+        click.option("--resolve-attempts", type=int, metavar="N",
+                     help="Resolution rounds per conflict with --resolve agent (default 2)."),
+        click.option("--runner", type=click.Choice(["local", "ray"]),
+                     help="Where subtasks run: local worktrees (default) or a Ray cluster."),
+        click.option("--ray-address", metavar="ADDRESS",
+                     help="The Ray cluster for --runner ray (default auto)."),
+        click.option("--remote", metavar="NAME",
+                     help="Git remote Ray workers fetch from and push to (default origin)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -345,8 +358,8 @@ def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> 
     ctx.exit(1 if done.kept else 0)
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="Push the integration branch; open or update its pull request.")
+@spec_argument()
 @click.option("--remote", default="origin", show_default=True,
               help="The git remote to push the integration branch to.")
 @click.option("--base", help="The branch the pull request merges into "
@@ -369,7 +382,7 @@ def pr(ctx: click.Context, spec: str, remote: str, base: str | None, draft: bool
     click.echo(f"{verb} pull request {done.url}")
 
 
-@cli.command()
+@cli.command(short_help="Start a new spec folder with a starter plan and spec.md.")
 @click.argument("name")
 @click.pass_context
 def init(ctx: click.Context, name: str) -> None:

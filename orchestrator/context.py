@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -19,6 +20,9 @@ from orchestrator.runlog import RunLogs
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 from orchestrator.worktrees import Worktrees
+
+if TYPE_CHECKING:
+    from orchestrator.placement import Placement
 
 
 def integration_branch(spec: Spec) -> str:
@@ -75,6 +79,12 @@ class MergeContext:
     def branch_for(self, subtask_id: str) -> str:
         return subtask_branch(self.spec, subtask_id)
 
+    @property
+    def resolves_conflicts(self) -> bool:
+        """Whether conflicts go back to an agent (SPEC 10), which then owns their worktrees;
+        `orchestrate merge` runs no agent."""
+        return False
+
     async def integration_tip(self) -> str:
         return await git_out(self.repo, "rev-parse", "--verify", self.integration_ref)
 
@@ -113,3 +123,15 @@ class RunContext(MergeContext):
         """USD left before --budget is reached (None: no budget). Anything about to start paid
         work (a subtask, an attempt, a resolution round) checks `budget.reached()` first."""
         return self.budget.left()
+
+    @property
+    def resolves_conflicts(self) -> bool:
+        return self.settings.resolve == "agent" and self.settings.resolve_attempts > 0
+    # where workspaces live and attempts run (local worktrees, Ray); build.py sets it
+    placement: Placement = field(default_factory=lambda: _local_placement())
+
+
+def _local_placement() -> Placement:
+    from orchestrator.placement import LocalPlacement  # placement imports this module
+
+    return LocalPlacement()

@@ -37,7 +37,7 @@ def fixed(repo: Path) -> Path:
     commit_all(repo, "notes")
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["a", "b", "c"], parallel=True),
                                                phase(2, ["d"])))
-    run_cli(repo, "build", SPEC, "--agent-command", AGENT, check=1)
+    run_cli(repo, "build", SPEC, "--agent-command", AGENT, "--resolve", "manual", check=1)
     assert {i: s["status"] for i, s in subtasks(plan_path).items()} == {
         "a": "completed", "b": "conflict", "c": "completed", "d": "blocked"}
     worktree = repo / ".orchestrate" / "worktrees" / SPEC / "b"

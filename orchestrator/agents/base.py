@@ -24,6 +24,7 @@ class AgentTask:
     # token counts so far, kept current by the agent: an attempt cancelled by its timeout
     # returns no result, and what it spent is still recorded from here
     usage: dict[str, int] = field(default_factory=dict)
+    resolving: int = 0  # the resolution round (SPEC 10) this run is, 0 for the subtask itself
 
 
 @dataclass
@@ -34,6 +35,7 @@ class AgentResult:
     usage: dict[str, int] = field(default_factory=dict)  # token counts (claude agent)
     cost_usd: float | None = None  # what the attempt cost, when the agent knows (claude-code)
     retry: bool = True  # False: another attempt would fail the same way (command not found)
+    verification: str | None = None  # passed or failed (exit N), when it ran (SPEC 2a)
 
 
 def anthropic_api_key() -> str:

@@ -88,7 +88,9 @@ class CommandAgent:
 
     def _environment(self, task: AgentTask, prompt_file: Path) -> dict[str, str]:
         model = {"ORCHESTRATE_MODEL": self.model} if self.model else {}
-        return {**os.environ, **model,
+        inherited = {k: v for k, v in os.environ.items() if k != "ORCHESTRATE_RESOLVING"}
+        resolving = {"ORCHESTRATE_RESOLVING": str(task.resolving)} if task.resolving else {}
+        return {**inherited, **model, **resolving,
                 "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
                 "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
                 "ORCHESTRATE_SPEC": task.spec,
