@@ -47,7 +47,8 @@ def fixed(repo: Path) -> Path:
     (worktree / "src" / "app.py").write_text(LINES.replace("line 5\n", "five by a and b\n"))
     git(worktree, "add", "-A")
     git(worktree, "commit", "-q", "--no-edit")
-    run_cli(repo, "merge", SPEC)
+    merged_out = run_cli(repo, "merge", SPEC).stdout
+    assert f"`orchestrate build {SPEC}` continues" in merged_out  # the next step: d is ready
     return plan_path
 
 
