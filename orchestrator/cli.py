@@ -320,15 +320,15 @@ def report(ctx: click.Context, spec: str, fmt: str, exit_code: bool) -> None:
 @click.argument("subtask", required=False, shell_complete=complete_subtask)
 @click.pass_context
 def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
-    """Each subtask branch's own commits and diffstat; with SUBTASK, its diff (through a pager
-    on a terminal, like git: GIT_PAGER, PAGER, else less -FRX; no colour with NO_COLOR)."""
+    """Each subtask branch's own commits and diffstat; with SUBTASK, its diff. On a terminal
+    through a pager like git's (GIT_PAGER, PAGER, else less -FRX); no colour with NO_COLOR."""
     from orchestrator.pager import colour_wanted, page
     from orchestrator.review import review_diff, review_text
 
     found = _spec(ctx, spec)
     plan = load_plan(found.plan_path)
     if subtask is None:
-        click.echo(review_text(found, plan), nl=False)
+        page(review_text(found, plan), found.repo)
     else:
         page(review_diff(found, plan, subtask, color=colour_wanted()), found.repo)
 

@@ -89,6 +89,8 @@ def test_review_of_a_subtask_goes_through_the_pager_on_a_terminal(scenario: Path
     on_terminal(scenario, {"PAGER": "false", "GIT_PAGER": pager, "LESS": "R"},
                 "review", "001", "ui")
     assert seen.read_text().startswith("LESS=R\n")  # GIT_PAGER first; the user's LESS kept
+    on_terminal(scenario, {"GIT_PAGER": pager}, "review", "001")
+    assert "orchestrate/001-demo/ui" in seen.read_text()  # the listing is paged too
 
 
 def test_review_prints_directly_when_piped_or_the_pager_is_cat(scenario: Path,
