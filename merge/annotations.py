@@ -1,6 +1,6 @@
-"""The conflict report as GitHub Actions workflow commands: `::error` per conflict and
-`::warning` per overlap, each pointing at the file and the lines changed (`line`, and
-`endLine` when the edits span more than one line)."""
+"""The conflict report as GitHub Actions workflow commands: `::error` per conflict (naming the
+file's overlap too) and `::warning` per overlap of a file that did not conflict, each pointing
+at the file and the lines changed (`line`, and `endLine` when the edits span more lines)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from merge.report import ConflictReport, Finding
 
 def render_github(report: ConflictReport) -> str:
     lines = [_annotation("error", f, _conflict_text(report, f)) for f in report.conflicts()]
-    lines += [_annotation("warning", f, _overlap_text(report, f)) for f in report.overlaps()]
+    lines += [_annotation("warning", f, _overlap_text(report, f))
+              for f in report.unfolded_overlaps()]  # a conflict's own overlap is in its error
     lines += [_check_annotation(report, f) for f in report.check_failures()]
     runs = report.check.get("flaky") if report.check else None
     for run in runs if isinstance(runs, list) else []:
@@ -47,7 +48,9 @@ def _conflict_text(report: ConflictReport, finding: Finding) -> str:
     return (f"{finding.subtask} ({branch}){against} was not merged into "
             f"{report.integration_branch}: {finding.detail} conflict in {finding.path}. "
             f"Merge {report.integration_branch} into {branch}, resolve, commit, then run "
-            f"`orchestrate merge {report.spec}`.")
+            f"`orchestrate merge {report.spec}`."
+            + "".join(f" The file is also an overlap ({o.detail}) of {', '.join(o.subtasks)}."
+                      for o in report.folded_overlaps(finding)))
 
 
 def _overlap_text(report: ConflictReport, finding: Finding) -> str:

@@ -28,10 +28,8 @@ def render_markdown(report: ConflictReport) -> str:
         parts.append("No conflicts or overlaps.")
     conflicts = report.conflicts()
     for number, finding in enumerate(conflicts, 1):
-        parts.append(_conflict(report, finding, number, folded_overlaps(report, finding)))
-    folded = {id(o) for f in conflicts for o in folded_overlaps(report, f)}
-    overlaps = [o for o in report.overlaps() if id(o) not in folded]
-    for number, finding in enumerate(overlaps, 1):
+        parts.append(_conflict(report, finding, number, report.folded_overlaps(finding)))
+    for number, finding in enumerate(report.unfolded_overlaps(), 1):
         parts.append(_overlap(report, finding, number))
     for number, finding in enumerate(report.check_failures(), 1):
         parts.append(_check_failure(report, finding, number))
@@ -57,14 +55,6 @@ def _resolved_by_hand(report: ConflictReport) -> str:
             lines.append(f"- {code(row.id)}: {what}{where} resolved by hand in "
                          f"{code(hand.commit[:12])}")
     return lines[0] + "\n\n" + lines[1] + "\n" + "\n".join(lines[2:])
-
-
-def folded_overlaps(report: ConflictReport, conflict: Finding) -> list[Finding]:
-    """The overlaps shown inside a conflict's section: the same file, a side in common (one
-    section per file, not the same diffs twice)."""
-    paths = set(conflict.paths) | {conflict.path}
-    return [o for o in report.overlaps()
-            if o.path in paths and set(o.subtasks) & set(conflict.subtasks)]
 
 
 def _declared_files(report: ConflictReport) -> list[str]:

@@ -141,6 +141,18 @@ class ConflictReport:
         """The merged subtasks whose conflict the user resolved on their branch."""
         return [r for r in self.subtasks if r.resolved_by_hand and _is_merged(r)]
 
+    def folded_overlaps(self, conflict: Finding) -> list[Finding]:
+        """The overlaps reported with a conflict: the same file, a side in common (one entry
+        per file in Markdown and annotations, not the same diffs twice; JSON keeps both)."""
+        paths = set(conflict.paths) | {conflict.path}
+        return [o for o in self.overlaps()
+                if o.path in paths and set(o.subtasks) & set(conflict.subtasks)]
+
+    def unfolded_overlaps(self) -> list[Finding]:
+        """The overlaps that get an entry of their own."""
+        folded = {id(o) for c in self.conflicts() for o in self.folded_overlaps(c)}
+        return [o for o in self.overlaps() if id(o) not in folded]
+
     def hand_resolution_of(self, finding: Finding) -> tuple[str, str] | None:
         """(subtask, commit) when a side of `finding` had its conflict on this path resolved
         by hand."""
