@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Subtask
 
 
 def next_steps(spec: str, plan: Plan) -> list[str]:
@@ -23,7 +23,12 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
                      f"each one; then `orchestrate merge {spec}`")
     if waiting_merge:
         steps.append(f"committed work waits to be merged: `orchestrate merge {spec}`")
-    if counts.get("blocked") and not (counts.get("failed") or counts.get("conflict")):
+    ready = len(ready_blocked(plan))
+    if ready:
+        steps.append(f"{ready} blocked subtask{'s are' if ready != 1 else ' is'} ready (the "
+                     f"dependencies are completed): `orchestrate build {spec}` continues")
+    if (counts.get("blocked", 0) > ready
+            and not (counts.get("failed") or counts.get("conflict"))):
         steps.append(f"blocked subtasks run once their dependencies are completed: "
                      f"`orchestrate build {spec}`")
     unstarted = counts.get("pending", 0) + counts.get("in_progress", 0) - waiting_merge
@@ -33,3 +38,12 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
         steps.append(f"all done: `orchestrate review {spec}`, then `orchestrate pr {spec}` "
                      "(or merge the integration branch yourself)")
     return [f"next: {step}" for step in steps]
+
+
+def ready_blocked(plan: Plan) -> list[Subtask]:
+    """Blocked subtasks whose phase's dependencies are all completed now (say, after a conflict
+    was fixed with `orchestrate merge`): the next `build` runs them."""
+    return [s for phase in plan.phases
+            if all(d.status == "completed" for dep in phase.depends_on
+                   for d in plan.phases[dep].subtasks)
+            for s in phase.subtasks if s.status == "blocked"]
