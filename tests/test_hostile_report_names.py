@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from merge.markdown import _shell
+from merge.markdown import wrap_shell
 from tests.buildkit import MANUAL_RESOLVE
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import INTEGRATION, SPEC, statuses
@@ -55,14 +55,17 @@ def test_a_hostile_name_in_an_add_add_conflict_never_starts_a_line_with_colons(
     assert lines.pop() == ""
     matches = [ANNOTATION.match(line) for line in lines]
     assert all(matches), lines
-    assert [(m.group(1), unescape(m.group(2))) for m in matches if m] == [
-        ("error", NAME), ("warning", NAME)]
+    # one annotation per file: the conflict's error names its overlap (no second warning)
+    assert [(m.group(1), unescape(m.group(2))) for m in matches if m] == [("error", NAME)]
     assert "100%250A%0A%3A%3Aerror file=a%2Cline=1%3A%3Apwned%0D%0A" in github
 
 
 def test_a_hostile_name_in_a_shell_command_stays_on_one_line_and_means_itself() -> None:
-    command = _shell(["printf", "%s", NAME])
-    assert len(re.split(r"\r\n|\r|\n", command)) == len(command.splitlines()) == 1
+    command = wrap_shell(["printf", "%s", NAME])
+    lines = command.splitlines()  # a long command is folded with ` \` continuations only
+    assert len(re.split(r"\r\n|\r|\n", command)) == len(lines)
+    assert all(line.endswith(" \\") for line in lines[:-1])
+    assert any(line.strip().startswith("$'x `y`") for line in lines)  # the name: one line
     done = subprocess.run(["bash", "-c", command], capture_output=True, check=True,
                           env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
     assert done.stdout.decode() == NAME
