@@ -23,6 +23,7 @@ from merge.changes import branch_changes_many
 from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
 from merge.failpoints import crash_if_named
 from merge.gitcmd import GitError, run_git
+from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
 from merge.overlap import Overlap, find_overlaps
 
 Outcome = Literal["merged", "already_merged", "conflict"]
@@ -270,11 +271,6 @@ def is_ancestor(repo: Path, commit: str, of: str) -> bool:
     if result.returncode not in (0, 1):
         raise GitError(("merge-base", "--is-ancestor", commit, of), repo, result)
     return result.returncode == 0
-
-
-def rev_parse(repo: Path, rev: str) -> str:
-    return run_git(repo, "rev-parse", "--verify", "--end-of-options",
-                   rev + "^{commit}").stdout.strip()
 
 
 def full_ref(name: str) -> str:

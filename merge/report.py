@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
-from merge.gitcmd import GitError, run_git
+from merge.gitcmd import GitError, resolve_commit
 from merge.globs import any_intersect, uncovered
 from merge.integrate import full_ref, is_ancestor, merge_tree
 from merge.overlap import Overlap, find_overlaps
@@ -209,9 +209,7 @@ def _unrealised(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]
 
 
 def _tip(repo: Path, branch: str) -> str | None:
-    found = run_git(repo, "rev-parse", "--verify", "-q", full_ref(branch) + "^{commit}",
-                    check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return resolve_commit(repo, full_ref(branch))
 
 
 def _groups(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]

@@ -18,12 +18,12 @@ from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
 from orchestrator.events import duration_text
 from orchestrator.failpoints import failpoint
-from orchestrator.git import git
 from orchestrator.hints import next_steps
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
+from orchestrator.processes import git
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
 from orchestrator.scheduler import run_phases

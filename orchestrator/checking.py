@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from merge.gitcmd import rev_parse
 from merge.integrate import (
     CAS_RETRIES,
     Candidate,
@@ -30,14 +31,13 @@ from merge.integrate import (
     group_overlaps,
     merge_chain,
     move_ref,
-    rev_parse,
 )
 from merge.overlap import Overlap
 from orchestrator.checkrun import run_check
 from orchestrator.checkstate import Verdict
 from orchestrator.errors import OrchestrateError
 from orchestrator.failpoints import failpoint
-from orchestrator.git import git_out
+from orchestrator.processes import verify
 
 if TYPE_CHECKING:
     from orchestrator.context import MergeContext
@@ -63,7 +63,7 @@ async def judge(ctx: MergeContext, commit: str) -> Verdict:
     """The check's verdict on `commit`: this run's, the plan's cache, or a new check run."""
     command = ctx.settings.check
     assert command is not None
-    tree = await git_out(ctx.repo, "rev-parse", "--verify", f"{commit}^{{tree}}")
+    tree = await verify(ctx.repo, f"{commit}^{{tree}}")
     state = ctx.checks
     while tree in state.running:
         await state.running[tree].wait()

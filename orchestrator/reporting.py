@@ -10,19 +10,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from merge.annotations import render_github
-from merge.markdown import render_markdown
+from merge.markdown import Places, render_markdown
 from merge.report import ConflictReport, SubtaskRow, build_report
+from orchestrator import names
 from orchestrator.declared import declared_files
 from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
 
 ReportFormat = Literal["md", "json", "github"]
-REPORT_MD = "conflict_report.md"
-REPORT_JSON = "conflict_report.json"
+REPORT_MD = names.REPORT_MD
+REPORT_JSON = names.REPORT_JSON
+PLACES = Places(worktree_root=names.WORKTREE_ROOT, scratch_dir=names.PRIVATE_DIR)
 
 
 def integration_branch(spec: Spec, plan: Plan) -> str:
-    return _text(plan.meta.get("integration_branch")) or f"orchestrate/{spec.name}/integration"
+    return _text(plan.meta.get("integration_branch")) or names.integration_branch(spec.name)
 
 
 def report_rows(plan: Plan) -> list[SubtaskRow]:
@@ -73,7 +75,7 @@ def render(report: ConflictReport, fmt: ReportFormat) -> str:
         return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "github":
         return render_github(report)
-    return render_markdown(report)
+    return render_markdown(report, PLACES)
 
 
 def render_report(spec: Spec, plan: Plan, fmt: ReportFormat, *, now: str | None = None) -> str:

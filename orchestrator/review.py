@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge.gitcmd import run_git
+from merge.gitcmd import resolve_commit, run_git
+from orchestrator import names
 from orchestrator.errors import UsageError
 from orchestrator.plan import Plan, Subtask
 from orchestrator.reporting import integration_branch
@@ -57,7 +58,7 @@ def _failure_text(spec: Spec, subtask: Subtask) -> str:
     after = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if isinstance(
         attempts, int) and attempts else ""
     lines = [f"{subtask.id} failed{after}: {meta.get('error') or 'no error recorded'}"]
-    log = spec.logs / f"{subtask.id}.log"
+    log = names.subtask_log(spec.logs, subtask.id)
     if log.exists():
         lines.append(f"  log: {log}")
     worktree = meta.get("worktree")
@@ -98,7 +99,7 @@ def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
 def _target(spec: Spec, plan: Plan, subtask: Subtask) -> Target:
     meta = subtask.meta
     branch = meta.get("branch") if isinstance(meta.get("branch"), str) else None
-    branch = branch or f"orchestrate/{spec.name}/{subtask.id}"
+    branch = branch or names.subtask_branch(spec.name, subtask.id)
     tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, meta.get("head"))
     base = _resolve(spec.repo, meta.get("base"))
     if base is None and tip is not None:
@@ -109,9 +110,7 @@ def _target(spec: Spec, plan: Plan, subtask: Subtask) -> Target:
 def _resolve(repo: Path, rev: object) -> str | None:
     if not isinstance(rev, str) or not rev:
         return None
-    found = run_git(repo, "rev-parse", "--verify", "-q", "--end-of-options", rev + "^{commit}",
-                    check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return resolve_commit(repo, rev)
 
 
 def _merge_base(repo: Path, branch: str, tip: str) -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import trio
 
+from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
@@ -20,10 +21,9 @@ from orchestrator.context import RunContext
 from orchestrator.cost import attempt_cost
 from orchestrator.diagnosis import failure_detail
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitError, git
 from orchestrator.guards import nested_repository_problem
 from orchestrator.plan import Plan, Subtask
-from orchestrator.procs import run_in_group
+from orchestrator.processes import GitError, git, run_in_group
 from orchestrator.prompts import build_prompt
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked
@@ -140,7 +140,7 @@ async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
 
 def _log_path(ctx: RunContext, subtask: Subtask) -> Path:
     ctx.spec.logs.mkdir(parents=True, exist_ok=True)
-    return ctx.spec.logs / f"{subtask.id}.log"
+    return names.subtask_log(ctx.spec.logs, subtask.id)
 
 
 async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Path,

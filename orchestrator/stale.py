@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from merge.gitcmd import run_git
+from orchestrator import names
 from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
 
@@ -26,7 +27,7 @@ STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 
 
 def integration_ref(spec: Spec) -> str:
-    return f"refs/heads/orchestrate/{spec.name}/integration"
+    return names.integration_ref(spec.name)
 
 
 def recorded_work(plan: Plan) -> list[Subtask]:
@@ -61,7 +62,7 @@ def stale_ids(spec: Spec, plan: Plan) -> set[str]:
 
 async def find_stale(ctx: MergeContext, plan: Plan) -> list[Subtask]:
     """For `build`: the stale subtasks of `plan`, in plan order."""
-    from orchestrator.git import git
+    from orchestrator.processes import git
 
     candidates = recorded_work(plan)
     if not candidates:

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import names
 from orchestrator.events import duration_text
 from orchestrator.hints import next_steps
 from orchestrator.plan import Phase, Plan, Subtask
@@ -138,7 +139,7 @@ def _summary_notes(spec: Spec, plan: Plan, stale: Collection[str], style: Style)
                             f"{', '.join(ejected)}", style.width)]
     if stale:
         lines += ["", _wrap(f"stale: {len(stale)} subtask(s) marked completed whose work is "
-                            f"not in orchestrate/{spec.name}/integration; the next build "
+                            f"not in {names.integration_branch(spec.name)}; the next build "
                             "merges them again from their branches or reruns them",
                             style.width)]
     return lines
@@ -154,7 +155,7 @@ def _notes(spec: Spec, subtask: Subtask, style: Style) -> list[str]:
         label = "cause" if status == "blocked" else "error"
         notes.append(_cut(f"{indent}{label}: {error.removeprefix('blocked: ')}", style.width))
     if status in ("failed", "conflict"):  # paths are never cut: they are there to be copied
-        log = spec.logs / f"{subtask.id}.log"
+        log = names.subtask_log(spec.logs, subtask.id)
         if log.exists():
             notes.append(f"{indent}log: {_shown(log)}")
         worktree = meta.get("worktree")
