@@ -2,7 +2,12 @@
 
 Every user-controlled string (paths, ids, branch names, file content, git messages) goes
 through `code` (a code span that survives backticks, and pipes inside tables) or `fence`
-(a code block whose fence is longer than any backtick run inside it).
+(a code block whose fence is longer than any backtick run inside it). Inside fences a name
+stays on its line: git's messages show it with its line breaks escaped, shell commands quote it
+with bash's ANSI-C quotes. So that a CI job printing the report never emits a GitHub workflow
+command, no line of the report starts with `::`, even after leading blanks (the runner strips
+them): a line that would (file content in an excerpt) gets a zero-width space between the
+colons.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import shlex
 from dataclasses import dataclass
 
 from merge.changes import Hunk
-from merge.report import ConflictReport, Finding, Side, SubtaskRow
+from merge.report import ConflictReport, Finding, Resolution, Side, SubtaskRow
 
 MAX_HUNKS = 3  # per side; the JSON report has them all
 
@@ -27,7 +32,7 @@ class Places:
 
 def render_markdown(report: ConflictReport, places: Places) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
-    if not report.findings:
+    if not report.findings and not report.resolutions():
         parts.append("No conflicts or overlaps.")
     for number, finding in enumerate(report.conflicts(), 1):
         parts.append(_conflict(report, finding, number, places))
@@ -38,7 +43,9 @@ def render_markdown(report: ConflictReport, places: Places) -> str:
     if report.check and report.check.get("flaky"):
         parts.append(_flaky(report.check))
     parts += _declared_files(report)
-    return "\n\n".join(parts) + "\n"
+    for number, resolution in enumerate(report.resolutions(), 1):
+        parts.append(_resolved(report, resolution, number))
+    return no_workflow_commands("\n\n".join(parts) + "\n")
 
 
 def _declared_files(report: ConflictReport) -> list[str]:
@@ -56,6 +63,19 @@ def _declared_files(report: ConflictReport) -> list[str]:
         parts.append("\n".join(f"- {code(p.subtasks[0])} and {code(p.subtasks[1])} "
                                f"(phase {code(p.group)})" for p in report.unrealised))
     return parts
+
+
+def _resolved(report: ConflictReport, resolution: Resolution, number: int) -> str:
+    paths = ", ".join(code(p) for p in resolution.paths) or "its branch"
+    others = ", ".join(code(s) for s in resolution.subtasks)
+    against = f" with {others}" if others else ""
+    what = {"check": "failed the check", "overlap": "was blocked by an overlap"}.get(
+        resolution.kind, "conflicted")
+    branch = next((r.branch for r in report.subtasks if r.id == resolution.subtask_id), None)
+    where = f" (a merge commit on {code(branch)})" if branch else ""
+    return (f"### Resolved {number}: {paths} ({resolution.kind})\n\n"
+            f"{code(resolution.subtask_id)} {what}{against}; resolved by agent in round "
+            f"{resolution.round}{where}, then merged.")
 
 
 def _title(report: ConflictReport) -> str:
@@ -104,7 +124,7 @@ def _conflict(report: ConflictReport, finding: Finding, number: int, places: Pla
              f"{code(finding.subtask)} was not merged into "
              f"{code(report.integration_branch)}{against}."]
     if finding.message:
-        parts.append(fence(finding.message, "text"))
+        parts.append(fence(_quoted_message(finding), "text"))
     parts += [_side(side) for side in finding.sides]
     parts += ["To resolve, from the repository root:",
               fence(_resolve_commands(report, finding, places), "sh")]
@@ -118,6 +138,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)
+    if finding.merged and (by := _resolved_by(report, finding)):
+        state = (f"resolved by agent in round {by.round} ({code(by.subtask_id)}); check that "
+                 "the combined result is right")
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
              f"Changed by {who} in the same parallel phase; {state}."]
     parts += [_side(side) for side in finding.sides]
@@ -161,6 +184,11 @@ def _flaky(check: dict[str, object]) -> str:
             lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
                          f"{code(str(run.get('log', '')))}")
     return "\n".join(lines)
+
+
+def _resolved_by(report: ConflictReport, finding: Finding) -> Resolution | None:
+    return next((r for r in report.resolutions()
+                 if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
 
 
 def _side(side: Side) -> str:
@@ -217,16 +245,52 @@ def _resolve_commands(report: ConflictReport, finding: Finding, places: Places) 
 
 
 def _shell(words: list[str]) -> str:
-    return " ".join(shlex.quote(w) for w in words)
+    return " ".join(_shell_word(w) for w in words)
+
+
+def _shell_word(word: str) -> str:
+    """`word` quoted for the shell on one line: control characters as bash's `$'\\n'`."""
+    if not any(_unsafe(c) for c in word):
+        return shlex.quote(word)
+    escaped = "".join(_ANSI_C.get(c) or (_octets(c) if _unsafe(c) else c) for c in word)
+    return f"$'{escaped}'"
+
+
+def _octets(char: str) -> str:
+    """`char` as the bytes of its UTF-8 form, which bash's `$'\\xHH'` gives back whatever
+    the locale."""
+    return "".join(f"\\x{byte:02x}" for byte in char.encode())
+
+
+_ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _unsafe(char: str) -> bool:
+    return ord(char) < 0x20 or ord(char) == 0x7F or bool(_LINE_BREAK.fullmatch(char))
 
 
 def _comment(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """`text` on one line: its line breaks escaped (`\\n`, `\\r`, `\\x0b`, `\\u2028`...)."""
+    return _LINE_BREAK.sub(lambda m: "".join(_escaped(c) for c in m.group()), text)
+
+
+def _escaped(char: str) -> str:
+    return {"\n": "\\n", "\r": "\\r"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def _quoted_message(finding: Finding) -> str:
+    """git's message, each name of the finding in it with its line breaks escaped."""
+    message = finding.message
+    for path in sorted({finding.path, *finding.paths}, key=len, reverse=True):
+        if path != _comment(path):
+            message = message.replace(path, _comment(path))
+    return message
 
 
 def code(text: str) -> str:
     """`text` as an inline code span, whatever backticks or line breaks it holds."""
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = _LINE_BREAK.sub(" ", text)
     ticks = "`" * (_longest_run(text, "`") + 1)
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -235,6 +299,23 @@ def code(text: str) -> str:
 def fence(text: str, info: str = "") -> str:
     ticks = "`" * max(3, _longest_run(text, "`") + 1)
     return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
+
+
+# What any reader may take for the end of a line: the runner's (.NET ReadLine: \r, \n) and
+# Python's str.splitlines.
+_LINE_BREAK = re.compile("(\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029])")
+
+
+def no_workflow_commands(text: str) -> str:
+    """`text` with a zero-width space after the first colon of each line that the runner
+    would read as a workflow command (`::name ...::`, leading blanks stripped)."""
+    parts = _LINE_BREAK.split(text)
+    for n in range(0, len(parts), 2):  # the even parts are the lines, the odd the breaks
+        line = parts[n]
+        blank = len(line) - len(line.lstrip())
+        if line[blank:].startswith("::"):
+            parts[n] = f"{line[:blank]}:\u200b{line[blank + 1:]}"
+    return "".join(parts)
 
 
 def _longest_run(text: str, char: str) -> int:

@@ -25,6 +25,17 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """A conflict that went back to the subtask's agent and was resolved (SPEC 10)."""
+
+    subtask_id: str
+    round: int
+    kind: str  # conflict, overlap (--overlap block) or check
+    paths: tuple[str, ...]
+    subtasks: tuple[str, ...]  # the other side
+
+
+@dataclass(frozen=True)
 class SubtaskRow:
     """What the plan says about one subtask (plan order)."""
 
@@ -42,6 +53,7 @@ class SubtaskRow:
     check: Json | None = None  # the failed check that left it out (merge `check_failed`)
     declared: tuple[str, ...] = ()  # files_to_modify + files_to_create (SPEC 11)
     undeclared: tuple[str, ...] | None = None  # changed, not declared; filled by build_report
+    resolution: Resolution | None = None  # the round that resolved its conflict
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,10 @@ class ConflictReport:
     def check_failures(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == "check"]
 
+    def resolutions(self) -> list[Resolution]:
+        """Conflicts resolved by an agent, of the subtasks now merged."""
+        return [r.resolution for r in self.subtasks if r.resolution and _is_merged(r)]
+
     def summary(self) -> dict[str, int]:
         statuses = [r.status for r in self.subtasks]
         merged = sum(1 for r in self.subtasks if r.merge == "merged" or r.status == "completed")
@@ -128,7 +144,10 @@ class ConflictReport:
                  "conflicts": [_finding_json(f) for f in self.findings],
                  "undeclared": [{"subtask": r.id, "paths": list(r.undeclared)}
                                 for r in self.subtasks if r.undeclared],
-                 "predicted_overlaps_not_happened": [p.to_json() for p in self.unrealised]}
+                 "predicted_overlaps_not_happened": [p.to_json() for p in self.unrealised],
+                 "resolved": [{"subtask": r.subtask_id, "round": r.round, "kind": r.kind,
+                               "paths": list(r.paths), "subtasks": list(r.subtasks)}
+                              for r in self.resolutions()]}
         if self.check is not None:
             found["check"] = self.check
         return found
@@ -306,6 +325,7 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
             "merge_commit": row.merge_commit, "no_changes": row.no_changes,
             "overlaps": overlaps, "declared": list(row.declared),
             "undeclared": None if row.undeclared is None else list(row.undeclared),
+            "resolved_round": row.resolution.round if row.resolution else None,
             **({"check": row.check} if row.check else {})}
 
 

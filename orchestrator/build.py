@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from merge.integrate import MergeResult
+from orchestrator.adoption import adopt_crashed_commits
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
@@ -26,6 +27,7 @@ from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.processes import git
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
+from orchestrator.resolving import recover_rounds
 from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
@@ -166,9 +168,11 @@ async def _start(ctx: RunContext, target: Target) -> None:
 
 
 async def _recover(ctx: MergeContext) -> None:
-    """Make an earlier run's leftovers consistent: completed work missing from the
-    integration branch is merged again or rerun, merged branches become completed, and
+    """Make an earlier run's leftovers consistent: interrupted resolution rounds go back to
+    conflict, completed work missing from the integration branch is merged again or rerun,
+    merged branches become completed, work committed just before a crash is adopted, and
     subtasks interrupted before their commit go back to pending."""
+    await recover_rounds(ctx)
     await reconcile(ctx)
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
@@ -176,6 +180,8 @@ async def _recover(ctx: MergeContext) -> None:
               if s.status != "completed" and s.meta.get("head") and s.id in tips
               and tips[s.id] != s.meta.get("base")]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
+    adopted = await adopt_crashed_commits(ctx, plan, interrupted)
+    interrupted = [s for s in interrupted if s not in adopted]
     if merged:
         commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
         await ctx.records.merged(
@@ -203,6 +209,7 @@ def _interrupted(plan: Plan) -> list[str]:
 
 
 async def _return_interrupted(ctx: RunContext) -> None:
+    await recover_rounds(ctx)
     if interrupted := _interrupted(await ctx.records.read()):
         await ctx.records.set_status(interrupted, "pending", error="interrupted")
 

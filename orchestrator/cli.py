@@ -68,6 +68,9 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
+    from orchestrator.interrupts import term_as_interrupt
+
+    term_as_interrupt()
     run_main(cli)
 
 
@@ -202,6 +205,10 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "the default) or all together."),
         click.option("--budget", type=float, metavar="USD",
                      help="Start no subtask or attempt once the spec's cost reaches USD."),
+        click.option("--resolve", type=click.Choice(["agent", "manual"]),
+                     help="Conflicts go back to the subtask's agent (default) or to you."),
+        click.option("--resolve-attempts", type=int, metavar="N",
+                     help="Resolution rounds per conflict with --resolve agent (default 2)."),
     ]
     for option in reversed(options):
         func = option(func)

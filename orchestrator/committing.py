@@ -47,3 +47,23 @@ def _unwanted(status: str, path: str, copied: tuple[str, ...]) -> str | None:
     if status == "A" and path in copied:
         return f":(top,literal){path}"
     return None
+
+
+async def commit_merge(worktree: Path, message: str, copied: tuple[str, ...], *, head: str,
+                       merging: str | None) -> str:
+    """Commit the merge in progress in `worktree` (everything left there staged, as for
+    commit_work): a merge commit of `head` and `merging`, or a plain commit on `head` when
+    there was nothing to merge. Moves the branch from `head` only; returns the new commit."""
+    await remove_stale_index_lock(worktree)
+    await git(worktree, "add", "--all")
+    excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
+    if unwanted := sorted({spec for spec in excluded if spec}):
+        await git(worktree, "reset", "--quiet", "--", *unwanted)
+    tree = await git_out(worktree, "write-tree")
+    parents = ["-p", head, *(["-p", merging] if merging else [])]
+    made = await git(worktree, "commit-tree", "--no-gpg-sign", tree, *parents,
+                     input=message.encode())
+    commit = made.stdout.strip()
+    await git(worktree, "update-ref", "-m", "orchestrate: commit the resolution", "HEAD",
+              commit, head)
+    return commit

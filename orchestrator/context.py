@@ -75,6 +75,12 @@ class MergeContext:
     def branch_for(self, subtask_id: str) -> str:
         return subtask_branch(self.spec, subtask_id)
 
+    @property
+    def resolves_conflicts(self) -> bool:
+        """Whether conflicts go back to an agent (SPEC 10), which then owns their worktrees;
+        `orchestrate merge` runs no agent."""
+        return False
+
     async def integration_tip(self) -> str:
         return await verify(self.repo, self.integration_ref)
 
@@ -112,3 +118,7 @@ class RunContext(MergeContext):
         """USD left before --budget is reached (None: no budget). Anything about to start paid
         work (a subtask, an attempt, a resolution round) checks `budget.reached()` first."""
         return self.budget.left()
+
+    @property
+    def resolves_conflicts(self) -> bool:
+        return self.settings.resolve == "agent" and self.settings.resolve_attempts > 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from merge.failpoints import ENV, MERGE_FAILPOINTS, crash_if_named
 
-__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "failpoint"]
+__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "RESOLUTION_FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
@@ -30,7 +30,16 @@ CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fa
     "check-culprit-found",  # bisection named a culprit; nothing of it is recorded yet
     "check-green-chosen",  # the passing commit to move to is chosen; the branch has not moved
 )
-FAILPOINTS = ORCHESTRATOR_FAILPOINTS + MERGE_FAILPOINTS + CHECK_FAILPOINTS
+# reached only when a conflict goes back to the agent (SPEC 10); tests/test_resolve.py
+RESOLUTION_FAILPOINTS = (
+    "resolution-started",  # in_progress with `resolving` written; no merge in the worktree yet
+    "resolution-merging",  # the merge is in progress in the worktree; the agent has not run
+    "resolution-committed",  # the merge commit is on the subtask branch; the plan has the old head
+    "resolution-recorded",  # the new head and merge=pending written; not merged again yet
+    "resolution-failed-recorded",  # a failed round is recorded as conflict; the next not begun
+)
+FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
+              + CHECK_FAILPOINTS)
 
 
 def failpoint(name: str) -> None:

@@ -69,9 +69,10 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         await trio.to_thread.run_sync(write_conflict_report, ctx.spec, plan)
         failpoint("report-written")
     for result in results:
-        if result.outcome == "conflict":  # the user resolves it there
-            ctx.background.start_soon(ctx.worktrees.restore, result.subtask_id,
-                                      ctx.branch_for(result.subtask_id))
+        if result.outcome == "conflict":
+            if not ctx.resolves_conflicts:  # the user resolves it there
+                ctx.background.start_soon(ctx.worktrees.restore, result.subtask_id,
+                                          ctx.branch_for(result.subtask_id))
         else:
             ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,
                                                keep=ctx.settings.keep_worktrees))

@@ -20,7 +20,7 @@ from orchestrator.store import PlanStore, utc_now
 T = TypeVar("T")
 ERROR_LIMIT = 500
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
-               "check")
+               "check", "resolving", "resolutions", "resolution")
 
 
 def short_error(text: str) -> str:
@@ -186,6 +186,74 @@ class Records:
                 subtask.raw["status"] = status
             subtask.write_meta(**meta)
         await self._each(subtask_ids, change)
+
+    async def recovered_commit(self, subtask_id: str, head: str) -> None:
+        """The subtask's commit, made before a crash that lost its status write (adoption)."""
+        def change(subtask: Subtask) -> None:
+            _count_attempt(subtask, None)
+            subtask.meta.pop("error", None)
+            subtask.write_meta(head=head, merge="pending", no_changes=False, recovered=True)
+        await self._each([subtask_id], change)
+
+    async def resolution_started(self, subtask_id: str, round_: int, worktree: str) -> None:
+        """SPEC 10: `conflict` -> `in_progress` with `orchestrate.resolving` = the round."""
+        def change(subtask: Subtask) -> None:
+            subtask.raw["status"] = "in_progress"
+            subtask.write_meta(resolving=round_, resolutions=resolutions_of(subtask),
+                               worktree=worktree)
+        await self._each([subtask_id], change)
+
+    async def resolution_failed(self, subtask_id: str, round_: int, error: str,
+                                usage: dict[str, int]) -> None:
+        def change(subtask: Subtask) -> None:
+            _end_round(subtask, round_, usage)
+            subtask.write_meta(error=_round_error(subtask, error))
+            _close(subtask, "conflict")
+        await self._each([subtask_id], change)
+
+    async def resolution_committed(self, subtask_id: str, round_: int, head: str,
+                                   usage: dict[str, int], resolution: dict[str, Any],
+                                   base: str | None = None) -> None:
+        """The round's merge commit is on the branch: committed work waiting to be merged.
+        `base` becomes the integration commit merged in: what the branch adds to it is the
+        subtask's own work (its overlaps, its diffstat), not the others' work it merged."""
+        def change(subtask: Subtask) -> None:
+            _end_round(subtask, round_, usage)
+            subtask.raw["status"] = "in_progress"
+            subtask.write_meta(head=head, merge="pending", resolution=resolution)
+            if base:
+                subtask.write_meta(base=base)
+        await self._each([subtask_id], change)
+
+    async def rounds_interrupted(self, subtask_ids: Sequence[str]) -> None:
+        """Rounds cut short (Ctrl-C, a killed build) go back to `conflict`, not counted."""
+        def change(subtask: Subtask) -> None:
+            round_ = subtask.meta.pop("resolving", None)
+            subtask.write_meta(error=_round_error(
+                subtask, f"resolution round {round_} was interrupted"))
+            subtask.raw["status"] = "conflict"
+        await self._each(subtask_ids, change)
+
+
+def resolutions_of(subtask: Subtask) -> int:
+    """How many resolution rounds the subtask has had (`orchestrate.resolutions`)."""
+    count = subtask.meta.get("resolutions")
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def _round_error(subtask: Subtask, what: str) -> str:
+    """What went wrong in the round, then why the merge stage did not merge the branch."""
+    earlier = str(subtask.meta.get("error") or "")
+    if earlier.startswith("resolution round"):
+        earlier = earlier.partition(" -- ")[2]
+    return short_error(f"{what} -- {earlier}" if earlier else what)
+
+
+def _end_round(subtask: Subtask, round_: int, usage: dict[str, int]) -> None:
+    subtask.meta.pop("resolving", None)
+    subtask.write_meta(resolutions=max(round_, resolutions_of(subtask)))
+    if usage:
+        subtask.write_meta(usage=_add_usage(subtask.meta.get("usage"), usage))
 
 
 def _count_attempt(subtask: Subtask, error: str | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from merge.annotations import render_github
 from merge.markdown import Places, render_markdown
-from merge.report import ConflictReport, SubtaskRow, build_report
+from merge.report import ConflictReport, Resolution, SubtaskRow, build_report
 from orchestrator import names
 from orchestrator.declared import declared_files
 from orchestrator.plan import Plan, Subtask
@@ -41,7 +41,22 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       merge_commit=_text(meta.get("merge_commit")),
                       no_changes=meta.get("no_changes") is True,
                       check=meta["check"] if isinstance(meta.get("check"), dict) else None,
-                      declared=declared_files(subtask))
+                      declared=declared_files(subtask),
+resolution=_resolution(subtask.id, meta.get("resolution")))
+
+
+def _resolution(subtask_id: str, record: Any) -> Resolution | None:
+    """The plan's `orchestrate.resolution` record (SPEC 10), if it is well formed."""
+    if not isinstance(record, dict) or not isinstance(record.get("round"), int):
+        return None
+    kind = record.get("kind") if record.get("kind") in ("conflict", "overlap", "check") else (
+        "conflict")
+    return Resolution(subtask_id, record["round"], str(kind),
+                      _strings(record.get("paths")), _strings(record.get("subtasks")))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 def _text(value: Any) -> str | None:

@@ -7,6 +7,7 @@ CapacityLimiter only while it and its verification run; the commit happens after
 
 from __future__ import annotations
 
+import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import trio
 
 from orchestrator import names
-from orchestrator.agents.base import AgentResult, AgentTask
+from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
@@ -22,6 +23,7 @@ from orchestrator.cost import attempt_cost
 from orchestrator.diagnosis import failure_detail
 from orchestrator.failpoints import failpoint
 from orchestrator.guards import nested_repository_problem
+from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan, Subtask
 from orchestrator.processes import GitError, git, run_in_group
 from orchestrator.prompts import build_prompt
@@ -78,6 +80,10 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
                 await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
+    finally:
+        if ctx.settings.setup or subtask.verification_command:
+            with trio.CancelScope(shield=True):  # what setup or verification left running
+                await stop_orphaned_agents(ctx.worktrees.path_for(subtask.id))
     if outcome.budget_stopped:
         return await _stop_for_budget(ctx, subtask, outcome)
     ctx.budget.recorded(await ctx.records.finished_agent(
@@ -132,8 +138,9 @@ async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pa
 async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     log = _log_path(ctx, subtask)
+    env = command_env(ctx.spec.name, subtask.id, worktree, ctx.branch_for(subtask.id))
     for command in ctx.settings.setup:
-        code, tail = await _shell(command, worktree, log, ctx.settings.timeout)
+        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, env)
         if code != 0:
             raise AttemptFailed(f"setup command `{command}` failed ({code}): {tail[-300:]}")
 
@@ -193,7 +200,8 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask,
             return AgentResult(ok=False, error=problem, usage=result.usage,
                                cost_usd=result.cost_usd)
     if result.ok and (command := subtask.verification_command):
-        code, tail = await _shell(command, task.worktree, task.log_path, timeout)
+        env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
+        code, tail = await _shell(command, task.worktree, task.log_path, timeout, env)
         outcome.verification = "passed" if code == 0 else f"failed (exit {code})"
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
@@ -210,7 +218,18 @@ async def _write_header(task: AgentTask) -> None:
                         f"on {task.branch} =====\n")
 
 
-async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float) -> tuple[int, str]:
+def command_env(spec: str, subtask_id: str, worktree: Path, branch: str,
+                port: int | None = None) -> dict[str, str]:
+    """The environment of setup and verification commands: the agent's, less the prompt.
+    ORCHESTRATE_WORKTREE marks what they leave running, so that it is stopped (orphans.py)."""
+    return {**os.environ, "ORCHESTRATE_SPEC": spec, "ORCHESTRATE_SUBTASK_ID": subtask_id,
+            "ORCHESTRATE_WORKTREE": str(worktree), "ORCHESTRATE_BRANCH": branch,
+            **({"ORCHESTRATE_PORT": str(port)} if port is not None else {}),
+            "GIT_CEILING_DIRECTORIES": git_ceiling(worktree)}
+
+
+async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float,
+                 env: dict[str, str]) -> tuple[int, str]:
     """Run a verification or setup command, its output appended to the subtask's log."""
     with log_path.open("ab") as log:
         start = log.tell()
@@ -218,7 +237,7 @@ async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float) -> tup
         log.flush()
         code = -1
         with trio.move_on_after(limit_s):
-            code = await run_in_group(command, cwd=cwd, output=log)
+            code = await run_in_group(command, cwd=cwd, output=log, env=env)
     return code, read_tail(log_path, start)
 
 

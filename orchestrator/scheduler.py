@@ -7,14 +7,17 @@ the same time. Statuses live in the plan only, so every decision re-reads it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import trio
 
+from merge.integrate import MergeResult
 from orchestrator.context import RunContext
 from orchestrator.declared import record_waves, waves
 from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
 from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.resolving import resolve_conflicts
 from orchestrator.runner import run_subtask
 
 RUNNABLE = frozenset({"pending", "blocked"})
@@ -119,8 +122,10 @@ async def _run_wave(ctx: RunContext, phase: Phase, members: set[str]) -> None:
     fresh = (await ctx.records.read()).phases[phase.index]
     ready = [s for s in fresh.subtasks if s.id in members and s.status == "in_progress"
              and is_committed_unmerged(s)]
-    await merge_subtasks(ctx, ready, group=phase.key,
-                         merged_siblings=[s for s in fresh.subtasks if merged_with_changes(s)])
+    results = await merge_subtasks(ctx, ready, group=phase.key, merged_siblings=[
+        s for s in fresh.subtasks if merged_with_changes(s)])
+    await resolve_conflicts(ctx, [s.id for s in fresh.subtasks if s.id in members],
+                            ended=_conflicted(results))
 
 
 async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
@@ -137,10 +142,20 @@ async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
                 return  # the next subtask needs this one merged first
             if not outcome.ok:
                 continue
+        elif subtask.status == "conflict":  # rounds an earlier build left (SPEC 10)
+            await resolve_conflicts(ctx, [subtask.id], ended=())
+            continue
         elif not (subtask.status == "in_progress" and is_committed_unmerged(subtask)):
             continue
         if ctx.settings.no_merge:
             return
         fresh = (await ctx.records.read()).subtask(subtask.id)
-        if is_committed_unmerged(fresh) and not await merge_subtasks(ctx, [fresh], group=None):
-            return  # the check fails on the integration branch: the next would miss this one
+        if is_committed_unmerged(fresh):
+            results = await merge_subtasks(ctx, [fresh], group=None)
+            if not results:
+                return  # the check fails on the integration branch: the next would miss this one
+            await resolve_conflicts(ctx, [fresh.id], ended=_conflicted(results))
+
+
+def _conflicted(results: Sequence[MergeResult]) -> set[str]:
+    return {r.subtask_id for r in results if r.outcome == "conflict"}

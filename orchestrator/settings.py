@@ -69,6 +69,8 @@ class Settings:
     budget: float | None = None
     prices: dict[str, Price] = field(default_factory=dict)  # [prices.<model>] overrides
     model_given: bool = False  # --model (or its env/config key) was set, not the default
+    resolve: str = "agent"  # SPEC 10: conflicts go back to the agent, or to the user (manual)
+    resolve_attempts: int = 2
 
     @property
     def check_limit_s(self) -> float:
@@ -180,6 +182,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "check": _text, "check_timeout": _seconds, "check_retries": _int,
     "schedule": _choice("spread", "together"),
     "agent_args": _arg_list, "budget": _usd,
+    "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
 }
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {

@@ -47,7 +47,8 @@ def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
                  "error": meta.get("error")}
-    for extra in ("no_changes", "overlaps", "usage", "cost_usd", "check", "wave"):
+    for extra in ("no_changes", "overlaps", "usage", "cost_usd", "check", "wave", "resolving",
+                  "resolutions"):
         if meta.get(extra):
             row[extra] = meta[extra]
     if status == "stale":

@@ -8,7 +8,9 @@ large repository, and ignored files such as `node_modules/` stay warm. The pool 
 `pool_limit` worktrees. A build makes fresh checkouts one at a time (up to `pool_limit` held
 at once) and otherwise waits for the next parked worktree: one checkout of a large repository
 already keeps two cores busy, so five at once take as long as five in a row, and in a row the
-first agent starts after one checkout instead of after five.
+first agent starts after one checkout instead of after five. A worktree handed back to a
+subtask after the merge stage (`on_branch`, e.g. one in conflict) neither waits for nor counts
+against that limit: it stays for the user, so only its own checkout could ever free room.
 
 `git worktree` commands read every worktree's metadata and fail on one that a concurrent
 `worktree add` has half written ("failed to read .../commondir"), so they run one at a time;
@@ -124,18 +126,33 @@ class Worktrees:
     async def restore(self, subtask_id: str, branch: str) -> None:
         """Give a subtask whose worktree was parked (e.g. one in conflict) a worktree on its
         branch again, where the user expects to resolve it."""
-        tip = await verify(self.repo, f"refs/heads/{branch}")
-        self.in_use += 1
+        await self.on_branch(subtask_id, branch)
+
+    @asynccontextmanager
+    async def hold_on_branch(self, subtask_id: str, branch: str) -> AsyncIterator[Path]:
+        """The subtask's worktree on `branch` at its tip, for a resolution round (SPEC 10);
+        like `on_branch` it never waits for pool capacity: the round already holds an agent
+        slot, and the subtasks waiting for one may be holding every prepared worktree."""
         try:
-            await self._obtain(self.path_for(subtask_id), branch, tip, reset_branch=False)
+            yield await self.on_branch(subtask_id, branch)
         finally:
-            self.in_use -= 1
             self._notify()
 
+    async def on_branch(self, subtask_id: str, branch: str) -> Path:
+        """The subtask's worktree at `path_for(subtask_id)` on `branch` at its tip (for the
+        user or a resolution round): its own if it still exists, else a parked one (its own
+        parked one first), else a fresh checkout. It never waits for the pool's limit and
+        does not count against it: a worktree handed back outlives the build, so nothing a
+        waiting task could free would ever make room for it."""
+        tip = await verify(self.repo, f"refs/heads/{branch}")
+        path = self.path_for(subtask_id)
+        await self._obtain(path, branch, tip, reset_branch=False, limited=False)
+        return path
+
     async def _obtain(self, path: Path, branch: str | None, start: str, *,
-                      reset_branch: bool) -> None:
+                      reset_branch: bool, limited: bool = True) -> None:
         """A worktree at `path` on `branch` (None: detached), clean at `start` (resetting the
-        branch to it)."""
+        branch to it); a fresh checkout waits for room in the pool only if `limited`."""
         registered = await self._registered()
         if path in registered and await trio.Path(path / ".git").exists():
             try:
@@ -148,14 +165,15 @@ class Worktrees:
         elif await trio.Path(path).exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
         while not await self._take_parked(path):
-            if self._may_create():
+            if self._may_create(limited):
                 await self._create(path, branch, start, reset_branch)
                 return
             await self._changed.wait()
         await self._switch(path, branch, start, reset_branch)
 
-    def _may_create(self) -> bool:
-        return self.creating == 0 and self.in_use <= self.pool_limit
+    def _may_create(self, limited: bool) -> bool:
+        # waiting for `creating` is safe: a checkout under way always ends and notifies
+        return self.creating == 0 and (not limited or self.in_use <= self.pool_limit)
 
     async def _create(self, path: Path, branch: str | None, start: str,
                       reset_branch: bool) -> None:
@@ -210,7 +228,9 @@ class Worktrees:
         if not self.reuse:
             return False
         pool = self.root / POOL
-        for parked in await trio.to_thread.run_sync(_parked_in, pool, self.spec):
+        own = pool / f"{self.spec}--{target.name}"  # its own parked one switches cheapest
+        found = await trio.to_thread.run_sync(_parked_in, pool, self.spec)
+        for parked in sorted(found, key=lambda p: p != own):
             if parked in self._claimed:
                 continue
             self._claimed.add(parked)

@@ -18,6 +18,9 @@
     see scripts/bench_check.py.
 (f) waves: 12 subtasks, 4 declaring and editing one shared file, under --schedule spread and
     together: conflicts and wall time against the ideal of the waves (scripts/bench_waves.py).
+(g) resolve: 10 subtasks of which 3 pairs conflict, `--resolve agent` with a scripted resolver
+    against `--resolve manual`: subtasks completed without a person, and wall time against
+    the same build without conflicts (scripts/bench_resolve.py).
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -268,7 +271,8 @@ def report(name: str, figures: dict[str, float], ratios: list[tuple[str, str]]) 
     print(f"\n{name}")
     for key, value in figures.items():
         unit = ("MB" if key.endswith("_mb") else
-                "" if key.endswith("runs") or key.startswith("conflicts") else "s")
+                "" if key.endswith(("runs", "completed")) or key.startswith("conflicts")
+                else "s")
         print(f"  {key:<24} {value:10.3f} {unit}".rstrip())
     for top, bottom in ratios:
         if top in figures and bottom in figures and figures[bottom]:
@@ -284,8 +288,9 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="build,merge,latency,memory,waves",
-                        help="comma-separated: build, merge, latency, memory, waves, check")
+    parser.add_argument("--only", default="build,merge,latency,memory,waves,resolve",
+                        help="comma-separated: build, merge, latency, memory, waves, resolve, "
+                        "check")
     parser.add_argument("--check-subtasks", type=int, default=16)
     parser.add_argument("--check-seconds", type=float, default=1.0)
     args = parser.parse_args()
@@ -320,6 +325,12 @@ def main() -> None:
             report(f"(f) waves: 12 subtasks, 4 editing one declared file, {args.parallel} at "
                    f"once, agents sleep {args.sleep:g}s", bench_waves(args, scratch),
                    [("spread, wall", "ideal of the waves"), ("together, wall", "ideal together")])
+        if "resolve" in wanted:
+            from bench_resolve import bench_resolve  # type: ignore[import-not-found]
+
+            report(f"(g) resolve: 10 subtasks, 3 conflicting pairs, {args.parallel} at once, "
+                   f"agents sleep {args.sleep:g}s", bench_resolve(args, scratch),
+                   [("resolve agent", "no conflicts"), ("resolve manual", "no conflicts")])
 
 
 if __name__ == "__main__":

@@ -18,10 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ORCHESTRATE, git, run_cli
+from tests.watchdog import EXIT_BOUND_S, finished_line, kill_tree, watch
 
 AGENT = Path(__file__).resolve().parent / "agents" / "agent.py"
 SPEC = "001-demo"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
+# Conflicts stay with the user (no agent resolution rounds) where a build supports the choice;
+# a build without the setting ignores the variable.
+MANUAL_RESOLVE = {"ORCHESTRATE_RESOLVE": "manual"}
 
 
 def agent_command(*args: str) -> str:
@@ -128,6 +132,20 @@ class Build:
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
+    def wait(self, timeout: float) -> int:
+        """Its exit code, under the watchdog: a hang after its summary fails the test."""
+        return watch(self.process, self.text, timeout, "build")
+
+    def stop(self) -> None:
+        """At the end of the test: one that printed its summary must exit by itself (the
+        watchdog's bound); anything else still running is killed with its process tree."""
+        if self.process.poll() is None and any(finished_line(line)
+                                               for line in self.text().splitlines()):
+            self.wait(EXIT_BOUND_S)
+        if self.process.poll() is None:
+            kill_tree(self.pid)
+            self.process.wait()
+
 
 Launch = Callable[..., Build]
 
@@ -136,7 +154,7 @@ def start_build(repo: Path, *args: str, env: dict[str, str], output: Path) -> Bu
     with output.open("wb") as sink:
         process = subprocess.Popen([*ORCHESTRATE, "build", *args], cwd=repo,
                                    env={**os.environ, **env}, stdout=sink,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, process_group=0)
     return Build(process, output)
 
 

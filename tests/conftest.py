@@ -87,10 +87,12 @@ def write_plan(repo: Path, name: str, plan: dict[str, Any] | str,
 
 def run_cli(repo: Path, *args: str, env: dict[str, str] | None = None,
             timeout: float = 300, check: int | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real `orchestrate` program (as a child process) in `repo`."""
+    """Run the real `orchestrate` program (as a child process) in `repo`, under the watchdog
+    (tests/watchdog.py): a build still running 30 s after its summary fails the test."""
+    from tests.watchdog import run_watched
+
     full_env = {**os.environ, **(env or {})}
-    done = subprocess.run([*ORCHESTRATE, *args], cwd=repo, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    done = run_watched([*ORCHESTRATE, *args], cwd=repo, env=full_env, timeout=timeout)
     if check is not None:
         assert done.returncode == check, (
             f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
@@ -189,5 +191,4 @@ def launch(recorder: Recorder, tmp_path: Path) -> Iterator[Launch]:
 
     yield start
     for build in started:
-        build.process.kill()
-        build.process.wait()
+        build.stop()

@@ -31,7 +31,8 @@ def test_the_benchmark_runs_every_measurement(tmp_path: Path) -> None:
         "orchestrate", "orchestrate / naive", "status", "version", "git status",
         "status / git status", "peak RSS_mb",
         "spread, wall", "together, wall", "ideal of the waves", "ideal together",
-        "spread, wall / ideal of the waves"}
+        "spread, wall / ideal of the waves", "no conflicts", "resolve agent",
+        "resolve manual", "resolve agent / no conflicts"}
     assert expected <= set(figures), done.stdout
     assert figures["ideal"] == 0.2  # ceil(3 / 2) * 0.1 s
     assert figures["ideal of the waves"] == 0.8  # (ceil(9 / 2) + 3) * 0.1 s
@@ -39,6 +40,7 @@ def test_the_benchmark_runs_every_measurement(tmp_path: Path) -> None:
     assert figures["conflicts, together"] == 3.0, done.stdout
     assert all(value > 0 for name, value in figures.items()
                if not name.startswith("conflicts")), done.stdout
+    assert (figures["resolve agent, completed"], figures["resolve manual, completed"]) == (10, 7)
     assert (tmp_path / "cache" / "repo-300" / ".git").is_dir()
 
 

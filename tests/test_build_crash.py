@@ -87,7 +87,7 @@ def test_another_writer_under_the_lock_loses_nothing(repo: Path, recorder: Recor
     for _ in range(50):  # spread over ~1.5 s, while statuses change every ~0.35 s
         seen.append(store.update(bump))
         time.sleep(0.03)
-    assert build.process.wait(timeout=60) == 0, build.text()
+    assert build.wait(timeout=60) == 0, build.text()
     plan = json.loads(plan_path(repo).read_text())
     assert plan["external_counter"] == 50
     assert statuses(repo) == dict.fromkeys(ids, "completed")

@@ -102,7 +102,8 @@ def test_failed_subtasks_run_again_only_with_retry_failed(repo: Path, recorder: 
 def test_a_conflict_fixed_by_hand_unblocks_the_next_phase(repo: Path,
                                                          recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True), phase(2, ["z"])))
-    build(repo, recorder, "--append", "a=shared.txt", "--append", "b=shared.txt", check=1)
+    build(repo, recorder, "--append", "a=shared.txt", "--append", "b=shared.txt",
+          options=("--resolve", "manual"), check=1)
     assert statuses(repo) == {"a": "completed", "b": "conflict", "z": "blocked"}
     assert subtasks(repo)["b"]["orchestrate"]["merge"] == "conflict"
     # the user resolves b on its branch, in b's worktree, by merging the integration branch

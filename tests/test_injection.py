@@ -79,7 +79,7 @@ def build_hostile_conflict(repo: Path) -> Path:
     lines of src/app.py (an overlap)."""
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, [FIRST, SECOND], parallel=True)))
     before = checkout_state(repo)
-    build(repo, check=1)
+    build(repo, "--resolve", "manual", check=1)  # the conflict stays for the report
     assert checkout_state(repo) == before
     assert statuses(plan_path) == {FIRST: "completed", SECOND: "conflict"}
     assert subtasks(plan_path)[SECOND]["orchestrate"]["error"].startswith("merge conflict in ")
@@ -141,3 +141,21 @@ def test_github_annotations_escape_hostile_names(repo: Path) -> None:
     message = unescape(next(m.group(5) for m in matches if m))
     assert FIRST in message
     assert SECOND in message
+
+
+def test_a_resolution_round_on_hostile_names_never_reaches_a_shell(repo: Path) -> None:
+    """The conflict of build_hostile_conflict goes back to the agent (SPEC 10): the resolution
+    prompt carries the hostile path, ids and descriptions, and none of them reaches a shell."""
+    token = secrets.token_hex(6)
+    plan = plan_of(phase(1, [FIRST, SECOND], parallel=True))
+    for subtask in plan["phases"][0]["subtasks"]:
+        subtask["description"] = hostile_description(token)
+    plan_path = write_plan(repo, SPEC, plan)
+    before = checkout_state(repo)
+    build(repo, check=0)
+    assert pwned_files(token, Path(os.environ["HOME"]), repo) == []
+    assert checkout_state(repo) == before
+    assert statuses(plan_path) == {FIRST: "completed", SECOND: "completed"}
+    assert subtasks(plan_path)[SECOND]["orchestrate"]["resolutions"] == 1
+    report = json.loads((plan_path.parent / "conflict_report.json").read_text())
+    assert report["resolved"][0]["paths"] == [HOSTILE_PATH]

@@ -149,7 +149,8 @@ def test_merge_ends_with_the_next_step(repo: Path, recorder: Recorder) -> None:
 
 def test_after_a_conflict_the_next_step_is_the_report(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["one", "two"], parallel=True)))
-    out = build(repo, recorder, "--append", "*=README.md", check=1)
+    out = build(repo, recorder, "--append", "*=README.md", options=("--resolve", "manual"),
+                check=1)
     assert statuses(repo) == {"one": "completed", "two": "conflict"}
     step = (f"next: conflicts: `orchestrate report {SPEC}` shows them and how to resolve each "
             f"one; then `orchestrate merge {SPEC}`")

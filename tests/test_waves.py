@@ -10,6 +10,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.failpoints import ENV as FAILPOINT_ENV
 from tests.buildkit import (
     INTEGRATION,
@@ -22,6 +24,13 @@ from tests.buildkit import (
     subtasks,
 )
 from tests.conftest import commit_all, git, run_cli, write_plan
+
+
+@pytest.fixture(autouse=True)
+def conflicts_stay_with_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
+    unless a test asks for them with --resolve agent."""
+    monkeypatch.setenv("ORCHESTRATE_RESOLVE", "manual")
 
 SHARED = ["s1", "s2", "s3"]  # declare and append to shared.txt
 FREE = ["o1", "o2"]  # declare nothing

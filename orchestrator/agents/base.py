@@ -24,6 +24,7 @@ class AgentTask:
     # token counts so far, kept current by the agent: an attempt cancelled by its timeout
     # returns no result, and what it spent is still recorded from here
     usage: dict[str, int] = field(default_factory=dict)
+    resolving: int = 0  # the resolution round (SPEC 10) this run is, 0 for the subtask itself
 
 
 @dataclass

@@ -49,6 +49,17 @@ limit; anything it starts in the background is stopped when the call ends.
 When the subtask is done, reply with a short summary of what you changed and stop calling tools.\
 """
 
+MERGE_RULES = """
+
+This time the worktree is in the middle of a merge (a resolution round): the orchestrator ran \
+`git merge --no-commit` of the integration branch into your branch, and git left conflict \
+markers (<<<<<<<, =======, >>>>>>>) in the files the prompt lists. Resolve them so that both \
+sides' work is kept, and remove every marker. You may run `git status`, `git diff`, `git log` \
+and `git show` through bash (when offered) to see both sides. Do not commit, and do not abort, \
+continue or undo the merge (no `git commit`, `git merge --abort`, `git reset`, `git checkout`, \
+`git switch`, `git stash`): the orchestrator checks the files and commits the merge.\
+"""
+
 
 @asynccontextmanager
 async def open_claude_agent(settings: Settings, sink: Sink | None = None) -> AsyncIterator[Agent]:
@@ -157,7 +168,8 @@ class _Session:
         tools = self.toolbox.definitions()
         tools[-1] = {**tools[-1], "cache_control": CACHE}
         return {"model": self.agent.settings.model, "max_tokens": self.limits.max_tokens,
-                "system": [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": CACHE}],
+                "system": [{"type": "text", "cache_control": CACHE, "text": SYSTEM_PROMPT
+                            + (MERGE_RULES if self.task.resolving else "")}],
                 "tools": tools, "messages": _with_cache_point(self.messages)}
 
     def _count(self, reply: Reply) -> None:

@@ -89,16 +89,19 @@ class CommandAgent:
 
     def _environment(self, task: AgentTask, prompt_file: Path) -> dict[str, str]:
         model = {"ORCHESTRATE_MODEL": self.model} if self.model else {}
-        return child_env({**model,
-                "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
-                "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
-                "ORCHESTRATE_SPEC": task.spec,
-                "ORCHESTRATE_SUBTASK_ID": task.subtask_id,
-                "ORCHESTRATE_WORKTREE": str(task.worktree),
-                "ORCHESTRATE_BRANCH": task.branch,
-                "ORCHESTRATE_PORT": str(task.port),
-                "ORCHESTRATE_ATTEMPT": str(task.attempt),
-                "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)})
+        resolving = {"ORCHESTRATE_RESOLVING": str(task.resolving)} if task.resolving else {}
+        return child_env({
+            **model, **resolving,
+            "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
+            "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
+            "ORCHESTRATE_SPEC": task.spec,
+            "ORCHESTRATE_SUBTASK_ID": task.subtask_id,
+            "ORCHESTRATE_WORKTREE": str(task.worktree),
+            "ORCHESTRATE_BRANCH": task.branch,
+            "ORCHESTRATE_PORT": str(task.port),
+            "ORCHESTRATE_ATTEMPT": str(task.attempt),
+            "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)},
+            hidden=("ORCHESTRATE_RESOLVING",))
 
 
 def _clip_for_env(prompt: str) -> str:

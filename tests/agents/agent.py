@@ -3,6 +3,11 @@
 It writes `<subtask-id>.txt` in its worktree and appends JSON lines (start, end, child) to the
 file named by ORCH_TEST_RECORD, so tests measure what really happened from outside the program
 under test. Options take `ID=VALUE` pairs; `*` as ID matches every subtask.
+
+In a resolution round (ORCHESTRATE_RESOLVING set) an agent given `--resolve ID=MODE` does only
+MODE: `both` keeps both sides of every conflict block in the files `git status` shows
+unmerged, `leave` changes nothing, `commit` resolves and commits, `abort` aborts the merge,
+`hang` sleeps; without `--resolve` it does its usual work.
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ def spawn_grandchild(ignore_term: bool) -> None:
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     for name in ("sleep", "fail", "fail-while", "require", "hang", "dump-stdin", "commit",
-                 "special", "grandchild", "ignore-term", "print", "show", "append", "switch"):
+                 "special", "grandchild", "ignore-term", "print", "show", "append", "switch",
+                 "resolve"):
         parser.add_argument(f"--{name}", action="append", default=[])
     return parser.parse_args()
 
@@ -69,7 +75,11 @@ def main() -> None:
     shown = {name: Path(name).read_text() if Path(name).is_file() else None
              for name in (value_for(args.show) or "").split(",") if name}
     record("start", cwd=os.getcwd(), env=env, prompt=prompt, files=shown,
-           branch=current_branch())
+           branch=current_branch(), resolving=os.environ.get("ORCHESTRATE_RESOLVING"))
+    if os.environ.get("ORCHESTRATE_RESOLVING") and (mode := value_for(args.resolve)):
+        resolve(mode)
+        record("end", ok=True)
+        return
     if value_for(args.ignore_term) is not None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if (folder := value_for(args.dump_stdin)) is not None:
@@ -103,6 +113,33 @@ def main() -> None:
             Path(folder).mkdir(exist_ok=True)
             Path(folder, f"{SUBTASK}-note.txt").write_text("agent scratch\n")
     record("end", ok=True)
+
+
+def resolve(mode: str) -> None:
+    if mode == "hang":
+        time.sleep(1000)
+    if mode == "abort":
+        subprocess.run(["git", "merge", "--abort"], check=True)
+    if mode in ("both", "commit"):
+        for path in unmerged_paths():
+            keep_both_sides(Path(path))
+    if mode == "commit":
+        subprocess.run(["git", "commit", "-qam", "resolved by the agent itself"], check=True)
+
+
+def unmerged_paths() -> list[str]:
+    done = subprocess.run(["git", "diff", "--name-only", "--diff-filter=U", "-z"],
+                          capture_output=True, text=True, check=True)
+    return [p for p in done.stdout.split("\0") if p]
+
+
+def keep_both_sides(path: Path) -> None:
+    """Drop git's marker lines: both sides' lines stay, ours first."""
+    markers = ("<<<<<<< ", "=======", ">>>>>>> ", "||||||| ")
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(line for line in lines
+                            if not line.rstrip("\n").startswith(markers)
+                            and line.rstrip("\n") != "======="))
 
 
 def current_branch() -> str:
