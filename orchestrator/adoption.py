@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from functools import partial
 
 from orchestrator.context import MergeContext
-from orchestrator.git import git
 from orchestrator.plan import Plan
+from orchestrator.processes import git
 
 TRAILERS = ("%(trailers:key=Orchestrate-Spec,valueonly,separator=%x01)%x00"
             "%(trailers:key=Orchestrate-Subtask,valueonly,separator=%x01)")

@@ -39,7 +39,7 @@ from merge.gitcmd import (
 )
 
 __all__ = ["WORKTREE_LIST", "CappedLog", "GitError", "GitResult", "WorktreeEntry", "git", "git_out",
-           "kill_group", "parse_worktree_list", "run_in_group", "run_with_time_limit",
+           "kill_group", "parse_worktree_list", "resolve", "run_in_group", "run_with_time_limit",
            "verify"]
 
 GRACE_S = 3.0
@@ -188,6 +188,12 @@ async def git_out(cwd: Path, *args: str) -> str:
 async def verify(cwd: Path, rev: str) -> str:
     """The object `rev` names (`rev-parse --verify`); GitError when it names none."""
     return await git_out(cwd, "rev-parse", "--verify", rev)
+
+
+async def resolve(cwd: Path, rev: str) -> str | None:
+    """The object `rev` names, or None when it names none (`rev-parse --verify --quiet`)."""
+    found = await git(cwd, "rev-parse", "-q", "--verify", rev, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
 
 
 async def run_with_time_limit(argv: Sequence[str], *, cwd: Path, output: IO[bytes],

@@ -27,10 +27,10 @@ from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_merge
 from orchestrator.context import MergeContext, RunContext, integration_branch
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitError, git, git_out
 from orchestrator.guards import nested_repository_problem
 from orchestrator.merging import merge_subtasks, merged_with_changes
 from orchestrator.plan import Plan, Subtask
+from orchestrator.processes import GitError, git, git_out, resolve
 from orchestrator.prompts import build_resolution_prompt
 from orchestrator.records import resolutions_of
 from orchestrator.reporting import conflict_report
@@ -170,8 +170,7 @@ async def _start_merge(ctx: RunContext, state: Round) -> None:
 
 
 async def _merge_head(worktree: Path) -> str | None:
-    found = await git(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return await resolve(worktree, "MERGE_HEAD")
 
 
 def _findings(ctx: RunContext, plan: Plan, subtask: Subtask) -> list[Finding]:
