@@ -5,31 +5,32 @@ from __future__ import annotations
 
 from collections import Counter
 
-from orchestrator.plan import Plan
+from orchestrator.plan import MergeState, Plan, Status
 
 
 def next_steps(spec: str, plan: Plan) -> list[str]:
     """One line per thing to do next, from the plan's statuses."""
     counts = Counter(s.status for s in plan.subtasks())
-    waiting_merge = sum(1 for s in plan.subtasks() if s.status == "in_progress"
-                        and s.meta.get("merge") == "pending" and s.meta.get("head"))
+    waiting_merge = sum(1 for s in plan.subtasks() if s.status == Status.IN_PROGRESS
+                        and s.meta.get("merge") == MergeState.PENDING and s.meta.get("head"))
     total = sum(counts.values())
     steps = []
-    if counts.get("failed"):
+    if counts.get(Status.FAILED):
         steps.append(f"`orchestrate build {spec} --retry-failed` runs the failed subtasks "
                      f"again (`orchestrate status {spec}` lists their logs and worktrees)")
-    if counts.get("conflict"):
+    if counts.get(Status.CONFLICT):
         steps.append(f"conflicts: `orchestrate report {spec}` shows them and how to resolve "
                      f"each one; then `orchestrate merge {spec}`")
     if waiting_merge:
         steps.append(f"committed work waits to be merged: `orchestrate merge {spec}`")
-    if counts.get("blocked") and not (counts.get("failed") or counts.get("conflict")):
+    stuck = counts.get(Status.FAILED) or counts.get(Status.CONFLICT)
+    if counts.get(Status.BLOCKED) and not stuck:
         steps.append(f"blocked subtasks run once their dependencies are completed: "
                      f"`orchestrate build {spec}`")
-    unstarted = counts.get("pending", 0) + counts.get("in_progress", 0) - waiting_merge
+    unstarted = counts.get(Status.PENDING, 0) + counts.get(Status.IN_PROGRESS, 0) - waiting_merge
     if unstarted > 0 and not steps:
         steps.append(f"to run the remaining subtasks: `orchestrate build {spec}`")
-    if total and counts.get("completed", 0) == total:
+    if total and counts.get(Status.COMPLETED, 0) == total:
         steps.append(f"all done: `orchestrate review {spec}`, then `orchestrate pr {spec}` "
                      "(or merge the integration branch yourself)")
     return [f"next: {step}" for step in steps]

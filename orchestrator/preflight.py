@@ -13,7 +13,7 @@ from merge.gitcmd import list_worktrees, resolve_commit, run_git
 from orchestrator import names
 from orchestrator.context import integration_branch
 from orchestrator.errors import UsageError
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Status
 from orchestrator.refnames import refname_problem
 from orchestrator.specs import Spec
 
@@ -62,7 +62,7 @@ def _auto_claude_base(spec: Spec, plan: Plan) -> Target | None:
     its with completed subtasks starts from that branch when it exists (SPEC 2a)."""
     if spec.folder.parent != spec.repo / names.AUTO_CLAUDE_SPECS:
         return None
-    completed = sum(1 for s in plan.subtasks() if s.status == "completed")
+    completed = sum(1 for s in plan.subtasks() if s.status == Status.COMPLETED)
     branch = names.auto_claude_branch(spec.name)
     if not completed or (commit := _resolve(spec.repo, f"refs/heads/{branch}")) is None:
         return None

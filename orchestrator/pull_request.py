@@ -21,7 +21,7 @@ from pathlib import Path
 from merge.gitcmd import GitResult, resolve_commit, run_command, run_git
 from orchestrator import names
 from orchestrator.errors import RunFailed, UsageError
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Status
 from orchestrator.reporting import integration_branch, render_report
 from orchestrator.specs import Spec
 
@@ -84,7 +84,7 @@ def _check_remote(repo: Path, remote: str) -> None:
 
 
 def _check_clean(spec: Spec, plan: Plan) -> None:
-    unfinished = [f"{s.id} ({s.status})" for s in plan.subtasks() if s.status != "completed"]
+    unfinished = [f"{s.id} ({s.status})" for s in plan.subtasks() if s.status != Status.COMPLETED]
     if unfinished:
         shown = ", ".join(unfinished[:8]) + (" ..." if len(unfinished) > 8 else "")
         raise RunFailed(f"--require-clean: {len(unfinished)} subtask(s) not completed: "

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+from merge import words
 from merge.annotations import render_github
 from merge.markdown import Places, render_markdown
 from merge.report import ConflictReport, Resolution, SubtaskRow, build_report
@@ -49,8 +50,7 @@ def _resolution(subtask_id: str, record: Any) -> Resolution | None:
     """The plan's `orchestrate.resolution` record (SPEC 10), if it is well formed."""
     if not isinstance(record, dict) or not isinstance(record.get("round"), int):
         return None
-    kind = record.get("kind") if record.get("kind") in ("conflict", "overlap", "check") else (
-        "conflict")
+    kind = record.get("kind") if record.get("kind") in words.FINDING_KINDS else words.CONFLICT
     return Resolution(subtask_id, record["round"], str(kind),
                       _strings(record.get("paths")), _strings(record.get("subtasks")))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from merge.gitcmd import resolve_commit, run_git
 from orchestrator import names
 from orchestrator.errors import UsageError
-from orchestrator.plan import Plan, Subtask
+from orchestrator.plan import Plan, Status, Subtask
 from orchestrator.reporting import integration_branch
 from orchestrator.specs import Spec
 
@@ -34,15 +34,15 @@ def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
     subtask = _find(plan, subtask_id)
     target = _target(spec, plan, subtask)
     if target.tip is None or target.base is None:
-        if subtask.status == "blocked" and subtask.meta.get("error"):
+        if subtask.status == Status.BLOCKED and subtask.meta.get("error"):
             cause = str(subtask.meta["error"]).removeprefix("blocked: ")
             raise UsageError(f"argument SUBTASK: {subtask_id!r} is blocked and has no work "
                              f"yet: {cause}", "It runs once those subtasks are completed: fix "
                              f"them, then run `orchestrate build {spec.name}`.")
-        if subtask.status != "failed":
+        if subtask.status != Status.FAILED:
             raise UsageError(f"argument SUBTASK: {subtask_id!r} has no branch with commits yet "
                              f"({target.branch})", f"Run `orchestrate build {spec.name}` first.")
-    failure = _failure_text(spec, subtask) if subtask.status == "failed" else ""
+    failure = _failure_text(spec, subtask) if subtask.status == Status.FAILED else ""
     if target.tip is None or target.base is None:
         return failure
     diff = run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from merge.gitcmd import run_git
 from orchestrator import names
-from orchestrator.plan import Plan, Subtask
+from orchestrator.plan import MergeState, Plan, Status, Subtask
 from orchestrator.specs import Spec
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def integration_ref(spec: Spec) -> str:
 
 def recorded_work(plan: Plan) -> list[Subtask]:
     """`completed` subtasks whose recorded head is real work (not their base)."""
-    return [s for s in plan.subtasks() if s.status == "completed"
+    return [s for s in plan.subtasks() if s.status == Status.COMPLETED
             and isinstance(s.meta.get("head"), str) and s.meta.get("head")
             and s.meta.get("head") != s.meta.get("base")]
 
@@ -100,17 +100,17 @@ def _record(stale: list[str], remerge: dict[str, str], branch: str, plan: Plan) 
     plan.write_meta(updated_at=utc_now())
     for subtask_id in stale:
         subtask = plan.subtask(subtask_id)
-        if subtask.status != "completed":
+        if subtask.status != Status.COMPLETED:
             continue
         subtask.raw.pop("completed_at", None)
         for name in STALE_FIELDS:
             subtask.meta.pop(name, None)
         if subtask_id in remerge:
-            subtask.raw["status"] = "in_progress"
-            subtask.write_meta(head=remerge[subtask_id], merge="pending",
+            subtask.raw["status"] = Status.IN_PROGRESS
+            subtask.write_meta(head=remerge[subtask_id], merge=MergeState.PENDING,
                                error=f"stale: its work was not in {branch}")
         else:
-            subtask.raw["status"] = "pending"
+            subtask.raw["status"] = Status.PENDING
             subtask.meta.pop("head", None)
             subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
                                "is gone")

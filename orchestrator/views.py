@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator import names
 from orchestrator.declared import PredictedOverlap, declared_files, wave_numbers, waves
-from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.plan import Phase, Plan, Status, Subtask
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 
@@ -34,8 +34,8 @@ def progress_line(plan: Plan, stale: Collection[str] = ()) -> str:
     counts = progress_counts(plan, stale)
     total = sum(counts.values())
     shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())
-                      if status != "completed")
-    return f"{counts['completed']}/{total} completed" + (f" ({shown})" if shown else "")
+                      if status != Status.COMPLETED)
+    return f"{counts[Status.COMPLETED]}/{total} completed" + (f" ({shown})" if shown else "")
 
 
 def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
@@ -145,7 +145,7 @@ def _scheduled_subtask(spec: Spec, subtask: Subtask, indent: str) -> str:
 
 
 def _action(subtask: Subtask) -> str:
-    return "skip (completed)" if subtask.status == "completed" else subtask.status
+    return "skip (completed)" if subtask.status == Status.COMPLETED else subtask.status
 
 
 def schedule_json(spec: Spec, plan: Plan, settings: Settings,

@@ -153,3 +153,38 @@ def test_the_import_rule_sees_imports(tmp_path: Path) -> None:
                       "def f():\n    import trio\n    trio.run_process(['x'])\n")
     assert len(process_starts(sample)) == 2
     assert len(forbidden_in_merge(sample)) == 3  # orchestrator.names, .POOL, trio
+
+
+# Statuses: the words of orchestrator.plan.Status, written nowhere else in orchestrator/.
+# merge/ keeps its own vocabulary (merge outcomes and finding kinds such as "conflict") in
+# merge/words.py; the plan statuses its report reads from rows are plain strings it is given.
+PLAN_MODULE = "orchestrator/plan.py"
+STATUS_WORDS = frozenset({"pending", "in_progress", "completed", "failed", "blocked",
+                          "conflict"})
+
+
+def status_literals(path: Path) -> list[str]:
+    return [f"{relative(path)}:{line}: {text!r}" for line, text in strings(path)
+            if text in STATUS_WORDS]
+
+
+def test_no_bare_status_word_outside_the_plan_model() -> None:
+    found = [problem for path in modules("orchestrator") if relative(path) != PLAN_MODULE
+             for problem in status_literals(path)]
+    assert not found, ("use orchestrator.plan.Status / MergeState (or merge.words for a merge "
+                       "outcome) instead of:\n" + "\n".join(found))
+
+
+def test_the_status_rule_sees_the_plan_model() -> None:
+    from orchestrator.plan import Status
+
+    assert {str(s) for s in Status} == STATUS_WORDS
+    assert {text for _, text in strings(ROOT / PLAN_MODULE)} >= STATUS_WORDS
+
+
+def test_merge_words_agree_with_the_plan() -> None:
+    from merge import words
+    from orchestrator.plan import MergeState, Status
+
+    assert words.CONFLICT == Status.CONFLICT == MergeState.CONFLICT
+    assert words.MERGED == MergeState.MERGED
