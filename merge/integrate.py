@@ -146,32 +146,6 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
     return results, tip
 
 
-def integrate_one(repo: Path, integration_ref: str, candidate: Candidate) -> MergeResult:
-    """Merge one candidate, retrying when another writer moves the ref under us."""
-    ref = full_ref(integration_ref)
-    for _ in range(CAS_RETRIES):
-        result = merge_onto(repo, ref, rev_parse(repo, ref), candidate)
-        if result is not None:
-            return result
-    raise IntegrationRace(f"{ref} kept moving while merging {candidate.branch}; "
-                          f"gave up after {CAS_RETRIES} attempts")
-
-
-def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeResult | None:
-    """Merge `candidate` onto `tip` and move `ref` from `tip` to the merge commit.
-
-    Returns None, changing nothing, when `ref` no longer points at `tip` (the compare-and-swap
-    failed); the caller reads the new tip and tries again.
-    """
-    if is_ancestor(repo, candidate.head, tip):
-        return MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
-    result = merge_commit_onto(repo, tip, candidate)
-    if result.outcome == "merged" and result.merge_commit and not _move_ref(
-            repo, ref, result.merge_commit, tip, f"merge {candidate.branch}"):
-        return None
-    return result
-
-
 def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult:
     """The merge commit of `candidate` onto `tip` (no ref moves), or the conflicts."""
     merged = merge_tree(repo, tip, candidate.head)

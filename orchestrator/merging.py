@@ -10,6 +10,7 @@ import trio
 
 from merge import words
 from merge.integrate import Candidate, MergeResult, OverlapPolicy, integrate
+from orchestrator import names
 from orchestrator.checking import integrate_checked
 from orchestrator.checkstate import Verdict
 from orchestrator.context import MergeContext, integration_branch
@@ -86,7 +87,7 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
     head = tip or str(subtask.meta.get("head"))
     message = (f"Merge {branch} into {integration_branch(ctx.spec)}\n\n"
                f"{subtask.id}: {subtask.title}\n\n"
-               f"Orchestrate-Spec: {ctx.spec.name}\nOrchestrate-Subtask: {subtask.id}\n")
+               + names.trailers(ctx.spec.name, subtask.id))
     return Candidate(subtask.id, branch, str(subtask.meta.get("base", "")), head, message, group)
 
 

@@ -30,6 +30,25 @@ REPORT_MD = "conflict_report.md"
 REPORT_JSON = "conflict_report.json"
 
 
+# Commit trailers: every commit orchestrate makes names its spec and subtask, so a commit left
+# by a crash can be recognised (adoption.py) and a person can see where a change came from.
+SPEC_TRAILER = "Orchestrate-Spec"
+SUBTASK_TRAILER = "Orchestrate-Subtask"
+AGENT_TRAILER = "Orchestrate-Agent"
+RESOLUTION_TRAILER = "Orchestrate-Resolution"
+
+
+def trailers(spec_name: str, subtask_id: str, *, agent: str | None = None,
+             resolution: int | str | None = None) -> str:
+    """The trailer lines (each ending in a newline) of a commit for `subtask_id`."""
+    lines = [f"{SPEC_TRAILER}: {spec_name}", f"{SUBTASK_TRAILER}: {subtask_id}"]
+    if agent is not None:
+        lines.append(f"{AGENT_TRAILER}: {agent}")
+    if resolution is not None:
+        lines.append(f"{RESOLUTION_TRAILER}: {resolution}")
+    return "".join(line + "\n" for line in lines)
+
+
 def spec_branch_prefix(spec_name: str) -> str:
     """`orchestrate/<spec>/`: what every branch of the spec starts with."""
     return f"{BRANCH_ROOT}/{spec_name}/"

@@ -23,6 +23,7 @@ import trio
 from merge import words
 from merge.overlap import overlap_detail
 from merge.report import Finding
+from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_merge
@@ -35,11 +36,11 @@ from orchestrator.processes import GitError, git, git_out, resolve
 from orchestrator.prompts import build_resolution_prompt
 from orchestrator.records import resolutions_of
 from orchestrator.reporting import conflict_report
-from orchestrator.runner import _branch_problem, _log_path, _shell, command_env, commit_message
+from orchestrator.runner import _branch_problem, _log_path, _shell, command_env
 from orchestrator.store import utc_now
 from orchestrator.worktrees import NEVER_KEPT, remove_stale_index_lock
 
-TRAILER = "Orchestrate-Resolution"
+TRAILER = names.RESOLUTION_TRAILER
 MARKER = re.compile(rb"^(?:<{7}|>{7}|\|{7})(?: |$)", re.MULTILINE)
 NO_EDITOR = {"GIT_MERGE_AUTOEDIT": "no", "GIT_EDITOR": "true",
              "GIT_REFLOG_ACTION": "orchestrate: resolution round"}
@@ -266,8 +267,8 @@ async def _commit(ctx: RunContext, state: Round) -> str:
     integration = integration_branch(ctx.spec)
     message = (f"Merge {integration} into {state.branch}\n\n"
                f"{state.subtask.id}: resolution round {state.number}\n\n"
-               + commit_message(ctx, state.subtask).split("\n\n", 1)[1]
-               + f"{TRAILER}: {state.number}\n")
+               + names.trailers(ctx.spec.name, state.subtask.id, agent=ctx.agent_label,
+                                resolution=state.number))
     try:
         commit = await commit_merge(state.worktree, message, ctx.settings.copy,
                                     head=state.head, merging=state.merging)

@@ -269,7 +269,5 @@ async def _restore_branch(worktree: Path, branch: str) -> None:
 
 def commit_message(ctx: RunContext, subtask: Subtask) -> str:
     return (f"{subtask.id}: {subtask.title}\n\n"
-            f"Orchestrate-Spec: {ctx.spec.name}\n"
-            f"Orchestrate-Subtask: {subtask.id}\n"
-            f"Orchestrate-Agent: {ctx.agent_label}\n")
+            + names.trailers(ctx.spec.name, subtask.id, agent=ctx.agent_label))
 
