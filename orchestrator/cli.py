@@ -21,7 +21,7 @@ from orchestrator import __version__, names
 from orchestrator.cli_support import EPILOG, complete_subtask, plural, run_main, spec_argument
 from orchestrator.errors import OrchestrateError, UsageError
 from orchestrator.plan import load_plan
-from orchestrator.presets import PRESET_NAMES
+from orchestrator.presets import AGENT_KINDS
 from orchestrator.specs import Spec, all_specs, resolve_spec
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--max-parallel", type=int, metavar="N",
                      help="Agents running at once, for the whole build (default 5)."),
-        click.option("--agent", type=click.Choice(["claude", "command", *PRESET_NAMES]),
+        click.option("--agent", type=click.Choice(AGENT_KINDS),
                      help="claude: the built-in agent on the Anthropic API (default when "
                      "ANTHROPIC_API_KEY is set); command: --agent-command; or a CLI agent "
                      "preset."),
