@@ -26,6 +26,7 @@ from orchestrator.failpoints import failpoint
 from orchestrator.hints import next_steps
 from orchestrator.merging import merge_subtasks
 from orchestrator.orphans import stop_orphaned_agents
+from orchestrator.placement import check_runner, open_placement
 from orchestrator.plan import Plan, Status, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
 from orchestrator.processes import git
@@ -48,6 +49,7 @@ def run_build(spec: Spec, settings: Settings, *, agent: Agent | None = None) -> 
     plan = PlanStore(spec.folder).read()
     if agent is None:
         check_agent_configured(settings, spec.repo)
+    check_runner(settings)
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
@@ -106,7 +108,9 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                          for s in plan.subtasks()])
     started = time.monotonic()
     try:
-        async with _agent(settings, sink, given) as agent, trio.open_nursery() as background:
+        async with _agent(settings, sink, given) as agent, \
+                open_placement(settings, spec.repo) as placement, \
+                trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
                                  spec.repo, spec.name, settings.reuse_worktrees,
@@ -115,7 +119,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              agent_label=agent_label(settings) if given is None else agent.name,
                              limiter=trio.CapacityLimiter(settings.max_parallel),
                              lookahead=trio.Semaphore(settings.max_parallel),
-                             budget=Budget(settings.budget, recorded_cost(plan)))
+                             budget=Budget(settings.budget, recorded_cost(plan)),
+                             placement=placement)
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:

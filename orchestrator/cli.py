@@ -209,6 +209,12 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Conflicts go back to the subtask's agent (default) or to you."),
         click.option("--resolve-attempts", type=int, metavar="N",
                      help="Resolution rounds per conflict with --resolve agent (default 2)."),
+        click.option("--runner", type=click.Choice(["local", "ray"]),
+                     help="Where subtasks run: local worktrees (default) or a Ray cluster."),
+        click.option("--ray-address", metavar="ADDRESS",
+                     help="The Ray cluster for --runner ray (default auto)."),
+        click.option("--remote", metavar="NAME",
+                     help="Git remote Ray workers fetch from and push to (default origin)."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -19,6 +20,9 @@ from orchestrator.records import Records
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 from orchestrator.worktrees import Worktrees
+
+if TYPE_CHECKING:
+    from orchestrator.placement import Placement
 
 
 def integration_branch(spec: Spec) -> str:
@@ -122,3 +126,11 @@ class RunContext(MergeContext):
     @property
     def resolves_conflicts(self) -> bool:
         return self.settings.resolve == "agent" and self.settings.resolve_attempts > 0
+    # where workspaces live and attempts run (local worktrees, Ray); build.py sets it
+    placement: Placement = field(default_factory=lambda: _local_placement())
+
+
+def _local_placement() -> Placement:
+    from orchestrator.placement import LocalPlacement  # placement imports this module
+
+    return LocalPlacement()

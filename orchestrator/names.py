@@ -22,6 +22,7 @@ AUTO_CLAUDE_SPECS = SPEC_ROOTS[1]
 WORKTREE_ROOT = f"{PRIVATE_DIR}/worktrees"  # relative to the repository
 POOL = ".pool"  # the folder of parked worktrees inside WORKTREE_ROOT
 CHECK_WORKTREE_PREFIX = ".check-"  # a check run's detached worktree in the pool
+REMOTE_CACHE_DIR = "orchestrate-remotes"  # on a Ray node, in its temp dir: copies of remotes  # a check run's detached worktree in the pool
 
 PLAN_FILE = "implementation_plan.json"
 LOGS_DIR = "logs"
@@ -87,6 +88,11 @@ def worktree_root(repo: Path) -> Path:
 
 def pool_dir(repo: Path) -> Path:
     return worktree_root(repo) / POOL
+
+
+def remote_pool(cache: Path) -> Path:
+    """Beside a Ray node's bare copy of the remote: the clones its attempts parked."""
+    return cache.with_suffix(POOL)
 
 
 def check_worktree_name(commit: str) -> str:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge.gitcmd import GitResult, resolve_commit, run_command, run_git
+from merge.gitcmd import GitResult, child_env, resolve_commit, run_command, run_git
 from orchestrator import names
 from orchestrator.errors import RunFailed, UsageError
 from orchestrator.plan import Plan, Status
@@ -236,8 +236,8 @@ class GitHubCli:
         return done
 
     def _run(self, *args: str) -> GitResult:
-        env = {**os.environ, "GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1",
-               "NO_COLOR": "1"}
+        env = child_env({"GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1",
+                         "NO_COLOR": "1"})
         return run_command([self.program or "gh", *args], self.repo, env=env)
 
 

@@ -1,5 +1,8 @@
 """One subtask: worktree -> agent attempts -> verification -> commit -> status.
 
+Where the workspace lives and where each attempt runs is the build's placement
+(orchestrator/placement.py: local worktrees, or Ray tasks on a cluster); this module drives it.
+
 The worktree is prepared before the subtask's turn comes (at most max_parallel prepared ahead),
 so a freed agent slot is used at once. The agent holds one token of the build's
 CapacityLimiter only while it and its verification run; the commit happens after.
@@ -7,17 +10,17 @@ CapacityLimiter only while it and its verification run; the commit happens after
 
 from __future__ import annotations
 
-import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import trio
 
+from merge.gitcmd import child_env
 from orchestrator import names
-from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
+from orchestrator.agents.base import Agent, AgentResult, AgentTask, git_ceiling
 from orchestrator.agents.command import read_tail
-from orchestrator.committing import commit_work
 from orchestrator.context import RunContext
 from orchestrator.cost import attempt_cost
 from orchestrator.diagnosis import failure_detail
@@ -27,6 +30,7 @@ from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan, Subtask
 from orchestrator.processes import GitError, git, run_in_group
 from orchestrator.prompts import build_prompt
+from orchestrator.settings import Settings
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked
 
@@ -37,6 +41,13 @@ class AttemptFailed(Exception):
     def __init__(self, message: str, tail: str = "") -> None:
         super().__init__(message)
         self.tail = tail
+
+
+class AttemptContext(Protocol):
+    """What one attempt needs: a RunContext on the coordinator, its twin on a Ray worker."""
+
+    settings: Settings
+    agent: Agent
 
 
 @dataclass
@@ -63,9 +74,9 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
         async with AsyncExitStack() as holding:
             async with ctx.lookahead:  # at most max_parallel subtasks get ready ahead
                 worktree = await holding.enter_async_context(
-                    ctx.worktrees.hold(subtask.id, branch, base))
+                    ctx.placement.workspace(ctx, subtask, branch, base))
                 failpoint("worktree-prepared")
-                await _set_up(ctx, subtask, worktree)
+                await ctx.placement.set_up(ctx, subtask, worktree)
                 await ctx.limiter.acquire()
             if ctx.budget.reached():  # spent while this subtask waited for an agent slot
                 ctx.limiter.release()
@@ -74,10 +85,9 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
             outcome = await _run_agent(ctx, plan, subtask, worktree, base)
             if outcome.ok:
                 failpoint("agent-finished")
-                outcome.head = await commit_work(worktree, commit_message(ctx, subtask),
-                                                 ctx.settings.copy)
+                outcome.head = await ctx.placement.hand_back(ctx, subtask, worktree)
                 failpoint("work-committed")
-                await ctx.worktrees.release(subtask.id, keep=ctx.settings.keep_worktrees)
+                await ctx.placement.release(ctx, subtask)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     finally:
@@ -163,8 +173,8 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
                              worktree, branch, _log_path(ctx, subtask), port, attempt)
-            outcome.verification = None
-            result = await _one_attempt(ctx, subtask, task, outcome)
+            result = await ctx.placement.attempt(ctx, subtask, task)
+            outcome.verification = result.verification
             cost = attempt_cost(ctx.settings, result)
             if result.ok:
                 outcome.ok, outcome.usage, outcome.cost_usd = True, result.usage, cost
@@ -179,14 +189,13 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
                      subtask=subtask.id, attempt=attempt, error=result.error)
             if not result.retry:
                 break
-            await _restore_branch(worktree, branch)
+            await ctx.placement.after_failed_attempt(ctx, task)
     finally:
         ctx.ports.release(port)
     return outcome
 
 
-async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask,
-                       outcome: Outcome) -> AgentResult:
+async def _one_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -> AgentResult:
     await _write_header(task)
     timeout = ctx.settings.timeout
     with trio.move_on_after(timeout) as scope:
@@ -202,11 +211,11 @@ async def _one_attempt(ctx: RunContext, subtask: Subtask, task: AgentTask,
     if result.ok and (command := subtask.verification_command):
         env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
         code, tail = await _shell(command, task.worktree, task.log_path, timeout, env)
-        outcome.verification = "passed" if code == 0 else f"failed (exit {code})"
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
                                output_tail=tail, usage=result.usage,
-                               cost_usd=result.cost_usd)
+                               cost_usd=result.cost_usd, verification=f"failed (exit {code})")
+        result.verification = "passed"
     if result.ok and (problem := await nested_repository_problem(task.worktree)):
         return AgentResult(ok=False, error=problem, usage=result.usage, cost_usd=result.cost_usd)
     return result
@@ -222,10 +231,10 @@ def command_env(spec: str, subtask_id: str, worktree: Path, branch: str,
                 port: int | None = None) -> dict[str, str]:
     """The environment of setup and verification commands: the agent's, less the prompt.
     ORCHESTRATE_WORKTREE marks what they leave running, so that it is stopped (orphans.py)."""
-    return {**os.environ, "ORCHESTRATE_SPEC": spec, "ORCHESTRATE_SUBTASK_ID": subtask_id,
-            "ORCHESTRATE_WORKTREE": str(worktree), "ORCHESTRATE_BRANCH": branch,
-            **({"ORCHESTRATE_PORT": str(port)} if port is not None else {}),
-            "GIT_CEILING_DIRECTORIES": git_ceiling(worktree)}
+    return child_env({"ORCHESTRATE_SPEC": spec, "ORCHESTRATE_SUBTASK_ID": subtask_id,
+                      "ORCHESTRATE_WORKTREE": str(worktree), "ORCHESTRATE_BRANCH": branch,
+                      **({"ORCHESTRATE_PORT": str(port)} if port is not None else {}),
+                      "GIT_CEILING_DIRECTORIES": git_ceiling(worktree)})
 
 
 async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float,

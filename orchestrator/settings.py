@@ -71,6 +71,9 @@ class Settings:
     model_given: bool = False  # --model (or its env/config key) was set, not the default
     resolve: str = "agent"  # SPEC 10: conflicts go back to the agent, or to the user (manual)
     resolve_attempts: int = 2
+    runner: str = "local"
+    ray_address: str = "auto"
+    remote: str = "origin"
 
     @property
     def check_limit_s(self) -> float:
@@ -183,6 +186,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "schedule": _choice("spread", "together"),
     "agent_args": _arg_list, "budget": _usd,
     "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
+    "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
 }
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {

@@ -21,6 +21,8 @@
 (g) resolve: 10 subtasks of which 3 pairs conflict, `--resolve agent` with a scripted resolver
     against `--resolve manual`: subtasks completed without a person, and wall time against
     the same build without conflicts (scripts/bench_resolve.py).
+(h) ray (only with --only ray; root and Ray needed): build (a) with runner local and runner ray
+    on one machine, and the Ray cluster's start time (scripts/bench_ray.py).
 
 The 20,000-file repository is generated once into ~/.cache/orchestrate-bench and cloned
 (objects shared) for every run, so each run starts from a fresh checkout and an empty pool.
@@ -263,6 +265,13 @@ def bench_waves(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     return figures
 
 
+def bench_ray(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    from bench_ray import bench_ray as measure  # type: ignore[import-not-found]
+
+    figures: dict[str, float] = measure(args, scratch)
+    return figures
+
+
 def median(measure: Callable[[], float], repeat: int) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
@@ -331,6 +340,10 @@ def main() -> None:
             report(f"(g) resolve: 10 subtasks, 3 conflicting pairs, {args.parallel} at once, "
                    f"agents sleep {args.sleep:g}s", bench_resolve(args, scratch),
                    [("resolve agent", "no conflicts"), ("resolve manual", "no conflicts")])
+        if "ray" in wanted:
+            report(f"(h) runner ray vs local: {args.subtasks} subtasks, {args.parallel} at once, "
+                   f"agents sleep {args.sleep:g}s", bench_ray(args, scratch),
+                   [("runner ray", "runner local")])
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class AgentResult:
     usage: dict[str, int] = field(default_factory=dict)  # token counts (claude agent)
     cost_usd: float | None = None  # what the attempt cost, when the agent knows (claude-code)
     retry: bool = True  # False: another attempt would fail the same way (command not found)
+    verification: str | None = None  # passed or failed (exit N), when it ran (SPEC 2a)
 
 
 def anthropic_api_key() -> str:
