@@ -22,7 +22,7 @@ AUTO_CLAUDE_SPECS = SPEC_ROOTS[1]
 WORKTREE_ROOT = f"{PRIVATE_DIR}/worktrees"  # relative to the repository
 POOL = ".pool"  # the folder of parked worktrees inside WORKTREE_ROOT
 CHECK_WORKTREE_PREFIX = ".check-"  # a check run's detached worktree in the pool
-REMOTE_CACHE_DIR = "orchestrate-remotes"  # on a Ray node, in its temp dir: copies of remotes  # a check run's detached worktree in the pool
+REMOTE_CACHE_DIR = "orchestrate-remotes"  # on a Ray node, in its temp dir: copies of remotes
 
 PLAN_FILE = "implementation_plan.json"
 LOGS_DIR = "logs"
