@@ -14,9 +14,9 @@ import trio
 from merge.gitcmd import child_env
 from orchestrator import names
 from orchestrator.checkstate import Verdict
+from orchestrator.events import Event
 from orchestrator.failpoints import failpoint
 from orchestrator.processes import run_in_group
-from orchestrator.progress import Event
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked
 

@@ -194,3 +194,19 @@ def test_merge_words_agree_with_the_plan() -> None:
 
     assert words.CONFLICT == Status.CONFLICT == MergeState.CONFLICT
     assert words.MERGED == MergeState.MERGED
+
+
+# The face: the core emits events (orchestrator/events.py: Event, Sink) and never imports the
+# renderers; only the command line and the build, which picks a sink, reach them.
+FACE = ("orchestrator.progress", "orchestrator.live", "orchestrator.status_view", "rich")
+MAY_REACH_THE_FACE = {"orchestrator/cli.py", "orchestrator/build.py", "orchestrator/views.py",
+                      "orchestrator/progress.py", "orchestrator/live.py",
+                      "orchestrator/status_view.py"}
+
+
+def test_the_core_does_not_import_the_renderers() -> None:
+    found = [f"{relative(path)}:{line}: imports {name}"
+             for path in modules("orchestrator") if relative(path) not in MAY_REACH_THE_FACE
+             for line, name in imported(ast.parse(path.read_text()))
+             if any(name == face or name.startswith(face + ".") for face in FACE)]
+    assert not found, "import Event and Sink from orchestrator.events:\n" + "\n".join(found)

@@ -21,8 +21,8 @@ from orchestrator.agents.output import clip, redact
 from orchestrator.agents.ratelimit import RequestLimit
 from orchestrator.agents.tools import Toolbox
 from orchestrator.agents.transcript import Transcript
+from orchestrator.events import Event, Sink
 from orchestrator.plan import Status
-from orchestrator.progress import Event, Sink
 from orchestrator.settings import Settings
 
 SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
