@@ -66,7 +66,8 @@ def _declared_files(report: ConflictReport) -> list[str]:
 
 
 def _resolved(report: ConflictReport, resolution: Resolution, number: int) -> str:
-    paths = ", ".join(code(p) for p in resolution.paths) or "its branch"
+    paths = ", ".join(code(p) for p in resolution.paths if p) or (
+        "the check" if resolution.kind == "check" else "its branch")
     others = ", ".join(code(s) for s in resolution.subtasks)
     against = f" with {others}" if others else ""
     what = {"check": "failed the check", "overlap": "was blocked by an overlap"}.get(

@@ -344,8 +344,8 @@ def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> 
     ctx.exit(1 if done.kept else 0)
 
 
-@cli.command()
-@click.argument("spec")
+@cli.command(short_help="Push the integration branch; open or update its pull request.")
+@spec_argument()
 @click.option("--remote", default="origin", show_default=True,
               help="The git remote to push the integration branch to.")
 @click.option("--base", help="The branch the pull request merges into "
@@ -368,7 +368,7 @@ def pr(ctx: click.Context, spec: str, remote: str, base: str | None, draft: bool
     click.echo(f"{verb} pull request {done.url}")
 
 
-@cli.command()
+@cli.command(short_help="Start a new spec folder with a starter plan and spec.md.")
 @click.argument("name")
 @click.pass_context
 def init(ctx: click.Context, name: str) -> None:

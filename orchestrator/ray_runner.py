@@ -301,7 +301,8 @@ class RayPlacement:
         if report.ok and report.head:
             self.heads[subtask.id] = report.head
         return AgentResult(ok=report.ok, error=report.error, output_tail=report.output_tail,
-                           usage=report.usage)
+                           usage=report.usage, cost_usd=report.cost_usd,
+                           verification=report.verification, retry=report.retry)
 
     async def after_failed_attempt(self, ctx: RunContext, task: AgentTask) -> None:
         """Nothing: every attempt starts from a fresh clone at the base."""

@@ -74,6 +74,9 @@ class AttemptReport:
     error: str = ""
     output_tail: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None  # what the agent reported (claude-code); else priced at home
+    verification: str | None = None
+    retry: bool = True
     head: str | None = None  # pushed to the remote's `branch`
     log: str = ""  # what the attempt wrote to its log
     node: str = ""  # "node <id> (<host>)"
@@ -175,10 +178,12 @@ async def _work(order: AttemptOrder, repo: Path, log: Path, *, reused: bool) -> 
         if pushed.returncode != 0:
             reason = (pushed.stderr.strip().splitlines() or ["?"])[-1]
             return AttemptReport(ok=False, error=f"pushing {order.branch} to the remote "
-                                 f"failed: {reason}", usage=result.usage, log=_log_text(log),
-                                 node=_node())
+                                 f"failed: {reason}", usage=result.usage,
+                                 cost_usd=result.cost_usd, log=_log_text(log), node=_node())
     return AttemptReport(ok=result.ok, error=result.error, output_tail=result.output_tail,
-                         usage=result.usage, head=head, log=_log_text(log), node=_node())
+                         usage=result.usage, cost_usd=result.cost_usd,
+                         verification=result.verification, retry=result.retry, head=head,
+                         log=_log_text(log), node=_node())
 
 
 async def _checkout(order: AttemptOrder, repo: Path, *, reused: bool) -> None:

@@ -167,6 +167,10 @@ def _notes(spec: Spec, subtask: Subtask, style: Style) -> list[str]:
         notes.append(_cut(indent + "overlaps: " + ", ".join(map(str, overlaps)), style.width))
     if isinstance(verification := meta.get("verification"), str) and verification != "passed":
         notes.append(_cut(f"{indent}verification: {verification}", style.width))
+    if isinstance(meta.get("resolving"), int):
+        notes.append(f"{indent}resolving: round {meta['resolving']}")
+    elif isinstance(meta.get("resolutions"), int) and meta["resolutions"]:
+        notes.append(f"{indent}resolution rounds: {meta['resolutions']}")
     if (cost := cost_of(meta)) is not None:
         notes.append(f"{indent}cost: {cost:.2f} USD")
     return [style.paint(note, "dim") for note in notes]

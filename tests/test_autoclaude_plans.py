@@ -184,10 +184,15 @@ def test_verification_types_run_or_are_recorded_as_skipped(repo: Path,
     assert "auto-bad" in out
     assert "failed" in out
     text = run_cli(repo, "status", "001", check=0).stdout
-    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
-    assert "verification: skipped (manual)" in lines["by-hand"]
-    assert "verification: skipped (browser)" in lines["in-browser"]
-    assert "verification: failed (exit 3)" in lines["auto-bad"]
+    rows = text.splitlines()
+
+    def notes(subtask_id: str) -> list[str]:  # status shows a subtask's notes under its row
+        row = next(n for n, line in enumerate(rows) if line.startswith(f"  {subtask_id} "))
+        return [note.strip() for note in rows[row + 1:row + 6]]
+
+    assert "verification: skipped (manual)" in notes("by-hand")
+    assert "verification: skipped (browser)" in notes("in-browser")
+    assert "verification: failed (exit 3)" in notes("auto-bad")
     assert _status_rows(repo)["in-browser"]["verification"] == "skipped (browser)"
     prompts = {e["id"]: e["prompt"] for e in recorder.starts()}
     assert "Expected result: the marker file of auto-ok exists" in prompts["auto-ok"]

@@ -44,7 +44,7 @@ def test_three_times_the_pool_in_conflict_and_the_build_still_exits(
     env = {**recorder.env, **MANUAL_RESOLVE}
     out = run_cli(repo, "build", SPEC, *options, "--agent-command",
                   agent_command("--append", "*=src/app.py"), env=env, check=1).stdout
-    assert out.splitlines()[-1].startswith(f"done: 1 completed, {3 * POOL} conflict")
+    assert summary(out).endswith(f": 1 completed, {3 * POOL} conflict")
     assert statuses(repo) == {"c0": "completed", **dict.fromkeys(IDS[1:], "conflict")}
     report = read_json(plan_path(repo).parent / "conflict_report.json")
     conflicting = sorted({s for c in report["conflicts"] if c["kind"] == "conflict"
@@ -54,6 +54,15 @@ def test_three_times_the_pool_in_conflict_and_the_build_still_exits(
 
     again = run_cli(repo, "build", SPEC, *options, "--agent-command", agent_command(),
                     env=env, check=1).stdout
-    assert again.splitlines()[-1].startswith(f"done: 1 completed, {3 * POOL} conflict")
+    assert summary(again).endswith(f": 1 completed, {3 * POOL} conflict")
     assert len(recorder.starts()) == len(IDS)  # conflicts are not retried without a flag
     _check_worktrees(repo, conflicting)
+
+
+def summary(out: str) -> str:
+    """The build's last event, its summary (`done in <time>: <counts>; <branch> at <sha>`),
+    which only its indented next-step lines follow."""
+    lines = out.splitlines()
+    last = max(n for n, line in enumerate(lines) if line.startswith("done in "))
+    assert all(line.startswith("    ") for line in lines[last + 1:]), lines[last:]
+    return lines[last].split(";")[0]
