@@ -34,11 +34,11 @@ def report_rows(plan: Plan) -> list[SubtaskRow]:
 
 
 def _row(subtask: Subtask) -> SubtaskRow:
-    meta, phase = subtask.meta, subtask.phase
+    meta, record, phase = subtask.meta, subtask.record, subtask.phase
     return SubtaskRow(id=subtask.id, phase=phase.key, status=subtask.status,
                       group=phase.key if phase.parallel_safe else None,
-                      branch=_text(meta.get("branch")), base=_text(meta.get("base")),
-                      head=_text(meta.get("head")), merge=_text(meta.get("merge")),
+                      branch=record.branch, base=record.base,
+                      head=record.head, merge=record.merge,
                       merge_commit=_text(meta.get("merge_commit")),
                       no_changes=meta.get("no_changes") is True,
                       check=meta["check"] if isinstance(meta.get("check"), dict) else None,

@@ -284,7 +284,7 @@ async def _commit(ctx: RunContext, state: Round) -> str:
 def _resolution_record(state: Round) -> dict[str, Any]:
     others = list(dict.fromkeys(s for f in state.findings for s in f.subtasks
                                 if s != state.subtask.id))  # plan order
-    kind = ("check" if state.subtask.meta.get("merge") == MergeState.CHECK_FAILED
+    kind = ("check" if state.subtask.record.merge == MergeState.CHECK_FAILED
             else words.CONFLICT if any(f.detail != "overlap" for f in state.findings)
             else "overlap")
     return {"round": state.number, "kind": kind, "paths": state.paths, "subtasks": others,

@@ -97,11 +97,10 @@ def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
 
 
 def _target(spec: Spec, plan: Plan, subtask: Subtask) -> Target:
-    meta = subtask.meta
-    branch = meta.get("branch") if isinstance(meta.get("branch"), str) else None
-    branch = branch or names.subtask_branch(spec.name, subtask.id)
-    tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, meta.get("head"))
-    base = _resolve(spec.repo, meta.get("base"))
+    record = subtask.record
+    branch = record.branch or names.subtask_branch(spec.name, subtask.id)
+    tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, record.head)
+    base = _resolve(spec.repo, record.base)
     if base is None and tip is not None:
         base = _merge_base(spec.repo, integration_branch(spec, plan), tip)
     return Target(branch, base, tip)

@@ -33,8 +33,7 @@ def integration_ref(spec: Spec) -> str:
 def recorded_work(plan: Plan) -> list[Subtask]:
     """`completed` subtasks whose recorded head is real work (not their base)."""
     return [s for s in plan.subtasks() if s.status == Status.COMPLETED
-            and isinstance(s.meta.get("head"), str) and s.meta.get("head")
-            and s.meta.get("head") != s.meta.get("base")]
+            and s.record.head is not None and s.record.head != s.meta.get("base")]
 
 
 def rev_list_args(ref: str, plan: Plan) -> list[str]:

@@ -116,7 +116,7 @@ def _description(subtask: Subtask) -> str:
     meta = subtask.meta
     marks = ["(no changes)" if meta.get("no_changes") else "",
              f"(wave {meta['wave']})" if isinstance(meta.get("wave"), int) else "",
-             "(ejected by the check)" if meta.get("merge") == MergeState.CHECK_FAILED
+             "(ejected by the check)" if subtask.record.merge == MergeState.CHECK_FAILED
              and subtask.status == Status.CONFLICT else ""]
     return " ".join([*(m for m in marks if m), subtask.title])
 
@@ -136,7 +136,7 @@ def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool,
 def _summary_notes(spec: Spec, plan: Plan, stale: Collection[str], style: Style) -> list[str]:
     lines = []
     if ejected := [s.id for s in plan.subtasks() if s.status == Status.CONFLICT
-                   and s.meta.get("merge") == MergeState.CHECK_FAILED]:
+                   and s.record.merge == MergeState.CHECK_FAILED]:
         lines += ["", _wrap(f"ejected by the check ({plan.meta.get('check_command')}): "
                             f"{', '.join(ejected)}", style.width)]
     if stale:
