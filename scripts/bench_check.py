@@ -75,6 +75,9 @@ def _ours(repo: Path, ids: list[str], culprits: list[str], scratch: Path,
                         ",".join(culprits) or "-"])
     done = subprocess.run([*ORCHESTRATE, "build", "001", "--json", "--max-parallel",
                            str(len(ids)), "--check", check, "--check-retries", "0",
+                           # the gate alone: a culprit's resolution rounds (SPEC 10) are not
+                           # part of what the naive gate is compared with
+                           "--resolve", "manual",
                            "--agent-command", agent], cwd=repo, env=env, capture_output=True,
                           text=True, check=False)
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

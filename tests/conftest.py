@@ -166,6 +166,13 @@ def claude_env(fake: FakeAnthropic) -> dict[str, str]:
 
 
 @pytest.fixture
+def manual_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conflicts stay with the user (`ORCHESTRATE_RESOLVE=manual`) in every build the test
+    spawns, unless it passes --resolve itself."""
+    monkeypatch.setenv("ORCHESTRATE_RESOLVE", "manual")
+
+
+@pytest.fixture
 def recorder(tmp_path: Path) -> Iterator[Recorder]:
     """Where the scripted agents (tests/agents/agent.py) record their events: outside the repo.
     Afterwards any process still carrying this test's marker (a test failed) is killed."""

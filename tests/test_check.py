@@ -29,12 +29,9 @@ from tests.buildkit import (
 )
 from tests.conftest import commit_files, git, phase, plan_of, read_json, run_cli, write_plan
 
-
-@pytest.fixture(autouse=True)
-def conflicts_stay_with_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
-    unless a test asks for them with --resolve agent."""
-    monkeypatch.setenv("ORCHESTRATE_RESOLVE", "manual")
+# These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
+# unless a test asks for them with --resolve agent.
+pytestmark = pytest.mark.usefixtures("manual_resolution")
 
 CHECK_SCRIPT = '''\
 """Fails when every file of one of its `a+b` rules exists; logs each run to argv[1]."""

@@ -25,12 +25,9 @@ from tests.buildkit import (
 )
 from tests.conftest import commit_all, git, run_cli, write_plan
 
-
-@pytest.fixture(autouse=True)
-def conflicts_stay_with_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
-    unless a test asks for them with --resolve agent."""
-    monkeypatch.setenv("ORCHESTRATE_RESOLVE", "manual")
+# These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
+# unless a test asks for them with --resolve agent.
+pytestmark = pytest.mark.usefixtures("manual_resolution")
 
 SHARED = ["s1", "s2", "s3"]  # declare and append to shared.txt
 FREE = ["o1", "o2"]  # declare nothing
