@@ -72,9 +72,11 @@ def _build(folder: Path, schedule: str, args: argparse.Namespace, env: dict[str,
     agent = folder / "agent.py"
     agent.write_text(AGENT)
     start = time.perf_counter()
+    # --resolve manual: what `together` costs is its conflicts, left to a person (SPEC 10's
+    # rounds would add agent runs the waves avoid; bench (g) measures those)
     done = _run(*ORCHESTRATE, "build", "001", "--schedule", schedule, "--max-parallel",
-                str(args.parallel), "--agent-command", f"{sys.executable} {agent}",
-                cwd=repo, env=env)
+                str(args.parallel), "--resolve", "manual",
+                "--agent-command", f"{sys.executable} {agent}", cwd=repo, env=env)
     wall = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"build --schedule {schedule} failed ({done.returncode}):\n"

@@ -151,3 +151,21 @@ def test_predicted_overlaps_name_the_tracked_files_a_glob_reaches(repo: Path) ->
     assert found[("docs", "docs-too")].paths == ("docs/new.md",)  # not tracked yet: the path
     assert re.search(r"wide and py both declare src/app\.py",
                      found[("wide", "py")].describe())
+
+
+def test_the_path_index_finds_exactly_the_pairs_a_pairwise_comparison_finds() -> None:
+    declarations = [["src/a.py"], ["src"], ["src/a.py", "docs/x.md"], ["docs/"], ["src/**"],
+                     ["lib/*.py"], ["lib/z.py", "src/b.py"], ["tests/t.py"], ["src/a.py/"],
+                     ["**/*.md"], [], ["lib"]]
+    subtasks = [{"id": f"s{n}", "files_to_modify": d} for n, d in enumerate(declarations)]
+    plan = _plan({"phase": 1, "parallel_safe": True, "subtasks": subtasks})
+    found = {o.subtasks: o.patterns for o in predicted_overlaps(plan)}
+    brute = {}
+    declared = [(s.id, declared_files(s)) for s in plan.subtasks()]
+    for n, (first, mine) in enumerate(declared):
+        for second, theirs in declared[n + 1:]:
+            if pairs := tuple((a, b) for a in mine for b in theirs if intersect(a, b)):
+                brute[first, second] = pairs
+    assert found == brute
+    assert ("s0", "s1") in found  # a file and its folder
+    assert ("s5", "s11") in found  # a glob and a folder
