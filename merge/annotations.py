@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from merge import words
 from merge.report import ConflictReport, Finding
 
 
@@ -29,7 +30,7 @@ def _check_annotation(report: ConflictReport, finding: Finding) -> str:
 
 
 def _annotation(level: str, finding: Finding, text: str) -> str:
-    kind = "Merge conflict" if finding.kind == "conflict" else "Overlapping edits"
+    kind = "Merge conflict" if finding.kind == words.CONFLICT else "Overlapping edits"
     props = {"file": finding.path, "line": str(first_line(finding)),
              "title": f"{kind} ({finding.detail})"}
     joined = ",".join(f"{key}={escape_property(value)}" for key, value in props.items())

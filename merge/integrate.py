@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from merge import words
 from merge.changes import branch_changes_many
 from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
 from merge.failpoints import crash_if_named
@@ -133,14 +134,14 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
         blocked = (_blocking_overlaps(repo, candidate, mine, integrated)
                    if policy == "block" and candidate.head not in contained else [])
         if candidate.head in contained:
-            result = MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
+            result = MergeResult(candidate.subtask_id, words.ALREADY_MERGED, merge_commit=tip)
         elif blocked:
             result = blocked_result(candidate.subtask_id, blocked)
         else:
             result = merge_commit_onto(repo, tip, candidate)
-        if result.outcome != "conflict":
+        if result.outcome != words.CONFLICT:
             integrated[candidate.subtask_id] = candidate.head
-        if result.outcome == "merged" and result.merge_commit:
+        if result.outcome == words.MERGED and result.merge_commit:
             tip = result.merge_commit
         results.append(replace(result, overlaps=tuple(o.path for o in mine)))
     return results, tip
@@ -154,7 +155,7 @@ def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult
     commit = run_git(repo, "commit-tree", "--no-gpg-sign", merged.tree, "-p", tip,
                      "-p", candidate.head, input=candidate.message.encode()).stdout.strip()
     crash_if_named("merge-commit-created")
-    return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
+    return MergeResult(candidate.subtask_id, words.MERGED, merge_commit=commit)
 
 
 def _move_ref(repo: Path, ref: str, new: str, old: str, why: str) -> bool:
@@ -171,7 +172,7 @@ def _move_ref(repo: Path, ref: str, new: str, old: str, why: str) -> bool:
 
 def conflict_result(subtask_id: str, merged: MergeTreeOutput) -> MergeResult:
     texts = tuple(m.text for m in merged.messages if m.type != "Auto-merging")
-    return MergeResult(subtask_id, "conflict", conflicted_paths=merged.conflicted_paths,
+    return MergeResult(subtask_id, words.CONFLICT, conflicted_paths=merged.conflicted_paths,
                        messages=texts, conflicts=merged.conflicts)
 
 
@@ -180,7 +181,8 @@ def blocked_result(subtask_id: str, blocked: Sequence[tuple[Overlap, tuple[str, 
     conflicts = tuple(Conflict(o.path, "overlap", (o.path,),
                                f"{o.path} was also changed by {', '.join(others)} "
                                "(--overlap block)") for o, others in blocked)
-    return MergeResult(subtask_id, "conflict", conflicted_paths=tuple(c.path for c in conflicts),
+    return MergeResult(subtask_id, words.CONFLICT,
+                       conflicted_paths=tuple(c.path for c in conflicts),
                        messages=tuple(c.message for c in conflicts), conflicts=conflicts)
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from merge import words
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
 from merge.gitcmd import GitError, resolve_commit
@@ -111,13 +112,13 @@ class ConflictReport:
     cost_usd: float | None = None  # what the spec's agents cost, all builds (SPEC 12)
 
     def conflicts(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "conflict"]
+        return [f for f in self.findings if f.kind == words.CONFLICT]
 
     def overlaps(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "overlap"]
+        return [f for f in self.findings if f.kind == words.OVERLAP]
 
     def check_failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "check"]
+        return [f for f in self.findings if f.kind == words.CHECK]
 
     def resolutions(self) -> list[Resolution]:
         """Conflicts resolved by an agent, of the subtasks now merged."""
@@ -280,7 +281,7 @@ def _conflict_finding(repo: Path, conflict: Conflict, row: SubtaskRow,
               and not (row.base and r.head and is_ancestor(repo, r.head, row.base))]
     involved = sorted([*others, row], key=rows.index)
     sides = tuple(_side(r, changes, conflict.paths) for r in involved)
-    return Finding("conflict", conflict.path, conflict.kind, sides, row.id, conflict.paths,
+    return Finding(words.CONFLICT, conflict.path, conflict.kind, sides, row.id, conflict.paths,
                    conflict.message)
 
 
