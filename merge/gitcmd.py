@@ -177,3 +177,13 @@ def kill_self() -> None:
     """SIGKILL this process: no `finally`, no atexit, no flush (the failpoints' power cut)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_attached(command: str, *, input: bytes, env: Mapping[str, str]) -> int | None:
+    """Run `command` through the shell with this process's terminal as its output (a pager,
+    as git runs one); its exit code, or None when it could not be started."""
+    try:
+        return subprocess.run(command, shell=True, input=input, env=dict(env),
+                              check=False).returncode
+    except OSError:
+        return None

@@ -20,6 +20,7 @@ from merge.changes import Hunk
 from merge.report import ConflictReport, Finding, Resolution, Side, SubtaskRow
 
 MAX_HUNKS = 3  # per side; the JSON report has them all
+LINE_WIDTH = 100  # no line of a code block is wider: a rendered page does not scroll
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,13 @@ class Places:
 
 def render_markdown(report: ConflictReport, places: Places) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
-    if not report.findings and not report.resolutions():
+    if not (report.findings or report.resolutions() or report.resolved_by_hand()):
         parts.append("No conflicts or overlaps.")
-    for number, finding in enumerate(report.conflicts(), 1):
-        parts.append(_conflict(report, finding, number, places))
-    for number, finding in enumerate(report.overlaps(), 1):
+    conflicts = report.conflicts()
+    for number, finding in enumerate(conflicts, 1):
+        parts.append(_conflict(report, finding, number, report.folded_overlaps(finding),
+                              places))
+    for number, finding in enumerate(report.unfolded_overlaps(), 1):
         parts.append(_overlap(report, finding, number))
     for number, finding in enumerate(report.check_failures(), 1):
         parts.append(_check_failure(report, finding, number, places))
@@ -45,7 +48,23 @@ def render_markdown(report: ConflictReport, places: Places) -> str:
     parts += _declared_files(report)
     for number, resolution in enumerate(report.resolutions(), 1):
         parts.append(_resolved(report, resolution, number))
+    if report.resolved_by_hand():
+        parts.append(_resolved_by_hand(report))
     return no_workflow_commands("\n\n".join(parts) + "\n")
+
+
+def _resolved_by_hand(report: ConflictReport) -> str:
+    lines = ["### Resolved by hand", "Conflicts fixed on the subtask's branch, then merged with "
+             f"{code('orchestrate merge ' + report.spec)}:"]
+    for row in report.resolved_by_hand():
+        hand = row.resolved_by_hand
+        if hand is not None:
+            what = {"check": "check failure", "overlap": "blocked overlap"}.get(hand.kind,
+                                                                                 "conflict")
+            where = f" in {', '.join(code(p) for p in hand.paths)}" if hand.paths else ""
+            lines.append(f"- {code(row.id)}: {what}{where} resolved by hand in "
+                         f"{code(hand.commit[:12])}")
+    return lines[0] + "\n\n" + lines[1] + "\n" + "\n".join(lines[2:])
 
 
 def _declared_files(report: ConflictReport) -> list[str]:
@@ -118,15 +137,23 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _conflict(report: ConflictReport, finding: Finding, number: int, places: Places) -> str:
+def _conflict(report: ConflictReport, finding: Finding, number: int,
+              overlaps: list[Finding], places: Places) -> str:
     others = [code(s) for s in finding.subtasks if s != finding.subtask]
     against = f": it conflicts with {', '.join(others)}" if others else ""
-    parts = [f"### Conflict {number}: {code(finding.path)} ({finding.detail})",
+    also = "".join(f"; overlap: {o.detail}" for o in overlaps)
+    parts = [f"### Conflict {number}: {code(finding.path)} ({finding.detail}{also})",
              f"{code(finding.subtask)} was not merged into "
              f"{code(report.integration_branch)}{against}."]
+    for overlap in overlaps:
+        who = ", ".join(code(s) for s in overlap.subtasks)
+        parts.append(f"The file is also an overlap ({overlap.detail}): changed by {who} in "
+                     "the same parallel phase.")
     if finding.message:
         parts.append(fence(_quoted_message(finding), "text"))
-    parts += [_side(side) for side in finding.sides]
+    shown = {s.subtask_id for s in finding.sides}
+    extra = [s for o in overlaps for s in o.sides if s.subtask_id not in shown]
+    parts += [_side(side) for side in (*finding.sides, *extra)]
     parts += ["To resolve, from the repository root:",
               fence(_resolve_commands(report, finding, places), "sh")]
     return "\n\n".join(parts)
@@ -136,6 +163,9 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     who = ", ".join(code(s) for s in finding.subtasks)
     state = ("merged cleanly; check that the combined result is right" if finding.merged
              else "not all of them are merged (see the conflicts above)")
+    if finding.merged and (hand := report.hand_resolution_of(finding)):
+        state = (f"the conflict was resolved by hand in {code(hand[1][:12])} "
+                 f"({code(hand[0])}); check that the combined result is right")
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)
@@ -149,7 +179,7 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     base = next((r.base for r in report.subtasks if r.id == first and r.base), None)
     if base and finding.merged:
         command = ["git", "diff", base[:12], report.integration_branch, "--", finding.path]
-        parts += ["Review the combined result:", fence(_shell(command), "sh")]
+        parts += ["Review the combined result:", fence(wrap_shell(command), "sh")]
     return "\n\n".join(parts)
 
 
@@ -166,9 +196,9 @@ def _check_failure(report: ConflictReport, finding: Finding, number: int,
              f"Log: {code(str(check.get('log') or '-'))}."]
     if finding.message:
         parts.append(fence(finding.message, "text"))
-    reproduce = [_shell(["git", "worktree", "add", "--detach", worktree, commit]),
-                 _shell(["cd", worktree]), command, "cd -",
-                 _shell(["git", "worktree", "remove", "--force", worktree])]
+    reproduce = [wrap_shell(["git", "worktree", "add", "--detach", worktree, commit]),
+                 wrap_shell(["cd", worktree]), command, "cd -",
+                 wrap_shell(["git", "worktree", "remove", "--force", worktree])]
     parts += ["To reproduce, from the repository root:", fence("\n".join(reproduce), "sh"),
               f"Fix it on {code(finding.branches[0])} (merge "
               f"{code(report.integration_branch)} into it first), then run "
@@ -216,37 +246,61 @@ def _status(status: str) -> str:
 
 
 def describe_hunk(hunk: Hunk) -> str:
-    """`base line 5 -> lines 5-6`, the base's lines against the branch's."""
-    if hunk.old_lines:
-        old = "base " + _span(hunk.old_start, hunk.old_lines)
-    else:
-        old = f"after base line {hunk.old_start}" if hunk.old_start else "at the start"
-    new = ("removed" if hunk.new_lines == 0 else _span(hunk.new_start, hunk.new_lines))
-    return f"{old} -> {new}"
+    """`changed lines 5–6`, `added line 9`, `removed lines 3–4`: the branch's lines (the
+    base's for a removal), and the base's range too when it differs."""
+    if not hunk.old_lines:
+        return "added " + _span(hunk.new_start, hunk.new_lines)
+    if not hunk.new_lines:
+        return "removed " + _span(hunk.old_start, hunk.old_lines)
+    now = _span(hunk.new_start, hunk.new_lines)
+    before = _span(hunk.old_start, hunk.old_lines)
+    return f"changed {now}" if now == before else f"changed {before} (now {now})"
 
 
 def _span(start: int, count: int) -> str:
-    return f"line {start}" if count == 1 else f"lines {start}-{start + count - 1}"
+    return f"line {start}" if count == 1 else f"lines {start}\u2013{start + count - 1}"
 
 
 def _resolve_commands(report: ConflictReport, finding: Finding, places: Places) -> str:
     branch = next(s.branch for s in finding.sides if s.subtask_id == finding.subtask)
     worktree = f"{places.worktree_root}/{report.spec}/{finding.subtask}"
     return "\n".join([
-        f"test -d {shlex.quote(worktree)} || "
-        + _shell(["git", "worktree", "add", worktree, branch]),
-        _shell(["cd", worktree]),
-        _shell(["git", "merge", report.integration_branch]),
-        f"# resolve {_comment(finding.path)}, then:",
+        _either(["test", "-d", worktree], ["git", "worktree", "add", worktree, branch]),
+        wrap_shell(["cd", worktree]),
+        wrap_shell(["git", "merge", report.integration_branch]),
+        _clip(f"# resolve {_comment(finding.path)}, then:"),
         "git add -A",
         "git commit --no-edit",
         "cd -",
-        _shell(["orchestrate", "merge", report.spec]),
+        wrap_shell(["orchestrate", "merge", report.spec]),
     ])
 
 
-def _shell(words: list[str]) -> str:
-    return " ".join(_shell_word(w) for w in words)
+def wrap_shell(words: list[str], *, indent: str = "", width: int = LINE_WIDTH) -> str:
+    """`words` as one quoted shell command, folded with ` \\` continuations so that no line
+    is wider than `width` where the words allow it. A command that fits stays on one line."""
+    tokens = [_shell_word(w) for w in words]
+    lines = [indent + tokens[0]]
+    for token in tokens[1:]:
+        if len(lines[-1]) + 1 + len(token) + 2 <= width:
+            lines[-1] += " " + token
+        else:
+            lines[-1] += " \\"
+            lines.append(indent + "    " + token)
+    one = indent + " ".join(tokens)
+    return one if len(one) <= width else "\n".join(lines)
+
+
+def _either(first: list[str], second: list[str]) -> str:
+    """`first || second`, the second on its own line when the pair does not fit."""
+    one = f"{wrap_shell(first)} || {wrap_shell(second)}"
+    if "\n" not in one and len(one) <= LINE_WIDTH:
+        return one
+    return f"{wrap_shell(first)} ||\n{wrap_shell(second, indent='    ')}"
+
+
+def _clip(line: str, width: int = LINE_WIDTH) -> str:
+    return line if len(line) <= width else line[:width - 1] + "\u2026"
 
 
 def _shell_word(word: str) -> str:
@@ -298,8 +352,13 @@ def code(text: str) -> str:
 
 
 def fence(text: str, info: str = "") -> str:
+    """A code block; lines wider than LINE_WIDTH are cut with `…` (shell commands are folded
+    by wrap_shell before they get here, so they stay runnable)."""
     ticks = "`" * max(3, _longest_run(text, "`") + 1)
-    return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
+    body = text.rstrip("\n")
+    if info != "sh":
+        body = "\n".join(_clip(line) for line in body.split("\n"))
+    return f"{ticks}{info}\n{body}\n{ticks}"
 
 
 # What any reader may take for the end of a line: the runner's (.NET ReadLine: \r, \n) and

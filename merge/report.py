@@ -16,7 +16,7 @@ from typing import Any, Literal
 from merge import words
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
-from merge.gitcmd import GitError, resolve_commit
+from merge.gitcmd import GitError, resolve_commit, run_git
 from merge.globs import any_intersect, uncovered
 from merge.integrate import full_ref, is_ancestor, merge_tree
 from merge.overlap import Overlap, find_overlaps
@@ -34,6 +34,18 @@ class Resolution:
     kind: str  # conflict, overlap (--overlap block) or check
     paths: tuple[str, ...]
     subtasks: tuple[str, ...]  # the other side
+
+
+@dataclass(frozen=True)
+class HandResolution:
+    """A conflict the user fixed on the subtask's branch, merged by `orchestrate merge`."""
+
+    commit: str  # the branch tip that merged
+    kind: str  # conflict, overlap (--overlap block) or check
+    paths: tuple[str, ...]  # what conflicted, when known
+
+    def to_json(self) -> Json:
+        return {"commit": self.commit, "kind": self.kind, "paths": list(self.paths)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class SubtaskRow:
     declared: tuple[str, ...] = ()  # files_to_modify + files_to_create (SPEC 11)
     undeclared: tuple[str, ...] | None = None  # changed, not declared; filled by build_report
     resolution: Resolution | None = None  # the round that resolved its conflict
+    resolved_by_hand: HandResolution | None = None
+    own_base: str | None = None  # what its own changes are measured from; by build_report
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,32 @@ class ConflictReport:
         """Conflicts resolved by an agent, of the subtasks now merged."""
         return [r.resolution for r in self.subtasks if r.resolution and _is_merged(r)]
 
+    def resolved_by_hand(self) -> list[SubtaskRow]:
+        """The merged subtasks whose conflict the user resolved on their branch."""
+        return [r for r in self.subtasks if r.resolved_by_hand and _is_merged(r)]
+
+    def folded_overlaps(self, conflict: Finding) -> list[Finding]:
+        """The overlaps reported with a conflict: the same file, a side in common (one entry
+        per file in Markdown and annotations, not the same diffs twice; JSON keeps both)."""
+        paths = set(conflict.paths) | {conflict.path}
+        return [o for o in self.overlaps()
+                if o.path in paths and set(o.subtasks) & set(conflict.subtasks)]
+
+    def unfolded_overlaps(self) -> list[Finding]:
+        """The overlaps that get an entry of their own."""
+        folded = {id(o) for c in self.conflicts() for o in self.folded_overlaps(c)}
+        return [o for o in self.overlaps() if id(o) not in folded]
+
+    def hand_resolution_of(self, finding: Finding) -> tuple[str, str] | None:
+        """(subtask, commit) when a side of `finding` had its conflict on this path resolved
+        by hand."""
+        for row in self.resolved_by_hand():
+            hand = row.resolved_by_hand
+            if hand and row.id in finding.subtasks and (not hand.paths
+                                                        or finding.path in hand.paths):
+                return row.id, hand.commit
+        return None
+
     def summary(self) -> dict[str, int]:
         statuses = [r.status for r in self.subtasks]
         merged = sum(1 for r in self.subtasks if r.merge == "merged" or r.status == "completed")
@@ -148,7 +188,9 @@ class ConflictReport:
                  "predicted_overlaps_not_happened": [p.to_json() for p in self.unrealised],
                  "resolved": [{"subtask": r.subtask_id, "round": r.round, "kind": r.kind,
                                "paths": list(r.paths), "subtasks": list(r.subtasks)}
-                              for r in self.resolutions()]}
+                              for r in self.resolutions()],
+                 "resolved_by_hand": [{"subtask": r.id, **r.resolved_by_hand.to_json()}
+                                      for r in self.resolved_by_hand() if r.resolved_by_hand]}
         if self.check is not None:
             found["check"] = self.check
         return found
@@ -162,10 +204,11 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
                  rows: Sequence[SubtaskRow], generated_at: str | None = None,
                  check: Json | None = None,
                  cost_usd: float | None = None) -> ConflictReport:
+    tip = _tip(repo, integration_branch)
+    rows = [replace(r, own_base=own_base(repo, r, tip)) for r in rows]
     changes = _all_changes(repo, rows)
     rows = tuple(_with_count(r, changes.get(r.id)) for r in rows)
     unrealised = tuple(_unrealised(rows, changes))
-    tip = _tip(repo, integration_branch)
     overlaps = [o for group in _groups(rows, changes) for o in find_overlaps(group)]
     findings = [f for r in rows for f in _row_conflicts(repo, r, rows, changes, overlaps, tip)]
     findings += [_overlap_finding(repo, o, rows) for o in overlaps]
@@ -185,8 +228,23 @@ def _check_finding(row: SubtaskRow) -> Finding:
                    message=str(check.get("output") or ""), check=check)
 
 
+def own_base(repo: Path, row: SubtaskRow, tip: str | None) -> str | None:
+    """Where the subtask's own work starts. A branch the user fixed by merging the integration
+    branch into it (the report's recipe) holds the other subtasks' work too: its own changes
+    are measured from its merge-base with the integration branch as it was before the subtask
+    was merged (`merge_commit^1`), or as it is now while unmerged. Other rows keep `base`
+    (one git call saved per row: the agent's commits start there)."""
+    if not row.head or not (row.resolved_by_hand or row.status == "conflict"):
+        return row.base
+    against = f"{row.merge_commit}^1" if row.merge_commit else tip
+    if against is None:
+        return row.base
+    found = run_git(repo, "merge-base", row.head, against, check=False)
+    return found.stdout.strip() or row.base if found.returncode == 0 else row.base
+
+
 def _all_changes(repo: Path, rows: Sequence[SubtaskRow]) -> dict[str, BranchChanges]:
-    pairs = {r.id: (r.base, r.head) for r in rows if r.base and r.head}
+    pairs = {r.id: (r.own_base or r.base, r.head) for r in rows if r.base and r.head}
     try:
         found = branch_changes_many(repo, pairs.values())
     except GitError:  # some commit is gone: fall back to one pair at a time
@@ -198,7 +256,7 @@ def _changes(repo: Path, row: SubtaskRow) -> BranchChanges | None:
     if not (row.base and row.head):
         return None
     try:
-        return branch_changes(repo, row.base, row.head)
+        return branch_changes(repo, row.own_base or row.base, row.head)
     except GitError:
         return None  # the branch's commits are gone; the row still shows the plan's record
 
@@ -327,6 +385,8 @@ def _row_json(row: SubtaskRow, findings: Sequence[Finding]) -> Json:
             "overlaps": overlaps, "declared": list(row.declared),
             "undeclared": None if row.undeclared is None else list(row.undeclared),
             "resolved_round": row.resolution.round if row.resolution else None,
+            "resolved_by_hand": row.resolved_by_hand.to_json() if row.resolved_by_hand
+            else None,
             **({"check": row.check} if row.check else {})}
 
 

@@ -20,7 +20,7 @@ import click
 from orchestrator import __version__, names
 from orchestrator.cli_support import EPILOG, complete_subtask, plural, run_main, spec_argument
 from orchestrator.errors import OrchestrateError, UsageError
-from orchestrator.plan import load_plan
+from orchestrator.plan import load_plan, require_subtasks
 from orchestrator.presets import AGENT_KINDS
 from orchestrator.specs import Spec, all_specs, resolve_spec
 
@@ -109,6 +109,7 @@ def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
 
     found = _spec(ctx, spec)
     plan = load_plan(found.plan_path)
+    require_subtasks(plan, found.plan_path)
     overlaps = predicted_overlaps(plan, found.repo)
     if as_json:
         _echo_json(validate_json(found, plan, overlaps))
@@ -247,6 +248,7 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.settings import load_settings
 
     found = _spec(ctx, spec)
+    require_subtasks(load_plan(found.plan_path), found.plan_path)
     settings = load_settings(found.repo, options)
     if settings.dry_run:
         _dry_run(found, settings)
@@ -257,15 +259,21 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
 
 
 def _dry_run(spec: Spec, settings: Settings) -> None:
+    """The schedule, after the same read-only checks as the build (agent, repository, base,
+    branch names): a dry run that passes is a build that starts."""
+    from orchestrator.agents import check_agent_configured
     from orchestrator.declared import predicted_overlaps
+    from orchestrator.preflight import check_repository
     from orchestrator.views import schedule_json, schedule_text
 
     plan = load_plan(spec.plan_path)
+    check_agent_configured(settings, spec.repo)
+    target = check_repository(spec, settings.base, plan)
     overlaps = predicted_overlaps(plan, spec.repo)
     if settings.json:
-        _echo_json(schedule_json(spec, plan, settings, overlaps))
+        _echo_json(schedule_json(spec, plan, settings, overlaps, target))
     else:
-        click.echo(schedule_text(spec, plan, settings, overlaps))
+        click.echo(schedule_text(spec, plan, settings, overlaps, target))
 
 
 @cli.command(name="merge", short_help="Integrate committed work and fixed conflicts.")
@@ -290,16 +298,21 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
 @spec_argument()
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "github"]), default="md",
               show_default=True, help="Markdown for a pull request, JSON, or GitHub annotations.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when the report has conflicts or check failures (0 otherwise), "
+                   "like `git diff --exit-code`.")
 @click.pass_context
-def report(ctx: click.Context, spec: str, fmt: str) -> None:
+def report(ctx: click.Context, spec: str, fmt: str, exit_code: bool) -> None:
     """Overlaps and conflicts of the last merge stage, rebuilt from the plan and git."""
     from typing import cast
 
-    from orchestrator.reporting import ReportFormat, render_report
+    from orchestrator.reporting import ReportFormat, conflict_report, render
 
     found = _spec(ctx, spec)
-    plan = load_plan(found.plan_path)
-    click.echo(render_report(found, plan, cast(ReportFormat, fmt)), nl=False)
+    built = conflict_report(found, load_plan(found.plan_path))
+    click.echo(render(built, cast(ReportFormat, fmt)), nl=False)
+    if exit_code and (built.conflicts() or built.check_failures()):
+        ctx.exit(1)
 
 
 @cli.command(short_help="Subtask branches' commits and diffstat, or one's diff.")
@@ -307,16 +320,17 @@ def report(ctx: click.Context, spec: str, fmt: str) -> None:
 @click.argument("subtask", required=False, shell_complete=complete_subtask)
 @click.pass_context
 def review(ctx: click.Context, spec: str, subtask: str | None) -> None:
-    """Each subtask branch's commits and diffstat against its base; with SUBTASK, its diff."""
+    """Each subtask branch's own commits and diffstat; with SUBTASK, its diff. On a terminal
+    through a pager like git's (GIT_PAGER, PAGER, else less -FRX); no colour with NO_COLOR."""
+    from orchestrator.pager import colour_wanted, page
     from orchestrator.review import review_diff, review_text
 
     found = _spec(ctx, spec)
     plan = load_plan(found.plan_path)
     if subtask is None:
-        click.echo(review_text(found, plan), nl=False)
+        page(review_text(found, plan), found.repo)
     else:
-        click.echo(review_diff(found, plan, subtask, color=sys.stdout.isatty()), nl=False,
-                   color=sys.stdout.isatty())
+        page(review_diff(found, plan, subtask, color=colour_wanted()), found.repo)
 
 
 @cli.command(short_help="Remove the spec's worktrees (and branches).")

@@ -17,6 +17,7 @@ from orchestrator.checkstate import CheckState
 from orchestrator.events import Event, Sink
 from orchestrator.processes import git_out, verify
 from orchestrator.records import Records
+from orchestrator.runlog import RunLogs
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 from orchestrator.worktrees import Worktrees
@@ -117,6 +118,7 @@ class RunContext(MergeContext):
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0
     budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
+    run_logs: RunLogs = field(default_factory=RunLogs)  # the run header of each subtask log
 
     def budget_left(self) -> float | None:
         """USD left before --budget is reached (None: no budget). Anything about to start paid

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from orchestrator.plan import MergeState, Plan, Status
+from orchestrator.plan import MergeState, Plan, Status, Subtask
 
 
 def next_steps(spec: str, plan: Plan) -> list[str]:
@@ -23,8 +23,12 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
                      f"each one; then `orchestrate merge {spec}`")
     if waiting_merge:
         steps.append(f"committed work waits to be merged: `orchestrate merge {spec}`")
-    stuck = counts.get(Status.FAILED) or counts.get(Status.CONFLICT)
-    if counts.get(Status.BLOCKED) and not stuck:
+    ready = len(ready_blocked(plan))
+    if ready:
+        steps.append(f"{ready} blocked subtask{'s are' if ready != 1 else ' is'} ready (the "
+                     f"dependencies are completed): `orchestrate build {spec}` continues")
+    if (counts.get(Status.BLOCKED, 0) > ready
+            and not (counts.get(Status.FAILED) or counts.get(Status.CONFLICT))):
         steps.append(f"blocked subtasks run once their dependencies are completed: "
                      f"`orchestrate build {spec}`")
     unstarted = counts.get(Status.PENDING, 0) + counts.get(Status.IN_PROGRESS, 0) - waiting_merge
@@ -34,3 +38,12 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
         steps.append(f"all done: `orchestrate review {spec}`, then `orchestrate pr {spec}` "
                      "(or merge the integration branch yourself)")
     return [f"next: {step}" for step in steps]
+
+
+def ready_blocked(plan: Plan) -> list[Subtask]:
+    """Blocked subtasks whose phase's dependencies are all completed now (say, after a conflict
+    was fixed with `orchestrate merge`): the next `build` runs them."""
+    return [s for phase in plan.phases
+            if all(d.status == Status.COMPLETED for dep in phase.depends_on
+                   for d in plan.phases[dep].subtasks)
+            for s in phase.subtasks if s.status == Status.BLOCKED]

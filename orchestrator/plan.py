@@ -305,6 +305,19 @@ def dump_json(raw: Json) -> str:
     return json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
 
 
+PLAN_FORMAT_HINT = ('A plan looks like {"phases": [{"phase": 1, "subtasks": [{"id": "add-model", '
+                    '"description": "..."}]}]}: `orchestrate init NAME` writes an annotated '
+                    'starter plan, and the README\'s "Use" section describes the format.')
+
+
+def require_subtasks(plan: Plan, path: Path) -> None:
+    """`validate` and `build` refuse a plan without a single subtask: there is nothing to run,
+    and a build would only make an integration branch (exit 2, nothing created)."""
+    if next(plan.subtasks(), None) is None:
+        where = "no phases" if not plan.phases else "no subtasks in any phase"
+        raise PlanError(f"{path}: the plan has {where}: nothing to build", PLAN_FORMAT_HINT)
+
+
 def load_plan(path: Path) -> Plan:
     """Read and validate the plan at `path`; PlanError names the file and every problem."""
     try:
@@ -318,9 +331,9 @@ def load_plan(path: Path) -> Plan:
 def parse_plan(data: bytes, path: Path) -> Plan:
     raw = _decode_json(data, path)
     problems: list[str] = []
-    phases = _read_phases(raw, problems)
-    if not problems:
-        _check_subtasks(phases, problems)
+    phases, whole = _read_phases(raw, problems)
+    _check_subtasks(phases, problems)  # every problem is listed, not only the first kind
+    if whole:  # a phase that is not even an object would shift `depends_on` by position
         _check_dependencies(phases, problems)
     if not problems and _has_lone_surrogate(raw):
         problems.append("a string holds an unpaired UTF-16 surrogate (like \"\\ud800\"), "
@@ -359,7 +372,7 @@ def _decode_json(data: bytes, path: Path) -> Json:
                         "Check that the file is the plan you meant.") from None
     if not isinstance(raw, dict):
         raise PlanError(f"{path}: the plan must be a JSON object with a `phases` list, "
-                        f"not {_json_type(raw)}", "See SPEC section 2 for the plan format.")
+                        f"not {_json_type(raw)}", PLAN_FORMAT_HINT)
     return raw
 
 
@@ -373,20 +386,21 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _read_phases(raw: Json, problems: list[str]) -> list[Phase]:
+def _read_phases(raw: Json, problems: list[str]) -> tuple[list[Phase], bool]:
+    """The phases that could be read, and whether every entry of `phases` was one."""
     if "phases" not in raw:
         problems.append("missing required field `phases` (a list of phases)")
-        return []
+        return [], False
     if not isinstance(raw["phases"], list):
         problems.append(f"field `phases` must be a list, not {_json_type(raw['phases'])}")
-        return []
+        return [], False
     phases = []
     for index, phase_raw in enumerate(raw["phases"]):
         phase = _read_phase(index, phase_raw, problems)
         if phase is not None:
             phases.append(phase)
     _check_phase_keys(raw["phases"], problems)
-    return phases
+    return phases, len(phases) == len(raw["phases"])
 
 
 def _read_phase(index: int, raw: object, problems: list[str]) -> Phase | None:
@@ -409,9 +423,9 @@ def _read_phase(index: int, raw: object, problems: list[str]) -> Phase | None:
     for name in ("name", "type") if "name" in raw else ("title", "type"):
         if name in raw and not isinstance(raw[name], str):
             problems.append(f"{where}: field `{name}` must be a string")
-    subtasks_field = _subtasks_field(raw, where, problems)
-    if subtasks_field is None:
-        return None
+    # a phase without a usable subtask list is kept (its problem is listed), so that its
+    # number still resolves in `depends_on` and the other phases' problems are listed too
+    subtasks_field = _subtasks_field(raw, where, problems) or ""
     return Phase(raw, index, key, subtasks_field, ())
 
 
@@ -462,7 +476,8 @@ def _check_phase_keys(raws: list[Any], problems: list[str]) -> None:
 def _check_subtasks(phases: list[Phase], problems: list[str]) -> None:
     seen: dict[str, str] = {}
     for phase in phases:
-        for position, raw in enumerate(phase.raw[phase.subtasks_field]):
+        listed = phase.raw.get(phase.subtasks_field) if phase.subtasks_field else None
+        for position, raw in enumerate(listed if isinstance(listed, list) else []):
             where = f"{phase.label}, {phase.subtasks_field}[{position}]"
             if not isinstance(raw, dict):
                 problems.append(f"{where}: a subtask must be an object, not {_json_type(raw)}")

@@ -21,7 +21,8 @@ from orchestrator.store import PlanStore, utc_now
 T = TypeVar("T")
 ERROR_LIMIT = 500
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
-               "check", "resolving", "resolutions", "resolution")
+               "check", "resolving", "resolutions", "resolution", "conflict_paths",
+               "resolved_by_hand")
 
 
 def short_error(text: str) -> str:
@@ -148,6 +149,8 @@ class Records:
         ejected = check_failures or {}
 
         def change(subtask: Subtask) -> None:
+            if subtask.id not in ejected:
+                _note_hand_resolution(subtask, by_id[subtask.id], heads[subtask.id])
             subtask.write_meta(head=heads[subtask.id])
             if subtask.id in ejected:
                 _record_check_failure(subtask, ejected[subtask.id])
@@ -304,13 +307,32 @@ def _record_check_failure(subtask: Subtask, check: dict[str, Any]) -> None:
     _close(subtask, Status.CONFLICT)
 
 
+def _note_hand_resolution(subtask: Subtask, result: MergeResult, head: str) -> None:
+    """A `conflict` subtask whose branch tip moved (the user fixed it, e.g. with the report's
+    recipe) and now merges: keep `orchestrate.resolved_by_hand`, so the report still says
+    what conflicted and where it was resolved. (An agent's resolution, SPEC 10, is recorded
+    apart, as `orchestrate.resolution` with its round.)"""
+    meta = subtask.meta
+    if (subtask.status != Status.CONFLICT or result.outcome == words.CONFLICT
+            or not meta.get("head") or meta.get("head") == head):
+        return
+    kind = ("check" if meta.get("merge") == MergeState.CHECK_FAILED else "overlap"
+            if str(meta.get("error") or "").startswith("not merged: ") else words.CONFLICT)
+    paths = meta.get("conflict_paths")
+    subtask.write_meta(resolved_by_hand={
+        "commit": head, "previous_head": meta.get("head"), "kind": kind,
+        "paths": list(paths) if isinstance(paths, list) else [], "at": utc_now()})
+
+
 def _record_merge(subtask: Subtask, result: MergeResult) -> None:
     overlaps = list(result.overlaps)
     if result.outcome == words.CONFLICT:
         subtask.write_meta(merge=MergeState.CONFLICT, overlaps=overlaps,
+                           conflict_paths=list(result.conflicted_paths) or overlaps,
                            error=short_error(_conflict_error(result)))
         _close(subtask, Status.CONFLICT)
         return
     subtask.write_meta(merge=MergeState.MERGED, merge_commit=result.merge_commit, overlaps=overlaps)
     subtask.meta.pop("error", None)
+    subtask.meta.pop("conflict_paths", None)
     _close(subtask, Status.COMPLETED)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from merge import words
 from merge.annotations import render_github
 from merge.markdown import Places, render_markdown
-from merge.report import ConflictReport, Resolution, SubtaskRow, build_report
+from merge.report import ConflictReport, HandResolution, Resolution, SubtaskRow, build_report
 from orchestrator import names
 from orchestrator.declared import declared_files
 from orchestrator.plan import Plan, Subtask
@@ -43,7 +43,8 @@ def _row(subtask: Subtask) -> SubtaskRow:
                       no_changes=meta.get("no_changes") is True,
                       check=meta["check"] if isinstance(meta.get("check"), dict) else None,
                       declared=declared_files(subtask),
-resolution=_resolution(subtask.id, meta.get("resolution")))
+                      resolution=_resolution(subtask.id, meta.get("resolution")),
+                      resolved_by_hand=_hand_resolution(meta.get("resolved_by_hand")))
 
 
 def _resolution(subtask_id: str, record: Any) -> Resolution | None:
@@ -57,6 +58,14 @@ def _resolution(subtask_id: str, record: Any) -> Resolution | None:
 
 def _strings(value: Any) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _hand_resolution(record: Any) -> HandResolution | None:
+    """The plan's `orchestrate.resolved_by_hand` record, if it is well formed."""
+    if not isinstance(record, dict) or not _text(record.get("commit")):
+        return None
+    return HandResolution(str(record["commit"]), str(record.get("kind") or words.CONFLICT),
+                          _strings(record.get("paths")))
 
 
 def _text(value: Any) -> str | None:

@@ -1,6 +1,7 @@
-"""`orchestrate review`: each subtask branch's commits and diffstat against its base, or one
-subtask's full diff. Reads only; the branch's current tip is shown (it may have moved since
-the plan recorded `head`, e.g. after a conflict was fixed by hand)."""
+"""`orchestrate review`: each subtask branch's own commits (first-parent) and diffstat against
+its own base (see _own_base), or one subtask's full diff. Reads only; the branch's current
+tip is shown (it may have moved since the plan recorded `head`, e.g. after a conflict was
+fixed by hand)."""
 
 from __future__ import annotations
 
@@ -87,8 +88,8 @@ def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
     if target.base is None:
         return f"{header}\n  {target.branch} at {target.tip[:12]}: base unknown"
     lines = [header, f"  {target.branch}  {target.base[:12]}..{target.tip[:12]}"]
-    commits = _git(spec.repo, "log", f"--max-count={MAX_COMMITS}", "--format=%h %s",
-                   f"{target.base}..{target.tip}")
+    commits = _git(spec.repo, "log", "--first-parent", f"--max-count={MAX_COMMITS}",
+                   "--format=%h %s", f"{target.base}..{target.tip}")
     stat = _git(spec.repo, "diff", "--stat=100", "--no-ext-diff", target.base, target.tip,
                 "--")
     lines += [f"    {line}" for line in commits.splitlines()] or ["    (no commits)"]
@@ -100,10 +101,24 @@ def _target(spec: Spec, plan: Plan, subtask: Subtask) -> Target:
     record = subtask.record
     branch = record.branch or names.subtask_branch(spec.name, subtask.id)
     tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, record.head)
-    base = _resolve(spec.repo, record.base)
-    if base is None and tip is not None:
-        base = _merge_base(spec.repo, integration_branch(spec, plan), tip)
-    return Target(branch, base, tip)
+    recorded = _resolve(spec.repo, record.base)
+    return Target(branch, _own_base(spec, plan, subtask, tip) or recorded, tip)
+
+
+def _own_base(spec: Spec, plan: Plan, subtask: Subtask, tip: str | None) -> str | None:
+    """Where the subtask's own work starts: its merge-base with the integration branch as it
+    was before the subtask was merged (`merge_commit^1`), or as it is now. After the report's
+    fix-up recipe (the integration branch merged into the subtask's branch) the other
+    subtasks' work is below that point, so it is not listed as this subtask's."""
+    if tip is None:
+        return None
+    merge_commit = _resolve(spec.repo, subtask.meta.get("merge_commit"))
+    against = (f"{merge_commit}^1" if merge_commit
+               else f"refs/heads/{integration_branch(spec, plan)}")
+    found = _merge_base(spec.repo, against, tip)
+    if found == tip and not merge_commit:  # merged some other way: nothing to tell apart
+        return None
+    return found
 
 
 def _resolve(repo: Path, rev: object) -> str | None:
@@ -112,8 +127,8 @@ def _resolve(repo: Path, rev: object) -> str | None:
     return resolve_commit(repo, rev)
 
 
-def _merge_base(repo: Path, branch: str, tip: str) -> str | None:
-    found = run_git(repo, "merge-base", f"refs/heads/{branch}", tip, check=False)
+def _merge_base(repo: Path, rev: str, tip: str) -> str | None:
+    found = run_git(repo, "merge-base", rev, tip, check=False)
     return found.stdout.strip() if found.returncode == 0 else None
 
 

@@ -148,6 +148,8 @@ async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pa
 async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     log = _log_path(ctx, subtask)
+    if ctx.settings.setup:
+        await ctx.run_logs.start(log, subtask.id, ctx.agent_label)
     env = command_env(ctx.spec.name, subtask.id, worktree, ctx.branch_for(subtask.id))
     for command in ctx.settings.setup:
         code, tail = await _shell(command, worktree, log, ctx.settings.timeout, env)
@@ -173,6 +175,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
                              worktree, branch, _log_path(ctx, subtask), port, attempt)
+            await ctx.run_logs.start(task.log_path, subtask.id, ctx.agent_label)
             result = await ctx.placement.attempt(ctx, subtask, task)
             outcome.verification = result.verification
             cost = attempt_cost(ctx.settings, result)

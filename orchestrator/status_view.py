@@ -19,7 +19,7 @@ from pathlib import Path
 
 from orchestrator import names
 from orchestrator.events import duration_text
-from orchestrator.hints import next_steps
+from orchestrator.hints import next_steps, ready_blocked
 from orchestrator.plan import MergeState, Phase, Plan, Status, Subtask
 from orchestrator.specs import Spec
 from orchestrator.store import running_pid
@@ -73,6 +73,7 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
                                  Status.IN_PROGRESS))
     id_width = _id_width(plan, style.width)
     below = style.width is not None and style.width - FIXED - id_width < MIN_DESCRIPTION
+    ready = {s.id for s in ready_blocked(plan)}
     for phase in plan.phases:
         lines += ["", style.paint(_cut(_phase_title(plan, phase), style.width), "header"),
                   style.paint(_cells(style, id_width, "SUBTASK", "STATUS", "MERGE", "TIME",
@@ -81,7 +82,7 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
             lines.append(_row(spec, subtask, style, id_width, below, subtask.id in stale))
             if below:  # long ids leave no room: the description gets a line of its own
                 lines.append(_cut(NOTE_INDENT + _description(subtask), style.width))
-            lines += _notes(spec, subtask, style)
+            lines += _notes(spec, subtask, style, subtask.id in ready)
     lines += _summary_notes(spec, plan, stale, style)
     if not running and (steps := next_steps(spec.name, plan)):
         lines += ["", *(_wrap(step, style.width) for step in steps)]
@@ -147,12 +148,16 @@ def _summary_notes(spec: Spec, plan: Plan, stale: Collection[str], style: Style)
     return lines
 
 
-def _notes(spec: Spec, subtask: Subtask, style: Style) -> list[str]:
-    """Under a subtask that needs attention: why, and where its log and worktree are."""
+def _notes(spec: Spec, subtask: Subtask, style: Style, ready: bool = False) -> list[str]:
+    """Under a subtask that needs attention: why, and where its log and worktree are. A
+    `ready` blocked subtask (its dependencies are completed now) says so, not its old cause."""
     meta, status = subtask.meta, subtask.status
     indent = NOTE_INDENT
     notes = []
-    if meta.get("error") and status not in (Status.COMPLETED, Status.PENDING):
+    if ready:
+        notes.append(_cut(f"{indent}ready: its dependencies are completed; "
+                          f"`orchestrate build {spec.name}` runs it", style.width))
+    elif meta.get("error") and status not in (Status.COMPLETED, Status.PENDING):
         error = str(meta["error"]).splitlines()[0]
         label = "cause" if status == Status.BLOCKED else "error"
         notes.append(_cut(f"{indent}{label}: {error.removeprefix('blocked: ')}", style.width))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import names
 from orchestrator.declared import PredictedOverlap, declared_files, wave_numbers, waves
 from orchestrator.plan import Phase, Plan, Status, Subtask
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
+
+if TYPE_CHECKING:  # preflight runs git; status and validate import this module
+    from orchestrator.preflight import Target
 
 Json = dict[str, Any]
 
@@ -109,13 +112,16 @@ def _topological(plan: Plan) -> list[int]:
 
 
 def schedule_text(spec: Spec, plan: Plan, settings: Settings,
-                  overlaps: Sequence[PredictedOverlap] = ()) -> str:
-    """What `build --dry-run` prints: steps of phases, a parallel phase's waves, their
-    subtasks and branches, and the predicted overlaps."""
+                  overlaps: Sequence[PredictedOverlap] = (), target: Target | None = None
+                  ) -> str:
+    """What `build --dry-run` prints: the integration branch and its base (branch and
+    commit), steps of phases, a parallel phase's waves, their subtasks and branches, and the
+    predicted overlaps."""
     step_of = steps(plan)
     lines = [f"{spec.name}: dry run, nothing will be created",
              f"integration branch: {names.integration_branch(spec.name)} "
-             f"(from {settings.base or 'the checked-out branch'})",
+             f"({_base_text(settings, target)})",
+             *([target.note] if target and target.note else []),
              f"at most {settings.max_parallel} agents at once; schedule {settings.schedule}"]
     for step in sorted(set(step_of)):
         lines.append(f"\nstep {step}:")
@@ -125,6 +131,15 @@ def schedule_text(spec: Spec, plan: Plan, settings: Settings,
         lines.append(f"\n{len(overlaps)} predicted overlap{'s' if len(overlaps) != 1 else ''}:")
         lines += ["  " + line for line in overlap_warnings(overlaps)]
     return "\n".join(lines)
+
+
+def _base_text(settings: Settings, target: Target | None) -> str:
+    if target is None:
+        return f"from {settings.base or 'the checked-out branch'}"
+    if target.exists:
+        return f"exists, at {target.base[:12]}; the build continues it"
+    named = target.start_name or target.base_branch or settings.base or "?"
+    return f"would be created from {named} at {target.base[:12]}"
 
 
 def _phase_schedule(spec: Spec, phase: Phase, schedule: str) -> list[str]:
@@ -149,7 +164,8 @@ def _action(subtask: Subtask) -> str:
 
 
 def schedule_json(spec: Spec, plan: Plan, settings: Settings,
-                  overlaps: Sequence[PredictedOverlap] = ()) -> Json:
+                  overlaps: Sequence[PredictedOverlap] = (), target: Target | None = None
+                  ) -> Json:
     """`build --dry-run --json`: the same schedule as data."""
     step_of = steps(plan)
     phases = []
@@ -165,7 +181,11 @@ def schedule_json(spec: Spec, plan: Plan, settings: Settings,
             "integration_branch": names.integration_branch(spec.name),
             "base": settings.base, "max_parallel": settings.max_parallel,
             "schedule": settings.schedule, "phases": phases,
-            "predicted_overlaps": [o.to_json() for o in overlaps]}
+            "predicted_overlaps": [o.to_json() for o in overlaps],
+            **({} if target is None else {
+                "integration_branch_exists": target.exists, "base_commit": target.base,
+                "base_branch": None if target.exists else (
+                    target.start_name or target.base_branch)})}
 
 
 def validate_json(spec: Spec, plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:

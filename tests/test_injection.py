@@ -22,7 +22,7 @@ from tests.fault_support import (
 
 HOSTILE_PATH = "notes|`x` ```,y: 100%\n## Injected heading\n::error::pwned\r|.txt"
 FIRST, SECOND = "hostile-first|`a`", "hostile-second|``b``"
-ANNOTATION = re.compile(r"^::(error|warning) file=([^,:\r\n]*),line=(\d+),"
+ANNOTATION = re.compile(r"^::(error|warning) file=([^,:\r\n]*),line=(\d+),(?:endLine=\d+,)?"
                         r"title=([^,:\r\n]*)::([^\r\n]*)$")
 
 
@@ -115,7 +115,7 @@ def test_the_markdown_report_keeps_hostile_names_in_their_cells_spans_and_fences
         assert not [line for line in outside if line.startswith(("## Injected", "::"))]
         headings = [line for line in outside if line.startswith("#")]
         assert [h.split(":")[0] for h in headings] == [
-            "## orchestrate", "### Conflict 1", "### Overlap 1", "### Overlap 2"]
+            "## orchestrate", "### Conflict 1", "### Overlap 1"]  # the conflict's overlap folded
         assert "| `` hostile-first\\|`a` `` | `1` | completed |" in markdown
 
 
@@ -135,7 +135,7 @@ def test_github_annotations_escape_hostile_names(repo: Path) -> None:
     matches = [ANNOTATION.match(line) for line in lines]
     assert all(matches), lines
     assert [(m.group(1), unescape(m.group(2))) for m in matches if m] == [
-        ("error", HOSTILE_PATH), ("warning", HOSTILE_PATH), ("warning", "src/app.py")]
+        ("error", HOSTILE_PATH), ("warning", "src/app.py")]  # the conflict's overlap folded
     assert [(c["kind"], c["path"]) for c in report["conflicts"]] == [
         ("conflict", HOSTILE_PATH), ("overlap", HOSTILE_PATH), ("overlap", "src/app.py")]
     message = unescape(next(m.group(5) for m in matches if m))

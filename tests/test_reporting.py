@@ -90,5 +90,7 @@ def test_github_annotations_escape_properties_and_data(repo: Path, spec_dir: Pat
     spec = resolve_spec(repo, "001")
     lines = render_report(spec, load_plan(spec.plan_path), "github", now=NOW).splitlines()
     assert lines[0].startswith("::error file=notes.txt,line=5,title=Merge conflict (content)::")
-    assert lines[1].startswith("::warning file=docs/a|b%2C `c`%3A d.md,line=19,")
-    assert len(lines) == 3
+    # an overlap spans from the first line any side changed (api: 2) to the last (docs: 19)
+    assert lines[1].startswith("::warning file=docs/a|b%2C `c`%3A d.md,line=2,endLine=19,")
+    assert len(lines) == 2  # notes.txt's overlap is folded into its conflict's error
+    assert lines[0].endswith("The file is also an overlap (same lines) of api, ui.")
