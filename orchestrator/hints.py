@@ -34,6 +34,11 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
     unstarted = counts.get(Status.PENDING, 0) + counts.get(Status.IN_PROGRESS, 0) - waiting_merge
     if unstarted > 0 and not steps:
         steps.append(f"to run the remaining subtasks: `orchestrate build {spec}`")
+    merged_work = any(s.status == Status.COMPLETED and s.meta.get("merge") == MergeState.MERGED
+                      and not s.meta.get("no_changes") for s in plan.subtasks())
+    if merged_work and counts.get(Status.COMPLETED, 0) < total:
+        steps.append(f"`orchestrate pr {spec}` opens (or updates) a pull request with the work "
+                     "merged so far; its body, the report, lists what is missing")
     if total and counts.get(Status.COMPLETED, 0) == total:
         steps.append(f"all done: `orchestrate review {spec}`, then `orchestrate pr {spec}` "
                      "(or merge the integration branch yourself)")

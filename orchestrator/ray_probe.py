@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEPENDENCIES = ("trio", "anthropic", "filelock", "click", "git")
+DEPENDENCIES = ("trio", "anthropic", "filelock", "click", "rich")  # import names
 PACKAGES = ("orchestrator", "merge")
 
 

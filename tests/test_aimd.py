@@ -19,7 +19,7 @@ IDS = [f"sub-{n}" for n in range(1, 7)]
 def _script(ident: str) -> list[dict[str, object]]:
     return [reply(editor("create", path=f"{ident}.txt", file_text="x\n"), delay=1.5),
             error(429, "rate_limit_error", "slow down"),
-            *(reply(editor("view", path=f"{ident}.txt"), delay=0.3) for _ in range(3)),
+            *(reply(editor("view", path=f"{ident}.txt"), delay=0.3) for _ in range(6)),
             reply("Done.", delay=0.3)]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.buildkit import INTEGRATION, SPEC, Recorder, build, plan_path
+from tests.buildkit import INTEGRATION, SPEC, Recorder, agent_command, build, plan_path
 from tests.conftest import commit_files, git, phase, plan_of, read_json, run_cli, write_plan
 
 FAKE_GH = Path(__file__).resolve().parent / "fakes" / "gh.py"
@@ -181,3 +181,20 @@ def test_pr_before_any_build_is_exit_2(repo: Path, origin: Path, github: FakeGit
     assert "no integration branch" in done.stderr
     assert f"orchestrate build {SPEC}" in done.stderr
     assert not github.calls()
+
+
+def test_a_build_with_merged_work_names_orchestrate_pr(repo: Path, recorder: Recorder) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    partly = build(repo, recorder, "--fail", "b", check=1)
+    assert f"`orchestrate pr {SPEC}` opens (or updates) a pull request" in partly
+    done = build(repo, recorder, options=("--retry-failed",))
+    assert f"then `orchestrate pr {SPEC}`" in done
+    nothing = tmp_spec_without_work(repo, recorder)
+    assert "orchestrate pr" not in nothing
+
+
+def tmp_spec_without_work(repo: Path, recorder: Recorder) -> str:
+    """A build whose only subtask failed: nothing merged, so no pull request to suggest."""
+    write_plan(repo, "002-other", plan_of(phase(1, ["x"])))
+    return run_cli(repo, "build", "002", "--agent-command", agent_command("--fail", "x"),
+                   env=recorder.env, check=1).stdout
