@@ -8,7 +8,8 @@ orchestrator.failpoints lists these with its own, so tests can crash at every on
 from __future__ import annotations
 
 import os
-import signal
+
+from merge.gitcmd import kill_self
 
 ENV = "ORCHESTRATE_FAILPOINT"
 MERGE_FAILPOINTS = (
@@ -22,4 +23,4 @@ def crash_if_named(name: str, known: tuple[str, ...] = MERGE_FAILPOINTS) -> None
     if name not in known:
         raise ValueError(f"unknown failpoint {name!r}; add it to the registry")
     if os.environ.get(ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        kill_self()

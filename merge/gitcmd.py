@@ -1,4 +1,10 @@
-"""The one place that starts git processes (synchronously); orchestrator.git is its trio twin.
+"""The process door, synchronous flavour: the one place (with its trio twin
+orchestrator/processes.py) that starts child processes, signals process groups, and parses
+what git prints.
+
+It lives in merge/ because merge/ is plain synchronous code that may import neither trio nor
+anything of orchestrator/; orchestrator/processes.py builds the trio flavour on the same
+environment, errors and parsers.
 
 Every error carries the command, exit code, stdout and stderr. The environment is cleaned of
 variables that would point git at another repository, and git never prompts.
@@ -6,11 +12,13 @@ variables that would point git at another repository, and git never prompts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +63,20 @@ def _clip(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
+def child_env(extra: Mapping[str, str] | None = None, *,
+              hidden: Iterable[str] = ()) -> dict[str, str]:
+    """This process's environment without the `hidden` variables, with `extra` on top: the
+    one way every child's environment is made."""
+    drop = frozenset(hidden)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    if extra:
+        env.update(extra)
+    return env
+
+
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_VARS}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_EDITOR="true", GIT_MERGE_AUTOEDIT="no", LC_ALL="C")
+    env = child_env({"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true",
+                     "GIT_MERGE_AUTOEDIT": "no", "LC_ALL": "C"}, hidden=_LEAKY_VARS)
     if extra:
         env.update(extra)
     return env
@@ -90,3 +109,81 @@ def run_command(argv: Sequence[str], cwd: Path, *, input: bytes | None = None,
     done = subprocess.run(list(argv), cwd=cwd, input=input or b"", capture_output=True,
                           env=None if env is None else dict(env), check=False)
     return GitResult(done.returncode, decode(done.stdout), decode(done.stderr))
+
+
+def resolve_commit(repo: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None when it names none (`rev-parse --verify --quiet`)."""
+    found = run_git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                    rev + "^{commit}", check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def rev_parse(repo: Path, rev: str) -> str:
+    """The commit `rev` names; GitError when it names none."""
+    return run_git(repo, "rev-parse", "--verify", "--end-of-options",
+                   rev + "^{commit}").stdout.strip()
+
+
+@dataclass(frozen=True)
+class WorktreeEntry:
+    path: Path
+    branch: str | None  # the full ref (refs/heads/...), None when detached
+
+
+WORKTREE_LIST = ("worktree", "list", "--porcelain", "-z")
+
+
+def parse_worktree_list(listing: str) -> list[WorktreeEntry]:
+    """The worktrees in the output of `git worktree list --porcelain -z`, main one first."""
+    found: list[WorktreeEntry] = []
+    path: Path | None = None
+    branch: str | None = None
+    for line in listing.split("\0"):
+        if line.startswith("worktree "):
+            path, branch = Path(line[len("worktree "):]), None
+        elif line.startswith("branch "):
+            branch = line[len("branch "):]
+        elif not line and path is not None:
+            found.append(WorktreeEntry(path, branch))
+            path = None
+    return found
+
+
+def list_worktrees(repo: Path) -> list[WorktreeEntry]:
+    return parse_worktree_list(run_git(repo, *WORKTREE_LIST).stdout)
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to process group `pgid`; False when there is no such group (or not ours)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_self() -> None:
+    """SIGKILL this process: no `finally`, no atexit, no flush (the failpoints' power cut)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_attached(command: str, *, input: bytes, env: Mapping[str, str]) -> int | None:
+    """Run `command` through the shell with this process's terminal as its output (a pager,
+    as git runs one); its exit code, or None when it could not be started."""
+    try:
+        return subprocess.run(command, shell=True, input=input, env=dict(env),
+                              check=False).returncode
+    except OSError:
+        return None

@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from merge import words
 from merge.changes import branch_changes_many
 from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
 from merge.failpoints import crash_if_named
 from merge.gitcmd import GitError, run_git
+from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
 from merge.overlap import Overlap, find_overlaps
 
 Outcome = Literal["merged", "already_merged", "conflict"]
@@ -132,43 +134,17 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
         blocked = (_blocking_overlaps(repo, candidate, mine, integrated)
                    if policy == "block" and candidate.head not in contained else [])
         if candidate.head in contained:
-            result = MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
+            result = MergeResult(candidate.subtask_id, words.ALREADY_MERGED, merge_commit=tip)
         elif blocked:
             result = blocked_result(candidate.subtask_id, blocked)
         else:
             result = merge_commit_onto(repo, tip, candidate)
-        if result.outcome != "conflict":
+        if result.outcome != words.CONFLICT:
             integrated[candidate.subtask_id] = candidate.head
-        if result.outcome == "merged" and result.merge_commit:
+        if result.outcome == words.MERGED and result.merge_commit:
             tip = result.merge_commit
         results.append(replace(result, overlaps=tuple(o.path for o in mine)))
     return results, tip
-
-
-def integrate_one(repo: Path, integration_ref: str, candidate: Candidate) -> MergeResult:
-    """Merge one candidate, retrying when another writer moves the ref under us."""
-    ref = full_ref(integration_ref)
-    for _ in range(CAS_RETRIES):
-        result = merge_onto(repo, ref, rev_parse(repo, ref), candidate)
-        if result is not None:
-            return result
-    raise IntegrationRace(f"{ref} kept moving while merging {candidate.branch}; "
-                          f"gave up after {CAS_RETRIES} attempts")
-
-
-def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeResult | None:
-    """Merge `candidate` onto `tip` and move `ref` from `tip` to the merge commit.
-
-    Returns None, changing nothing, when `ref` no longer points at `tip` (the compare-and-swap
-    failed); the caller reads the new tip and tries again.
-    """
-    if is_ancestor(repo, candidate.head, tip):
-        return MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
-    result = merge_commit_onto(repo, tip, candidate)
-    if result.outcome == "merged" and result.merge_commit and not _move_ref(
-            repo, ref, result.merge_commit, tip, f"merge {candidate.branch}"):
-        return None
-    return result
 
 
 def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult:
@@ -179,7 +155,7 @@ def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult
     commit = run_git(repo, "commit-tree", "--no-gpg-sign", merged.tree, "-p", tip,
                      "-p", candidate.head, input=candidate.message.encode()).stdout.strip()
     crash_if_named("merge-commit-created")
-    return MergeResult(candidate.subtask_id, "merged", merge_commit=commit)
+    return MergeResult(candidate.subtask_id, words.MERGED, merge_commit=commit)
 
 
 def _move_ref(repo: Path, ref: str, new: str, old: str, why: str) -> bool:
@@ -196,7 +172,7 @@ def _move_ref(repo: Path, ref: str, new: str, old: str, why: str) -> bool:
 
 def conflict_result(subtask_id: str, merged: MergeTreeOutput) -> MergeResult:
     texts = tuple(m.text for m in merged.messages if m.type != "Auto-merging")
-    return MergeResult(subtask_id, "conflict", conflicted_paths=merged.conflicted_paths,
+    return MergeResult(subtask_id, words.CONFLICT, conflicted_paths=merged.conflicted_paths,
                        messages=texts, conflicts=merged.conflicts)
 
 
@@ -205,7 +181,8 @@ def blocked_result(subtask_id: str, blocked: Sequence[tuple[Overlap, tuple[str, 
     conflicts = tuple(Conflict(o.path, "overlap", (o.path,),
                                f"{o.path} was also changed by {', '.join(others)} "
                                "(--overlap block)") for o, others in blocked)
-    return MergeResult(subtask_id, "conflict", conflicted_paths=tuple(c.path for c in conflicts),
+    return MergeResult(subtask_id, words.CONFLICT,
+                       conflicted_paths=tuple(c.path for c in conflicts),
                        messages=tuple(c.message for c in conflicts), conflicts=conflicts)
 
 
@@ -270,11 +247,6 @@ def is_ancestor(repo: Path, commit: str, of: str) -> bool:
     if result.returncode not in (0, 1):
         raise GitError(("merge-base", "--is-ancestor", commit, of), repo, result)
     return result.returncode == 0
-
-
-def rev_parse(repo: Path, rev: str) -> str:
-    return run_git(repo, "rev-parse", "--verify", "--end-of-options",
-                   rev + "^{commit}").stdout.strip()
 
 
 def full_ref(name: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 
 from merge.changes import Hunk
 from merge.report import ConflictReport, Finding, Resolution, Side, SubtaskRow
@@ -22,17 +23,26 @@ MAX_HUNKS = 3  # per side; the JSON report has them all
 LINE_WIDTH = 100  # no line of a code block is wider: a rendered page does not scroll
 
 
-def render_markdown(report: ConflictReport) -> str:
+@dataclass(frozen=True)
+class Places:
+    """Where the caller keeps things, relative to the repository root (merge/ names none)."""
+
+    worktree_root: str  # a subtask's worktree is <worktree_root>/<spec>/<subtask>
+    scratch_dir: str  # a folder the user may check a commit out into
+
+
+def render_markdown(report: ConflictReport, places: Places) -> str:
     parts = [_title(report), _summary(report), _table(report.subtasks)]
     if not (report.findings or report.resolutions() or report.resolved_by_hand()):
         parts.append("No conflicts or overlaps.")
     conflicts = report.conflicts()
     for number, finding in enumerate(conflicts, 1):
-        parts.append(_conflict(report, finding, number, report.folded_overlaps(finding)))
+        parts.append(_conflict(report, finding, number, report.folded_overlaps(finding),
+                              places))
     for number, finding in enumerate(report.unfolded_overlaps(), 1):
         parts.append(_overlap(report, finding, number))
     for number, finding in enumerate(report.check_failures(), 1):
-        parts.append(_check_failure(report, finding, number))
+        parts.append(_check_failure(report, finding, number, places))
     if report.check and report.check.get("flaky"):
         parts.append(_flaky(report.check))
     parts += _declared_files(report)
@@ -128,7 +138,7 @@ def _cell(text: str) -> str:
 
 
 def _conflict(report: ConflictReport, finding: Finding, number: int,
-              overlaps: list[Finding]) -> str:
+              overlaps: list[Finding], places: Places) -> str:
     others = [code(s) for s in finding.subtasks if s != finding.subtask]
     against = f": it conflicts with {', '.join(others)}" if others else ""
     also = "".join(f"; overlap: {o.detail}" for o in overlaps)
@@ -145,7 +155,7 @@ def _conflict(report: ConflictReport, finding: Finding, number: int,
     extra = [s for o in overlaps for s in o.sides if s.subtask_id not in shown]
     parts += [_side(side) for side in (*finding.sides, *extra)]
     parts += ["To resolve, from the repository root:",
-              fence(_resolve_commands(report, finding), "sh")]
+              fence(_resolve_commands(report, finding, places), "sh")]
     return "\n\n".join(parts)
 
 
@@ -173,10 +183,11 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     return "\n\n".join(parts)
 
 
-def _check_failure(report: ConflictReport, finding: Finding, number: int) -> str:
+def _check_failure(report: ConflictReport, finding: Finding, number: int,
+                   places: Places) -> str:
     check = finding.check or {}
     commit, command = str(check.get("commit") or ""), str(check.get("command") or "")
-    worktree = f".orchestrate/check-{commit[:12]}"
+    worktree = f"{places.scratch_dir}/check-{commit[:12]}"
     parts = [f"### Check failure {number}: {code(finding.subtask)} was left out",
              f"{code(finding.subtask)} ({code(finding.branches[0])}) merges cleanly, but the "
              f"check {code(command)} fails (exit {check.get('exit_code')}) on "
@@ -250,9 +261,9 @@ def _span(start: int, count: int) -> str:
     return f"line {start}" if count == 1 else f"lines {start}\u2013{start + count - 1}"
 
 
-def _resolve_commands(report: ConflictReport, finding: Finding) -> str:
+def _resolve_commands(report: ConflictReport, finding: Finding, places: Places) -> str:
     branch = next(s.branch for s in finding.sides if s.subtask_id == finding.subtask)
-    worktree = f".orchestrate/worktrees/{report.spec}/{finding.subtask}"
+    worktree = f"{places.worktree_root}/{report.spec}/{finding.subtask}"
     return "\n".join([
         _either(["test", "-d", worktree], ["git", "worktree", "add", worktree, branch]),
         wrap_shell(["cd", worktree]),

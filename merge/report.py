@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from merge import words
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
 from merge.conflicts import Conflict
-from merge.gitcmd import GitError, run_git
+from merge.gitcmd import GitError, resolve_commit, run_git
 from merge.globs import any_intersect, uncovered
 from merge.integrate import full_ref, is_ancestor, merge_tree
 from merge.overlap import Overlap, find_overlaps
@@ -125,13 +126,13 @@ class ConflictReport:
     cost_usd: float | None = None  # what the spec's agents cost, all builds (SPEC 12)
 
     def conflicts(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "conflict"]
+        return [f for f in self.findings if f.kind == words.CONFLICT]
 
     def overlaps(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "overlap"]
+        return [f for f in self.findings if f.kind == words.OVERLAP]
 
     def check_failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "check"]
+        return [f for f in self.findings if f.kind == words.CHECK]
 
     def resolutions(self) -> list[Resolution]:
         """Conflicts resolved by an agent, of the subtasks now merged."""
@@ -286,9 +287,7 @@ def _unrealised(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]
 
 
 def _tip(repo: Path, branch: str) -> str | None:
-    found = run_git(repo, "rev-parse", "--verify", "-q", full_ref(branch) + "^{commit}",
-                    check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return resolve_commit(repo, full_ref(branch))
 
 
 def _groups(rows: Sequence[SubtaskRow], changes: dict[str, BranchChanges]
@@ -340,7 +339,7 @@ def _conflict_finding(repo: Path, conflict: Conflict, row: SubtaskRow,
               and not (row.base and r.head and is_ancestor(repo, r.head, row.base))]
     involved = sorted([*others, row], key=rows.index)
     sides = tuple(_side(r, changes, conflict.paths) for r in involved)
-    return Finding("conflict", conflict.path, conflict.kind, sides, row.id, conflict.paths,
+    return Finding(words.CONFLICT, conflict.path, conflict.kind, sides, row.id, conflict.paths,
                    conflict.message)
 
 

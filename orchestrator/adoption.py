@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
+from orchestrator import names
 from orchestrator.context import MergeContext
-from orchestrator.git import git
 from orchestrator.plan import Plan
+from orchestrator.processes import git
 
-TRAILERS = ("%(trailers:key=Orchestrate-Spec,valueonly,separator=%x01)%x00"
-            "%(trailers:key=Orchestrate-Subtask,valueonly,separator=%x01)")
+TRAILERS = (f"%(trailers:key={names.SPEC_TRAILER},valueonly,separator=%x01)%x00"
+            f"%(trailers:key={names.SUBTASK_TRAILER},valueonly,separator=%x01)")
 
 
 async def adopt_crashed_commits(ctx: MergeContext, plan: Plan, ids: Sequence[str]) -> list[str]:

@@ -5,27 +5,31 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 
+from merge import words
 from merge.integrate import MergeResult
 from orchestrator.adoption import adopt_crashed_commits
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
+from orchestrator.agents.base import Agent
 from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
 from orchestrator.checkout import checkout_note
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
-from orchestrator.events import duration_text
+from orchestrator.events import Sink, duration_text
 from orchestrator.failpoints import failpoint
-from orchestrator.git import git
 from orchestrator.hints import next_steps
-from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
+from orchestrator.merging import merge_subtasks
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.placement import check_runner, open_placement
-from orchestrator.plan import Plan, Subtask
+from orchestrator.plan import Plan, Status, Subtask
 from orchestrator.preflight import Target, check_repository, ensure_identity
+from orchestrator.processes import git
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
 from orchestrator.resolving import recover_rounds
@@ -38,15 +42,18 @@ from orchestrator.views import progress_counts
 from orchestrator.worktrees import Worktrees
 
 
-def run_build(spec: Spec, settings: Settings) -> int:
-    """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7)."""
+def run_build(spec: Spec, settings: Settings, *, agent: Agent | None = None) -> int:
+    """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7).
+    `agent`, when given, is used instead of the one the settings configure (in-process
+    tests run the real scheduler with a fake agent this way)."""
     plan = PlanStore(spec.folder).read()
-    check_agent_configured(settings, spec.repo)
+    if agent is None:
+        check_agent_configured(settings, spec.repo)
     check_runner(settings)
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(_build_main, spec, settings, target, plan)
+        return _run_trio(partial(_build_main, given=agent), spec, settings, target, plan)
 
 
 def run_merge(spec: Spec, settings: Settings) -> int:
@@ -83,15 +90,25 @@ def _user_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
+@asynccontextmanager
+async def _agent(settings: Settings, sink: Sink, given: Agent | None) -> AsyncIterator[Agent]:
+    if given is not None:
+        yield given
+        return
+    async with open_agent(settings, sink) as agent:
+        yield agent
+
+
+async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
+                      given: Agent | None = None) -> int:
     statuses = [s.status for s in plan.subtasks()]
     sink = make_sink(as_json=settings.json, total=len(statuses),
-                     done=statuses.count("completed"), subtasks=[
-                         (s.id, "committed" if is_committed_unmerged(s) else s.status)
+                     done=statuses.count(Status.COMPLETED), subtasks=[
+                         (s.id, "committed" if s.is_committed_unmerged else s.status)
                          for s in plan.subtasks()])
     started = time.monotonic()
     try:
-        async with open_agent(settings, sink) as agent, \
+        async with _agent(settings, sink, given) as agent, \
                 open_placement(settings, spec.repo) as placement, \
                 trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
@@ -99,7 +116,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  spec.repo, spec.name, settings.reuse_worktrees,
                                  pool_limit=2 * settings.max_parallel),
                              background=background, agent=agent,
-                             agent_label=agent_label(settings),
+                             agent_label=agent_label(settings) if given is None else agent.name,
                              limiter=trio.CapacityLimiter(settings.max_parallel),
                              lookahead=trio.Semaphore(settings.max_parallel),
                              budget=Budget(settings.budget, recorded_cost(plan)),
@@ -182,7 +199,7 @@ async def _recover(ctx: MergeContext) -> None:
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
     merged = [s.id for s in plan.subtasks()
-              if s.status != "completed" and s.meta.get("head") and s.id in tips
+              if s.status != Status.COMPLETED and s.meta.get("head") and s.id in tips
               and tips[s.id] != s.meta.get("base")]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
     adopted = await adopt_crashed_commits(ctx, plan, interrupted)
@@ -194,7 +211,7 @@ async def _recover(ctx: MergeContext) -> None:
                          overlaps=tuple(plan.subtask(s).meta.get("overlaps") or ()))
              for s in merged], heads={s: tips[s] for s in merged})
     if interrupted:
-        await ctx.records.set_status(interrupted, "pending")
+        await ctx.records.set_status(interrupted, Status.PENDING)
 
 
 async def _merge_commits(ctx: MergeContext, base: str) -> dict[str, str]:
@@ -210,13 +227,13 @@ async def _merge_commits(ctx: MergeContext, base: str) -> dict[str, str]:
 def _interrupted(plan: Plan) -> list[str]:
     """Subtasks that were running and had not committed their work."""
     return [s.id for s in plan.subtasks()
-            if s.status == "in_progress" and not is_committed_unmerged(s)]
+            if s.is_interrupted]
 
 
 async def _return_interrupted(ctx: RunContext) -> None:
     await recover_rounds(ctx)
     if interrupted := _interrupted(await ctx.records.read()):
-        await ctx.records.set_status(interrupted, "pending", error="interrupted")
+        await ctx.records.set_status(interrupted, Status.PENDING, error="interrupted")
 
 
 async def _finish(ctx: RunContext, elapsed_s: float) -> int:
@@ -232,16 +249,16 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
              f"{plan.meta.get('integration_branch')} at {tip[:12]}{spent}", counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
              elapsed_s=round(elapsed_s, 3), next=steps, detail=steps)
-    if ctx.budget.reached() and counts.get("pending"):
+    if ctx.budget.reached() and counts.get(Status.PENDING):
         ctx.emit("budget_reached", f"stopped: {ctx.budget.message()}; "
-                 f"{counts['pending']} subtask(s) left pending", spent_usd=ctx.budget.spent,
+                 f"{counts[Status.PENDING]} subtask(s) left pending", spent_usd=ctx.budget.spent,
                  budget_usd=ctx.budget.limit)
         return 1
     if ctx.settings.no_merge:
         return 0 if ctx.agents_failed == 0 else 1
     if failure := base_failure_error(ctx):
         raise failure
-    return 0 if set(counts) <= {"completed"} else 1
+    return 0 if set(counts) <= {Status.COMPLETED} else 1
 
 
 async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
@@ -257,7 +274,7 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
     sink = make_sink(as_json=settings.json, total=0, done=0, subtasks=[
-        (s.id, "committed" if is_committed_unmerged(s) else s.status) for s in plan.subtasks()])
+        (s.id, "committed" if s.is_committed_unmerged else s.status) for s in plan.subtasks()])
     try:
         async with trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings,
@@ -275,9 +292,9 @@ async def _merge_waiting(ctx: MergeContext) -> int:
     plan = await ctx.records.read()
     results = []
     for phase in plan.phases:
-        waiting = [s for s in phase.subtasks if is_committed_unmerged(s)]
+        waiting = [s for s in phase.subtasks if s.is_committed_unmerged]
         if phase.parallel_safe:
-            merged = [s for s in phase.subtasks if merged_with_changes(s)]
+            merged = [s for s in phase.subtasks if s.merged_with_changes]
             results += await merge_subtasks(ctx, waiting, phase.key, merged_siblings=merged)
         else:
             results += await merge_subtasks(ctx, waiting, None)
@@ -288,7 +305,7 @@ async def _merge_waiting(ctx: MergeContext) -> int:
     if not results:
         ctx.emit("merge_finished", "nothing to merge", next=steps, detail=steps)
         return 0
-    conflicts = [r.subtask_id for r in results if r.outcome == "conflict"]
+    conflicts = [r.subtask_id for r in results if r.outcome == words.CONFLICT]
     ctx.emit("merge_finished", f"merged {len(results) - len(conflicts)}, "
              f"conflicts {len(conflicts)}", conflicts=conflicts, next=steps, detail=steps)
     return 1 if conflicts else 0

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from merge import words
+from merge.gitcmd import rev_parse
 from merge.integrate import (
     CAS_RETRIES,
     Candidate,
@@ -30,14 +32,14 @@ from merge.integrate import (
     group_overlaps,
     merge_chain,
     move_ref,
-    rev_parse,
 )
 from merge.overlap import Overlap
 from orchestrator.checkrun import run_check
 from orchestrator.checkstate import Verdict
 from orchestrator.errors import OrchestrateError
 from orchestrator.failpoints import failpoint
-from orchestrator.git import git_out
+from orchestrator.plan import Status
+from orchestrator.processes import verify
 
 if TYPE_CHECKING:
     from orchestrator.context import MergeContext
@@ -63,7 +65,7 @@ async def judge(ctx: MergeContext, commit: str) -> Verdict:
     """The check's verdict on `commit`: this run's, the plan's cache, or a new check run."""
     command = ctx.settings.check
     assert command is not None
-    tree = await git_out(ctx.repo, "rev-parse", "--verify", f"{commit}^{{tree}}")
+    tree = await verify(ctx.repo, f"{commit}^{{tree}}")
     state = ctx.checks
     while tree in state.running:
         await state.running[tree].wait()
@@ -96,8 +98,9 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
                       exit_code=exit_code if isinstance(exit_code, int) else None,
                       log=str(detail.get("log") or ""), output=str(detail.get("output") or ""),
                       cached=True)
+    said = "passed" if verdict.passed else Status.FAILED
     ctx.emit("check_cached", f"check {verdict.commit[:12]}: "
-             f"{'passed' if verdict.passed else 'failed'} before (tree {tree[:12]}), not rerun",
+             f"{said} before (tree {tree[:12]}), not rerun",
              commit=commit, tree=tree, passed=verdict.passed)
     return verdict
 
@@ -181,7 +184,7 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
         failpoint("check-culprit-found")
         settled = list(chain.results[:culprit])
         integrated.update({remaining[i].subtask_id: remaining[i].head
-                           for i, r in enumerate(settled) if r.outcome != "conflict"})
+                           for i, r in enumerate(settled) if r.outcome != words.CONFLICT})
         gated.results += [*settled, _ejected(chain.results[culprit], failing)]
         gated.culprits[remaining[culprit].subtask_id] = failing
         gated.tip = chain.tips[culprit - 1] if culprit else chain.start
@@ -191,7 +194,7 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
 
 
 def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
-    return replace(result, outcome="conflict", merge_commit=None, conflicted_paths=(),
+    return replace(result, outcome=words.CONFLICT, merge_commit=None, conflicted_paths=(),
                    messages=(f"the check failed on {verdict.commit[:12]} "
                              f"(exit {verdict.exit_code})",), conflicts=())
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.git import git
+from orchestrator import names
+from orchestrator.processes import git
 
-IGNORED_ROOTS = (":(exclude).orchestrate", ":(exclude).auto-claude")
+IGNORED_ROOTS = tuple(f":(exclude){folder}" for folder in names.PRIVATE_DIRS)
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -5,16 +5,18 @@ Everything goes to `<spec>/logs/check-<12-hex commit>.log`."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
+from merge.gitcmd import child_env
+from orchestrator import names
 from orchestrator.checkstate import Verdict
+from orchestrator.events import Event
 from orchestrator.failpoints import failpoint
-from orchestrator.procs import run_in_group
-from orchestrator.progress import Event
+from orchestrator.processes import run_in_group
 from orchestrator.store import utc_now
 from orchestrator.worktrees import copy_untracked
 
@@ -26,7 +28,7 @@ TIMED_OUT = 124  # the exit code recorded for a run stopped by check_timeout, as
 
 
 def check_log(ctx: MergeContext, commit: str) -> Path:
-    return ctx.spec.logs / f"check-{commit[:12]}.log"
+    return names.check_log(ctx.spec.logs, commit)
 
 
 async def run_check(ctx: MergeContext, command: str, commit: str, tree: str) -> Verdict:
@@ -35,7 +37,7 @@ async def run_check(ctx: MergeContext, command: str, commit: str, tree: str) -> 
     await trio.Path(log.parent).mkdir(parents=True, exist_ok=True)
     ctx.emit("check_started", f"check `{command}` on {commit[:12]}", commit=commit,
              tree=tree, log=str(log))
-    async with ctx.worktrees.hold_detached(f".check-{commit[:12]}", commit) as worktree, \
+    async with ctx.worktrees.hold_detached(names.check_worktree_name(commit), commit) as worktree, \
             ctx.limiter:
         code, output = await _setup(ctx, worktree, log)
         runs = 0
@@ -54,7 +56,7 @@ async def _setup(ctx: MergeContext, worktree: Path, log: Path) -> tuple[int, str
     and output."""
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     for command in ctx.settings.setup:
-        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, os.environ)
+        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, child_env())
         if code != 0:
             return code, f"setup command `{command}` failed ({code}):\n{tail}"
     return 0, ""
@@ -64,8 +66,8 @@ async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path,
                    run: int) -> tuple[int, str]:
     ctx.checks.runs += 1
     port = ctx.ports.take()
-    env = {**os.environ, "ORCHESTRATE_CHECK_COMMIT": commit, "ORCHESTRATE_SPEC": ctx.spec.name,
-           "ORCHESTRATE_PORT": str(port), "ORCHESTRATE_WORKTREE": str(worktree)}
+    env = child_env({"ORCHESTRATE_CHECK_COMMIT": commit, "ORCHESTRATE_SPEC": ctx.spec.name,
+                     "ORCHESTRATE_PORT": str(port), "ORCHESTRATE_WORKTREE": str(worktree)})
     try:
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"\n===== {utc_now()} check run {run} on {commit} =====\n")
@@ -76,7 +78,7 @@ async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path,
 
 
 async def _shell(command: str, cwd: Path, log: Path, limit_s: float,
-                 env: os._Environ[str] | dict[str, str]) -> tuple[int, str]:
+                 env: Mapping[str, str]) -> tuple[int, str]:
     """Run `command` with its output appended to `log`; its exit code and last lines."""
     with log.open("ab") as handle:
         start = handle.tell()

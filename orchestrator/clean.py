@@ -13,12 +13,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from merge.gitcmd import run_git
+from merge.gitcmd import WorktreeEntry, list_worktrees, run_git
+from orchestrator import names
 from orchestrator.specs import Spec
 from orchestrator.store import RunLock
 
-WORKTREES = Path(".orchestrate/worktrees")
-POOL = WORKTREES / ".pool"
+WORKTREES = Path(names.WORKTREE_ROOT)
+POOL = WORKTREES / names.POOL
 
 
 @dataclass
@@ -28,10 +29,7 @@ class CleanResult:
     kept: list[str] = field(default_factory=list)  # what could not be removed, and why
 
 
-@dataclass(frozen=True)
-class Worktree:
-    path: Path
-    branch: str | None  # refs/heads/...; None when detached
+Worktree = WorktreeEntry
 
 
 def clean(spec: Spec, *, branches: bool = False, all_branches: bool = False) -> CleanResult:
@@ -48,26 +46,10 @@ def clean(spec: Spec, *, branches: bool = False, all_branches: bool = False) -> 
     return result
 
 
-def list_worktrees(repo: Path) -> list[Worktree]:
-    """Every worktree of `repo`, from `git worktree list --porcelain -z`."""
-    found: list[Worktree] = []
-    path: Path | None = None
-    branch: str | None = None
-    for line in run_git(repo, "worktree", "list", "--porcelain", "-z").stdout.split("\0"):
-        if line.startswith("worktree "):
-            path, branch = Path(line[len("worktree "):]), None
-        elif line.startswith("branch "):
-            branch = line[len("branch "):]
-        elif not line and path is not None:
-            found.append(Worktree(path, branch))
-            path = None
-    return found
-
-
 def spec_worktrees(spec: Spec) -> list[Worktree]:
     """The spec's subtask worktrees, and its worktrees parked in the pool (as
     `.pool/<spec>--<subtask>`, detached, or still on one of the spec's branches)."""
-    prefix = f"refs/heads/orchestrate/{spec.name}/"
+    prefix = names.spec_ref_prefix(spec.name)
     return [w for w in list_worktrees(spec.repo)
             if any(_inside(w.path, f) for f in _spec_folders(spec))
             or (_inside(w.path, spec.repo / POOL) and (w.branch or "").startswith(prefix))]
@@ -97,7 +79,7 @@ def _remove_worktree(repo: Path, path: Path, result: CleanResult) -> None:
 
 
 def _delete_branches(spec: Spec, all_branches: bool, result: CleanResult) -> None:
-    prefix = f"refs/heads/orchestrate/{spec.name}/"
+    prefix = names.spec_ref_prefix(spec.name)
     integration = prefix + "integration"
     checked_out = {w.branch: w.path for w in list_worktrees(spec.repo) if w.branch}
     refs = run_git(spec.repo, "for-each-ref", "--format=%(refname)", prefix).stdout.split()

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator import __version__
+from orchestrator import __version__, names
 from orchestrator.cli_support import EPILOG, complete_subtask, plural, run_main, spec_argument
 from orchestrator.errors import OrchestrateError, UsageError
 from orchestrator.plan import load_plan, require_subtasks
-from orchestrator.presets import PRESET_NAMES
+from orchestrator.presets import AGENT_KINDS
 from orchestrator.specs import Spec, all_specs, resolve_spec
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def list_specs(ctx: click.Context) -> None:
 
     specs = all_specs(_repo(ctx))
     if not specs:
-        click.echo("no specs (looked in .orchestrate/specs and .auto-claude/specs)")
+        click.echo(f"no specs (looked in {' and '.join(names.SPEC_ROOTS)})")
     for spec in specs:
         try:
             line = progress_line(load_plan(spec.plan_path))
@@ -170,7 +170,7 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--max-parallel", type=int, metavar="N",
                      help="Agents running at once, for the whole build (default 5)."),
-        click.option("--agent", type=click.Choice(["claude", "command", *PRESET_NAMES]),
+        click.option("--agent", type=click.Choice(AGENT_KINDS),
                      help="claude: the built-in agent on the Anthropic API (default when "
                      "ANTHROPIC_API_KEY is set); command: --agent-command; or a CLI agent "
                      "preset."),
@@ -353,7 +353,7 @@ def clean(ctx: click.Context, spec: str, branches: bool, all_branches: bool) -> 
         click.echo(f"kept {note}", err=True)
     click.echo(f"{found.name}: removed {plural(len(done.worktrees), 'worktree')}, "
                f"deleted {plural(len(done.branches), 'branch')}")
-    if f"orchestrate/{found.name}/integration" in done.branches:
+    if names.integration_branch(found.name) in done.branches:
         _note_rerun(found)
     ctx.exit(1 if done.kept else 0)
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.git import git, git_out
+from orchestrator import names
+from orchestrator.processes import git, git_out
 from orchestrator.worktrees import remove_stale_index_lock
 
-NEVER_COMMITTED = (".orchestrate", ".auto-claude")
+NEVER_COMMITTED = names.PRIVATE_DIRS
 
 
 async def commit_work(worktree: Path, message: str, copied: tuple[str, ...]) -> str:

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from orchestrator import names
 from orchestrator.agents.base import Agent
 from orchestrator.budget import Budget
 from orchestrator.checkstate import CheckState
 from orchestrator.events import Event, Sink
-from orchestrator.git import git_out
+from orchestrator.processes import git_out, verify
 from orchestrator.records import Records
 from orchestrator.runlog import RunLogs
 from orchestrator.settings import Settings
@@ -26,11 +27,11 @@ if TYPE_CHECKING:
 
 
 def integration_branch(spec: Spec) -> str:
-    return f"orchestrate/{spec.name}/integration"
+    return names.integration_branch(spec.name)
 
 
 def subtask_branch(spec: Spec, subtask_id: str) -> str:
-    return f"orchestrate/{spec.name}/{subtask_id}"
+    return names.subtask_branch(spec.name, subtask_id)
 
 
 class Ports:
@@ -74,7 +75,7 @@ class MergeContext:
 
     @property
     def integration_ref(self) -> str:
-        return "refs/heads/" + integration_branch(self.spec)
+        return names.integration_ref(self.spec.name)
 
     def branch_for(self, subtask_id: str) -> str:
         return subtask_branch(self.spec, subtask_id)
@@ -86,12 +87,12 @@ class MergeContext:
         return False
 
     async def integration_tip(self) -> str:
-        return await git_out(self.repo, "rev-parse", "--verify", self.integration_ref)
+        return await verify(self.repo, self.integration_ref)
 
     async def subtask_tips(self, *, merged_only: bool = False) -> dict[str, str]:
         """Subtask id -> branch tip for this spec's branches (one git call for all), or only
         those already contained in the integration branch."""
-        prefix = f"refs/heads/orchestrate/{self.spec.name}/"
+        prefix = names.spec_ref_prefix(self.spec.name)
         merged = [f"--merged={self.integration_ref}"] if merged_only else []
         listing = await git_out(self.repo, "for-each-ref", *merged,
                                 "--format=%(objectname) %(refname)", prefix)

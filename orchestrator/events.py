@@ -16,15 +16,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.plan import Status
+
 # Escape sequences and control characters from agent output would move the cursor or clear
 # the screen under the live display; shown lines drop them.
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
                       r"|\x1b.?|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 # Event kinds that end a subtask's part in the run, and the status each one leaves.
-FINAL = {"subtask_merged": "completed", "subtask_failed": "failed",
-         "subtask_conflict": "conflict", "subtask_blocked": "blocked",
-         "subtask_skipped": "completed"}
+FINAL = {"subtask_merged": Status.COMPLETED, "subtask_failed": Status.FAILED,
+         "subtask_conflict": Status.CONFLICT, "subtask_blocked": Status.BLOCKED,
+         "subtask_skipped": Status.COMPLETED}
 
 
 @dataclass(frozen=True)

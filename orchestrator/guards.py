@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.committing import NEVER_COMMITTED
-from orchestrator.git import git
+from orchestrator.processes import git
 
 SHOWN = 5
 

@@ -18,17 +18,20 @@ from rich.live import Live
 from rich.text import Text
 
 from orchestrator.events import Event, event_lines
+from orchestrator.plan import Status
 
-FINISHED_AGENT = frozenset({"committed", "failed", "conflict", "merged"})
+# A row's state: a status word where one fits, else running, committed or merged.
+FINISHED_AGENT = frozenset({"committed", Status.FAILED, Status.CONFLICT, "merged"})
 STATE_AFTER = {"subtask_started": "running", "subtask_committed": "committed",
-               "subtask_skipped": "merged", "subtask_failed": "failed",
-               "subtask_merged": "merged", "subtask_conflict": "conflict",
-               "subtask_blocked": "blocked"}
+               "subtask_skipped": "merged", "subtask_failed": Status.FAILED,
+               "subtask_merged": "merged", "subtask_conflict": Status.CONFLICT,
+               "subtask_blocked": Status.BLOCKED}
 BAR_MAX = 30
 
 
 def _initial_state(status: str) -> str:
-    return {"completed": "merged", "in_progress": "pending"}.get(status, status)
+    shown: dict[str, str] = {Status.COMPLETED: "merged", Status.IN_PROGRESS: Status.PENDING}
+    return shown.get(status, status)
 
 
 class LiveSink:
@@ -110,9 +113,9 @@ class LiveSink:
         total = len(states)
         merged = states.count("merged")
         finished = sum(1 for s in states if s in FINISHED_AGENT)
-        bad = states.count("failed") + states.count("conflict")
+        bad = states.count(Status.FAILED) + states.count(Status.CONFLICT)
         label = f" agents {finished}/{total} · merged {merged}/{total}"
-        for state in ("failed", "conflict"):
+        for state in (Status.FAILED, Status.CONFLICT):
             if count := states.count(state):
                 label += f" · {count} {state}"
         label += f" · {_clock(time.monotonic() - self.start)}"

@@ -8,7 +8,9 @@ from functools import partial
 
 import trio
 
+from merge import words
 from merge.integrate import Candidate, MergeResult, OverlapPolicy, integrate
+from orchestrator import names
 from orchestrator.checking import integrate_checked
 from orchestrator.checkstate import Verdict
 from orchestrator.context import MergeContext, integration_branch
@@ -18,18 +20,13 @@ from orchestrator.reporting import write_conflict_report
 
 
 def is_committed_unmerged(subtask: Subtask) -> bool:
-    """Work committed by an earlier run (or fixed by hand) that still waits to be merged."""
-    meta = subtask.meta
-    return ((subtask.status == "in_progress" and meta.get("merge") == "pending"
-             and bool(meta.get("head"))) or
-            (subtask.status == "conflict" and bool(meta.get("head"))))
+    """Kept for callers of the function: the predicate is `Subtask.is_committed_unmerged`."""
+    return subtask.is_committed_unmerged
 
 
 def merged_with_changes(subtask: Subtask) -> bool:
-    """Completed by a merge of real work (so its changes can overlap a sibling's)."""
-    meta = subtask.meta
-    return (subtask.status == "completed" and bool(meta.get("head"))
-            and meta.get("head") != meta.get("base"))
+    """Kept for callers of the function: the predicate is `Subtask.merged_with_changes`."""
+    return subtask.merged_with_changes
 
 
 async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: str | None,
@@ -69,7 +66,7 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         await trio.to_thread.run_sync(write_conflict_report, ctx.spec, plan)
         failpoint("report-written")
     for result in results:
-        if result.outcome == "conflict":
+        if result.outcome == words.CONFLICT:
             if not ctx.resolves_conflicts:  # the user resolves it there
                 ctx.background.start_soon(ctx.worktrees.restore, result.subtask_id,
                                           ctx.branch_for(result.subtask_id))
@@ -90,7 +87,7 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
     head = tip or str(subtask.meta.get("head"))
     message = (f"Merge {branch} into {integration_branch(ctx.spec)}\n\n"
                f"{subtask.id}: {subtask.title}\n\n"
-               f"Orchestrate-Spec: {ctx.spec.name}\nOrchestrate-Subtask: {subtask.id}\n")
+               + names.trailers(ctx.spec.name, subtask.id))
     return Candidate(subtask.id, branch, str(subtask.meta.get("base", "")), head, message, group)
 
 
@@ -101,7 +98,7 @@ def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = 
                  f"{culprit.commit[:12]}, exit {culprit.exit_code}; log: {culprit.log})",
                  subtask=result.subtask_id, paths=[], reason="check_failed",
                  commit=culprit.commit, log=culprit.log)
-    elif result.outcome == "conflict":
+    elif result.outcome == words.CONFLICT:
         paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
         ctx.emit("subtask_conflict", f"conflict: not merged ({paths})",
                  subtask=result.subtask_id, paths=list(result.conflicted_paths))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from orchestrator.procs import kill_group
+from orchestrator.processes import kill_group
 
 PROC = Path("/proc")
 

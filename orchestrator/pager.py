@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from merge.gitcmd import run_git
+from merge.gitcmd import child_env, run_attached, run_git
 
 
 def colour_wanted() -> bool:
@@ -28,17 +27,15 @@ def page(text: str, repo: Path) -> None:
     if pager is None:
         click.echo(text, nl=False, color=colour_wanted())
         return
-    env = {**os.environ}
+    env = child_env()
     env.setdefault("LESS", "FRX")
     env.setdefault("LV", "-c")
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pager's, as in git
     try:
-        done = subprocess.run(pager, shell=True, input=text.encode(), env=env, check=False)
-    except OSError:
-        done = None
+        done = run_attached(pager, input=text.encode(), env=env)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if done is None or done.returncode in (126, 127):  # the pager could not start
+    if done is None or done in (126, 127):  # the pager could not start
         click.echo(text, nl=False, color=colour_wanted())
 
 

@@ -10,19 +10,43 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
 from orchestrator.errors import PlanError
 from orchestrator.refnames import refname_problem
-from orchestrator.types import SubtaskId
+from orchestrator.types import BranchName, CommitSha, SubtaskId
 
-STATUSES = ("pending", "in_progress", "completed", "failed", "blocked", "conflict")
+
+class Status(StrEnum):
+    """A subtask's `status` (SPEC 2). A StrEnum: it is written to the plan, compared, printed
+    and formatted as the plain word."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CONFLICT = "conflict"
+
+
+class MergeState(StrEnum):
+    """The `orchestrate.merge` field: where a subtask's committed work stands (SPEC 6)."""
+
+    PENDING = "pending"  # committed, waiting to be integrated
+    MERGED = "merged"
+    CONFLICT = "conflict"
+    CHECK_FAILED = "check_failed"  # merges cleanly, but the check ejected it (SPEC 9)
+
+
+STATUSES = tuple(Status)
 # Auto-Claude's own status words (SPEC 2a), matched trimmed and case-insensitive.
-STATUS_ALIASES = {"not_started": "pending", "not started": "pending", "todo": "pending",
-                  "to_do": "pending", "backlog": "pending", "in-progress": "in_progress",
-                  "inprogress": "in_progress", "working": "in_progress", "done": "completed",
-                  "complete": "completed", "completed_successfully": "completed"}
+STATUS_ALIASES = {"not_started": Status.PENDING, "not started": Status.PENDING,
+                  "todo": Status.PENDING, "to_do": Status.PENDING, "backlog": Status.PENDING,
+                  "in-progress": Status.IN_PROGRESS, "inprogress": Status.IN_PROGRESS,
+                  "working": Status.IN_PROGRESS, "done": Status.COMPLETED,
+                  "complete": Status.COMPLETED, "completed_successfully": Status.COMPLETED}
 RESERVED_IDS = frozenset({"integration"})
 SUBTASK_ID_FIELDS = ("id", "subtask_id", "subtaskId")  # the first present is the id (SPEC 2a)
 PHASE_KEY_ALIASES = ("phase_id", "phaseId")  # stand for `phase`/`id` when both are absent
@@ -31,15 +55,15 @@ RUN_TYPES = frozenset({"command", "automated"})  # verification types that run a
 Json = dict[str, Any]
 
 
-def normalize_status(value: object) -> str | None:
+def normalize_status(value: object) -> Status | None:
     """The canonical status for `value`, or None if it is not a status this tool knows."""
     if value is None:
-        return "pending"
+        return Status.PENDING
     if not isinstance(value, str):
         return None
-    value = value.strip().lower()
-    value = STATUS_ALIASES.get(value, value)
-    return value if value in STATUSES else None
+    word = value.strip().lower()
+    word = STATUS_ALIASES.get(word, word)
+    return Status(word) if word in STATUSES else None
 
 
 def subtask_id_field(raw: Json) -> str | None:
@@ -76,8 +100,8 @@ class Subtask:
         return lines[0].strip() if lines else str(self.id)
 
     @property
-    def status(self) -> str:
-        return normalize_status(self.raw.get("status")) or "pending"
+    def status(self) -> Status:
+        return normalize_status(self.raw.get("status")) or Status.PENDING
 
     def paths(self, field: str) -> list[str]:
         value = self.raw.get(field)
@@ -119,8 +143,78 @@ class Subtask:
         """This tool's own record on the subtask (SPEC 6), empty if never written."""
         return read_meta(self.raw)
 
+    @property
+    def record(self) -> Record:
+        """The same record, typed."""
+        return Record(self.meta)
+
     def write_meta(self, **fields: Any) -> None:
         write_meta(self.raw, fields)
+
+    def set_status(self, status: Status) -> None:
+        self.raw["status"] = status
+
+    @property
+    def is_committed_unmerged(self) -> bool:
+        """Work committed by an earlier run (or fixed by hand) that still waits to be merged."""
+        meta = self.meta
+        return ((self.status == Status.IN_PROGRESS and meta.get("merge") == MergeState.PENDING
+                 and bool(meta.get("head"))) or
+                (self.status == Status.CONFLICT and bool(meta.get("head"))))
+
+    @property
+    def merged_with_changes(self) -> bool:
+        """Completed by a merge of real work (so its changes can overlap a sibling's)."""
+        meta = self.meta
+        return (self.status == Status.COMPLETED and bool(meta.get("head"))
+                and meta.get("head") != meta.get("base"))
+
+    @property
+    def is_interrupted(self) -> bool:
+        """Left `in_progress` by a run that stopped before committing its work."""
+        return self.status == Status.IN_PROGRESS and not self.is_committed_unmerged
+
+
+@dataclass(frozen=True)
+class Record:
+    """A typed view of a subtask's `orchestrate` object (SPEC 6): each property is None when
+    the field is absent or not of its type, so a hand-edited plan cannot crash a reader."""
+
+    raw: Json
+
+    def _text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def head(self) -> CommitSha | None:
+        """The commit holding the subtask's work (its branch tip when committed)."""
+        text = self._text("head")
+        return CommitSha(text) if text else None
+
+    @property
+    def base(self) -> CommitSha | None:
+        """The integration commit the subtask's work started from."""
+        text = self._text("base")
+        return CommitSha(text) if text else None
+
+    @property
+    def branch(self) -> BranchName | None:
+        text = self._text("branch")
+        return BranchName(text) if text else None
+
+    @property
+    def merge(self) -> str | None:
+        """A MergeState word, or whatever a hand edit left there."""
+        return self._text("merge")
+
+    @property
+    def worktree(self) -> str | None:
+        return self._text("worktree")
+
+    @property
+    def error(self) -> str | None:
+        return self._text("error")
 
 
 @dataclass(frozen=True)

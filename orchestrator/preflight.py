@@ -9,10 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge.gitcmd import run_git
+from merge.gitcmd import list_worktrees, resolve_commit, run_git
+from orchestrator import names
 from orchestrator.context import integration_branch
 from orchestrator.errors import UsageError
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Status
 from orchestrator.refnames import refname_problem
 from orchestrator.specs import Spec
 
@@ -59,10 +60,10 @@ def _branch_name(repo: Path, ref: str) -> str | None:
 def _auto_claude_base(spec: Spec, plan: Plan) -> Target | None:
     """Auto-Claude's `completed` means committed on its branch `auto-claude/<spec>`: a spec of
     its with completed subtasks starts from that branch when it exists (SPEC 2a)."""
-    if spec.folder.parent != spec.repo / ".auto-claude" / "specs":
+    if spec.folder.parent != spec.repo / names.AUTO_CLAUDE_SPECS:
         return None
-    completed = sum(1 for s in plan.subtasks() if s.status == "completed")
-    branch = f"auto-claude/{spec.name}"
+    completed = sum(1 for s in plan.subtasks() if s.status == Status.COMPLETED)
+    branch = names.auto_claude_branch(spec.name)
     if not completed or (commit := _resolve(spec.repo, f"refs/heads/{branch}")) is None:
         return None
     return Target(integration_branch(spec), commit, exists=False, start_name=branch,
@@ -71,16 +72,14 @@ def _auto_claude_base(spec: Spec, plan: Plan) -> Target | None:
 
 
 def _resolve(repo: Path, ref: str) -> str | None:
-    found = run_git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                    ref + "^{commit}", check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return resolve_commit(repo, ref)
 
 
 def _check_branch_names(repo: Path, spec: Spec) -> None:
     if (reason := refname_problem(spec.name)) is not None:
         raise UsageError(f"argument SPEC: the spec folder name {spec.name!r} cannot be part of "
                          f"a git branch name: {reason}", f"Rename the folder {spec.folder}.")
-    for blocker in ("orchestrate", f"orchestrate/{spec.name}"):
+    for blocker in names.branch_blockers(spec.name):
         if _resolve(repo, f"refs/heads/{blocker}") is not None:
             raise UsageError(f"branch {blocker!r} exists, so git cannot create branches under "
                              f"{blocker}/ for this spec", f"Rename it: git branch -m {blocker} "
@@ -88,15 +87,8 @@ def _check_branch_names(repo: Path, spec: Spec) -> None:
 
 
 def _worktree_branches(repo: Path) -> list[tuple[Path, str | None]]:
-    listing = run_git(repo, "worktree", "list", "--porcelain", "-z").stdout.split("\0\0")
-    result = []
-    for record in listing:
-        fields = dict(line.partition(" ")[::2] for line in record.split("\0") if line)
-        if "worktree" in fields:
-            branch = fields.get("branch")
-            result.append((Path(fields["worktree"]),
-                           branch.removeprefix("refs/heads/") if branch else None))
-    return result
+    return [(w.path, w.branch.removeprefix(names.HEADS) if w.branch else None)
+            for w in list_worktrees(repo)]
 
 
 def _main_worktree_branch(repo: Path) -> str:

@@ -184,6 +184,9 @@ PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
     Preset("opencode", "opencode", ("run",), model_option="--model", prompt_argument=True),
 )}
 PRESET_NAMES = tuple(PRESETS)
+# Every kind of agent --agent accepts, in one list (the command line and the settings read it;
+# orchestrator/agents/__init__.py opens each): the built-in claude loop, any command, a preset.
+AGENT_KINDS = ("claude", "command", *PRESET_NAMES)
 
 
 def command_program(command: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import TextIO
 
 from orchestrator.events import FINAL, Event, Sink, event_lines
+from orchestrator.plan import Status
 from orchestrator.store import utc_now
 
 __all__ = ["FINAL", "Event", "JsonSink", "LineSink", "Sink", "make_sink"]
@@ -61,6 +62,6 @@ def make_sink(*, as_json: bool, total: int, done: int, out: TextIO | None = None
     if stream.isatty() and os.environ.get("TERM") != "dumb":
         from orchestrator.live import LiveSink
 
-        return LiveSink(stream, subtasks or [(f"#{n}", "completed" if n < done else "pending")
-                                             for n in range(total)])
+        return LiveSink(stream, subtasks or [
+            (f"#{n}", Status.COMPLETED if n < done else Status.PENDING) for n in range(total)])
     return LineSink(stream)

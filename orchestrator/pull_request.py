@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge.gitcmd import GitResult, run_command, run_git
+from merge.gitcmd import GitResult, child_env, resolve_commit, run_command, run_git
+from orchestrator import names
 from orchestrator.errors import RunFailed, UsageError
-from orchestrator.plan import Plan
+from orchestrator.plan import Plan, Status
 from orchestrator.reporting import integration_branch, render_report
 from orchestrator.specs import Spec
 
@@ -68,12 +69,11 @@ def open_pull_request(spec: Spec, plan: Plan, options: PullRequestOptions,
 
 
 def _local_tip(repo: Path, branch: str, spec_name: str) -> str:
-    found = run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
-                    check=False)
-    if found.returncode != 0:
+    tip = resolve_commit(repo, names.HEADS + branch)
+    if tip is None:
         raise UsageError(f"{spec_name} has no integration branch {branch} yet",
                          f"Run `orchestrate build {spec_name}` first.")
-    return found.stdout.strip()
+    return tip
 
 
 def _check_remote(repo: Path, remote: str) -> None:
@@ -84,7 +84,7 @@ def _check_remote(repo: Path, remote: str) -> None:
 
 
 def _check_clean(spec: Spec, plan: Plan) -> None:
-    unfinished = [f"{s.id} ({s.status})" for s in plan.subtasks() if s.status != "completed"]
+    unfinished = [f"{s.id} ({s.status})" for s in plan.subtasks() if s.status != Status.COMPLETED]
     if unfinished:
         shown = ", ".join(unfinished[:8]) + (" ..." if len(unfinished) > 8 else "")
         raise RunFailed(f"--require-clean: {len(unfinished)} subtask(s) not completed: "
@@ -115,7 +115,7 @@ def _body(spec: Spec, plan: Plan) -> str:
     body = render_report(spec, plan, "md")
     if len(body) <= BODY_LIMIT:
         return body
-    report = spec.folder / "conflict_report.md"
+    report = spec.folder / names.REPORT_MD
     return (body[:BODY_LIMIT].rsplit("\n", 1)[0] + "\n\n[The report is longer than a pull "
             f"request body may be; the whole report is in `{report.relative_to(spec.repo)}` "
             f"and `orchestrate report {spec.name}`.]\n")
@@ -236,8 +236,8 @@ class GitHubCli:
         return done
 
     def _run(self, *args: str) -> GitResult:
-        env = {**os.environ, "GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1",
-               "NO_COLOR": "1"}
+        env = child_env({"GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1",
+                         "NO_COLOR": "1"})
         return run_command([self.program or "gh", *args], self.repo, env=env)
 
 

@@ -40,9 +40,8 @@ from orchestrator import ray_probe
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.context import RunContext, integration_branch
 from orchestrator.errors import UsageError
-from orchestrator.git import git, git_out
-from orchestrator.plan import Subtask
-from orchestrator.procs import GRACE_S
+from orchestrator.plan import Status, Subtask
+from orchestrator.processes import GRACE_S, git, git_out, verify
 from orchestrator.remote_attempt import AttemptOrder, AttemptReport, run_attempt
 from orchestrator.runner import AttemptFailed, commit_message
 from orchestrator.settings import Settings
@@ -257,7 +256,8 @@ class RayPlacement:
         it after a successful attempt and that build ended before recording it: a commit made
         by orchestrate for this subtask on top of the base that build recorded."""
         earlier_base = subtask.meta.get("base")
-        if subtask.status not in ("pending", "in_progress") or not isinstance(earlier_base, str):
+        unfinished = subtask.status in (Status.PENDING, Status.IN_PROGRESS)
+        if not unfinished or not isinstance(earlier_base, str):
             return None
         branch = ctx.branch_for(subtask.id)
         tracking = f"refs/remotes/{self.settings.remote}/{branch}"
@@ -265,7 +265,7 @@ class RayPlacement:
                             self.settings.remote, f"+refs/heads/{branch}:{tracking}", check=False)
         if fetched.returncode != 0:
             return None  # no such branch: nothing was pushed
-        head = await git_out(self.repo, "rev-parse", "--verify", tracking)
+        head = await verify(self.repo, tracking)
         ancestor = await git(self.repo, "merge-base", "--is-ancestor", earlier_base, head,
                              check=False)
         message = await git_out(self.repo, "log", "-1", "--format=%B", head)
@@ -314,7 +314,7 @@ class RayPlacement:
         tracking = f"refs/remotes/{self.settings.remote}/{branch}"
         await git(self.repo, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
                   self.settings.remote, f"+refs/heads/{branch}:{tracking}")
-        fetched = await git_out(self.repo, "rev-parse", "--verify", tracking)
+        fetched = await verify(self.repo, tracking)
         if fetched != head:
             raise AttemptFailed(f"remote {self.settings.remote} has {branch} at {fetched[:12]}, "
                                 f"not at {head[:12]} that the worker pushed: something else "

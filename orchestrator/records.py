@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 import trio
 
+from merge import words
 from merge.integrate import MergeResult
 from orchestrator.budget import recorded_cost
-from orchestrator.plan import Plan, Subtask
+from orchestrator.plan import MergeState, Plan, Status, Subtask
 from orchestrator.store import PlanStore, utc_now
 
 T = TypeVar("T")
@@ -60,7 +61,7 @@ class Records:
 
     async def started(self, subtask_id: str, *, branch: str, worktree: str, base: str) -> None:
         def change(subtask: Subtask) -> None:
-            subtask.raw["status"] = "in_progress"
+            subtask.raw["status"] = Status.IN_PROGRESS
             subtask.raw["started_at"] = utc_now()
             subtask.raw.pop("completed_at", None)
             attempts = subtask.meta.get("attempts", 0)
@@ -102,13 +103,13 @@ class Records:
             if ok:
                 _count_attempt(subtask, None)
                 no_changes = head == subtask.meta.get("base")
-                fields.update(head=head, merge="merged" if no_changes else "pending",
-                              no_changes=no_changes)
+                merge = MergeState.MERGED if no_changes else MergeState.PENDING
+                fields.update(head=head, merge=merge, no_changes=no_changes)
                 if no_changes:
-                    _close(subtask, "completed")
+                    _close(subtask, Status.COMPLETED)
             else:
                 fields.update(error=short_error(error))
-                _close(subtask, "failed")
+                _close(subtask, Status.FAILED)
             subtask.write_meta(**fields)
 
         def apply(plan: Plan) -> float:
@@ -126,7 +127,7 @@ class Records:
             plan.write_meta(updated_at=utc_now())
             for subtask_id in subtask_ids:
                 subtask = plan.subtask(subtask_id)
-                subtask.raw["status"] = "pending"
+                subtask.raw["status"] = Status.PENDING
                 subtask.write_meta(error=short_error(message))
             total = recorded_cost(plan)
             if subtask_ids and (usage or cost_usd is not None):
@@ -136,7 +137,7 @@ class Records:
 
     async def blocked(self, subtask_ids: Sequence[str], reason: str) -> None:
         def change(subtask: Subtask) -> None:
-            subtask.raw["status"] = "blocked"
+            subtask.raw["status"] = Status.BLOCKED
             subtask.write_meta(error=short_error(reason))
         await self._each(subtask_ids, change)
 
@@ -183,7 +184,7 @@ class Records:
 
     async def set_status(self, subtask_ids: Sequence[str], status: str, **meta: Any) -> None:
         def change(subtask: Subtask) -> None:
-            if status == "completed":
+            if status == Status.COMPLETED:
                 _close(subtask, status)
             else:
                 subtask.raw["status"] = status
@@ -195,13 +196,14 @@ class Records:
         def change(subtask: Subtask) -> None:
             _count_attempt(subtask, None)
             subtask.meta.pop("error", None)
-            subtask.write_meta(head=head, merge="pending", no_changes=False, recovered=True)
+            subtask.write_meta(head=head, merge=MergeState.PENDING, no_changes=False,
+                               recovered=True)
         await self._each([subtask_id], change)
 
     async def resolution_started(self, subtask_id: str, round_: int, worktree: str) -> None:
         """SPEC 10: `conflict` -> `in_progress` with `orchestrate.resolving` = the round."""
         def change(subtask: Subtask) -> None:
-            subtask.raw["status"] = "in_progress"
+            subtask.raw["status"] = Status.IN_PROGRESS
             subtask.write_meta(resolving=round_, resolutions=resolutions_of(subtask),
                                worktree=worktree)
         await self._each([subtask_id], change)
@@ -211,7 +213,7 @@ class Records:
         def change(subtask: Subtask) -> None:
             _end_round(subtask, round_, usage)
             subtask.write_meta(error=_round_error(subtask, error))
-            _close(subtask, "conflict")
+            _close(subtask, Status.CONFLICT)
         await self._each([subtask_id], change)
 
     async def resolution_committed(self, subtask_id: str, round_: int, head: str,
@@ -222,8 +224,8 @@ class Records:
         subtask's own work (its overlaps, its diffstat), not the others' work it merged."""
         def change(subtask: Subtask) -> None:
             _end_round(subtask, round_, usage)
-            subtask.raw["status"] = "in_progress"
-            subtask.write_meta(head=head, merge="pending", resolution=resolution)
+            subtask.raw["status"] = Status.IN_PROGRESS
+            subtask.write_meta(head=head, merge=MergeState.PENDING, resolution=resolution)
             if base:
                 subtask.write_meta(base=base)
         await self._each([subtask_id], change)
@@ -234,7 +236,7 @@ class Records:
             round_ = subtask.meta.pop("resolving", None)
             subtask.write_meta(error=_round_error(
                 subtask, f"resolution round {round_} was interrupted"))
-            subtask.raw["status"] = "conflict"
+            subtask.raw["status"] = Status.CONFLICT
         await self._each(subtask_ids, change)
 
 
@@ -302,7 +304,7 @@ def _record_check_failure(subtask: Subtask, check: dict[str, Any]) -> None:
     subtask.write_meta(merge="check_failed", check=check, error=short_error(
         f"the check `{check.get('command')}` failed (exit {check.get('exit_code')}) on "
         f"{str(check.get('commit'))[:12]}; log: {check.get('log')}"))
-    _close(subtask, "conflict")
+    _close(subtask, Status.CONFLICT)
 
 
 def _note_hand_resolution(subtask: Subtask, result: MergeResult, head: str) -> None:
@@ -311,11 +313,11 @@ def _note_hand_resolution(subtask: Subtask, result: MergeResult, head: str) -> N
     what conflicted and where it was resolved. (An agent's resolution, SPEC 10, is recorded
     apart, as `orchestrate.resolution` with its round.)"""
     meta = subtask.meta
-    if (subtask.status != "conflict" or result.outcome == "conflict" or not meta.get("head")
-            or meta.get("head") == head):
+    if (subtask.status != Status.CONFLICT or result.outcome == words.CONFLICT
+            or not meta.get("head") or meta.get("head") == head):
         return
-    kind = ("check" if meta.get("merge") == "check_failed" else "overlap"
-            if str(meta.get("error") or "").startswith("not merged: ") else "conflict")
+    kind = ("check" if meta.get("merge") == MergeState.CHECK_FAILED else "overlap"
+            if str(meta.get("error") or "").startswith("not merged: ") else words.CONFLICT)
     paths = meta.get("conflict_paths")
     subtask.write_meta(resolved_by_hand={
         "commit": head, "previous_head": meta.get("head"), "kind": kind,
@@ -324,13 +326,13 @@ def _note_hand_resolution(subtask: Subtask, result: MergeResult, head: str) -> N
 
 def _record_merge(subtask: Subtask, result: MergeResult) -> None:
     overlaps = list(result.overlaps)
-    if result.outcome == "conflict":
-        subtask.write_meta(merge="conflict", overlaps=overlaps,
+    if result.outcome == words.CONFLICT:
+        subtask.write_meta(merge=MergeState.CONFLICT, overlaps=overlaps,
                            conflict_paths=list(result.conflicted_paths) or overlaps,
                            error=short_error(_conflict_error(result)))
-        _close(subtask, "conflict")
+        _close(subtask, Status.CONFLICT)
         return
-    subtask.write_meta(merge="merged", merge_commit=result.merge_commit, overlaps=overlaps)
+    subtask.write_meta(merge=MergeState.MERGED, merge_commit=result.merge_commit, overlaps=overlaps)
     subtask.meta.pop("error", None)
     subtask.meta.pop("conflict_paths", None)
-    _close(subtask, "completed")
+    _close(subtask, Status.COMPLETED)

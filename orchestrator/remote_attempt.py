@@ -33,12 +33,13 @@ from pathlib import Path
 
 import trio
 
+from orchestrator import names
 from orchestrator.agents import open_agent
 from orchestrator.agents.base import Agent, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
-from orchestrator.git import GitError, git
 from orchestrator.plan import Subtask
+from orchestrator.processes import GitError, git
 from orchestrator.runner import AttemptFailed, _one_attempt, _shell, command_env
 from orchestrator.settings import Settings
 from orchestrator.worktrees import NEVER_KEPT, _clear_index_flags
@@ -218,12 +219,12 @@ async def _switch(repo: Path, branch: str, base: str) -> None:
 
 def _cache_path(order: AttemptOrder) -> Path:
     key = hashlib.sha256(order.fetch_url.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "orchestrate-remotes" / f"{key}.git"
+    return Path(tempfile.gettempdir()) / names.REMOTE_CACHE_DIR / f"{key}.git"
 
 
 async def _take_parked(cache: Path, repo: Path) -> bool:
     """Move a clone parked by an earlier attempt on this node to `repo`; False if none."""
-    pool = cache.with_suffix(".pool")
+    pool = names.remote_pool(cache)
     if not await trio.Path(pool).is_dir():
         return False
     async with _locked(cache.with_suffix(".lock")):
@@ -235,7 +236,7 @@ async def _take_parked(cache: Path, repo: Path) -> bool:
 
 
 async def _park(cache: Path, repo: Path) -> None:
-    pool = cache.with_suffix(".pool")
+    pool = names.remote_pool(cache)
     if not await trio.Path(repo / ".git").is_dir():
         return
     await trio.Path(pool).mkdir(parents=True, exist_ok=True)

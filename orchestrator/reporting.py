@@ -9,20 +9,23 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+from merge import words
 from merge.annotations import render_github
-from merge.markdown import render_markdown
+from merge.markdown import Places, render_markdown
 from merge.report import ConflictReport, HandResolution, Resolution, SubtaskRow, build_report
+from orchestrator import names
 from orchestrator.declared import declared_files
 from orchestrator.plan import Plan, Subtask
 from orchestrator.specs import Spec
 
 ReportFormat = Literal["md", "json", "github"]
-REPORT_MD = "conflict_report.md"
-REPORT_JSON = "conflict_report.json"
+REPORT_MD = names.REPORT_MD
+REPORT_JSON = names.REPORT_JSON
+PLACES = Places(worktree_root=names.WORKTREE_ROOT, scratch_dir=names.PRIVATE_DIR)
 
 
 def integration_branch(spec: Spec, plan: Plan) -> str:
-    return _text(plan.meta.get("integration_branch")) or f"orchestrate/{spec.name}/integration"
+    return _text(plan.meta.get("integration_branch")) or names.integration_branch(spec.name)
 
 
 def report_rows(plan: Plan) -> list[SubtaskRow]:
@@ -31,11 +34,11 @@ def report_rows(plan: Plan) -> list[SubtaskRow]:
 
 
 def _row(subtask: Subtask) -> SubtaskRow:
-    meta, phase = subtask.meta, subtask.phase
+    meta, record, phase = subtask.meta, subtask.record, subtask.phase
     return SubtaskRow(id=subtask.id, phase=phase.key, status=subtask.status,
                       group=phase.key if phase.parallel_safe else None,
-                      branch=_text(meta.get("branch")), base=_text(meta.get("base")),
-                      head=_text(meta.get("head")), merge=_text(meta.get("merge")),
+                      branch=record.branch, base=record.base,
+                      head=record.head, merge=record.merge,
                       merge_commit=_text(meta.get("merge_commit")),
                       no_changes=meta.get("no_changes") is True,
                       check=meta["check"] if isinstance(meta.get("check"), dict) else None,
@@ -48,8 +51,7 @@ def _resolution(subtask_id: str, record: Any) -> Resolution | None:
     """The plan's `orchestrate.resolution` record (SPEC 10), if it is well formed."""
     if not isinstance(record, dict) or not isinstance(record.get("round"), int):
         return None
-    kind = record.get("kind") if record.get("kind") in ("conflict", "overlap", "check") else (
-        "conflict")
+    kind = record.get("kind") if record.get("kind") in words.FINDING_KINDS else words.CONFLICT
     return Resolution(subtask_id, record["round"], str(kind),
                       _strings(record.get("paths")), _strings(record.get("subtasks")))
 
@@ -62,7 +64,7 @@ def _hand_resolution(record: Any) -> HandResolution | None:
     """The plan's `orchestrate.resolved_by_hand` record, if it is well formed."""
     if not isinstance(record, dict) or not _text(record.get("commit")):
         return None
-    return HandResolution(str(record["commit"]), str(record.get("kind") or "conflict"),
+    return HandResolution(str(record["commit"]), str(record.get("kind") or words.CONFLICT),
                           _strings(record.get("paths")))
 
 
@@ -97,7 +99,7 @@ def render(report: ConflictReport, fmt: ReportFormat) -> str:
         return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "github":
         return render_github(report)
-    return render_markdown(report)
+    return render_markdown(report, PLACES)
 
 
 def render_report(spec: Spec, plan: Plan, fmt: ReportFormat, *, now: str | None = None) -> str:

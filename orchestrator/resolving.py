@@ -20,25 +20,27 @@ from typing import Any
 
 import trio
 
+from merge import words
 from merge.overlap import overlap_detail
 from merge.report import Finding
+from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_merge
 from orchestrator.context import MergeContext, RunContext, integration_branch
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitError, git, git_out
 from orchestrator.guards import nested_repository_problem
-from orchestrator.merging import merge_subtasks, merged_with_changes
-from orchestrator.plan import Plan, Subtask
+from orchestrator.merging import merge_subtasks
+from orchestrator.plan import MergeState, Plan, Status, Subtask
+from orchestrator.processes import GitError, git, git_out, resolve
 from orchestrator.prompts import build_resolution_prompt
 from orchestrator.records import resolutions_of
 from orchestrator.reporting import conflict_report
-from orchestrator.runner import _branch_problem, _log_path, _shell, command_env, commit_message
+from orchestrator.runner import _branch_problem, _log_path, _shell, command_env
 from orchestrator.store import utc_now
 from orchestrator.worktrees import NEVER_KEPT, remove_stale_index_lock
 
-TRAILER = "Orchestrate-Resolution"
+TRAILER = names.RESOLUTION_TRAILER
 MARKER = re.compile(rb"^(?:<{7}|>{7}|\|{7})(?: |$)", re.MULTILINE)
 NO_EDITOR = {"GIT_MERGE_AUTOEDIT": "no", "GIT_EDITOR": "true",
              "GIT_REFLOG_ACTION": "orchestrate: resolution round"}
@@ -76,7 +78,7 @@ async def resolve_conflicts(ctx: RunContext, subtask_ids: Sequence[str], *,
     due: dict[str, int] = {}
     for subtask_id in subtask_ids:
         subtask = plan.subtask(subtask_id)
-        if subtask.status != "conflict":
+        if subtask.status != Status.CONFLICT:
             continue
         limit = _round_limit(ctx, subtask, subtask_id in ended)
         if resolutions_of(subtask) < limit:
@@ -103,7 +105,7 @@ async def _rounds(ctx: RunContext, subtask_id: str, limit: int) -> None:
         plan = await ctx.records.read()
         subtask = plan.subtask(subtask_id)
         number = resolutions_of(subtask) + 1
-        if subtask.status != "conflict" or number > limit:
+        if subtask.status != Status.CONFLICT or number > limit:
             return
         if await _round(ctx, plan, subtask, number, limit):
             fresh = await ctx.records.read()
@@ -170,8 +172,7 @@ async def _start_merge(ctx: RunContext, state: Round) -> None:
 
 
 async def _merge_head(worktree: Path) -> str | None:
-    found = await git(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return await resolve(worktree, "MERGE_HEAD")
 
 
 def _findings(ctx: RunContext, plan: Plan, subtask: Subtask) -> list[Finding]:
@@ -266,8 +267,8 @@ async def _commit(ctx: RunContext, state: Round) -> str:
     integration = integration_branch(ctx.spec)
     message = (f"Merge {integration} into {state.branch}\n\n"
                f"{state.subtask.id}: resolution round {state.number}\n\n"
-               + commit_message(ctx, state.subtask).split("\n\n", 1)[1]
-               + f"{TRAILER}: {state.number}\n")
+               + names.trailers(ctx.spec.name, state.subtask.id, agent=ctx.agent_label,
+                                resolution=state.number))
     try:
         commit = await commit_merge(state.worktree, message, ctx.settings.copy,
                                     head=state.head, merging=state.merging)
@@ -283,8 +284,8 @@ async def _commit(ctx: RunContext, state: Round) -> str:
 def _resolution_record(state: Round) -> dict[str, Any]:
     others = list(dict.fromkeys(s for f in state.findings for s in f.subtasks
                                 if s != state.subtask.id))  # plan order
-    kind = ("check" if state.subtask.meta.get("merge") == "check_failed"
-            else "conflict" if any(f.detail != "overlap" for f in state.findings)
+    kind = ("check" if state.subtask.record.merge == MergeState.CHECK_FAILED
+            else words.CONFLICT if any(f.detail != "overlap" for f in state.findings)
             else "overlap")
     return {"round": state.number, "kind": kind, "paths": state.paths, "subtasks": others,
             "merged": state.merging}
@@ -311,7 +312,7 @@ async def _merge_again(ctx: RunContext, subtask: Subtask) -> None:
     if not phase.parallel_safe:
         await merge_subtasks(ctx, [subtask], group=None)
     else:
-        siblings = [s for s in phase.subtasks if merged_with_changes(s) and s.id != subtask.id]
+        siblings = [s for s in phase.subtasks if s.merged_with_changes and s.id != subtask.id]
         await merge_subtasks(ctx, [subtask], group=phase.key, merged_siblings=siblings)
 
 
@@ -320,7 +321,7 @@ async def recover_rounds(ctx: MergeContext) -> None:
     the merge in the worktree and return the subtask to `conflict` with the rounds it has
     left; a round whose merge commit is already on the branch becomes committed work."""
     plan = await ctx.records.read()
-    cut = [s for s in plan.subtasks() if s.status == "in_progress" and s.meta.get("resolving")]
+    cut = [s for s in plan.subtasks() if s.status == Status.IN_PROGRESS and s.meta.get("resolving")]
     if not cut:
         return
     interrupted = []
@@ -335,7 +336,7 @@ async def recover_rounds(ctx: MergeContext) -> None:
             tip, merged = committed
             await ctx.records.resolution_committed(
                 subtask.id, number, tip, {},
-                {"round": number, "kind": "conflict", "paths": [], "subtasks": []}, base=merged)
+                {"round": number, "kind": words.CONFLICT, "paths": [], "subtasks": []}, base=merged)
     if interrupted:
         await ctx.records.rounds_interrupted(interrupted)
 

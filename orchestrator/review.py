@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge.gitcmd import run_git
+from merge.gitcmd import resolve_commit, run_git
+from orchestrator import names
 from orchestrator.errors import UsageError
-from orchestrator.plan import Plan, Subtask
+from orchestrator.plan import Plan, Status, Subtask
 from orchestrator.reporting import integration_branch
 from orchestrator.specs import Spec
 
@@ -34,15 +35,15 @@ def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
     subtask = _find(plan, subtask_id)
     target = _target(spec, plan, subtask)
     if target.tip is None or target.base is None:
-        if subtask.status == "blocked" and subtask.meta.get("error"):
+        if subtask.status == Status.BLOCKED and subtask.meta.get("error"):
             cause = str(subtask.meta["error"]).removeprefix("blocked: ")
             raise UsageError(f"argument SUBTASK: {subtask_id!r} is blocked and has no work "
                              f"yet: {cause}", "It runs once those subtasks are completed: fix "
                              f"them, then run `orchestrate build {spec.name}`.")
-        if subtask.status != "failed":
+        if subtask.status != Status.FAILED:
             raise UsageError(f"argument SUBTASK: {subtask_id!r} has no branch with commits yet "
                              f"({target.branch})", f"Run `orchestrate build {spec.name}` first.")
-    failure = _failure_text(spec, subtask) if subtask.status == "failed" else ""
+    failure = _failure_text(spec, subtask) if subtask.status == Status.FAILED else ""
     if target.tip is None or target.base is None:
         return failure
     diff = run_git(spec.repo, "diff", f"--color={'always' if color else 'never'}",
@@ -58,7 +59,7 @@ def _failure_text(spec: Spec, subtask: Subtask) -> str:
     after = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if isinstance(
         attempts, int) and attempts else ""
     lines = [f"{subtask.id} failed{after}: {meta.get('error') or 'no error recorded'}"]
-    log = spec.logs / f"{subtask.id}.log"
+    log = names.subtask_log(spec.logs, subtask.id)
     if log.exists():
         lines.append(f"  log: {log}")
     worktree = meta.get("worktree")
@@ -97,11 +98,10 @@ def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
 
 
 def _target(spec: Spec, plan: Plan, subtask: Subtask) -> Target:
-    meta = subtask.meta
-    branch = meta.get("branch") if isinstance(meta.get("branch"), str) else None
-    branch = branch or f"orchestrate/{spec.name}/{subtask.id}"
-    tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, meta.get("head"))
-    recorded = _resolve(spec.repo, meta.get("base"))
+    record = subtask.record
+    branch = record.branch or names.subtask_branch(spec.name, subtask.id)
+    tip = _resolve(spec.repo, f"refs/heads/{branch}") or _resolve(spec.repo, record.head)
+    recorded = _resolve(spec.repo, record.base)
     return Target(branch, _own_base(spec, plan, subtask, tip) or recorded, tip)
 
 
@@ -124,9 +124,7 @@ def _own_base(spec: Spec, plan: Plan, subtask: Subtask, tip: str | None) -> str 
 def _resolve(repo: Path, rev: object) -> str | None:
     if not isinstance(rev, str) or not rev:
         return None
-    found = run_git(repo, "rev-parse", "--verify", "-q", "--end-of-options", rev + "^{commit}",
-                    check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
+    return resolve_commit(repo, rev)
 
 
 def _merge_base(repo: Path, rev: str, tip: str) -> str | None:

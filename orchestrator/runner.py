@@ -10,7 +10,6 @@ CapacityLimiter only while it and its verification run; the commit happens after
 
 from __future__ import annotations
 
-import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +17,18 @@ from typing import Protocol
 
 import trio
 
+from merge.gitcmd import child_env
+from orchestrator import names
 from orchestrator.agents.base import Agent, AgentResult, AgentTask, git_ceiling
 from orchestrator.agents.command import read_tail
 from orchestrator.context import RunContext
 from orchestrator.cost import attempt_cost
 from orchestrator.diagnosis import failure_detail
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitError, git
 from orchestrator.guards import nested_repository_problem
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.plan import Plan, Subtask
-from orchestrator.procs import run_in_group
+from orchestrator.processes import GitError, git, run_in_group
 from orchestrator.prompts import build_prompt
 from orchestrator.settings import Settings
 from orchestrator.store import utc_now
@@ -159,7 +159,7 @@ async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
 
 def _log_path(ctx: RunContext, subtask: Subtask) -> Path:
     ctx.spec.logs.mkdir(parents=True, exist_ok=True)
-    return ctx.spec.logs / f"{subtask.id}.log"
+    return names.subtask_log(ctx.spec.logs, subtask.id)
 
 
 async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Path,
@@ -234,10 +234,10 @@ def command_env(spec: str, subtask_id: str, worktree: Path, branch: str,
                 port: int | None = None) -> dict[str, str]:
     """The environment of setup and verification commands: the agent's, less the prompt.
     ORCHESTRATE_WORKTREE marks what they leave running, so that it is stopped (orphans.py)."""
-    return {**os.environ, "ORCHESTRATE_SPEC": spec, "ORCHESTRATE_SUBTASK_ID": subtask_id,
-            "ORCHESTRATE_WORKTREE": str(worktree), "ORCHESTRATE_BRANCH": branch,
-            **({"ORCHESTRATE_PORT": str(port)} if port is not None else {}),
-            "GIT_CEILING_DIRECTORIES": git_ceiling(worktree)}
+    return child_env({"ORCHESTRATE_SPEC": spec, "ORCHESTRATE_SUBTASK_ID": subtask_id,
+                      "ORCHESTRATE_WORKTREE": str(worktree), "ORCHESTRATE_BRANCH": branch,
+                      **({"ORCHESTRATE_PORT": str(port)} if port is not None else {}),
+                      "GIT_CEILING_DIRECTORIES": git_ceiling(worktree)})
 
 
 async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float,
@@ -281,7 +281,5 @@ async def _restore_branch(worktree: Path, branch: str) -> None:
 
 def commit_message(ctx: RunContext, subtask: Subtask) -> str:
     return (f"{subtask.id}: {subtask.title}\n\n"
-            f"Orchestrate-Spec: {ctx.spec.name}\n"
-            f"Orchestrate-Subtask: {subtask.id}\n"
-            f"Orchestrate-Agent: {ctx.agent_label}\n")
+            + names.trailers(ctx.spec.name, subtask.id, agent=ctx.agent_label))
 

@@ -12,16 +12,17 @@ from functools import partial
 
 import trio
 
+from merge import words
 from merge.integrate import MergeResult
 from orchestrator.context import RunContext
 from orchestrator.declared import record_waves, waves
-from orchestrator.merging import is_committed_unmerged, merge_subtasks, merged_with_changes
-from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.merging import merge_subtasks
+from orchestrator.plan import Phase, Plan, Status, Subtask
 from orchestrator.resolving import resolve_conflicts
 from orchestrator.runner import run_subtask
 
-RUNNABLE = frozenset({"pending", "blocked"})
-RETRYABLE = frozenset({"failed", "conflict"})
+RUNNABLE = frozenset({Status.PENDING, Status.BLOCKED})
+RETRYABLE = frozenset({Status.FAILED, Status.CONFLICT})
 
 
 async def run_phases(ctx: RunContext, plan: Plan) -> None:
@@ -50,7 +51,7 @@ async def _phase_when_ready(ctx: RunContext, phase: Phase, finished: list[trio.E
 
 def _unfinished_dependencies(plan: Plan, phase: Phase) -> list[Subtask]:
     return [s for dep in phase.depends_on for s in plan.phases[dep].subtasks
-            if s.status != "completed"]
+            if s.status != Status.COMPLETED]
 
 
 async def _block_phase(ctx: RunContext, phase: Phase, unfinished: list[Subtask]) -> None:
@@ -77,7 +78,7 @@ async def _stop_phase_for_budget(ctx: RunContext, phase: Phase) -> None:
 
 
 def _wants_agent(ctx: RunContext, subtask: Subtask) -> bool:
-    if is_committed_unmerged(subtask):
+    if subtask.is_committed_unmerged:
         return False
     return subtask.status in RUNNABLE or (
         ctx.settings.retry_failed and subtask.status in RETRYABLE)
@@ -120,10 +121,10 @@ async def _run_wave(ctx: RunContext, phase: Phase, members: set[str]) -> None:
     if ctx.settings.no_merge:
         return
     fresh = (await ctx.records.read()).phases[phase.index]
-    ready = [s for s in fresh.subtasks if s.id in members and s.status == "in_progress"
-             and is_committed_unmerged(s)]
+    ready = [s for s in fresh.subtasks if s.id in members and s.status == Status.IN_PROGRESS
+             and s.is_committed_unmerged]
     results = await merge_subtasks(ctx, ready, group=phase.key, merged_siblings=[
-        s for s in fresh.subtasks if merged_with_changes(s)])
+        s for s in fresh.subtasks if s.merged_with_changes])
     await resolve_conflicts(ctx, [s.id for s in fresh.subtasks if s.id in members],
                             ended=_conflicted(results))
 
@@ -142,15 +143,15 @@ async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
                 return  # the next subtask needs this one merged first
             if not outcome.ok:
                 continue
-        elif subtask.status == "conflict":  # rounds an earlier build left (SPEC 10)
+        elif subtask.status == Status.CONFLICT:  # rounds an earlier build left (SPEC 10)
             await resolve_conflicts(ctx, [subtask.id], ended=())
             continue
-        elif not (subtask.status == "in_progress" and is_committed_unmerged(subtask)):
+        elif not (subtask.status == Status.IN_PROGRESS and subtask.is_committed_unmerged):
             continue
         if ctx.settings.no_merge:
             return
         fresh = (await ctx.records.read()).subtask(subtask.id)
-        if is_committed_unmerged(fresh):
+        if fresh.is_committed_unmerged:
             results = await merge_subtasks(ctx, [fresh], group=None)
             if not results:
                 return  # the check fails on the integration branch: the next would miss this one
@@ -158,4 +159,4 @@ async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
 
 
 def _conflicted(results: Sequence[MergeResult]) -> set[str]:
-    return {r.subtask_id for r in results if r.outcome == "conflict"}
+    return {r.subtask_id for r in results if r.outcome == words.CONFLICT}

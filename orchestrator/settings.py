@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UsageError
-from orchestrator.presets import PRESET_NAMES
+from orchestrator.presets import AGENT_KINDS
 
 CONFIG_FILE = "orchestrate.toml"
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -177,7 +177,7 @@ def _str_list(value: Any) -> tuple[str, ...]:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "max_parallel": _positive_int, "agent": _choice("claude", "command", *PRESET_NAMES),
+    "max_parallel": _positive_int, "agent": _choice(*AGENT_KINDS),
     "agent_command": _text, "model": _text, "base": _text, "timeout": _seconds,
     "retries": _int, "overlap": _choice("merge", "block"), "no_merge": _bool,
     "retry_failed": _bool, "keep_worktrees": _bool, "reuse_worktrees": _bool, "dry_run": _bool,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import names
 from orchestrator.errors import UsageError
 from orchestrator.store import PLAN_FILE
 
-SPEC_ROOTS = (".orchestrate/specs", ".auto-claude/specs")
+SPEC_ROOTS = names.SPEC_ROOTS
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Spec:
 
     @property
     def logs(self) -> Path:
-        return self.folder / "logs"
+        return self.folder / names.LOGS_DIR
 
 
 def all_specs(repo: Path) -> list[Spec]:

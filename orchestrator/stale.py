@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from merge.gitcmd import run_git
-from orchestrator.plan import Plan, Subtask
+from orchestrator import names
+from orchestrator.plan import MergeState, Plan, Status, Subtask
 from orchestrator.specs import Spec
 
 if TYPE_CHECKING:
@@ -26,14 +27,13 @@ STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 
 
 def integration_ref(spec: Spec) -> str:
-    return f"refs/heads/orchestrate/{spec.name}/integration"
+    return names.integration_ref(spec.name)
 
 
 def recorded_work(plan: Plan) -> list[Subtask]:
     """`completed` subtasks whose recorded head is real work (not their base)."""
-    return [s for s in plan.subtasks() if s.status == "completed"
-            and isinstance(s.meta.get("head"), str) and s.meta.get("head")
-            and s.meta.get("head") != s.meta.get("base")]
+    return [s for s in plan.subtasks() if s.status == Status.COMPLETED
+            and s.record.head is not None and s.record.head != s.meta.get("base")]
 
 
 def rev_list_args(ref: str, plan: Plan) -> list[str]:
@@ -61,7 +61,7 @@ def stale_ids(spec: Spec, plan: Plan) -> set[str]:
 
 async def find_stale(ctx: MergeContext, plan: Plan) -> list[Subtask]:
     """For `build`: the stale subtasks of `plan`, in plan order."""
-    from orchestrator.git import git
+    from orchestrator.processes import git
 
     candidates = recorded_work(plan)
     if not candidates:
@@ -99,17 +99,17 @@ def _record(stale: list[str], remerge: dict[str, str], branch: str, plan: Plan) 
     plan.write_meta(updated_at=utc_now())
     for subtask_id in stale:
         subtask = plan.subtask(subtask_id)
-        if subtask.status != "completed":
+        if subtask.status != Status.COMPLETED:
             continue
         subtask.raw.pop("completed_at", None)
         for name in STALE_FIELDS:
             subtask.meta.pop(name, None)
         if subtask_id in remerge:
-            subtask.raw["status"] = "in_progress"
-            subtask.write_meta(head=remerge[subtask_id], merge="pending",
+            subtask.raw["status"] = Status.IN_PROGRESS
+            subtask.write_meta(head=remerge[subtask_id], merge=MergeState.PENDING,
                                error=f"stale: its work was not in {branch}")
         else:
-            subtask.raw["status"] = "pending"
+            subtask.raw["status"] = Status.PENDING
             subtask.meta.pop("head", None)
             subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
                                "is gone")

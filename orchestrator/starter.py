@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UsageError
-from orchestrator.plan import dump_json
+from orchestrator.plan import Status, dump_json
 from orchestrator.refnames import refname_problem
 from orchestrator.specs import SPEC_ROOTS, Spec
 from orchestrator.store import PLAN_FILE
@@ -92,5 +92,5 @@ def starter_plan(title: str) -> dict[str, Any]:
 
 
 def _subtask(subtask_id: str, description: str, creates: str) -> dict[str, Any]:
-    return {"id": subtask_id, "description": description, "status": "pending",
+    return {"id": subtask_id, "description": description, "status": Status.PENDING,
             "files_to_modify": [], "files_to_create": [creates]}

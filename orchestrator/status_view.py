@@ -17,16 +17,19 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import names
 from orchestrator.events import duration_text
 from orchestrator.hints import next_steps, ready_blocked
-from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.plan import MergeState, Phase, Plan, Status, Subtask
 from orchestrator.specs import Spec
 from orchestrator.store import running_pid
 from orchestrator.views import cost_of, progress_line
 
-COLOURS = {"completed": "32", "failed": "31", "conflict": "31", "blocked": "33",
-           "in_progress": "36", "header": "1", "dim": "2"}
-MERGE_WORDS = {"merged": "merged", "conflict": "conflict", "pending": "waiting"}
+COLOURS = {Status.COMPLETED: "32", Status.FAILED: "31", Status.CONFLICT: "31",
+           Status.BLOCKED: "33", Status.IN_PROGRESS: "36", "header": "1", "dim": "2"}
+MERGE_WORDS: dict[str, str] = {MergeState.MERGED: "merged",
+                               MergeState.CONFLICT: MergeState.CONFLICT,
+                               MergeState.PENDING: "waiting"}
 STATUS_WIDTH, MERGE_WIDTH, TIME_WIDTH = 11, 8, 7
 MIN_ID, MIN_DESCRIPTION = 12, 12
 FIXED = 2 + 2 * 4 + STATUS_WIDTH + MERGE_WIDTH + TIME_WIDTH  # all but the id and description
@@ -67,7 +70,7 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
     if running:
         lines.append(style.paint(_wrap(f"a build of this spec is running (pid {running}); "
                                        "statuses change as it works", style.width),
-                                 "in_progress"))
+                                 Status.IN_PROGRESS))
     id_width = _id_width(plan, style.width)
     below = style.width is not None and style.width - FIXED - id_width < MIN_DESCRIPTION
     ready = {s.id for s in ready_blocked(plan)}
@@ -114,8 +117,8 @@ def _description(subtask: Subtask) -> str:
     meta = subtask.meta
     marks = ["(no changes)" if meta.get("no_changes") else "",
              f"(wave {meta['wave']})" if isinstance(meta.get("wave"), int) else "",
-             "(ejected by the check)" if meta.get("merge") == "check_failed"
-             and subtask.status == "conflict" else ""]
+             "(ejected by the check)" if subtask.record.merge == MergeState.CHECK_FAILED
+             and subtask.status == Status.CONFLICT else ""]
     return " ".join([*(m for m in marks if m), subtask.title])
 
 
@@ -128,18 +131,18 @@ def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool,
     status = "stale" if stale else subtask.status
     return _cells(style, id_width, subtask.id, status.replace("_", " "), merge[:MERGE_WIDTH],
                   time, "" if below else _description(subtask),
-                  "blocked" if stale else subtask.status)
+                  Status.BLOCKED if stale else subtask.status)
 
 
 def _summary_notes(spec: Spec, plan: Plan, stale: Collection[str], style: Style) -> list[str]:
     lines = []
-    if ejected := [s.id for s in plan.subtasks() if s.status == "conflict"
-                   and s.meta.get("merge") == "check_failed"]:
+    if ejected := [s.id for s in plan.subtasks() if s.status == Status.CONFLICT
+                   and s.record.merge == MergeState.CHECK_FAILED]:
         lines += ["", _wrap(f"ejected by the check ({plan.meta.get('check_command')}): "
                             f"{', '.join(ejected)}", style.width)]
     if stale:
         lines += ["", _wrap(f"stale: {len(stale)} subtask(s) marked completed whose work is "
-                            f"not in orchestrate/{spec.name}/integration; the next build "
+                            f"not in {names.integration_branch(spec.name)}; the next build "
                             "merges them again from their branches or reruns them",
                             style.width)]
     return lines
@@ -154,12 +157,12 @@ def _notes(spec: Spec, subtask: Subtask, style: Style, ready: bool = False) -> l
     if ready:
         notes.append(_cut(f"{indent}ready: its dependencies are completed; "
                           f"`orchestrate build {spec.name}` runs it", style.width))
-    elif meta.get("error") and status not in ("completed", "pending"):
+    elif meta.get("error") and status not in (Status.COMPLETED, Status.PENDING):
         error = str(meta["error"]).splitlines()[0]
-        label = "cause" if status == "blocked" else "error"
+        label = "cause" if status == Status.BLOCKED else "error"
         notes.append(_cut(f"{indent}{label}: {error.removeprefix('blocked: ')}", style.width))
-    if status in ("failed", "conflict"):  # paths are never cut: they are there to be copied
-        log = spec.logs / f"{subtask.id}.log"
+    if status in (Status.FAILED, Status.CONFLICT):  # paths are never cut: they are to be copied
+        log = names.subtask_log(spec.logs, subtask.id)
         if log.exists():
             notes.append(f"{indent}log: {_shown(log)}")
         worktree = meta.get("worktree")

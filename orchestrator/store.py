@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from merge.gitcmd import pid_alive
+from orchestrator import names
 from orchestrator.errors import LockHeld, PlanError, RunFailed
 from orchestrator.plan import Plan, load_plan
 
 T = TypeVar("T")
-PLAN_FILE = "implementation_plan.json"
+PLAN_FILE = names.PLAN_FILE
 LOCK_WAIT_S = 60.0
 
 
@@ -107,7 +109,7 @@ class RunLock:
     """
 
     def __init__(self, spec_dir: Path) -> None:
-        self.path = spec_dir / ".orchestrate-run.lock"
+        self.path = spec_dir / names.RUN_LOCK
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -138,12 +140,12 @@ def running_pid(spec_dir: Path) -> str | None:
     probes the lock only while the pid recorded in it is alive, so a build starting at that
     instant is not refused because of the probe."""
     try:
-        fd = os.open(spec_dir / ".orchestrate-run.lock", os.O_RDONLY)
+        fd = os.open(spec_dir / names.RUN_LOCK, os.O_RDONLY)
     except OSError:
         return None
     try:
         pid = RunLock._holder(fd)
-        if not pid.isdigit() or not _alive(int(pid)):
+        if not pid.isdigit() or not pid_alive(int(pid)):
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -154,12 +156,3 @@ def running_pid(spec_dir: Path) -> str | None:
     finally:
         os.close(fd)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

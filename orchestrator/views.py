@@ -6,8 +6,9 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from orchestrator import names
 from orchestrator.declared import PredictedOverlap, declared_files, wave_numbers, waves
-from orchestrator.plan import Phase, Plan, Subtask
+from orchestrator.plan import Phase, Plan, Status, Subtask
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 
@@ -36,8 +37,8 @@ def progress_line(plan: Plan, stale: Collection[str] = ()) -> str:
     counts = progress_counts(plan, stale)
     total = sum(counts.values())
     shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())
-                      if status != "completed")
-    return f"{counts['completed']}/{total} completed" + (f" ({shown})" if shown else "")
+                      if status != Status.COMPLETED)
+    return f"{counts[Status.COMPLETED]}/{total} completed" + (f" ({shown})" if shown else "")
 
 
 def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
@@ -118,7 +119,7 @@ def schedule_text(spec: Spec, plan: Plan, settings: Settings,
     predicted overlaps."""
     step_of = steps(plan)
     lines = [f"{spec.name}: dry run, nothing will be created",
-             f"integration branch: orchestrate/{spec.name}/integration "
+             f"integration branch: {names.integration_branch(spec.name)} "
              f"({_base_text(settings, target)})",
              *([target.note] if target and target.note else []),
              f"at most {settings.max_parallel} agents at once; schedule {settings.schedule}"]
@@ -154,12 +155,12 @@ def _phase_schedule(spec: Spec, phase: Phase, schedule: str) -> list[str]:
 
 
 def _scheduled_subtask(spec: Spec, subtask: Subtask, indent: str) -> str:
-    return (f"{indent}{subtask.id:<24} orchestrate/{spec.name}/{subtask.id}  "
+    return (f"{indent}{subtask.id:<24} {names.subtask_branch(spec.name, subtask.id)}  "
             f"{_action(subtask)}")
 
 
 def _action(subtask: Subtask) -> str:
-    return "skip (completed)" if subtask.status == "completed" else subtask.status
+    return "skip (completed)" if subtask.status == Status.COMPLETED else subtask.status
 
 
 def schedule_json(spec: Spec, plan: Plan, settings: Settings,
@@ -173,11 +174,11 @@ def schedule_json(spec: Spec, plan: Plan, settings: Settings,
         phases.append({
             "phase": phase.key, "name": phase.name, "parallel_safe": phase.parallel_safe,
             "step": step_of[phase.index], "waves": max(wave_of.values(), default=0),
-            "subtasks": [{"id": s.id, "branch": f"orchestrate/{spec.name}/{s.id}",
+            "subtasks": [{"id": s.id, "branch": names.subtask_branch(spec.name, s.id),
                           "status": s.status, "action": _action(s), "wave": wave_of.get(s.id),
                           "declared": list(declared_files(s))} for s in phase.subtasks]})
     return {"spec": spec.name, "dry_run": True,
-            "integration_branch": f"orchestrate/{spec.name}/integration",
+            "integration_branch": names.integration_branch(spec.name),
             "base": settings.base, "max_parallel": settings.max_parallel,
             "schedule": settings.schedule, "phases": phases,
             "predicted_overlaps": [o.to_json() for o in overlaps],

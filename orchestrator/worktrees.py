@@ -34,14 +34,23 @@ from pathlib import Path
 
 import trio
 
+from orchestrator import names
 from orchestrator.failpoints import failpoint
-from orchestrator.git import GitError, GitResult, git, git_out
+from orchestrator.processes import (
+    WORKTREE_LIST,
+    GitError,
+    GitResult,
+    git,
+    git_out,
+    parse_worktree_list,
+    verify,
+)
 
-POOL = ".pool"
+POOL = names.POOL
 CHECKOUT_WORKERS = 8
 START_REFLOG = {"GIT_REFLOG_ACTION": "orchestrate: start subtask"}
 # ignored (`.orchestrate/` through info/exclude) but never committed: not kept warm either
-NEVER_KEPT = ("-e", "!/.orchestrate/", "-e", "!/.auto-claude/")
+NEVER_KEPT = tuple(arg for folder in names.PRIVATE_DIRS for arg in ("-e", f"!/{folder}/"))
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Worktrees:
 
     @property
     def root(self) -> Path:
-        return self.repo / ".orchestrate" / "worktrees"
+        return names.worktree_root(self.repo)
 
     def path_for(self, subtask_id: str) -> Path:
         return self.root / self.spec / subtask_id
@@ -79,11 +88,12 @@ class Worktrees:
                                     "--git-common-dir"))
         exclude = trio.Path(common / "info" / "exclude")
         text = await exclude.read_text() if await exclude.exists() else ""
-        if not any(line.strip() in ("/.orchestrate/", ".orchestrate/", "/.orchestrate")
+        private = names.PRIVATE_DIR
+        if not any(line.strip() in (f"/{private}/", f"{private}/", f"/{private}")
                    for line in text.splitlines()):
             await exclude.parent.mkdir(parents=True, exist_ok=True)
             sep = "" if not text or text.endswith("\n") else "\n"
-            await exclude.write_text(f"{text}{sep}/.orchestrate/\n")
+            await exclude.write_text(f"{text}{sep}/{private}/\n")
 
     @asynccontextmanager
     async def hold(self, subtask_id: str, branch: str, base: str) -> AsyncIterator[Path]:
@@ -134,7 +144,7 @@ class Worktrees:
         parked one first), else a fresh checkout. It never waits for the pool's limit and
         does not count against it: a worktree handed back outlives the build, so nothing a
         waiting task could free would ever make room for it."""
-        tip = await git_out(self.repo, "rev-parse", "--verify", f"refs/heads/{branch}")
+        tip = await verify(self.repo, f"refs/heads/{branch}")
         path = self.path_for(subtask_id)
         await self._obtain(path, branch, tip, reset_branch=False, limited=False)
         return path
@@ -206,9 +216,8 @@ class Worktrees:
         await git(path, "clean", "-ffdq", *NEVER_KEPT)
 
     async def _registered(self) -> set[Path]:
-        listing = (await self._admin("list", "--porcelain", "-z")).stdout
-        return {Path(line.removeprefix("worktree ")) for line in listing.split("\0")
-                if line.startswith("worktree ")}
+        listing = (await self._admin(*WORKTREE_LIST[1:])).stdout
+        return {entry.path for entry in parse_worktree_list(listing)}
 
     async def _forget(self, path: Path) -> None:
         await trio.to_thread.run_sync(_remove_tree, path)

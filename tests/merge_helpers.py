@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from merge.integrate import Candidate, MergeResult
+from merge.gitcmd import rev_parse
+from merge.integrate import (
+    CAS_RETRIES,
+    Candidate,
+    IntegrationRace,
+    MergeResult,
+    full_ref,
+    is_ancestor,
+    merge_commit_onto,
+    move_ref,
+)
 from merge.report import SubtaskRow, build_report
 from tests.conftest import commit_files, git
 
@@ -89,3 +99,27 @@ def ranges(finding: dict[str, Any]) -> dict[str, list[tuple[int, int, int, int]]
         found.setdefault(h["subtask"], []).append(
             (h["old_start"], h["old_lines"], h["new_start"], h["new_lines"]))
     return found
+
+
+def integrate_one(repo: Path, integration_ref: str, candidate: Candidate) -> MergeResult:
+    """Merge one candidate, retrying when another writer moves the ref under us (the
+    one-at-a-time path the tests compose by hand; the build integrates whole batches)."""
+    ref = full_ref(integration_ref)
+    for _ in range(CAS_RETRIES):
+        result = merge_onto(repo, ref, rev_parse(repo, ref), candidate)
+        if result is not None:
+            return result
+    raise IntegrationRace(f"{ref} kept moving while merging {candidate.branch}; "
+                          f"gave up after {CAS_RETRIES} attempts")
+
+
+def merge_onto(repo: Path, ref: str, tip: str, candidate: Candidate) -> MergeResult | None:
+    """Merge `candidate` onto `tip` and move `ref` from `tip` to the merge commit; None,
+    changing nothing, when `ref` no longer points at `tip` (the compare-and-swap failed)."""
+    if is_ancestor(repo, candidate.head, tip):
+        return MergeResult(candidate.subtask_id, "already_merged", merge_commit=tip)
+    result = merge_commit_onto(repo, tip, candidate)
+    if result.outcome == "merged" and result.merge_commit and not move_ref(
+            repo, ref, result.merge_commit, tip, f"merge {candidate.branch}"):
+        return None
+    return result

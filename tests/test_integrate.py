@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from merge.gitcmd import GitError
-from merge.integrate import integrate, integrate_one, merge_onto, merge_tree
+from merge.integrate import integrate, merge_tree
 from tests.conftest import commit_files, git
 from tests.merge_helpers import (
     INTEGRATION,
@@ -16,6 +16,8 @@ from tests.merge_helpers import (
     candidate,
     edit,
     findings,
+    integrate_one,
+    merge_onto,
     outcomes,
     ranges,
     report_json,

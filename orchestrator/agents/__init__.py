@@ -21,7 +21,7 @@ from orchestrator.presets import PRESETS, command_program
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
-    from orchestrator.progress import Sink
+    from orchestrator.events import Sink
 
 
 def check_agent_configured(settings: Settings, repo: Path | None = None) -> None:

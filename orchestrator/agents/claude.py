@@ -21,7 +21,8 @@ from orchestrator.agents.output import clip, redact
 from orchestrator.agents.ratelimit import RequestLimit
 from orchestrator.agents.tools import Toolbox
 from orchestrator.agents.transcript import Transcript
-from orchestrator.progress import Event, Sink
+from orchestrator.events import Event, Sink
+from orchestrator.plan import Status
 from orchestrator.settings import Settings
 
 SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -113,7 +114,7 @@ class ClaudeAgent:
         except OSError as exc:  # the transcript cannot be written
             error = f"cannot write the transcript {task.log_path}: {exc.strerror or exc}"
         if error:
-            await session.note("failed", error)
+            await session.note(Status.FAILED, error)
         return session.result(error)
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import trio
 
+from merge.gitcmd import child_env
 from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.presets import Preset, command_program
-from orchestrator.procs import run_in_group
+from orchestrator.processes import run_in_group
 
 TAIL_BYTES = 4000
 RESULT_BYTES = 1024 * 1024  # how much of an attempt's output is searched for a result object
@@ -88,18 +89,19 @@ class CommandAgent:
 
     def _environment(self, task: AgentTask, prompt_file: Path) -> dict[str, str]:
         model = {"ORCHESTRATE_MODEL": self.model} if self.model else {}
-        inherited = {k: v for k, v in os.environ.items() if k != "ORCHESTRATE_RESOLVING"}
         resolving = {"ORCHESTRATE_RESOLVING": str(task.resolving)} if task.resolving else {}
-        return {**inherited, **model, **resolving,
-                "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
-                "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
-                "ORCHESTRATE_SPEC": task.spec,
-                "ORCHESTRATE_SUBTASK_ID": task.subtask_id,
-                "ORCHESTRATE_WORKTREE": str(task.worktree),
-                "ORCHESTRATE_BRANCH": task.branch,
-                "ORCHESTRATE_PORT": str(task.port),
-                "ORCHESTRATE_ATTEMPT": str(task.attempt),
-                "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)}
+        return child_env({
+            **model, **resolving,
+            "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
+            "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
+            "ORCHESTRATE_SPEC": task.spec,
+            "ORCHESTRATE_SUBTASK_ID": task.subtask_id,
+            "ORCHESTRATE_WORKTREE": str(task.worktree),
+            "ORCHESTRATE_BRANCH": task.branch,
+            "ORCHESTRATE_PORT": str(task.port),
+            "ORCHESTRATE_ATTEMPT": str(task.attempt),
+            "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)},
+            hidden=("ORCHESTRATE_RESOLVING",))
 
 
 def _clip_for_env(prompt: str) -> str:

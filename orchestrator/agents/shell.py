@@ -4,23 +4,18 @@ its group is killed when the call ends, so nothing outlives a tool call."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import tempfile
-from functools import partial
 from pathlib import Path
 from typing import IO
 
-import trio
-
+from merge.gitcmd import child_env
 from orchestrator.agents.base import git_ceiling
+from orchestrator.processes import run_with_time_limit
 
 # Never hand the model the credentials of the session that drives it.
 HIDDEN_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE",
               "GIT_INDEX_FILE")
-KILL_GRACE = 2.0
 
 
 async def run_bash(command: str, worktree: Path, *, time_limit: float,
@@ -37,43 +32,15 @@ async def run_bash(command: str, worktree: Path, *, time_limit: float,
 
 async def _run(command: str, worktree: Path, out: IO[bytes], time_limit: float) -> int | None:
     """The exit code, or None when the time limit killed the command."""
-    start = partial(trio.run_process, ["/bin/bash", "-c", command], cwd=worktree,
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True, check=False, env=_environment(worktree),
-                    deliver_cancel=_terminate_group)
-    pgid: int | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            process: trio.Process = await nursery.start(start)
-            pgid = process.pid
-            with trio.move_on_after(time_limit) as limit_scope:
-                await process.wait()
-            if limit_scope.cancelled_caught:
-                nursery.cancel_scope.cancel()
-        return None if limit_scope.cancelled_caught else process.returncode
-    finally:
-        if pgid is not None:
-            _signal_group(pgid, signal.SIGKILL)  # background jobs the command left behind
-
-
-async def _terminate_group(process: trio.Process) -> None:
-    _signal_group(process.pid, signal.SIGTERM)
-    with trio.move_on_after(KILL_GRACE):
-        await process.wait()
-    _signal_group(process.pid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+    return await run_with_time_limit(["/bin/bash", "-c", command], cwd=worktree, output=out,
+                                     time_limit=time_limit, env=_environment(worktree))
 
 
 def _environment(worktree: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in HIDDEN_ENV}
-    env.update(GIT_TERMINAL_PROMPT="0", PAGER="cat", GIT_PAGER="cat",
-               GIT_CEILING_DIRECTORIES=git_ceiling(worktree),
-               ORCHESTRATE_WORKTREE=str(worktree))  # marks it for orphans.py
-    return env
+    return child_env({"GIT_TERMINAL_PROMPT": "0", "PAGER": "cat", "GIT_PAGER": "cat",
+                      "GIT_CEILING_DIRECTORIES": git_ceiling(worktree),
+                      "ORCHESTRATE_WORKTREE": str(worktree)},  # marks it for orphans.py
+                     hidden=HIDDEN_ENV)
 
 
 def _read_back(out: IO[bytes], limit: int) -> str:

@@ -1,0 +1,113 @@
+"""Every name orchestrate gives to things: branches and refs, private folders, the worktree
+root and its pool, a spec's plan, logs, lock and report files.
+
+This is the one module that spells them; the others ask it. It imports nothing of the
+project, so the light commands (`status`, `validate`, `--help`) can use it. merge/ never
+imports it: it is given what it needs as arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.types import BranchName
+
+BRANCH_ROOT = "orchestrate"  # every branch orchestrate makes is under orchestrate/<spec>/
+HEADS = "refs/heads/"
+PRIVATE_DIR = ".orchestrate"  # ours: specs, worktrees; ignored through info/exclude
+AUTO_CLAUDE_DIR = ".auto-claude"  # Auto-Claude's: its specs (SPEC 2a)
+PRIVATE_DIRS = (PRIVATE_DIR, AUTO_CLAUDE_DIR)  # never committed, never kept warm
+SPEC_ROOTS = (f"{PRIVATE_DIR}/specs", f"{AUTO_CLAUDE_DIR}/specs")
+AUTO_CLAUDE_SPECS = SPEC_ROOTS[1]
+WORKTREE_ROOT = f"{PRIVATE_DIR}/worktrees"  # relative to the repository
+POOL = ".pool"  # the folder of parked worktrees inside WORKTREE_ROOT
+CHECK_WORKTREE_PREFIX = ".check-"  # a check run's detached worktree in the pool
+REMOTE_CACHE_DIR = "orchestrate-remotes"  # on a Ray node, in its temp dir: copies of remotes
+
+PLAN_FILE = "implementation_plan.json"
+LOGS_DIR = "logs"
+RUN_LOCK = ".orchestrate-run.lock"
+REPORT_MD = "conflict_report.md"
+REPORT_JSON = "conflict_report.json"
+
+
+# Commit trailers: every commit orchestrate makes names its spec and subtask, so a commit left
+# by a crash can be recognised (adoption.py) and a person can see where a change came from.
+SPEC_TRAILER = "Orchestrate-Spec"
+SUBTASK_TRAILER = "Orchestrate-Subtask"
+AGENT_TRAILER = "Orchestrate-Agent"
+RESOLUTION_TRAILER = "Orchestrate-Resolution"
+
+
+def trailers(spec_name: str, subtask_id: str, *, agent: str | None = None,
+             resolution: int | str | None = None) -> str:
+    """The trailer lines (each ending in a newline) of a commit for `subtask_id`."""
+    lines = [f"{SPEC_TRAILER}: {spec_name}", f"{SUBTASK_TRAILER}: {subtask_id}"]
+    if agent is not None:
+        lines.append(f"{AGENT_TRAILER}: {agent}")
+    if resolution is not None:
+        lines.append(f"{RESOLUTION_TRAILER}: {resolution}")
+    return "".join(line + "\n" for line in lines)
+
+
+def spec_branch_prefix(spec_name: str) -> str:
+    """`orchestrate/<spec>/`: what every branch of the spec starts with."""
+    return f"{BRANCH_ROOT}/{spec_name}/"
+
+
+def spec_ref_prefix(spec_name: str) -> str:
+    """`refs/heads/orchestrate/<spec>/`, for `git for-each-ref`."""
+    return HEADS + spec_branch_prefix(spec_name)
+
+
+def integration_branch(spec_name: str) -> BranchName:
+    return BranchName(spec_branch_prefix(spec_name) + "integration")
+
+
+def integration_ref(spec_name: str) -> str:
+    return HEADS + integration_branch(spec_name)
+
+
+def subtask_branch(spec_name: str, subtask_id: str) -> BranchName:
+    return BranchName(spec_branch_prefix(spec_name) + subtask_id)
+
+
+def branch_blockers(spec_name: str) -> tuple[str, str]:
+    """Branches whose existence stops git from creating the spec's branches under them."""
+    return BRANCH_ROOT, spec_branch_prefix(spec_name).rstrip("/")
+
+
+def auto_claude_branch(spec_name: str) -> BranchName:
+    """Where Auto-Claude commits a spec's subtasks (SPEC 2a)."""
+    return BranchName(f"auto-claude/{spec_name}")
+
+
+def worktree_root(repo: Path) -> Path:
+    return repo / WORKTREE_ROOT
+
+
+def pool_dir(repo: Path) -> Path:
+    return worktree_root(repo) / POOL
+
+
+def remote_pool(cache: Path) -> Path:
+    """Beside a Ray node's bare copy of the remote: the clones its attempts parked."""
+    return cache.with_suffix(POOL)
+
+
+def check_worktree_name(commit: str) -> str:
+    """The pool entry a check run of `commit` uses."""
+    return f"{CHECK_WORKTREE_PREFIX}{commit[:12]}"
+
+
+def check_reproduce_dir(commit: str) -> str:
+    """Where the report tells the user to check out `commit` to reproduce a check failure."""
+    return f"{PRIVATE_DIR}/check-{commit[:12]}"
+
+
+def subtask_log(logs: Path, subtask_id: str) -> Path:
+    return logs / f"{subtask_id}.log"
+
+
+def check_log(logs: Path, commit: str) -> Path:
+    return logs / f"check-{commit[:12]}.log"

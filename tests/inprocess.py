@@ -1,0 +1,87 @@
+"""An in-process agent that speaks the real Agent protocol, for fast tests of the scheduler and
+the runner: real git, a real plan file, the real `run_build`, and no spawned CLI or agent
+process. Each attempt follows a script (per subtask id, one step per attempt) and is recorded:
+when it started and ended, its prompt, and how many attempts were running at that instant."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import trio
+
+from orchestrator.agents.base import AgentResult, AgentTask
+from orchestrator.build import run_build
+from orchestrator.settings import load_settings
+from orchestrator.specs import resolve_spec
+
+Step = Literal["write", "fail"]
+GATE_S = 20.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    subtask_id: str
+    number: int
+    prompt: str
+    started: float
+    ended: float
+    running: int  # attempts running when this one started, itself included
+
+
+@dataclass
+class FakeAgent:
+    """Writes `<subtask id>.txt` in its worktree (step "write") or fails with a message that
+    names the subtask and the attempt (step "fail"); a subtask without a script writes."""
+
+    script: Mapping[str, Sequence[Step]] = field(default_factory=dict)
+    work_s: float = 0.05  # how long an attempt takes, so that parallel ones overlap
+    # attempts wait (up to GATE_S) until this many run at once, so that a loaded machine
+    # preparing worktrees slowly still shows whether the limit is reached
+    together: int = 0
+    name: str = "fake"
+    attempts: list[Attempt] = field(default_factory=list)
+    running: int = 0
+    peak: int = 0
+    _gate: trio.Event = field(default_factory=trio.Event)
+
+    async def run(self, task: AgentTask) -> AgentResult:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        running, started = self.running, time.monotonic()
+        if self.running >= self.together:
+            self._gate.set()
+        try:
+            with trio.move_on_after(GATE_S):
+                await self._gate.wait()
+            await trio.sleep(self.work_s)
+            step = self._step(task)
+            if step == "write":
+                await trio.Path(task.worktree / f"{task.subtask_id}.txt").write_text(
+                    f"{task.subtask_id} attempt {task.attempt}\n")
+                return AgentResult(ok=True, output_tail="wrote it")
+            return AgentResult(ok=False, error=f"{task.subtask_id} broke on attempt "
+                               f"{task.attempt}", output_tail="traceback: it broke")
+        finally:
+            self.running -= 1
+            self.attempts.append(Attempt(task.subtask_id, task.attempt, task.prompt, started,
+                                         time.monotonic(), running))
+
+    def _step(self, task: AgentTask) -> Step:
+        steps = self.script.get(task.subtask_id, ())
+        return steps[task.attempt - 1] if task.attempt <= len(steps) else "write"
+
+    def of(self, subtask_id: str) -> list[Attempt]:
+        return [a for a in self.attempts if a.subtask_id == subtask_id]
+
+
+def build_in_process(repo: Path, spec: str, agent: FakeAgent, **options: object) -> int:
+    """`orchestrate build SPEC` with `options` as its command-line options, run in this
+    process with `agent`; its exit code."""
+    found = resolve_spec(repo, spec)
+    settings = load_settings(repo, {"agent_command": "unused-in-process", "resolve": "manual",
+                                    **options})
+    return run_build(found, settings, agent=agent)
