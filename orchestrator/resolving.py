@@ -25,7 +25,6 @@ from merge.overlap import overlap_detail
 from merge.report import Finding
 from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
-from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_merge
 from orchestrator.context import MergeContext, RunContext, integration_branch
 from orchestrator.failpoints import failpoint
@@ -36,7 +35,13 @@ from orchestrator.processes import GitError, git, git_out, resolve
 from orchestrator.prompts import build_resolution_prompt
 from orchestrator.records import resolutions_of
 from orchestrator.reporting import conflict_report
-from orchestrator.runner import _branch_problem, _log_path, _shell, command_env
+from orchestrator.runner import (
+    _branch_problem,
+    _log_path,
+    _shell,
+    command_env,
+    run_agent_timed,
+)
 from orchestrator.store import utc_now
 from orchestrator.worktrees import NEVER_KEPT, remove_stale_index_lock
 
@@ -221,12 +226,7 @@ async def _agent_with_checks(ctx: RunContext, subtask: Subtask, task: AgentTask,
     async with await trio.open_file(task.log_path, "a", encoding="utf-8") as log:
         await log.write(f"\n===== {utc_now()} resolution round {state.number} of "
                         f"{subtask.id} on {task.branch} =====\n")
-    timeout = ctx.settings.timeout
-    with trio.move_on_after(timeout) as scope:
-        result = await ctx.agent.run(task)
-    if scope.cancelled_caught:
-        return AgentResult(ok=False, error=f"agent timed out after {timeout:g} s (--timeout)",
-                           output_tail=read_tail(task.log_path, 0), usage=dict(task.usage))
+    result = await run_agent_timed(ctx, task)
     if not result.ok:
         return result
     problem = (await _branch_problem(task.worktree, task.branch)
@@ -234,7 +234,8 @@ async def _agent_with_checks(ctx: RunContext, subtask: Subtask, task: AgentTask,
                or await trio.to_thread.run_sync(_markers_problem, state))
     if not problem and (command := subtask.verification_command):
         env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
-        code, _ = await _shell(command, task.worktree, task.log_path, timeout, env)
+        code, _ = await _shell(command, task.worktree, task.log_path,
+                               ctx.settings.timeout, env)
         if code != 0:
             problem = f"verification `{command}` failed (exit {code})"
     problem = problem or await nested_repository_problem(task.worktree)

@@ -198,14 +198,21 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
     return outcome
 
 
-async def _one_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -> AgentResult:
-    await _write_header(task)
+async def run_agent_timed(ctx: AttemptContext, task: AgentTask) -> AgentResult:
+    """The agent under --timeout; an attempt cut off still reports the tokens it spent."""
     timeout = ctx.settings.timeout
     with trio.move_on_after(timeout) as scope:
         result = await ctx.agent.run(task)
     if scope.cancelled_caught:
         return AgentResult(ok=False, error=f"agent timed out after {timeout:g} s (--timeout)",
                            output_tail=read_tail(task.log_path, 0), usage=dict(task.usage))
+    return result
+
+
+async def _one_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -> AgentResult:
+    await _write_header(task)
+    timeout = ctx.settings.timeout
+    result = await run_agent_timed(ctx, task)
     if result.ok:
         problem = await _branch_problem(task.worktree, task.branch)
         if problem:
