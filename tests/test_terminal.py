@@ -3,6 +3,7 @@ terminal emulator (pyte) renders everything it wrote, scrollback included."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_unknown_events_and_display_hints_in_the_live_footer() -> None:
                         data={"display": "checking"}))
         sink.emit(Event("rate_limited", "", data={"display": "rate limited: 3 agents at once"}))
         out.flush()
-        stream.feed(os.read(master, 1 << 20))
+        stream.feed(_drain(master))
         shown = [line.rstrip() for line in screen.display]
         assert "[a] checking the combined result" in shown
         running = [line for line in shown if line.startswith(RUNNING)]
@@ -124,7 +125,7 @@ def test_unknown_events_and_display_hints_in_the_live_footer() -> None:
         sink.emit(Event("rate_limited", "", data={"display": ""}))
         sink.close()
         out.flush()
-    stream.feed(os.read(master, 1 << 20))
+    stream.feed(_drain(master))
     os.close(master)
     shown = [line.rstrip() for line in screen.display if line.strip()]
     assert shown == ["[b] started", "[a] started", "[a] checking the combined result"]
@@ -140,3 +141,20 @@ def test_an_error_mid_build_leaves_a_clean_screen(repo: Path, recorder: Recorder
     assert RUNNING in session.text()
     error = next(line for line in lines if "orchestrate: error:" in line)
     assert error.startswith("orchestrate: error: the plan changed under the run")
+
+
+def _drain(master: int) -> bytes:
+    """Everything written to the pty so far: one read returns what the kernel had buffered at
+    that instant, which may be only part of what the display wrote."""
+    import select
+
+    data = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the other end is closed and everything was read
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
