@@ -199,6 +199,15 @@ async def _cancel(ref: Any, done: trio.Event) -> None:
             await done.wait()
 
 
+def task_resources(cluster: dict[str, float]) -> dict[str, Any]:
+    """What each attempt's task asks Ray for: one agent slot on a cluster whose nodes declare
+    `orchestrate_agents`, else one CPU, so that Ray spreads the tasks over the nodes and no node
+    runs more agents at once than it has CPUs."""
+    if SLOT_RESOURCE in cluster:
+        return {"num_cpus": 0, "resources": {SLOT_RESOURCE: 1.0}}
+    return {"num_cpus": 1}
+
+
 class RayPlacement:
     """Attempts as Ray tasks; the workspace is a fresh clone of `remote` on a worker."""
 
@@ -216,8 +225,7 @@ class RayPlacement:
         self.adopted: dict[str, str] = {}  # subtask -> head a worker of an earlier build pushed
         self.copies = _read_copies(repo, settings.copy)
         cluster = ray.cluster_resources()  # type: ignore[no-untyped-call]
-        resources = {SLOT_RESOURCE: 1.0} if SLOT_RESOURCE in cluster else {}
-        self.task = ray.remote(max_retries=0, num_cpus=0, resources=resources)(run_attempt)
+        self.task = ray.remote(max_retries=0, **task_resources(cluster))(run_attempt)
 
     def workspace(self, ctx: RunContext, subtask: Subtask, branch: str,
                   base: str) -> AbstractAsyncContextManager[Path]:

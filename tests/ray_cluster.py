@@ -110,31 +110,37 @@ class RayCluster:
 
     @classmethod
     def start(cls, namespace: Namespace, env: dict[str, str], *, nodes: int = 1,
-              slots: int = 2, dashboard: bool = False) -> RayCluster:
+              slots: int | None = 2, dashboard: bool = False,
+              cpus: tuple[int, ...] = ()) -> RayCluster:
+        """`nodes` nodes, the head first; each declares `slots` `orchestrate_agents` (none at
+        all if None, a plain cluster) and the CPUs `cpus` gives it (2 where it gives none)."""
         marker = f"ORCH_RAY_CLUSTER={uuid.uuid4().hex}"
         name, _, value = marker.partition("=")
         temp_dir = Path(tempfile.mkdtemp(prefix="oray-", dir="/tmp"))  # short: socket paths
         # TMPDIR: the workers' scratch clones and copies of remotes go with the cluster
         full_env = {**env, name: value, "RAY_USAGE_STATS_ENABLED": "0", "TMPDIR": str(temp_dir)}
         cluster = cls(namespace, full_env, temp_dir, marker)
+        node_cpus = [*cpus, *[2] * nodes][:nodes]
         began = time.monotonic()
         try:
             cluster._ray_start("--head", "--port", str(HEAD_PORT), "--include-dashboard",
                                "true" if dashboard else "false", "--dashboard-host", "127.0.0.1",
-                               "--dashboard-port", str(DASHBOARD_PORT), slots=slots)
-            for _ in range(nodes - 1):
-                cluster._ray_start("--address", cluster.address, slots=slots)
+                               "--dashboard-port", str(DASHBOARD_PORT), slots=slots,
+                               cpus=node_cpus[0])
+            for count in node_cpus[1:]:
+                cluster._ray_start("--address", cluster.address, slots=slots, cpus=count)
         except BaseException:
             cluster.stop()
             raise
         cluster.started_s = time.monotonic() - began
         return cluster
 
-    def _ray_start(self, *args: str, slots: int) -> None:
+    def _ray_start(self, *args: str, slots: int | None, cpus: int) -> None:
+        resources = ["--resources", f'{{"orchestrate_agents": {slots}}}'] if slots else []
         done = self.namespace.run(
             str(BIN / "ray"), "start", *args, "--node-ip-address", "127.0.0.1",
-            "--temp-dir", str(self.temp_dir), "--num-cpus", "2", "--disable-usage-stats",
-            "--resources", f'{{"orchestrate_agents": {slots}}}', env=self.env, timeout=180)
+            "--temp-dir", str(self.temp_dir), "--num-cpus", str(cpus), "--disable-usage-stats",
+            *resources, env=self.env, timeout=180)
         self.logs.append(done.stdout + done.stderr)
         if done.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{done.stderr[-3000:]}")
