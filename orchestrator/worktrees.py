@@ -5,12 +5,16 @@ is committed its worktree is parked in `.orchestrate/worktrees/.pool/` (the bran
 work; merging needs no worktree) and reused by the next subtask of any spec in the repository:
 switching a clean worktree to a new branch is far cheaper than a fresh `git worktree add` on a
 large repository, and ignored files such as `node_modules/` stay warm. The pool keeps at most
-`pool_limit` worktrees. A build makes fresh checkouts one at a time (up to `pool_limit` held
-at once) and otherwise waits for the next parked worktree: one checkout of a large repository
-already keeps two cores busy, so five at once take as long as five in a row, and in a row the
-first agent starts after one checkout instead of after five. A worktree handed back to a
-subtask after the merge stage (`on_branch`, e.g. one in conflict) neither waits for nor counts
-against that limit: it stays for the user, so only its own checkout could ever free room.
+`pool_limit` worktrees. Subtasks wait for a worktree in line, first come first served: the
+first in line takes the next parked worktree or, while fewer than `checkouts_at_once` fresh
+checkouts are under way (and fewer than `pool_limit` worktrees are held), starts one of its
+own, so the subtask whose agent slot opens first has its worktree first, and no checkout waits
+for another to end. The bound keeps the disk from thrashing: one checkout of a large
+repository already keeps two cores busy, but where the file system's latency rather than the
+CPU bounds a checkout (a loaded machine, a network disk), two at once take half as long as two
+in a row. A worktree handed back to a subtask after the merge stage (`on_branch`, e.g. one in
+conflict) neither waits in line nor counts against the pool's limit: it stays for the user, so
+only its own checkout could ever free room.
 
 `git worktree` commands read every worktree's metadata and fail on one that a concurrent
 `worktree add` has half written ("failed to read .../commondir"), so they run one at a time;
@@ -26,6 +30,8 @@ A build removes a worktree only when the pool is full or reuse is turned off.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,9 +54,16 @@ from orchestrator.processes import (
 
 POOL = names.POOL
 CHECKOUT_WORKERS = 8
+MOST_CHECKOUTS_AT_ONCE = 4
 START_REFLOG = {"GIT_REFLOG_ACTION": "orchestrate: start subtask"}
 # ignored (`.orchestrate/` through info/exclude) but never committed: not kept warm either
+FLAGGED = re.compile(r"(?:^|\0)[^H\0]")  # an `ls-files -v` entry whose tag is not H
 NEVER_KEPT = tuple(arg for folder in names.PRIVATE_DIRS for arg in ("-e", f"!/{folder}/"))
+
+
+def checkouts_at_once() -> int:
+    """Fresh checkouts a build makes at the same time: two, or half the cores up to four."""
+    return min(MOST_CHECKOUTS_AT_ONCE, max(2, (os.cpu_count() or 2) // 2))
 
 
 @dataclass
@@ -61,9 +74,11 @@ class Worktrees:
     pool_limit: int = 8
     in_use: int = 0  # subtasks of this build holding or obtaining a worktree
     creating: int = 0  # fresh checkouts under way
+    checkouts_at_once: int = field(default_factory=lambda: checkouts_at_once())
     _admin_lock: trio.Lock = field(default_factory=trio.Lock)
     _changed: trio.Event = field(default_factory=trio.Event)  # set when one is parked or freed
     _claimed: set[Path] = field(default_factory=set)  # parked ones being taken right now
+    _line: list[object] = field(default_factory=list)  # subtasks waiting for a worktree
     _checkout_options: tuple[str, ...] | None = None
     _home: Path | None = None  # the admin folder of the user's checkout
 
@@ -164,20 +179,52 @@ class Worktrees:
             await self._forget(path)  # registered, but its folder or .git file is gone
         elif await trio.Path(path).exists():
             await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
+        if limited:
+            fresh = await self._wait_in_line(path)
+        else:
+            fresh = await self._wait_unlimited(path)
+        if fresh:
+            await self._create(path, branch, start, reset_branch)
+        else:
+            await self._switch(path, branch, start, reset_branch)
+
+    async def _wait_in_line(self, path: Path) -> bool:
+        """Wait, first come first served, until a parked worktree was moved to `path` (False)
+        or a fresh checkout may begin (True, counted in `creating`). Whoever asked first gets
+        the next parked worktree or checkout slot, so the subtask whose agent slot opens first
+        is the one whose worktree is ready first."""
+        ticket = object()
+        self._line.append(ticket)
+        try:
+            while True:
+                if self._line[0] is ticket:
+                    if await self._take_parked(path):
+                        return False
+                    if self._may_create(limited=True):
+                        self.creating += 1
+                        return True
+                await self._changed.wait()
+        finally:
+            self._line.remove(ticket)
+            self._notify()  # the next in line may go on at once
+
+    async def _wait_unlimited(self, path: Path) -> bool:
+        """Like `_wait_in_line` for a worktree handed back (`limited=False`): not in line."""
         while not await self._take_parked(path):
-            if self._may_create(limited):
-                await self._create(path, branch, start, reset_branch)
-                return
+            if self._may_create(limited=False):
+                self.creating += 1
+                return True
             await self._changed.wait()
-        await self._switch(path, branch, start, reset_branch)
+        return False
 
     def _may_create(self, limited: bool) -> bool:
         # waiting for `creating` is safe: a checkout under way always ends and notifies
-        return self.creating == 0 and (not limited or self.in_use <= self.pool_limit)
+        return self.creating < self.checkouts_at_once and (
+            not limited or self.in_use <= self.pool_limit)
 
     async def _create(self, path: Path, branch: str | None, start: str,
                       reset_branch: bool) -> None:
-        self.creating += 1
+        """A fresh checkout; the caller counted it in `creating`."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if branch is None:
@@ -290,6 +337,8 @@ async def _clear_index_flags(worktree: Path) -> None:
     from `git add`, and `reset --hard` keeps them (and a skip-worktree file's edit). The
     skip-worktree bits of a sparse checkout stay."""
     listing = (await git(worktree, "ls-files", "-v", "-z")).stdout
+    if not FLAGGED.search(listing):  # the usual case: no entry but "H <path>", found in C
+        return
     entries = [(entry[0], entry[2:]) for entry in listing.split("\0") if entry]
     assumed = [path for tag, path in entries if tag.islower()]
     skipped = [path for tag, path in entries if tag in "Ss"]
