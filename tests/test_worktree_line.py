@@ -9,7 +9,7 @@ from pathlib import Path
 import trio
 import trio.lowlevel
 
-from orchestrator.worktrees import Worktrees
+from orchestrator.workspace.worktrees import Worktrees
 from tests.conftest import git
 
 SPEC = "001-line"
