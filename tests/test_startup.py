@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import ORCHESTRATE, phase, plan_of, write_plan
 
 HEAVY = ("anthropic", "trio", "git", "rich")
+ENGINE = ("merge.integrate", "merge.report", "merge.markdown", "merge.annotations",
+          "merge.conflicts", "merge.changes")  # the merge engine: no light command merges
 
 # Runs the real CLI entry point in-process, then records every module it imported.
 HARNESS = """
@@ -65,6 +67,7 @@ def test_light_commands_do_not_import_heavy_modules(specs: Path, args: list[str]
     assert code == (2 if args[-1] in ("002", "003") else 0)
     assert "orchestrator.cli.app" in modules
     assert _heavy(modules) == []
+    assert [m for m in modules if m in ENGINE] == []
 
 
 def test_the_check_sees_a_heavy_import(specs: Path) -> None:
