@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from functools import partial
 
 from orchestrator import names
-from orchestrator.stage.merge_context import MergeContext
-from orchestrator.plan.model import Plan
 from orchestrator.door.processes import git
+from orchestrator.plan.model import Plan
+from orchestrator.stage.merge_context import MergeContext
 
 TRAILERS = (f"%(trailers:key={names.SPEC_TRAILER},valueonly,separator=%x01)%x00"
             f"%(trailers:key={names.SUBTASK_TRAILER},valueonly,separator=%x01)")

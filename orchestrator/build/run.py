@@ -11,36 +11,34 @@ from functools import partial
 
 import trio
 
-from merge import words
-from merge import MergeResult
-from orchestrator.build.adoption import adopt_crashed_commits
+from merge import MergeResult, words
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
-from orchestrator.plan.budget import Budget, recorded_cost
-from orchestrator.stage.gate import base_failure_error, check_base
-from orchestrator.build.user_checkout import checkout_note
+from orchestrator.build.adoption import adopt_crashed_commits
+from orchestrator.build.hints import next_steps
+from orchestrator.build.preflight import Target, check_repository, ensure_identity
+from orchestrator.build.resolution import recover_rounds
 from orchestrator.build.run_context import RunContext
-from orchestrator.stage.merge_context import MergeContext
+from orchestrator.build.scheduler import run_phases
+from orchestrator.build.stale import find_stale, reconcile
+from orchestrator.build.user_checkout import checkout_note
+from orchestrator.door.orphans import stop_orphaned_agents
+from orchestrator.door.processes import git
 from orchestrator.errors import Interrupted, OrchestrateError
 from orchestrator.events import Sink, duration_text
 from orchestrator.failpoints import failpoint
-from orchestrator.build.hints import next_steps
+from orchestrator.plan.budget import Budget, recorded_cost
+from orchestrator.plan.model import Plan, Status, Subtask, status_counts
+from orchestrator.plan.records import Records
+from orchestrator.plan.specs import Spec
+from orchestrator.plan.store import PlanStore, RunLock
+from orchestrator.settings import Settings
+from orchestrator.stage.gate import base_failure_error, check_base
+from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
-from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
-from orchestrator.plan.model import Plan, Status, Subtask, status_counts
-from orchestrator.build.preflight import Target, check_repository, ensure_identity
-from orchestrator.door.processes import git
-from orchestrator.plan.records import Records
-from orchestrator.build.resolution import recover_rounds
-from orchestrator.build.scheduler import run_phases
-from orchestrator.settings import Settings
-from orchestrator.plan.specs import Spec
-from orchestrator.build.stale import find_stale, reconcile
-from orchestrator.plan.store import PlanStore, RunLock
 from orchestrator.workspace.worktrees import Worktrees
-
 
 # Makes the build's sink (the live display, plain lines or JSON) once the plan is read: the
 # command line passes it in, so the build never imports a renderer.

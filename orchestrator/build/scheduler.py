@@ -12,14 +12,13 @@ from functools import partial
 
 import trio
 
-from merge import words
-from merge import MergeResult
+from merge import MergeResult, words
+from orchestrator.build.driver import run_subtask
+from orchestrator.build.resolution import resolve_conflicts
 from orchestrator.build.run_context import RunContext
 from orchestrator.plan.declared import record_waves, waves
-from orchestrator.stage.merge_stage import merge_subtasks
 from orchestrator.plan.model import Phase, Plan, Status, Subtask
-from orchestrator.build.resolution import resolve_conflicts
-from orchestrator.build.driver import run_subtask
+from orchestrator.stage.merge_stage import merge_subtasks
 
 RUNNABLE = frozenset({Status.PENDING, Status.BLOCKED})
 RETRYABLE = frozenset({Status.FAILED, Status.CONFLICT})
