@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.plan import Status
+from orchestrator.types import Status
 
 # Escape sequences and control characters from agent output would move the cursor or clear
 # the screen under the live display; shown lines drop them.

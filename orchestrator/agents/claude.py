@@ -22,7 +22,7 @@ from orchestrator.agents.ratelimit import RequestLimit
 from orchestrator.agents.tools import Toolbox
 from orchestrator.agents.transcript import Transcript
 from orchestrator.events import Event, Sink
-from orchestrator.plan import Status
+from orchestrator.plan.model import Status
 from orchestrator.settings import Settings
 
 SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
