@@ -11,11 +11,11 @@ from pathlib import Path
 
 from merge import list_worktrees, resolve_commit, run_git
 from orchestrator import names
-from orchestrator.stage.merge_context import integration_branch
 from orchestrator.errors import UsageError
-from orchestrator.plan.model import Plan, Status
 from orchestrator.names import refname_problem
+from orchestrator.plan.model import Plan, Status
 from orchestrator.plan.specs import Spec
+from orchestrator.stage.merge_context import integration_branch
 
 FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "orchestrate", "GIT_AUTHOR_EMAIL": "orchestrate@localhost",
                      "GIT_COMMITTER_NAME": "orchestrate",

@@ -20,22 +20,20 @@ from typing import Any
 
 import trio
 
-from merge import words
-from merge import overlap_detail
-from merge import Finding
+from merge import Finding, overlap_detail, words
 from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
-from orchestrator.workspace.commit import commit_merge
-from orchestrator.build.run_context import RunContext
-from orchestrator.stage.merge_context import MergeContext, integration_branch
-from orchestrator.failpoints import failpoint
-from orchestrator.workspace.guards import nested_repository_problem
-from orchestrator.stage.merge_stage import merge_subtasks
-from orchestrator.plan.model import MergeState, Plan, Status, Subtask
-from orchestrator.door.processes import GitError, git, git_out, resolve
 from orchestrator.agents.prompts import build_resolution_prompt
+from orchestrator.build.run_context import RunContext
+from orchestrator.door.processes import GitError, git, git_out, resolve
+from orchestrator.events import EventKind
+from orchestrator.failpoints import failpoint
+from orchestrator.plan.model import MergeState, Plan, Status, Subtask
 from orchestrator.plan.records import resolutions_of
+from orchestrator.plan.store import utc_now
 from orchestrator.stage.conflict_report import conflict_report
+from orchestrator.stage.merge_context import MergeContext, integration_branch
+from orchestrator.stage.merge_stage import merge_subtasks
 from orchestrator.workspace.attempt import (
     branch_problem,
     command_env,
@@ -43,7 +41,8 @@ from orchestrator.workspace.attempt import (
     run_agent_timed,
     run_shell,
 )
-from orchestrator.plan.store import utc_now
+from orchestrator.workspace.commit import commit_merge
+from orchestrator.workspace.guards import nested_repository_problem
 from orchestrator.workspace.worktrees import NEVER_KEPT, remove_stale_index_lock
 
 TRAILER = names.RESOLUTION_TRAILER
@@ -122,7 +121,7 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
                  limit: int) -> bool:
     """One round; True when its merge commit is on the branch and recorded."""
     branch = ctx.branch_for(subtask.id)
-    ctx.emit("resolution_started", f"resolution round {number} of {limit}: merging "
+    ctx.emit(EventKind.RESOLUTION_STARTED, f"resolution round {number} of {limit}: merging "
              f"{integration_branch(ctx.spec)} into {branch}", subtask=subtask.id,
              round=number, attempts=limit)
     state: Round | None = None
@@ -139,10 +138,10 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
         await ctx.records.resolution_failed(subtask.id, number, reason,
                                             state.usage if state else {})
         failpoint("resolution-failed-recorded")
-        ctx.emit("resolution_failed", reason, subtask=subtask.id, round=number,
+        ctx.emit(EventKind.RESOLUTION_FAILED, reason, subtask=subtask.id, round=number,
                  attempts=limit, error=str(exc), last=number >= limit)
         return False
-    ctx.emit("resolved", f"resolved by agent in round {number}: "
+    ctx.emit(EventKind.RESOLVED, f"resolved by agent in round {number}: "
              + (", ".join(state.paths) or "nothing to edit"), subtask=subtask.id,
              round=number, paths=state.paths)
     return True
