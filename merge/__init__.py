@@ -5,13 +5,17 @@ Plain synchronous code on git plumbing: no trio, no agents, no working tree. Thi
 face: orchestrator/ imports `merge` and nothing below it, so what is public is listed here.
 
 The face is lazy: a name is imported from its module when first used, so that a command
-needing one helper (e.g. `status` reading a plan) does not load the whole engine.
+needing one helper (e.g. `status` reading a plan) does not load the whole engine. Except
+`integrate`, a function named like its module: importing the module binds the module to that
+name here, so the module is imported first and the function bound over it, once.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from merge.integrate import integrate
 
 if TYPE_CHECKING:
     from merge import words

@@ -24,6 +24,11 @@ POOL = ".pool"  # the folder of parked worktrees inside WORKTREE_ROOT
 CHECK_WORKTREE_PREFIX = ".check-"  # a check run's detached worktree in the pool
 REMOTE_CACHE_DIR = "orchestrate-remotes"  # on a Ray node, in its temp dir: copies of remotes
 
+# The agents a build can run: the built-in claude loop, any command, a preset (settings and the
+# command line read these; orchestrator/agents/__init__.py opens each).
+PRESET_NAMES = ("claude-code", "codex", "aider", "gemini", "opencode")
+AGENT_KINDS = ("claude", "command", *PRESET_NAMES)
+
 PLAN_FILE = "implementation_plan.json"
 LOGS_DIR = "logs"
 RUN_LOCK = ".orchestrate-run.lock"

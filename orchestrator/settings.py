@@ -7,20 +7,14 @@ the same way and the message names where it came from.
 from __future__ import annotations
 
 import os
-import shlex
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UsageError
-
-# The preset names (agents/presets.py defines each) and every kind of agent --agent accepts: the
-# built-in claude loop, any command, a preset. The command line and the settings read these;
-# orchestrator/agents/__init__.py opens each.
-PRESET_NAMES = ("claude-code", "codex", "aider", "gemini", "opencode")
-AGENT_KINDS = ("claude", "command", *PRESET_NAMES)
+from orchestrator.names import AGENT_KINDS as AGENT_KINDS  # the kinds --agent accepts
+from orchestrator.names import PRESET_NAMES as PRESET_NAMES  # agents/presets.py defines each
 
 CONFIG_FILE = "orchestrate.toml"
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -164,6 +158,8 @@ def _price_rate(value: Any) -> float:
 def _arg_list(value: Any) -> tuple[str, ...]:
     """Arguments for the agent's program: a list, or one string split like a shell would."""
     if isinstance(value, str):
+        import shlex  # here: `status`, `list` and `--help` never split arguments
+
         try:
             return tuple(shlex.split(value))
         except ValueError as exc:
@@ -308,6 +304,8 @@ def read_config(repo: Path) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
+    import tomllib  # here: the light commands read no settings
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import __version__
 from tests.conftest import ORCHESTRATE, phase, plan_of, write_plan
 
 HEAVY = ("anthropic", "trio", "git", "rich")
-ENGINE = ("merge.integrate", "merge.report", "merge.markdown", "merge.annotations",
-          "merge.conflicts", "merge.changes")  # the merge engine: no light command merges
+ENGINE = ("merge.report", "merge.markdown", "merge.annotations")  # no light command reports
 
 # Runs the real CLI entry point in-process, then records every module it imported.
 HARNESS = """
@@ -83,6 +83,42 @@ def test_importtime_of_the_real_program(specs: Path) -> None:
     assert "001-good: 0/3 completed" in done.stdout
     imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line]
-    assert "orchestrator.cli.app" in imported
-    assert "click" in imported
+    assert "orchestrator.cli.quick" in imported
+    assert "click" not in imported  # the quick path: see below
     assert _heavy(imported) == []
+
+
+QUICK = [["status", "001"], ["status", "001", "--json"], ["status", "--json", "001"],
+         ["validate", "001"], ["validate", "002"], ["validate", "001", "--json"], ["list"],
+         ["status", "003"], ["status", "nope"], ["validate", "nope"]]
+
+
+def _program(repo: Path, *args: str) -> tuple[int, str, str, list[str]]:
+    """The real program's exit code, output, errors, and the modules it imported."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *ORCHESTRATE[1:], *args],
+                          cwd=repo, capture_output=True, text=True, timeout=120, check=False)
+    lines = done.stderr.splitlines()
+    imported = [line.rsplit("|", 1)[1].strip() for line in lines
+                if line.startswith("import time:") and "|" in line]
+    errors = "\n".join(line for line in lines if not line.startswith("import time:"))
+    return done.returncode, done.stdout, errors, imported
+
+
+@pytest.mark.parametrize("args", QUICK, ids=[" ".join(a) for a in QUICK])
+def test_plain_status_validate_and_list_skip_click_and_say_what_click_would(
+        specs: Path, args: list[str]) -> None:
+    """Without --repo they take the quick path; with it, click's: same output, same code."""
+    code, out, err, imported = _program(specs, *args)
+    assert "click" not in imported
+    assert (code, out, err) == _program(specs, "--repo", str(specs), *args)[:3]
+    assert code == (0 if args[-1] in ("001", "--json") or args == ["list"] else 2)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["status", "001", "--help"],
+                                  ["status", "001", "--bogus"], ["status"], ["list", "x"]])
+def test_other_shapes_go_through_click(specs: Path, args: list[str]) -> None:
+    code, out, _, imported = _program(specs, *args)
+    assert ("click" in imported) == (args != ["--version"])
+    assert code == (0 if "--help" in args or args == ["--version"] else 2)
+    if args == ["--version"]:
+        assert out == f"orchestrate, version {__version__}\n"

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from merge import run_git
 from orchestrator import names
-from orchestrator.events import EventKind
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
 
@@ -89,6 +88,8 @@ async def reconcile(ctx: MergeContext) -> None:
     for subtask in stale:
         action = (f"merging {ctx.branch_for(subtask.id)} again (no agent run)"
                   if subtask.id in remerge else "its branch is gone, so it runs again")
+        from orchestrator.events import EventKind  # here: `status` imports this module
+
         ctx.emit(EventKind.SUBTASK_STALE,
                  f"warning: marked completed but its work is not in {branch}; " + action,
                  subtask=subtask.id, remerge=subtask.id in remerge)

@@ -6,21 +6,17 @@ so `status`, `validate`, `list` and `--help` start fast.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from orchestrator import __version__
+from orchestrator.cli.quick import repo_at, say_json, spec_at
 from orchestrator.cli.support import EPILOG, run_main
-from orchestrator.errors import OrchestrateError, UsageError
+from orchestrator.errors import OrchestrateError
 from orchestrator.plan.model import load_plan
-from orchestrator.plan.specs import Spec, resolve_spec
+from orchestrator.plan.specs import Spec
 
 if TYPE_CHECKING:
     pass
@@ -45,13 +41,9 @@ class _Group(click.Group):
 
 
 def _crash_note() -> int:
-    fd, path = tempfile.mkstemp(prefix="orchestrate-crash-", suffix=".log")
-    with os.fdopen(fd, "w") as handle:
-        traceback.print_exc(file=handle)
-    kind = sys.exc_info()[0]
-    click.echo(f"orchestrate: internal error ({kind.__name__ if kind else 'unknown'}); "
-               f"this is a bug. Details: {path}", err=True)
-    return 1
+    from orchestrator.cli.quick import crash_note
+
+    return crash_note()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
@@ -66,33 +58,24 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
+    from orchestrator.cli import register
     from orchestrator.interrupts import term_as_interrupt
 
     term_as_interrupt()
+    register()
     run_main(cli)
 
 
 def repo_of(ctx: click.Context) -> Path:
-    from merge import run_git
-
-    start = Path(ctx.obj or Path.cwd())
-    where = "option --repo" if ctx.obj else "the current directory"
-    if not start.is_dir():
-        raise UsageError(f"{where}: {start} is not a folder")
-    found = run_git(start, "rev-parse", "--show-toplevel", check=False)
-    if found.returncode != 0 or not found.stdout.strip():
-        raise UsageError(f"{where}: {start.resolve()} is not inside a git repository "
-                         "with a working tree",
-                         "Run orchestrate inside your repository or pass --repo PATH.")
-    return Path(found.stdout.strip())
+    return repo_at(ctx.obj)
 
 
 def spec_of(ctx: click.Context, name: str) -> Spec:
-    return resolve_spec(repo_of(ctx), name)
+    return spec_at(ctx.obj, name)
 
 
 def echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    say_json(data)
 
 
 def note_rerun(spec: Spec) -> None:

@@ -10,9 +10,9 @@ import click
 
 from orchestrator.cli.app import cli, echo_json, spec_of
 from orchestrator.cli.support import EPILOG, spec_argument
+from orchestrator.names import AGENT_KINDS
 from orchestrator.plan.model import load_plan, require_subtasks
 from orchestrator.plan.specs import Spec
-from orchestrator.settings import AGENT_KINDS
 
 if TYPE_CHECKING:
     from orchestrator.settings import Settings

@@ -6,12 +6,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator import names
-from orchestrator.cli.app import cli, echo_json, repo_of, spec_of
+from orchestrator.cli.app import cli, repo_of
+from orchestrator.cli.quick import show_specs, show_status, show_validation
 from orchestrator.cli.support import spec_argument
-from orchestrator.errors import OrchestrateError
-from orchestrator.plan.model import load_plan, require_subtasks
-from orchestrator.plan.specs import all_specs
 
 if TYPE_CHECKING:
     pass
@@ -24,19 +21,7 @@ if TYPE_CHECKING:
 def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Check the plan; exit 0 with a summary line (and a warning per predicted overlap of
     declared files), or 2 naming every problem."""
-    from orchestrator.face.views import overlap_warnings, validate_json, validate_line
-    from orchestrator.plan.declared import predicted_overlaps
-
-    found = spec_of(ctx, spec)
-    plan = load_plan(found.plan_path)
-    require_subtasks(plan, found.plan_path)
-    overlaps = predicted_overlaps(plan, found.repo)
-    if as_json:
-        echo_json(validate_json(found, plan, overlaps))
-        return
-    click.echo(validate_line(found, plan))
-    for line in overlap_warnings(overlaps):
-        click.echo(line)
+    show_validation(ctx.obj, spec, as_json)
 
 
 @cli.command(short_help="Phases and subtasks with status, merge result, times.")
@@ -45,34 +30,14 @@ def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Phases and subtasks with status, branch, merge result and times."""
-    from orchestrator.build.stale import stale_ids
-    from orchestrator.face.status_table import Style, status_table
-    from orchestrator.face.views import status_json
-
-    found = spec_of(ctx, spec)
-    plan = load_plan(found.plan_path)
-    stale = stale_ids(found, plan)
-    if as_json:
-        echo_json(status_json(found, plan, stale))
-    else:
-        click.echo(status_table(found, plan, Style.for_stdout(), stale), color=True)
+    show_status(ctx.obj, spec, as_json)
 
 
 @cli.command(name="list", short_help="Specs in this repository with their progress.")
 @click.pass_context
 def list_specs(ctx: click.Context) -> None:
     """Specs in this repository with their progress."""
-    from orchestrator.face.views import progress_line
-
-    specs = all_specs(repo_of(ctx))
-    if not specs:
-        click.echo(f"no specs (looked in {' and '.join(names.SPEC_ROOTS)})")
-    for spec in specs:
-        try:
-            line = progress_line(load_plan(spec.plan_path))
-        except OrchestrateError as exc:
-            line = "invalid plan: " + exc.message.splitlines()[-1].strip(" -")
-        click.echo(f"{spec.name:<32} {line}  [{spec.folder.parent.parent.name}]")
+    show_specs(ctx.obj)
 
 
 @cli.command(short_help="Start a new spec folder with a starter plan and spec.md.")

@@ -7,10 +7,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 EPILOG = """\b
 Exit codes: 0 every subtask completed; 1 a subtask failed, is blocked or in
@@ -106,6 +108,8 @@ def complete_spec(ctx: click.Context, param: click.Parameter,
         names = sorted({spec.name for spec in all_specs(repo)}) if repo else []
     except Exception:  # a completion must never print a traceback into the shell
         return []
+    from click.shell_completion import CompletionItem
+
     return [CompletionItem(name) for name in names if name.startswith(incomplete)]
 
 
@@ -123,6 +127,8 @@ def complete_subtask(ctx: click.Context, param: click.Parameter,
         plan = load_plan(resolve_spec(repo, spec_name).plan_path)
     except Exception:  # unknown spec, invalid plan: nothing to offer
         return []
+    from click.shell_completion import CompletionItem
+
     return [CompletionItem(s.id, help=s.title) for s in plan.subtasks()
             if s.id.startswith(incomplete)]
 

@@ -11,7 +11,6 @@ Colours only on a terminal, and never with NO_COLOR set (https://no-color.org).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from pathlib import Path
 
 from orchestrator import names
 from orchestrator.build.hints import next_steps, ready_blocked
-from orchestrator.events import duration_text
 from orchestrator.face.views import cost_of, progress_line
 from orchestrator.plan.model import MergeState, Phase, Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
@@ -47,7 +45,7 @@ class Style:
         terminal = sys.stdout.isatty()
         columns = os.environ.get("COLUMNS", "")
         width = (int(columns) if columns.isdigit() and int(columns) > 0
-                 else shutil.get_terminal_size().columns if terminal else None)
+                 else terminal_columns() if terminal else None)
         colour = (terminal and "NO_COLOR" not in os.environ
                   and os.environ.get("TERM") != "dumb")
         return Style(width, colour)
@@ -55,6 +53,15 @@ class Style:
     def paint(self, text: str, what: str) -> str:
         code = COLOURS.get(what)
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code and text else text
+
+
+def terminal_columns() -> int:
+    """The terminal's width, as shutil.get_terminal_size gives it, without importing shutil
+    (which loads the compression modules: `status` starts faster without them)."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = ()) -> str:
@@ -127,6 +134,8 @@ def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool,
     meta = subtask.meta
     merge = MERGE_WORDS.get(str(meta.get("merge")), str(meta.get("merge") or ""))
     seconds = meta.get("duration_s")
+    from orchestrator.events import duration_text  # here: events builds an enum, rarely needed
+
     time = duration_text(seconds) if isinstance(seconds, int | float) else ""
     status = "stale" if stale else subtask.status
     return _cells(style, id_width, subtask.id, status.replace("_", " "), merge[:MERGE_WIDTH],

@@ -9,10 +9,10 @@ from orchestrator import names
 from orchestrator.plan.declared import PredictedOverlap, declared_files, wave_numbers, waves
 from orchestrator.plan.model import Phase, Plan, Status, Subtask, status_counts
 from orchestrator.plan.specs import Spec
-from orchestrator.settings import Settings
 
 if TYPE_CHECKING:  # preflight runs git; status and validate import this module
     from orchestrator.build.preflight import Target
+    from orchestrator.settings import Settings
 
 Json = dict[str, Any]
 

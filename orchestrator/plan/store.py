@@ -11,7 +11,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +76,8 @@ class PlanStore:
             mode = 0o644
         tmp = ""
         try:
+            import tempfile  # imported here: it loads shutil, which `status` never needs
+
             fd, tmp = tempfile.mkstemp(prefix=".implementation_plan.", suffix=".tmp", dir=folder)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -1,0 +1,162 @@
+"""`status`, `validate` and `list` without click: the commands people run most often, in a
+loop or a prompt, start in the time of `git status` (importing click alone would take a
+third of it).
+
+`run_quick` takes only the plain shapes of those commands: `status SPEC [--json]`,
+`validate SPEC [--json]`, `list`, with no option before the command. Anything else (`--repo`,
+`--help`, a missing or extra argument, an unknown option, shell completion) returns None and
+goes through click, which then reports usage errors as usual. The commands' bodies live here
+and the click commands call them, so both paths print the same thing and exit alike; errors
+become the same messages and exit codes as in app.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from orchestrator import names
+from orchestrator.errors import OrchestrateError, UsageError
+from orchestrator.plan.model import load_plan, require_subtasks
+from orchestrator.plan.specs import Spec, all_specs, resolve_spec
+
+WITH_SPEC = ("status", "validate")
+
+
+def run_quick(args: list[str]) -> int | None:
+    """Run `args` if they are a plain status, validate or list; the exit code, or None."""
+    shape = _plain(args)
+    if shape is None or "_ORCHESTRATE_COMPLETE" in os.environ:
+        return None
+    command, spec, as_json = shape
+    from orchestrator.interrupts import term_as_interrupt
+
+    term_as_interrupt()
+    try:
+        if command == "status":
+            show_status(None, spec, as_json)
+        elif command == "validate":
+            show_validation(None, spec, as_json)
+        else:
+            show_specs(None)
+    except OrchestrateError as exc:
+        say(f"orchestrate: error: {exc.message}", err=True)
+        if exc.hint:
+            say(exc.hint, err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        say("orchestrate: interrupted", err=True)
+        return 130
+    except Exception:
+        return crash_note()
+    return 0
+
+
+def _plain(args: list[str]) -> tuple[str, str, bool] | None:
+    """(command, spec, --json) for a plain shape of the three commands, else None."""
+    if not args:
+        return None
+    command, rest = args[0], args[1:]
+    if command == "list":
+        return (command, "", False) if not rest else None
+    if command not in WITH_SPEC:
+        return None
+    as_json = "--json" in rest
+    positional = [arg for arg in rest if arg != "--json"]
+    if len(positional) != 1 or rest.count("--json") > 1 or positional[0].startswith("-"):
+        return None
+    return command, positional[0], as_json
+
+
+def say(text: str, err: bool = False) -> None:
+    """Print a line as click.echo does (flushed)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def crash_note() -> int:
+    """An unexpected exception: its traceback to a file, one line saying where; exit 1."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="orchestrate-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as handle:
+        traceback.print_exc(file=handle)
+    kind = sys.exc_info()[0]
+    say(f"orchestrate: internal error ({kind.__name__ if kind else 'unknown'}); "
+        f"this is a bug. Details: {path}", err=True)
+    return 1
+
+
+def repo_at(given: Path | None) -> Path:
+    """The repository's top folder: of `given` (option --repo), else of the current folder."""
+    from merge import run_git
+
+    start = Path(given or Path.cwd())
+    where = "option --repo" if given else "the current directory"
+    if not start.is_dir():
+        raise UsageError(f"{where}: {start} is not a folder")
+    found = run_git(start, "rev-parse", "--show-toplevel", check=False)
+    if found.returncode != 0 or not found.stdout.strip():
+        raise UsageError(f"{where}: {start.resolve()} is not inside a git repository "
+                         "with a working tree",
+                         "Run orchestrate inside your repository or pass --repo PATH.")
+    return Path(found.stdout.strip())
+
+
+def spec_at(given: Path | None, name: str) -> Spec:
+    return resolve_spec(repo_at(given), name)
+
+
+def say_json(data: object) -> None:
+    say(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def show_status(repo: Path | None, spec: str, as_json: bool) -> None:
+    """Phases and subtasks with status, branch, merge result and times."""
+    from orchestrator.build.stale import stale_ids
+    from orchestrator.face.status_table import Style, status_table
+    from orchestrator.face.views import status_json
+
+    found = spec_at(repo, spec)
+    plan = load_plan(found.plan_path)
+    stale = stale_ids(found, plan)
+    if as_json:
+        say_json(status_json(found, plan, stale))
+    else:
+        say(status_table(found, plan, Style.for_stdout(), stale))
+
+
+def show_validation(repo: Path | None, spec: str, as_json: bool) -> None:
+    """The plan checked: a summary line and a warning per predicted overlap of declared files,
+    or an error naming every problem."""
+    from orchestrator.face.views import overlap_warnings, validate_json, validate_line
+    from orchestrator.plan.declared import predicted_overlaps
+
+    found = spec_at(repo, spec)
+    plan = load_plan(found.plan_path)
+    require_subtasks(plan, found.plan_path)
+    overlaps = predicted_overlaps(plan, found.repo)
+    if as_json:
+        say_json(validate_json(found, plan, overlaps))
+        return
+    say(validate_line(found, plan))
+    for line in overlap_warnings(overlaps):
+        say(line)
+
+
+def show_specs(repo: Path | None) -> None:
+    """Specs in this repository with their progress."""
+    from orchestrator.face.views import progress_line
+
+    specs = all_specs(repo_at(repo))
+    if not specs:
+        say(f"no specs (looked in {' and '.join(names.SPEC_ROOTS)})")
+    for spec in specs:
+        try:
+            line = progress_line(load_plan(spec.plan_path))
+        except OrchestrateError as exc:
+            line = "invalid plan: " + exc.message.splitlines()[-1].strip(" -")
+        say(f"{spec.name:<32} {line}  [{spec.folder.parent.parent.name}]")
