@@ -28,7 +28,7 @@ async def adopt_crashed_commits(ctx: MergeContext, plan: Plan, ids: Sequence[str
     tips = await ctx.subtask_tips() if ids else {}
     found = {}
     for subtask_id in ids:
-        base = str(plan.subtask(subtask_id).meta.get("base") or "")
+        base = str(plan.subtask(subtask_id).record.base or "")
         tip = tips.get(subtask_id)
         if base and tip and tip != base and await _ours(ctx, subtask_id, base, tip):
             found[subtask_id] = tip

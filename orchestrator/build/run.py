@@ -219,16 +219,16 @@ async def _recover(ctx: MergeContext) -> None:
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
     merged = [s.id for s in plan.subtasks()
-              if s.status != Status.COMPLETED and s.meta.get("head") and s.id in tips
-              and tips[s.id] != s.meta.get("base")]
+              if s.status != Status.COMPLETED and s.record.head and s.id in tips
+              and tips[s.id] != s.record.base]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
     adopted = await adopt_crashed_commits(ctx, plan, interrupted)
     interrupted = [s for s in interrupted if s not in adopted]
     if merged:
-        commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
+        commits = await _merge_commits(ctx, str(plan.record.base or ""))
         await ctx.records.merged(
             [MergeResult(s, "merged", merge_commit=commits.get(tips[s]),
-                         overlaps=tuple(plan.subtask(s).meta.get("overlaps") or ()))
+                         overlaps=tuple(plan.subtask(s).record.overlaps or ()))
              for s in merged], heads={s: tips[s] for s in merged})
     if interrupted:
         await ctx.records.set_status(interrupted, Status.PENDING)
@@ -262,11 +262,11 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     counts = dict(status_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    cost = plan.meta.get("cost_usd")
+    cost = plan.record.cost_usd
     spent = f"; cost {cost:.2f} USD" if isinstance(cost, int | float) else ""
     steps = next_steps(ctx.spec.name, plan)
     ctx.emit(EventKind.BUILD_FINISHED, f"done in {duration_text(elapsed_s)}: {summary}; "
-             f"{plan.meta.get('integration_branch')} at {tip[:12]}{spent}", counts=counts,
+             f"{plan.record.integration_branch} at {tip[:12]}{spent}", counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
              elapsed_s=round(elapsed_s, 3), next=steps, detail=steps)
     if ctx.budget.reached() and counts.get(Status.PENDING):
@@ -287,7 +287,7 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
     stale = await find_stale(ctx, plan)
     for subtask in stale:
         ctx.emit(EventKind.SUBTASK_STALE, f"warning: completed but its work is not in "
-                 f"{plan.meta.get('integration_branch')} (the branch was moved during the "
+                 f"{plan.record.integration_branch} (the branch was moved during the "
                  "build); the next build merges it again", subtask=subtask.id)
     return stale
 

@@ -95,7 +95,7 @@ def _check_clean(spec: Spec, plan: Plan) -> None:
 
 def _default_base(repo: Path, plan: Plan) -> str:
     """The branch the build started from, else the branch checked out in the main worktree."""
-    recorded = plan.meta.get("base_branch")
+    recorded = plan.record.base_branch
     if isinstance(recorded, str) and recorded:
         return recorded
     found = run_git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)

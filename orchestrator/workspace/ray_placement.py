@@ -254,7 +254,7 @@ class RayPlacement:
         """The head of the subtask branch on the remote if a worker of an earlier build pushed
         it after a successful attempt and that build ended before recording it: a commit made
         by orchestrate for this subtask on top of the base that build recorded."""
-        earlier_base = subtask.meta.get("base")
+        earlier_base = subtask.record.base
         unfinished = subtask.status in (Status.PENDING, Status.IN_PROGRESS)
         if not unfinished or not isinstance(earlier_base, str):
             return None
