@@ -24,7 +24,7 @@ from merge import Finding, overlap_detail, words
 from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.prompts import build_resolution_prompt
-from orchestrator.build.run_context import RunContext
+from orchestrator.build.context import RunContext
 from orchestrator.door.processes import GitError, git, git_out, resolve
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint

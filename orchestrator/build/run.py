@@ -15,10 +15,10 @@ from merge import MergeResult, words
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
+from orchestrator.build.context import RunContext
 from orchestrator.build.hints import next_steps
 from orchestrator.build.preflight import Target, check_repository, ensure_identity
 from orchestrator.build.resolution import recover_rounds
-from orchestrator.build.run_context import RunContext
 from orchestrator.build.scheduler import run_phases
 from orchestrator.build.stale import find_stale, reconcile
 from orchestrator.build.user_checkout import checkout_note
