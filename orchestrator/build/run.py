@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 import trio
@@ -43,13 +43,15 @@ from orchestrator.workspace.worktrees import Worktrees
 # Makes the build's sink (the live display, plain lines or JSON) once the plan is read: the
 # command line passes it in, so the build never imports a renderer.
 OpenSink = Callable[[Plan], Sink]
+OpenPlacement = Callable[[Workshop], AbstractAsyncContextManager[Placement]]
 
 
 def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
-              agent: Agent | None = None) -> int:
+              agent: Agent | None = None, placement: OpenPlacement | None = None) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7).
     `agent`, when given, is used instead of the one the settings configure (in-process
-    tests run the real scheduler with a fake agent this way)."""
+    tests run the real scheduler with a fake agent this way); `placement` likewise opens the
+    build's placement instead of the one the `runner` setting chooses."""
     plan = PlanStore(spec.folder).read()
     if agent is None:
         check_agent_configured(settings, spec.repo)
@@ -57,7 +59,8 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(partial(_build_main, open_sink=open_sink, given=agent), spec,
+        return _run_trio(partial(_build_main, open_sink=open_sink, given=agent,
+                                 open_given=placement), spec,
                          settings, target, plan)
 
 
@@ -129,7 +132,8 @@ async def open_placement(shop: Workshop) -> AsyncIterator[Placement]:
 
 
 async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
-                      open_sink: OpenSink, given: Agent | None = None) -> int:
+                      open_sink: OpenSink, given: Agent | None = None,
+                      open_given: OpenPlacement | None = None) -> int:
     sink = open_sink(plan)
     started = time.monotonic()
     try:
@@ -139,7 +143,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
             shop = Workshop(spec=spec, settings=settings, worktrees=worktrees, agent=agent,
                             agent_label=agent_label(settings) if given is None else agent.name,
                             run_logs=RunLogs())
-            async with open_placement(shop) as placement, trio.open_nursery() as background:
+            async with (open_given or open_placement)(shop) as placement, \
+                    trio.open_nursery() as background:
                 ctx = RunContext(spec=spec, settings=settings,
                                  records=Records(PlanStore(spec.folder)), sink=sink,
                                  worktrees=worktrees, background=background, agent=agent,
