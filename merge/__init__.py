@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         OverlapPolicy,
         group_overlaps,
         integrate,
+        is_ancestor,
         merge_chain,
         move_ref,
     )
@@ -76,7 +77,7 @@ _MODULES: dict[str, tuple[str, ...]] = {  # where each public name lives
     "merge.globs": ("any_intersect", "intersect", "is_glob", "matches", "normalize"),
     "merge.integrate": (
         "CAS_RETRIES", "Candidate", "IntegrationRace", "MergeResult", "OverlapPolicy",
-        "group_overlaps", "integrate", "merge_chain", "move_ref"
+        "group_overlaps", "integrate", "is_ancestor", "merge_chain", "move_ref"
     ),
     "merge.markdown": ("Places", "describe_hunk", "render_markdown"),
     "merge.overlap": ("Overlap", "overlap_detail"),
@@ -129,6 +130,7 @@ __all__ = [
     "group_overlaps",
     "integrate",
     "intersect",
+    "is_ancestor",
     "is_glob",
     "is_lock_contention",
     "list_worktrees",

@@ -15,7 +15,7 @@ from orchestrator import __version__
 from orchestrator.cli.quick import repo_at, say_json, spec_at
 from orchestrator.cli.support import EPILOG, run_main
 from orchestrator.errors import OrchestrateError
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orchestrator import names
 from orchestrator.errors import OrchestrateError, UsageError
-from orchestrator.plan.model import load_plan, require_subtasks
+from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import Spec, all_specs, resolve_spec
 
 WITH_SPEC = ("status", "validate")
