@@ -29,7 +29,7 @@ from merge.conflicts import (
     parse_merge_tree,
 )
 from merge.failpoints import crash_if_named
-from merge.gitcmd import GitError, run_git
+from merge.gitcmd import CommitWriter, GitError, run_git
 from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
 from merge.overlap import Overlap, find_overlaps
 
@@ -76,7 +76,9 @@ def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate],
     overlaps = _group_overlaps(repo, candidates)
     for _ in range(CAS_RETRIES):
         start = rev_parse(repo, ref)
-        results, tip = _merge_chain(repo, start, candidates, overlaps, overlap)
+        with CommitWriter(repo) as writer:
+            results, tip = _merge_chain(repo, start, candidates, overlaps, overlap,
+                                        writer=writer)
         if tip == start or _move_ref(repo, ref, tip, start, f"merge {len(candidates)} branches"):
             return results
     raise IntegrationRace(f"{ref} kept moving while merging {len(candidates)} branches; "
@@ -108,10 +110,12 @@ def merge_chain(repo: Path, start: str, candidates: Sequence[Candidate], *,
     results: list[MergeResult] = []
     done = dict(integrated or {})
     tip = start
-    for candidate in candidates:
-        found, tip = _merge_chain(repo, tip, [candidate], list(overlaps), overlap, done)
-        results += found
-        tips.append(tip)
+    with CommitWriter(repo) as writer:
+        for candidate in candidates:
+            found, tip = _merge_chain(repo, tip, [candidate], list(overlaps), overlap, done,
+                                      writer=writer)
+            results += found
+            tips.append(tip)
     return Chain(start, tuple(results), tuple(tips))
 
 
@@ -127,8 +131,8 @@ def group_overlaps(repo: Path, candidates: Sequence[Candidate]) -> list[Overlap]
 
 def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
                  overlaps: list[Overlap], policy: OverlapPolicy,
-                 integrated: dict[str, str] | None = None,
-                 ) -> tuple[list[MergeResult], str]:
+                 integrated: dict[str, str] | None = None, *,
+                 writer: CommitWriter | None = None) -> tuple[list[MergeResult], str]:
     """Each candidate's merge commit on top of the previous one; returns the results and the
     last commit. Nothing moves yet: the caller swaps the ref once for the whole chain."""
     contained = contained_in(repo, tip, [c.head for c in candidates])
@@ -144,7 +148,7 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
         elif blocked:
             result = blocked_result(candidate.subtask_id, blocked)
         else:
-            result = merge_commit_onto(repo, tip, candidate)
+            result = merge_commit_onto(repo, tip, candidate, writer)
         if result.outcome != words.CONFLICT:
             integrated[candidate.subtask_id] = candidate.head
         if result.outcome == words.MERGED and result.merge_commit:
@@ -153,13 +157,18 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
     return results, tip
 
 
-def merge_commit_onto(repo: Path, tip: str, candidate: Candidate) -> MergeResult:
-    """The merge commit of `candidate` onto `tip` (no ref moves), or the conflicts."""
+def merge_commit_onto(repo: Path, tip: str, candidate: Candidate,
+                      writer: CommitWriter | None = None) -> MergeResult:
+    """The merge commit of `candidate` onto `tip` (no ref moves), or the conflicts; written
+    by `writer` (one process for a chain of merges) if given."""
     merged = merge_tree(repo, tip, candidate.head)
     if not merged.clean:
         return conflict_result(candidate.subtask_id, merged)
-    commit = run_git(repo, "commit-tree", "--no-gpg-sign", merged.tree, "-p", tip,
-                     "-p", candidate.head, input=candidate.message.encode()).stdout.strip()
+    if writer is not None:
+        commit = writer.commit(merged.tree, (tip, candidate.head), candidate.message)
+    else:
+        commit = run_git(repo, "commit-tree", "--no-gpg-sign", merged.tree, "-p", tip,
+                         "-p", candidate.head, input=candidate.message.encode()).stdout.strip()
     crash_if_named("merge-commit-created")
     return MergeResult(candidate.subtask_id, words.MERGED, merge_commit=commit)
 
