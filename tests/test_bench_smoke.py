@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = re.compile(r"^  (?P<name>.+?)\s+(?P<value>\d+\.\d{3})( s| MB)?$")
 
@@ -59,3 +61,25 @@ def test_the_check_gate_benchmark_runs_and_counts_its_check_runs(tmp_path: Path)
     # one culprit (s3): the base, all four, at most two probes, the rest re-merged
     assert figures["1 culprit: orchestrate check runs"] <= 1 + 1 + 2 + 1
     assert figures["1 culprit: orchestrate merge stage"] > 0
+
+
+@pytest.mark.slow
+def test_the_speed_benchmark_prints_every_figure_and_ratio(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_speed.py"), "--files", "300",
+         "--big-files", "600", "--subtasks", "3", "--parallel", "2", "--sleep", "0.1",
+         "--branches", "3", "--overhead-subtasks", "2", "--overhead-parallel", "2",
+         "--repeat", "1"],
+        env={**os.environ, "ORCHESTRATE_BENCH_CACHE": str(tmp_path / "cache")},
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    figures = {m["name"].strip(): float(m["value"])
+               for m in map(FIGURE.match, done.stdout.splitlines()) if m}
+    expected = {
+        "orchestrate, 1st build / ideal", "orchestrate, 1st build / naive",
+        "orchestrate, 2nd build / ideal", "orchestrate, 2nd build / naive",
+        "per subtask, 600 files / per subtask, 300 files", "status / git status",
+        "version / git status", "orchestrate / naive"}
+    assert expected <= set(figures), done.stdout
+    assert all(value > 0 for value in figures.values()), done.stdout
+    assert "load " in done.stdout
