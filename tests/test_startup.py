@@ -83,7 +83,7 @@ def test_importtime_of_the_real_program(specs: Path) -> None:
     assert "001-good: 0/3 completed" in done.stdout
     imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line]
-    assert "orchestrator.cli.quick" in imported
+    assert "orchestrator.face.quick" in imported
     assert "click" not in imported  # the quick path: see below
     assert _heavy(imported) == []
 

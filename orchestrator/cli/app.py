@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orchestrator import __version__
-from orchestrator.cli.quick import repo_at, say_json, spec_at
 from orchestrator.cli.support import EPILOG, run_main
 from orchestrator.errors import OrchestrateError
+from orchestrator.face.quick import repo_at, say_json, spec_at
 from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec
 
@@ -41,7 +41,7 @@ class _Group(click.Group):
 
 
 def _crash_note() -> int:
-    from orchestrator.cli.quick import crash_note
+    from orchestrator.face.quick import crash_note
 
     return crash_note()
 
@@ -58,11 +58,9 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 def main() -> None:
-    from orchestrator.cli import register
     from orchestrator.interrupts import term_as_interrupt
 
     term_as_interrupt()
-    register()
     run_main(cli)
 
 

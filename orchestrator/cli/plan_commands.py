@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator.cli.app import cli, repo_of
-from orchestrator.cli.quick import show_specs, show_status, show_validation
 from orchestrator.cli.support import spec_argument
+from orchestrator.face.quick import show_specs, show_status, show_validation
 
 if TYPE_CHECKING:
     pass

@@ -7,7 +7,9 @@ third of it).
 `--help`, a missing or extra argument, an unknown option, shell completion) returns None and
 goes through click, which then reports usage errors as usual. The commands' bodies live here
 and the click commands call them, so both paths print the same thing and exit alike; errors
-become the same messages and exit codes as in app.py."""
+become the same messages and exit codes as in cli/app.py. The program (orchestrator/__main__.py)
+calls `run_quick` before it imports the command line; it lives in face/ so that importing it
+does not load orchestrator/cli/, whose package registers every command with click."""
 
 from __future__ import annotations
 
@@ -30,9 +32,6 @@ def run_quick(args: list[str]) -> int | None:
     if shape is None or "_ORCHESTRATE_COMPLETE" in os.environ:
         return None
     command, spec, as_json = shape
-    from orchestrator.interrupts import term_as_interrupt
-
-    term_as_interrupt()
     try:
         if command == "status":
             show_status(None, spec, as_json)
@@ -98,12 +97,48 @@ def repo_at(given: Path | None) -> Path:
     where = "option --repo" if given else "the current directory"
     if not start.is_dir():
         raise UsageError(f"{where}: {start} is not a folder")
+    if top := plain_top(start):
+        return top
     found = run_git(start, "rev-parse", "--show-toplevel", check=False)
     if found.returncode != 0 or not found.stdout.strip():
         raise UsageError(f"{where}: {start.resolve()} is not inside a git repository "
                          "with a working tree",
                          "Run orchestrate inside your repository or pass --repo PATH.")
     return Path(found.stdout.strip())
+
+
+GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES",
+                          "GIT_DISCOVERY_ACROSS_FILESYSTEM")
+
+
+def plain_top(start: Path) -> Path | None:
+    """What `git rev-parse --show-toplevel` says for a plain layout, without starting git: the
+    nearest folder at or above `start` holding a `.git` folder (with a HEAD) or a `.git` file
+    (a worktree's or a submodule's), owned by this user. None whenever git's own rules could
+    differ (variables that move or bound the search, a `.git` of another owner, a
+    `core.worktree`, anything unreadable): then git answers."""
+    if any(name in os.environ for name in GIT_LOCATION_VARIABLES):
+        return None
+    try:
+        folder = start.resolve()
+        if ".git" in folder.parts:  # inside the admin folder: git says "not a work tree"
+            return None
+        for candidate in (folder, *folder.parents):
+            dot_git = candidate / ".git"
+            if not os.path.lexists(dot_git):
+                continue
+            info = dot_git.lstat()
+            if info.st_uid != os.getuid():
+                return None
+            if dot_git.is_file() and not dot_git.is_symlink():
+                return candidate
+            if dot_git.is_dir() and not dot_git.is_symlink() and (dot_git / "HEAD").is_file() \
+                    and "worktree" not in (dot_git / "config").read_text(errors="replace"):
+                return candidate
+            return None
+    except OSError:
+        return None
+    return None
 
 
 def spec_at(given: Path | None, name: str) -> Spec:
