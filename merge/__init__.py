@@ -5,17 +5,17 @@ Plain synchronous code on git plumbing: no trio, no agents, no working tree. Thi
 face: orchestrator/ imports `merge` and nothing below it, so what is public is listed here.
 
 The face is lazy: a name is imported from its module when first used, so that a command
-needing one helper (e.g. `status` reading a plan) does not load the whole engine. Except
-`integrate`, a function named like its module: importing the module binds the module to that
-name here, so the module is imported first and the function bound over it, once.
+needing one helper (e.g. `status` reading a plan) does not load the whole engine. `integrate`
+is a function named like its module; importing a submodule binds it to its name here, so this
+module refuses to bind a submodule over one of its public names (`_Face`).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
-
-from merge.integrate import integrate
 
 if TYPE_CHECKING:
     from merge import words
@@ -87,6 +87,19 @@ _MODULES: dict[str, tuple[str, ...]] = {  # where each public name lives
 }
 _HOMES = {name: module for module, names in _MODULES.items() for name in names}
 
+
+
+class _Face(types.ModuleType):
+    """This module's type: a submodule imported later (`merge.integrate`) does not replace the
+    public name it shares (the function `integrate`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _HOMES:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Face
 
 
 def __getattr__(name: str) -> Any:

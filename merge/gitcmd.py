@@ -17,11 +17,14 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tempfile import TemporaryDirectory
 
 _LEAKY_VARS = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY",
                "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
@@ -202,7 +205,7 @@ class CommitWriter:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self._process: subprocess.Popen[bytes] | None = None
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._folder: TemporaryDirectory[str] | None = None
         self._header: str | None = None
         self._count = 0
 
@@ -225,7 +228,9 @@ class CommitWriter:
 
     def _write(self, content: bytes) -> str:
         if self._process is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="orchestrate-commits-")
+            from tempfile import TemporaryDirectory  # here: tempfile loads shutil, bz2, lzma
+
+            self._folder = TemporaryDirectory(prefix="orchestrate-commits-")
             self._process = subprocess.Popen(
                 ["git", "hash-object", "-w", "-t", "commit", "--stdin-paths", "--no-filters"],
                 cwd=self.repo, env=git_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
