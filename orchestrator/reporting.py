@@ -82,7 +82,8 @@ def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> Confli
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
-    """The check's command, runs and flaky passes (SPEC 9), when a check judged this plan."""
+    """The check's command, runs (and those a sequential gate would have needed) and flaky
+    passes (SPEC 9), when a check judged this plan."""
     meta = plan.meta
     command = _text(meta.get("check_command"))
     if command is None:
@@ -90,6 +91,7 @@ def check_summary(plan: Plan) -> dict[str, Any] | None:
     checks = meta.get("checks")
     flaky = meta.get("check_flaky")
     return {"command": command, "runs": meta.get("check_runs") or 0,
+            "sequential_runs": meta.get("check_runs_sequential") or 0,
             "judged": len(checks) if isinstance(checks, dict) else 0,
             "flaky": list(flaky) if isinstance(flaky, list) else []}
 
