@@ -135,7 +135,8 @@ def make_repo(scratch: Path, scenario: Scenario, env: dict[str, str]) -> tuple[P
     return repo, base
 
 
-def write_plan(repo: Path, scenario: Scenario, base: str, env: dict[str, str]) -> None:
+def write_plan(repo: Path, scenario: Scenario, base: str, env: dict[str, str],
+               history: tuple[int, int] | None = None) -> None:
     folder = repo / ".orchestrate" / "specs" / SPEC
     folder.mkdir(parents=True)
     subtasks = []
@@ -149,6 +150,8 @@ def write_plan(repo: Path, scenario: Scenario, base: str, env: dict[str, str]) -
                         "subtasks": subtasks}],
             "orchestrate": {"integration_branch": f"orchestrate/{SPEC}/integration",
                             "base": base}}
+    if history is not None:  # what an earlier build of the spec recorded (SPEC 9)
+        plan["orchestrate"].update(gate_culprits=history[0], gate_judged=history[1])
     (folder / "implementation_plan.json").write_text(json.dumps(plan, indent=2))
 
 
@@ -212,13 +215,21 @@ def sequential(repo: Path, scratch: Path, scenario: Scenario, base: str,
 
 
 def measure(scenario: Scenario, args: argparse.Namespace, scratch: Path,
-            env: dict[str, str]) -> tuple[Outcome, Outcome]:
-    (scratch / "check.py").write_text(CHECK)
-    repo, base = make_repo(scratch, scenario, env)
-    write_plan(repo, scenario, base, env)
-    gate = sequential(repo, scratch, scenario, base, args, env)
-    mine = ours(repo, scratch, scenario, args, env)
-    return mine, gate
+            env: dict[str, str]) -> tuple[Outcome, Outcome, Outcome]:
+    """orchestrate on a new spec, orchestrate on a spec whose earlier build of n branches
+    at the same rate recorded its culprits, and the sequential gate."""
+    outcomes = []
+    earlier = len(_culprits(scenario.n, scenario.rate, f"earlier-{scenario}"))
+    for name, history in (("cold", None), ("warm", (earlier, scenario.n))):
+        folder = scratch / name
+        folder.mkdir()
+        (folder / "check.py").write_text(CHECK)
+        repo, base = make_repo(folder, scenario, env)
+        write_plan(repo, scenario, base, env, history)
+        outcomes.append(ours(repo, folder, scenario, args, env))
+        if name == "cold":
+            gate = sequential(repo, folder, scenario, base, args, env)
+    return outcomes[0], outcomes[1], gate
 
 
 def main() -> int:
@@ -237,29 +248,30 @@ def main() -> int:
     sizes = [int(x) for x in args.sizes.split(",")]
     rates = [float(x) for x in args.rates.split(",")]
     if not args.json:
-        print("| n | p | culprits | orchestrate runs | gate runs | ratio | reruns (ours/gate) "
-              "| orchestrate s | gate s | verdicts equal |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| n | p | culprits | runs: new spec | runs: spec with history | sequential gate "
+              "| ratio new / with history | reruns (new/gate) | s: new | s: with history "
+              "| s: gate | verdicts equal |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
         for number, scenario in enumerate(scenarios(sizes, rates, args.seed)):
             scratch = Path(tmp) / f"row{number}"
             scratch.mkdir()
-            mine, gate = measure(scenario, args, scratch, env)
-            equal = mine.ejected == gate.ejected and mine.tree == gate.tree
-            failed |= not equal or mine.runs > gate.runs
+            cold, warm, gate = measure(scenario, args, scratch, env)
+            equal = all(o.ejected == gate.ejected and o.tree == gate.tree for o in (cold, warm))
+            failed |= not equal
             row = {"n": scenario.n, "p": scenario.label, "culprits": len(gate.ejected),
-                   "orchestrate_runs": mine.runs, "gate_runs": gate.runs,
-                   "ratio": round(mine.runs / gate.runs, 2),
-                   "orchestrate_reruns": mine.reruns, "gate_reruns": gate.reruns,
-                   "orchestrate_s": round(mine.seconds, 2), "gate_s": round(gate.seconds, 2),
-                   "verdicts_equal": equal}
+                   "runs_new": cold.runs, "runs_history": warm.runs, "runs_gate": gate.runs,
+                   "reruns_new": cold.reruns, "reruns_gate": gate.reruns,
+                   "s_new": round(cold.seconds, 2), "s_history": round(warm.seconds, 2),
+                   "s_gate": round(gate.seconds, 2), "verdicts_equal": equal}
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
-                print(f"| {row['n']} | {row['p']} | {row['culprits']} | {mine.runs} | "
-                      f"{gate.runs} | {row['ratio']:.2f} | {mine.reruns}/{gate.reruns} | "
-                      f"{mine.seconds:.2f} | {gate.seconds:.2f} | "
+                print(f"| {row['n']} | {row['p']} | {row['culprits']} | {cold.runs} | "
+                      f"{warm.runs} | {gate.runs} | {cold.runs / gate.runs:.2f} / "
+                      f"{warm.runs / gate.runs:.2f} | {cold.reruns}/{gate.reruns} | "
+                      f"{cold.seconds:.2f} | {warm.seconds:.2f} | {gate.seconds:.2f} | "
                       f"{'yes' if equal else 'NO'} |", flush=True)
     return 1 if failed else 0
 
