@@ -7,7 +7,8 @@ branches of the same repository, in the same run.
 
 For every n and culprit rate p it generates n finished branches of one parallel phase (each
 adds its own file; a culprit, drawn with probability p from a seeded generator, also adds a
-`broken-*.flag` file the check fails on), plus, per n, two more rows at p = 0.05: one with a
+`broken-*.flag` file the check fails on; round(p n) culprits at seeded random positions),
+plus, per n, two more rows at p = 0.05: one with a
 pair of branches that fail only together, and one with a flaky check (a tree fails its first
 run with probability 0.2). Then:
 
@@ -94,8 +95,8 @@ def _ids(n: int) -> list[str]:
 
 
 def _culprits(n: int, rate: float, seed: str) -> frozenset[str]:
-    rnd = random.Random(seed)
-    return frozenset(i for i in _ids(n) if rnd.random() < rate)
+    """round(rate * n) culprits at seeded random positions: the rate itself, not a draw."""
+    return frozenset(random.Random(seed).sample(_ids(n), round(rate * n)))
 
 
 def scenarios(sizes: list[int], rates: list[float], seed: int) -> list[Scenario]:
