@@ -6,14 +6,15 @@ branches of the same repository, in the same run.
     .venv/bin/python scripts/bench_gate.py --sizes 8 --rates 0,0.5
 
 For every n and culprit rate p it generates n finished branches of one parallel phase (each
-adds its own file; a culprit, drawn with probability p from a seeded generator, also adds a
-`broken-*.flag` file the check fails on; round(p n) culprits at seeded random positions),
-plus, per n, two more rows at p = 0.05: one with a
-pair of branches that fail only together, and one with a flaky check (a tree fails its first
-run with probability 0.2). Then:
+adds its own file; round(p n) culprits at seeded random positions also add a `broken-*.flag`
+file the check fails on), plus, per n, two more rows at p = 0.05: one with a pair of branches
+that fail only together, and one with a flaky check (a tree fails its first run with
+probability 0.2). Then:
 
 * orchestrate: `orchestrate merge SPEC --check CMD` (the branches recorded as committed work
-  waiting to be merged), process start included;
+  waiting to be merged), process start included, twice: on a new spec, and on a spec whose
+  earlier build of n branches at the same rate left its culprit count in the plan
+  (`orchestrate.gate_culprits` / `gate_judged`);
 * the sequential gate: in a worktree, for each branch in plan order, `git merge --no-ff`, the
   check, a failing check rerun `--check-retries` times, and a merge whose check still fails
   undone (`git reset --hard HEAD~1`); its base checked first.
