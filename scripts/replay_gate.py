@@ -2,7 +2,7 @@
 """Replay of real history with a real test suite as the check: `orchestrate merge --check`
 against a sequential gate, on the same branches, in the same run.
 
-    .venv/bin/python scripts/replay_gate.py                 # more-itertools 9.0.0 .. 11.2.1
+    .venv/bin/python scripts/replay_gate.py                 # more-itertools 9.0.0 .. 11.2.0
     .venv/bin/python scripts/replay_gate.py --versions 10.0.0,10.1.0,10.2.0
 
 The successive releases of a small pure-Python library (more-itertools; its sdists come from
@@ -33,8 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gate import SPEC, Outcome, counted, git  # type: ignore[import-not-found]
 
+# 11.2.0's suite fails on Python 3.11 and 11.2.1 repairs it: with 11.2.1 in the range a batch
+# gate keeps 11.2.0 (the chain's last commit passes) where a sequential gate drops it; see
+# docs/benchmarks.md
 VERSIONS = ("9.0.0,9.1.0,10.0.0,10.1.0,10.2.0,10.3.0,10.4.0,10.5.0,10.6.0,10.7.0,10.8.0,"
-            "11.0.0,11.0.1,11.0.2,11.1.0,11.2.0,11.2.1")
+            "11.0.0,11.0.1,11.0.2,11.1.0,11.2.0")
 SUITE = """\
 import os, subprocess, sys
 with open(sys.argv[1], "a") as log:
