@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import trio
 
 from orchestrator.agents.ratelimit import GROW_AFTER, RequestLimit
 from tests.buildkit import SPEC, subtasks
 from tests.conftest import claude_env, phase, plan_of, run_cli, write_plan
 from tests.fake_anthropic import FakeAnthropic, editor, error, reply
+
+pytestmark = pytest.mark.slow  # real builds against a rate-limiting fake API
 
 IDS = [f"sub-{n}" for n in range(1, 7)]
 

@@ -68,6 +68,7 @@ def test_status_reads_phase_ids_titles_and_depends_on_by_each_kind_of_key(repo: 
                    ("phase-settings", "Settings toggle", ["2", "1"], ["toggle"])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["autoclaude-subtask-id.json", "autoclaude-phase-keys.json"])
 def test_alias_plan_builds_in_dependency_order_and_gets_no_id_key(
         repo: Path, recorder: Recorder, name: str) -> None:
@@ -119,6 +120,7 @@ def _alias_plan() -> dict[str, Any]:
                     "subtasks": subtasks})
 
 
+@pytest.mark.slow
 def test_every_status_alias_is_read_and_every_written_status_is_canonical(
         repo: Path, recorder: Recorder) -> None:
     path = write_plan(repo, SPEC, _alias_plan())
@@ -135,6 +137,7 @@ def test_every_status_alias_is_read_and_every_written_status_is_canonical(
         assert written == ("completed" if f"s{n}" in ran else word)
 
 
+@pytest.mark.slow
 def test_an_unknown_status_is_exit_2_and_the_plan_is_unchanged(repo: Path) -> None:
     commands = [("validate", "001"), ("status", "001"),
                 ("build", "001", "--agent-command", "true")]
@@ -168,6 +171,7 @@ def _verification_plan() -> dict[str, Any]:
     ]})
 
 
+@pytest.mark.slow
 def test_verification_types_run_or_are_recorded_as_skipped(repo: Path,
                                                            recorder: Recorder) -> None:
     path = write_plan(repo, SPEC, _verification_plan())
@@ -228,6 +232,7 @@ def _auto_claude_spec(repo: Path, completed: bool) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("completed", [True, False])
 def test_auto_claude_branch_is_the_base_only_when_the_spec_has_completed_subtasks(
         repo: Path, recorder: Recorder, completed: bool) -> None:
@@ -253,6 +258,7 @@ def test_auto_claude_branch_is_the_base_only_when_the_spec_has_completed_subtask
     assert git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
 
 
+@pytest.mark.slow
 def test_base_option_wins_over_the_auto_claude_branch(repo: Path, recorder: Recorder) -> None:
     _auto_claude_spec(repo, completed=True)
     done = run_cli(repo, "build", "002", "--base", "main", "--agent-command", agent_command(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.buildkit import SPEC, subtasks
 from tests.conftest import (
     claude_env,
@@ -17,6 +19,8 @@ from tests.conftest import (
 )
 from tests.fake_anthropic import FakeAnthropic, editor, reply
 from tests.presets_support import claude_result, install_fake_tools
+
+pytestmark = pytest.mark.slow  # real builds that spend a budget
 
 IDS = [f"sub-{n}" for n in range(1, 7)]
 # the fake's default usage is 100 input and 20 output tokens per call; two calls per subtask:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.buildkit import (
     INTEGRATION,
     SPEC,
@@ -21,6 +23,8 @@ from tests.buildkit import (
     worktree_paths,
 )
 from tests.conftest import commit_all, git, phase, plan_of, read_json, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # real builds with agent processes
 
 
 def test_a_parallel_phase_runs_exactly_max_parallel_agents_at_once(

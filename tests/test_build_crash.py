@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from orchestrator.plan.model import Plan
 from orchestrator.plan.store import PlanStore
 from tests.buildkit import (
@@ -32,6 +34,8 @@ from tests.buildkit import (
     wait_until,
 )
 from tests.conftest import phase, plan_of, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # kill -9 of real builds at random moments
 
 IDS = ["p1", "p2", "p3", "p4", "s1", "s2", "q1", "q2"]
 

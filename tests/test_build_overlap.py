@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, phase, plan_of, read_json, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # real builds whose agents edit one file
 
 AGENT = ('if [ "$ORCHESTRATE_SUBTASK_ID" = a ]; then sed -i "s/^line 2$/line two/" src/app.py; '
          'else sed -i "s/^line 18$/line eighteen/" src/app.py; fi')

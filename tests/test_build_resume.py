@@ -7,6 +7,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.buildkit import (
     INTEGRATION,
     SPEC,
@@ -18,6 +20,8 @@ from tests.buildkit import (
     subtasks,
 )
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # several real builds per test
 
 
 def test_completed_subtasks_are_not_run_again(repo: Path, recorder: Recorder) -> None:

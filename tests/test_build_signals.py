@@ -28,6 +28,8 @@ from tests.buildkit import (
 )
 from tests.conftest import phase, plan_of, run_cli, write_plan
 
+pytestmark = pytest.mark.slow  # real builds stopped by signals and timeouts
+
 
 @pytest.mark.parametrize("grandchild", ["plain", "ignore-term"])
 def test_timeout_kills_the_agent_and_its_grandchild(repo: Path, recorder: Recorder,

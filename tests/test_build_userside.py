@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.buildkit import (
     INTEGRATION,
     SPEC,
@@ -33,6 +35,7 @@ def checkout_snapshot(repo: Path) -> dict[str, Any]:
             "files": files}
 
 
+@pytest.mark.slow
 def test_the_users_checkout_is_untouched(repo: Path, recorder: Recorder) -> None:
     (repo / ".git" / "info" / "exclude").write_text("/.orchestrate/\n")
     (repo / "src" / "app.py").write_text("staged edit\n")
@@ -83,6 +86,7 @@ def test_no_agent_configured_is_exit_2_saying_how(repo: Path, recorder: Recorder
     assert worktree_paths(repo) == [str(repo)]
 
 
+@pytest.mark.slow
 def test_json_prints_one_object_per_event(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True), phase(2, ["c"])))
     done = run_cli(repo, "build", SPEC, "--json", "--agent-command", agent_command(),

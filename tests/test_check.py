@@ -31,7 +31,8 @@ from tests.conftest import commit_files, git, phase, plan_of, read_json, run_cli
 
 # These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
 # unless a test asks for them with --resolve agent.
-pytestmark = pytest.mark.usefixtures("manual_resolution")
+# slow: real builds running a check script per candidate
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("manual_resolution")]
 
 CHECK_SCRIPT = '''\
 """Fails when every file of one of its `a+b` rules exists; logs each run to argv[1]."""

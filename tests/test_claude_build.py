@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import (
     FAKE_API_KEY,
     claude_env,
@@ -17,6 +19,8 @@ from tests.conftest import (
     write_plan,
 )
 from tests.fake_anthropic import FakeAnthropic, bash, editor, garbage, reply
+
+pytestmark = pytest.mark.slow  # real builds with the claude agent over HTTP
 
 SPEC = "001-demo"
 INTEGRATION = f"orchestrate/{SPEC}/integration"

@@ -14,6 +14,8 @@ from tests.buildkit import INTEGRATION, SPEC, subtasks
 from tests.conftest import FAKE_API_KEY, git, phase, plan_of, read_json, run_cli, write_plan
 from tests.fake_anthropic import FakeAnthropic, reply, tool
 
+pytestmark = pytest.mark.slow  # the real Claude Code CLI
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "claude"
 QUIET = {"DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",

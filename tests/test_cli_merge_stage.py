@@ -1,5 +1,6 @@
-"""`orchestrate report`, `review` and `clean` run as the real program on a repository whose plan
-was written by hand with `orchestrate` records pointing at real branches."""
+"""`orchestrate report`, `review` and `clean` run as the real program (in-process,
+tests/cli_inprocess.py, where no terminal or second process is needed) on a repository whose
+plan was written by hand with `orchestrate` records pointing at real branches."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from orchestrator.plan.specs import resolve_spec
 from orchestrator.plan.store import RunLock
+from tests.cli_inprocess import run_cli_in_process
 from tests.conftest import ORCHESTRATE, git, run_cli, write_plan
 from tests.report_scenario import NOW, build_scenario
 from tests.test_reporting import GOLDEN
@@ -32,11 +34,12 @@ def scenario(repo: Path) -> Path:
 
 
 def test_report_prints_each_format(scenario: Path) -> None:
-    md = run_cli(scenario, "report", "001", env=PINNED, check=0).stdout
+    md = run_cli_in_process(scenario, "report", "001", env=PINNED, check=0).stdout
     assert md == (GOLDEN / "report.md").read_text()
-    github = run_cli(scenario, "report", "001", "--format", "github", env=PINNED, check=0)
+    github = run_cli_in_process(scenario, "report", "001", "--format", "github", env=PINNED,
+                                check=0)
     assert github.stdout == (GOLDEN / "report.github").read_text()
-    data = json.loads(run_cli(scenario, "report", "001-demo", "--format", "json",
+    data = json.loads(run_cli_in_process(scenario, "report", "001-demo", "--format", "json",
                               env=PINNED, check=0).stdout)
     assert data["generated_at"] == NOW
     assert [(c["kind"], c["path"], c["detail"]) for c in data["conflicts"]] == [
@@ -49,28 +52,30 @@ def test_report_does_not_write_or_change_anything(scenario: Path) -> None:
     plan = scenario / ".orchestrate/specs/001-demo/implementation_plan.json"
     before = (plan.read_bytes(), git(scenario, "for-each-ref"), git(scenario, "status",
                                                                        "--porcelain"))
-    run_cli(scenario, "report", "001", check=0)
+    run_cli_in_process(scenario, "report", "001", check=0)
     assert (plan.read_bytes(), git(scenario, "for-each-ref"),
             git(scenario, "status", "--porcelain")) == before
     assert not (plan.parent / "conflict_report.md").exists()
 
 
 def test_report_rejects_an_unknown_format_and_spec(scenario: Path) -> None:
-    assert "--format" in run_cli(scenario, "report", "001", "--format", "html", check=2).stderr
-    assert "no spec folder named '999'" in run_cli(scenario, "report", "999", check=2).stderr
+    done = run_cli_in_process(scenario, "report", "001", "--format", "html", check=2)
+    assert "--format" in done.stderr
+    done = run_cli_in_process(scenario, "report", "999", check=2)
+    assert "no spec folder named '999'" in done.stderr
 
 
 def test_report_on_a_plan_that_never_ran(repo: Path) -> None:
     write_plan(repo, "002-fresh", {"phases": [{"phase": 1, "subtasks": [{"id": "x"}]}]})
-    data = json.loads(run_cli(repo, "report", "002", "--format", "json", check=0).stdout)
+    data = json.loads(run_cli_in_process(repo, "report", "002", "--format", "json", check=0).stdout)
     assert data["integration_branch"] == "orchestrate/002-fresh/integration"
     assert data["conflicts"] == []
     assert data["summary"]["subtasks"] == 1
-    assert "No conflicts or overlaps." in run_cli(repo, "report", "002", check=0).stdout
+    assert "No conflicts or overlaps." in run_cli_in_process(repo, "report", "002", check=0).stdout
 
 
 def test_review_lists_commits_and_diffstat_per_subtask(scenario: Path) -> None:
-    out = run_cli(scenario, "review", "001", check=0).stdout
+    out = run_cli_in_process(scenario, "review", "001", check=0).stdout
     assert "integration branch orchestrate/001-demo/integration" in out
     assert "ui  conflict  merge=conflict" in out
     assert "ui: work" in out  # the commit subject
@@ -83,7 +88,7 @@ def test_review_lists_commits_and_diffstat_per_subtask(scenario: Path) -> None:
 
 def test_review_of_one_subtask_prints_its_diff_without_colour_when_piped(
         scenario: Path) -> None:
-    out = run_cli(scenario, "review", "001", "ui", check=0).stdout
+    out = run_cli_in_process(scenario, "review", "001", "ui", check=0).stdout
     assert out.startswith("diff --git a/notes.txt b/notes.txt")
     assert "-line 5\n+five by ui\n" in out
     assert "\x1b[" not in out
@@ -113,11 +118,11 @@ def test_review_shows_the_branch_as_it_is_now(scenario: Path) -> None:
     tip = git(scenario, "rev-parse", "orchestrate/001-demo/ui")
     fixed = git(scenario, "commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", "ui: fix by hand")
     git(scenario, "update-ref", "refs/heads/orchestrate/001-demo/ui", fixed)
-    assert "ui: fix by hand" in run_cli(scenario, "review", "001", check=0).stdout
+    assert "ui: fix by hand" in run_cli_in_process(scenario, "review", "001", check=0).stdout
 
 
 def test_review_of_an_unknown_subtask_names_the_known_ones(scenario: Path) -> None:
-    done = run_cli(scenario, "review", "001", "nope", check=2)
+    done = run_cli_in_process(scenario, "review", "001", "nope", check=2)
     assert "no subtask 'nope'" in done.stderr
     assert "setup, api, ui, docs, lint, release" in done.stderr
 
@@ -159,7 +164,7 @@ def test_clean_removes_dirty_locked_and_pooled_worktrees_of_the_spec_only(
         scenario: Path) -> None:
     paths = _add_worktrees(scenario)
     head, status = git(scenario, "rev-parse", "HEAD"), git(scenario, "status", "--porcelain")
-    done = run_cli(scenario, "clean", "001", check=0)
+    done = run_cli_in_process(scenario, "clean", "001", check=0)
     assert "removed 3 worktrees, deleted 0 branches" in done.stdout
     assert not any(paths[k].exists() for k in ("ui", "docs", "pool"))
     assert paths["other"].is_dir()
@@ -177,10 +182,10 @@ def test_clean_removes_dirty_locked_and_pooled_worktrees_of_the_spec_only(
 
 def test_clean_branches_keeps_the_integration_branch_unless_all(scenario: Path) -> None:
     _add_worktrees(scenario)
-    done = run_cli(scenario, "clean", "001", "--branches", check=0)
+    done = run_cli_in_process(scenario, "clean", "001", "--branches", check=0)
     assert "deleted branch orchestrate/001-demo/ui" in done.stdout
     assert _branches(scenario) == ["orchestrate/001-demo/integration"]
-    run_cli(scenario, "clean", "001", "--all", check=0)
+    run_cli_in_process(scenario, "clean", "001", "--all", check=0)
     assert _branches(scenario) == []
     assert git(scenario, "branch", "--show-current") == "main"
 
@@ -188,7 +193,7 @@ def test_clean_branches_keeps_the_integration_branch_unless_all(scenario: Path) 
 def test_clean_keeps_a_branch_checked_out_elsewhere(scenario: Path) -> None:
     elsewhere = scenario.parent / "mine"
     git(scenario, "worktree", "add", "-q", str(elsewhere), "orchestrate/001-demo/api")
-    done = run_cli(scenario, "clean", "001", "--branches", check=1)
+    done = run_cli_in_process(scenario, "clean", "001", "--branches", check=1)
     assert f"kept branch orchestrate/001-demo/api: checked out in {elsewhere}" in done.stderr
     assert "orchestrate/001-demo/api" in _branches(scenario)
     assert "orchestrate/001-demo/ui" not in _branches(scenario)
@@ -197,6 +202,6 @@ def test_clean_keeps_a_branch_checked_out_elsewhere(scenario: Path) -> None:
 def test_clean_refuses_while_a_build_holds_the_run_lock(scenario: Path) -> None:
     paths = _add_worktrees(scenario)
     with RunLock(resolve_spec(scenario, "001").folder).hold():
-        done = run_cli(scenario, "clean", "001", check=3)
+        done = run_cli(scenario, "clean", "001", check=3)  # the lock is held by this process
     assert "another build of this spec is running" in done.stderr
     assert paths["ui"].is_dir()

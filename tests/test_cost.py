@@ -25,6 +25,8 @@ from tests.conftest import (
 from tests.fake_anthropic import FakeAnthropic, editor, reply
 from tests.presets_support import claude_result, install_fake_tools
 
+pytestmark = pytest.mark.slow  # real builds with fake agent tools and the fake API
+
 CLAUDE_CODE_TOKENS = {"input_tokens": 1200, "output_tokens": 300,
                       "cache_read_input_tokens": 5000, "cache_creation_input_tokens": 800}
 

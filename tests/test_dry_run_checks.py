@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 
+pytestmark = pytest.mark.slow  # spawned builds, one per refusal
+
 SPEC = "001-dry"
 AGENT = ("--agent-command", "true")
 

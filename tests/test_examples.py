@@ -11,7 +11,8 @@ import pytest
 
 from orchestrator.plan.model import Plan
 from orchestrator.plan.store import PlanStore
-from tests.conftest import run_cli, write_plan
+from tests.cli_inprocess import run_cli_in_process
+from tests.conftest import write_plan
 
 DATA = Path(__file__).parent / "data" / "examples"
 # CI clones the repository into a fresh folder with shared/ beside it.
@@ -61,7 +62,7 @@ def test_committed_copy_matches_shared_examples(name: str) -> None:
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_validates(repo: Path, name: str) -> None:
     plan = _install(repo, name)
-    done = run_cli(repo, "validate", "001", check=0)
+    done = run_cli_in_process(repo, "validate", "001", check=0)
     assert done.stdout.strip() == f"{SPEC}: {SUMMARY[name]}"
     assert plan.read_bytes() == (DATA / name).read_bytes()
 
@@ -69,7 +70,7 @@ def test_example_validates(repo: Path, name: str) -> None:
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_status_json_normalises_statuses_and_dependencies(repo: Path, name: str) -> None:
     plan = _install(repo, name)
-    done = run_cli(repo, "status", "001", "--json", check=0)
+    done = run_cli_in_process(repo, "status", "001", "--json", check=0)
     shown = json.loads(done.stdout)
     assert shown["spec"] == SPEC
     got = {p["phase"]: (p["parallel_safe"], p["depends_on"],
@@ -90,7 +91,7 @@ def test_status_aliases_and_every_depends_on_form(repo: Path) -> None:
         {"phase": 5, "depends_on": [], "subtasks": [{"id": "none", "status": None}]},
     ]}
     write_plan(repo, SPEC, raw)
-    shown = json.loads(run_cli(repo, "status", "001", "--json", check=0).stdout)
+    shown = json.loads(run_cli_in_process(repo, "status", "001", "--json", check=0).stdout)
     first = {s["id"]: s["status"] for s in shown["phases"][0]["subtasks"]}
     assert first == {f"s-{s}": s for s in statuses[:6]} | {
         "s-not_started": "pending", "s-todo": "pending", "s-done": "completed",

@@ -26,6 +26,8 @@ from tests.fault_support import (
     tree_of,
 )
 
+pytestmark = pytest.mark.slow  # a killed build and a rerun per failpoint
+
 ROOT = Path(__file__).parent.parent
 CALL = re.compile(r"\b(?:failpoint|crash_if_named)\(\"([a-z-]+)\"\)")
 # A parallel phase (one subtask fails its first attempt) then a sequential one.

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import commit_all, git, phase, plan_of, read_json, run_cli, write_plan
 
+pytestmark = pytest.mark.slow  # real builds then hand fixes
+
 SPEC = "001-fix"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
 LINES = "".join(f"line {i}\n" for i in range(1, 21))

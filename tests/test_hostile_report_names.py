@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from merge.markdown import wrap_shell
 from tests.buildkit import MANUAL_RESOLVE
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
@@ -31,6 +33,7 @@ def _commands_in(markdown: str) -> list[str]:
             if line.lstrip().startswith("::")]
 
 
+@pytest.mark.slow
 def test_a_hostile_name_in_an_add_add_conflict_never_starts_a_line_with_colons(
         repo: Path, tmp_path: Path) -> None:
     script = tmp_path / "hostile_agent.py"

@@ -21,6 +21,8 @@ from tests.fault_support import (
     tree_of,
 )
 
+pytestmark = pytest.mark.slow  # real builds in awkward repositories
+
 PLAN = plan_of(phase(1, ["alpha", "beta"], parallel=True))
 
 

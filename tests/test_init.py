@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.buildkit import Recorder, agent_command, statuses
 from tests.conftest import read_json, run_cli
 
 NAME = "001-user-login"
 
 
+@pytest.mark.slow
 def test_init_then_validate_then_build_the_starter_plan(repo: Path, recorder: Recorder) -> None:
     done = run_cli(repo, "init", NAME, check=0)
     folder = repo / ".orchestrate" / "specs" / NAME

@@ -9,6 +9,8 @@ import re
 import secrets
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import (
     INTEGRATION,
@@ -19,6 +21,8 @@ from tests.fault_support import (
     statuses,
     subtasks,
 )
+
+pytestmark = pytest.mark.slow  # real builds with hostile names
 
 HOSTILE_PATH = "notes|`x` ```,y: 100%\n## Injected heading\n::error::pwned\r|.txt"
 FIRST, SECOND = "hostile-first|`a`", "hostile-second|``b``"

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import ORCHESTRATE, phase, plan_of, run_cli, write_plan
 from tests.report_scenario import build_scenario
 
+pytestmark = pytest.mark.slow  # real builds, a pty and a pager
+
 SPEC = "001-logs"
 RUN_HEADER = re.compile(r"^######## build of (\S+) started (\S+), pid (\d+), agent (.+) ########$")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.buildkit import (
     MANUAL_RESOLVE,
     SPEC,
@@ -16,6 +18,8 @@ from tests.buildkit import (
     subtasks,
 )
 from tests.conftest import git, phase, plan_of, read_json, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # a real build with many conflicts
 
 MAX_PARALLEL = 1
 POOL = 2 * MAX_PARALLEL  # the build's pool limit

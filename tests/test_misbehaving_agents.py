@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import (
     INTEGRATION,
@@ -23,6 +25,8 @@ from tests.fault_support import (
     subtasks,
     tree_of,
 )
+
+pytestmark = pytest.mark.slow  # real builds with rogue agent processes
 
 TAME = {"ROGUE_TAME": "1"}
 

@@ -55,6 +55,7 @@ def test_errors_point_at_init_and_the_readme_not_the_spec(repo: Path) -> None:
     assert 'README\'s "Use" section' in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plan", [{"phases": []},
                                   {"phases": [{"phase": 1, "subtasks": []},
                                               {"phase": 2, "chunks": []}]}])

@@ -23,6 +23,8 @@ from tests.fault_support import (
     tree_of,
 )
 
+pytestmark = pytest.mark.slow  # a real build whose plan is broken while it runs
+
 CHANGED = "the plan changed under the run and is no longer usable"
 UNWRITABLE = "cannot write the plan"
 

@@ -1,5 +1,6 @@
-"""Malformed plans through the real CLI: exit 2, a message naming the phase/subtask and field,
-no traceback, and nothing changed (plan bytes, branches, worktrees)."""
+"""Malformed plans through the real CLI (run in-process, tests/cli_inprocess.py): exit 2, a
+message naming the phase/subtask and field, no traceback, and nothing changed (plan bytes,
+branches, worktrees)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import git, phase, plan_of, run_cli, write_plan
+from tests.cli_inprocess import run_cli_in_process
+from tests.conftest import git, phase, plan_of, write_plan
 
 SPEC = "001-broken"
 
@@ -154,7 +156,7 @@ def _snapshot(repo: Path) -> tuple[str, str]:
 
 def _assert_rejected(repo: Path, plan: Path, before: bytes, *args: str) -> str:
     branches = _snapshot(repo)
-    done = run_cli(repo, *args, SPEC.split("-")[0])
+    done = run_cli_in_process(repo, *args, SPEC.split("-")[0])
     assert done.returncode == 2, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr, done.stderr
     assert "internal error" not in done.stderr, done.stderr
@@ -223,5 +225,5 @@ def test_valid_plan_is_accepted(repo: Path) -> None:
         phase(1, ["a", "ok"], verification={"type": "command", "run": "true"}),
         phase(2, ["b"], depends_on=["1"], parallel=True),
         {"id": "p-3", "subtasks": [{"id": "c", "status": "todo", "files_to_modify": ["x.py"]}]})))
-    done = run_cli(repo, "validate", "001", check=0)
+    done = run_cli_in_process(repo, "validate", "001", check=0)
     assert "valid plan, 3 phases (1 parallel), 4 subtasks" in done.stdout

@@ -15,6 +15,8 @@ import pytest
 from tests.buildkit import INTEGRATION, SPEC, Recorder, agent_command, build, plan_path
 from tests.conftest import commit_files, git, phase, plan_of, read_json, run_cli, write_plan
 
+pytestmark = pytest.mark.slow  # real builds and pushes to a bare remote
+
 FAKE_GH = Path(__file__).resolve().parent / "fakes" / "gh.py"
 NOW = "2026-01-02T03:04:05Z"
 

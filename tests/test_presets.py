@@ -12,6 +12,8 @@ from tests.buildkit import INTEGRATION, SPEC, orchestrate_branches, subtasks, wo
 from tests.conftest import commit_all, git, phase, plan_of, run_cli, write_plan
 from tests.presets_support import install_fake_tools
 
+pytestmark = pytest.mark.slow  # real builds with each preset's fake tool
+
 EXTRA = ["--extra", "two words"]
 # what each preset must run, after the program name, with --model M and agent_args EXTRA
 EXPECTED = {

@@ -48,6 +48,8 @@ from tests.conftest import (
 )
 from tests.fake_anthropic import editor, reply
 
+pytestmark = pytest.mark.slow  # a real two-node Ray cluster
+
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'orchestrate[ray]')")
 
 from tests.ray_cluster import (  # noqa: E402 - only once Ray is known to be there

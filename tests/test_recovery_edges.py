@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from orchestrator.failpoints import ENV
 from tests.buildkit import (
     INTEGRATION,
@@ -28,6 +30,8 @@ from tests.buildkit import (
     worktree_paths,
 )
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # real builds killed and resumed
 
 
 def test_a_commit_made_just_before_a_crash_is_merged_without_running_the_agent_again(

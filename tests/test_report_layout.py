@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from markdown_it import MarkdownIt
 
 from merge.integrate import integrate
@@ -132,6 +133,7 @@ def test_overlap_annotations_span_from_the_first_changed_line_to_the_last(repo: 
     assert error.startswith(f"::error file={LONG_PATH},line=5,title=")
 
 
+@pytest.mark.slow
 def test_report_exit_code_is_1_with_conflicts_or_check_failures_and_0_otherwise(
         repo: Path) -> None:
     plan_path = build_long_scenario(repo)

@@ -27,6 +27,8 @@ from tests.buildkit import (
 from tests.conftest import claude_env, git, phase, plan_of, read_json, run_cli, write_plan
 from tests.fake_anthropic import FakeAnthropic, bash, editor, reply
 
+pytestmark = pytest.mark.slow  # real builds with resolution rounds, kills at every failpoint
+
 BRANCH_B = f"orchestrate/{SPEC}/b"
 CONFLICT = ("--append", "a=shared.txt", "--append", "b=shared.txt", "--append", "c=shared.txt")
 

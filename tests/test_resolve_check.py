@@ -7,8 +7,12 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.buildkit import INTEGRATION, SPEC, Recorder, branch_files, statuses
 from tests.conftest import commit_all, git, phase, plan_of, read_json, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # a real build with a check and a resolution round
 
 CHECK = '''\
 import pathlib, sys

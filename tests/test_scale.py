@@ -16,6 +16,8 @@ from orchestrator.plan.specs import resolve_spec
 from orchestrator.settings import load_settings
 from tests.conftest import git, phase, plan_of, read_json, write_plan
 
+pytestmark = pytest.mark.slow  # 200 subtasks, 20 agents at once
+
 SUBTASKS = 200
 AGENT = 'printf "%s\\n" "$ORCHESTRATE_SUBTASK_ID" > "out/$ORCHESTRATE_SUBTASK_ID.txt"'
 

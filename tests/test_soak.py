@@ -37,6 +37,8 @@ from tests.soak_support import (
     write_files,
 )
 
+pytestmark = pytest.mark.slow  # a soak: many random builds
+
 SPEC = "001-soak"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
 PHASES_PER_BUILD = 4  # scenarios per build: one process start serves several

@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.failpoints import ENV
 from tests.buildkit import (
     INTEGRATION,
@@ -22,6 +24,8 @@ from tests.buildkit import (
     statuses,
 )
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
+
+pytestmark = pytest.mark.slow  # several real builds per test
 
 IDS = ("a", "b", "c")
 PLAN = plan_of(phase(1, ["a", "b"], parallel=True), phase(2, ["c"]))

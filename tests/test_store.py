@@ -79,6 +79,7 @@ def _spec_dir(tmp_path: Path, plan: dict[str, object]) -> Path:
     return write_plan(tmp_path, "001-store", plan).parent
 
 
+@pytest.mark.slow
 def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
     workers = [f"w{n}" for n in range(WORKERS)]
     spec = _spec_dir(tmp_path, plan_of(phase(1, workers, parallel=True)))
@@ -108,6 +109,7 @@ def _big_plan() -> dict[str, object]:
     return plan
 
 
+@pytest.mark.slow
 def test_killed_writer_never_leaves_a_torn_plan_or_a_stuck_lock(tmp_path: Path) -> None:
     spec = _spec_dir(tmp_path, _big_plan())
     path = spec / "implementation_plan.json"

@@ -13,6 +13,8 @@ from tests.buildkit import SPEC, Recorder, agent_command, statuses
 from tests.conftest import phase, plan_of, write_plan
 from tests.terminal_support import Session, run_in_terminal
 
+pytestmark = pytest.mark.slow  # builds in a pty under a terminal emulator
+
 BAR = re.compile(r"agents \d+/\d+ · merged \d+/\d+")
 RUNNING = "  ▸ "
 

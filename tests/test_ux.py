@@ -38,6 +38,7 @@ def _spec_dir(repo: Path) -> Path:
 # Failures that diagnose themselves
 
 
+@pytest.mark.slow
 def test_the_failure_line_shows_output_tail_log_and_worktree(repo: Path,
                                                              recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["good", "bad"], parallel=True)))
@@ -52,6 +53,7 @@ def test_the_failure_line_shows_output_tail_log_and_worktree(repo: Path,
     assert worktree.is_dir()
 
 
+@pytest.mark.slow
 def test_the_output_tail_is_shown_without_control_sequences(repo: Path,
                                                             recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["bad"])))
@@ -62,6 +64,7 @@ def test_the_output_tail_is_shown_without_control_sequences(repo: Path,
     assert "\x07" not in out
 
 
+@pytest.mark.slow
 def test_json_failure_events_carry_log_and_worktree(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["bad"])))
     out = build(repo, recorder, "--fail", "bad", options=("--json", "--retries", "0"), check=1)
@@ -73,6 +76,7 @@ def test_json_failure_events_carry_log_and_worktree(repo: Path, recorder: Record
     assert any("--retry-failed" in step for step in events[-1]["data"]["next"])
 
 
+@pytest.mark.slow
 def test_status_shows_error_log_worktree_and_blocking_cause(failed_build: Path) -> None:
     out = run_cli(failed_build, "status", SPEC, check=0).stdout
     lines = out.splitlines()
@@ -87,6 +91,7 @@ def test_status_shows_error_log_worktree_and_blocking_cause(failed_build: Path) 
     assert f"next: `orchestrate build {SPEC} --retry-failed`" in out
 
 
+@pytest.mark.slow
 def test_review_of_a_failed_subtask_explains_it(failed_build: Path) -> None:
     done = run_cli(failed_build, "review", SPEC, "bad", check=0)
     lines = done.stdout.splitlines()
@@ -96,6 +101,7 @@ def test_review_of_a_failed_subtask_explains_it(failed_build: Path) -> None:
                for line in lines)
 
 
+@pytest.mark.slow
 def test_review_of_a_blocked_subtask_names_the_cause(failed_build: Path) -> None:
     done = run_cli(failed_build, "review", SPEC, "after", check=2)
     assert "is blocked" in done.stderr
@@ -106,6 +112,7 @@ def test_review_of_a_blocked_subtask_names_the_cause(failed_build: Path) -> None
 # Build start and end
 
 
+@pytest.mark.slow
 def test_a_dirty_checkout_gets_one_note(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     (repo / "README.md").write_text("# changed\n")
@@ -120,12 +127,14 @@ def test_a_dirty_checkout_gets_one_note(repo: Path, recorder: Recorder) -> None:
     assert git(repo, "status", "--porcelain", "--", ".", ":!.orchestrate") == status_before
 
 
+@pytest.mark.slow
 def test_a_clean_checkout_gets_no_note(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     out = build(repo, recorder)
     assert not [line for line in out.splitlines() if line.startswith("note: ")]
 
 
+@pytest.mark.slow
 def test_the_final_line_has_the_total_time_and_next_steps(repo: Path,
                                                           recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
@@ -138,6 +147,7 @@ def test_the_final_line_has_the_total_time_and_next_steps(repo: Path,
     assert status.splitlines()[-1] == lines[-1].strip()
 
 
+@pytest.mark.slow
 def test_merge_ends_with_the_next_step(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     out = build(repo, recorder, options=("--no-merge",))
@@ -147,6 +157,7 @@ def test_merge_ends_with_the_next_step(repo: Path, recorder: Recorder) -> None:
     assert merged[-1].strip().startswith(f"next: all done: `orchestrate review {SPEC}`")
 
 
+@pytest.mark.slow
 def test_after_a_conflict_the_next_step_is_the_report(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["one", "two"], parallel=True)))
     out = build(repo, recorder, "--append", "*=README.md", options=("--resolve", "manual"),
@@ -165,6 +176,7 @@ def test_after_a_conflict_the_next_step_is_the_report(repo: Path, recorder: Reco
 # status as a table
 
 
+@pytest.mark.slow
 def test_status_is_a_table_that_fits_the_width(repo: Path) -> None:
     plan = plan_of(phase(1, [LONG_ID, "b"], parallel=True))
     plan["phases"][0]["subtasks"][0]["description"] = "Add the user model " * 10
@@ -190,6 +202,7 @@ def test_status_is_a_table_that_fits_the_width(repo: Path) -> None:
     assert max(len(line) for line in narrow) <= 80
 
 
+@pytest.mark.slow
 def test_status_colours_on_a_terminal_unless_no_color(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     coloured = run_in_terminal(repo, "status", SPEC, columns=80, rows=24, env={})
@@ -201,6 +214,7 @@ def test_status_colours_on_a_terminal_unless_no_color(repo: Path) -> None:
     assert b"\x1b[" not in run_cli(repo, "status", SPEC, check=0).stdout.encode()
 
 
+@pytest.mark.slow
 def test_status_notes_a_running_build(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     lock = _spec_dir(repo) / ".orchestrate-run.lock"
@@ -214,6 +228,7 @@ def test_status_notes_a_running_build(repo: Path) -> None:
     assert "is running" not in run_cli(repo, "status", SPEC, check=0).stdout
 
 
+@pytest.mark.slow
 def test_status_json_keeps_its_fields(failed_build: Path) -> None:
     data = json.loads(run_cli(failed_build, "status", SPEC, "--json", check=0).stdout)
     row = data["phases"][0]["subtasks"][1]
@@ -260,6 +275,7 @@ def _complete(repo: Path, *words: str) -> list[str]:
     return [line.partition(",")[2] for line in out.splitlines() if line]
 
 
+@pytest.mark.slow
 def test_completion_of_spec_names_and_subtask_ids(repo: Path) -> None:
     write_plan(repo, "001-user-auth", plan_of(phase(1, ["add-model", "add-api"])))
     write_plan(repo, "002-billing", plan_of(phase(1, ["invoice"])), root=".auto-claude/specs")
@@ -293,6 +309,7 @@ def test_usage_errors_look_like_the_projects_own(repo: Path) -> None:
         assert rest[-1].startswith("See `orchestrate")
 
 
+@pytest.mark.slow
 def test_counts_are_singular_when_one(repo: Path, recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     assert run_cli(repo, "validate", SPEC, check=0).stdout.strip() == (

@@ -27,7 +27,8 @@ from tests.conftest import commit_all, git, run_cli, write_plan
 
 # These scenarios are about what the merge stage decides: no resolution rounds (SPEC 10)
 # unless a test asks for them with --resolve agent.
-pytestmark = pytest.mark.usefixtures("manual_resolution")
+# slow: real builds of waves
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("manual_resolution")]
 
 SHARED = ["s1", "s2", "s3"]  # declare and append to shared.txt
 FREE = ["o1", "o2"]  # declare nothing

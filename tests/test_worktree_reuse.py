@@ -22,6 +22,8 @@ import pytest
 from tests.buildkit import INTEGRATION, SPEC, statuses
 from tests.conftest import commit_all, git, phase, plan_of, run_cli, write_plan
 
+pytestmark = pytest.mark.slow  # real builds reusing worktrees
+
 AGENT = """\
 import json, os, pathlib, shutil, subprocess
 def sh(*args):
