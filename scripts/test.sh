@@ -5,7 +5,6 @@
 #   scripts/test.sh -k merge            the fast tests matching "merge"
 #   scripts/test.sh -m slow -x          the slow tier, stopping at the first failure
 #   scripts/test.sh -m "" tests/cli     both tiers of one folder
-# ORCHESTRATE_SLOW_ARGS adds arguments to the slow tier of a full run (CI: "-n 2").
 # A run that collects no test fails (pytest's exit 5), like any other failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +15,4 @@ if [ "$#" -gt 0 ]; then
   echo "== pytest $*" && exec "$VENV/bin/pytest" -q "$@"
 fi
 echo "== pytest (fast tier)" && "$VENV/bin/pytest" -q
-# shellcheck disable=SC2086 # ORCHESTRATE_SLOW_ARGS is a list of arguments
-echo "== pytest -m slow" && "$VENV/bin/pytest" -q -m slow ${ORCHESTRATE_SLOW_ARGS:-}
+echo "== pytest -m slow" && "$VENV/bin/pytest" -q -m slow

@@ -14,9 +14,9 @@ from orchestrator.plan.store import PlanStore
 from tests.cli_inprocess import run_cli_in_process
 from tests.conftest import write_plan
 
-DATA = Path(__file__).parent / "data" / "examples"
+DATA = Path(__file__).resolve().parents[1] / "data" / "examples"
 # CI clones the repository into a fresh folder with shared/ beside it.
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "examples"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "examples"
 EXAMPLES = ["planner-style.json", "legacy-chunks.json", "seed-guide.json"]
 SPEC = "001-example"
 

@@ -18,7 +18,7 @@ INTEGRATION = "orchestrate/001-overlap/integration"
 
 def build(repo: Path, policy: str, expected_exit: int) -> dict[str, dict[str, object]]:
     path = write_plan(repo, "001-overlap", plan_of(phase(1, ["a", "b"], parallel=True)))
-    # a blocked overlap left for the user (tests/test_resolve.py has it go back to the agent)
+    # a blocked overlap left for the user (tests/build/test_resolve.py has it go back to the agent)
     run_cli(repo, "build", "001", "--agent-command", AGENT, "--overlap", policy,
             "--resolve", "manual", check=expected_exit)
     return {s["id"]: s for s in read_json(path)["phases"][0]["subtasks"]}

@@ -1,6 +1,7 @@
 """A build killed (SIGKILL) at every named failpoint in turn loses nothing: the next build
 finishes every subtask, merges each branch exactly once, and the plan is readable throughout.
-The failpoints of resolution rounds need a conflict: tests/test_resolve.py crashes at those."""
+The failpoints of resolution rounds need a conflict: tests/build/test_resolve.py crashes at
+those."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from tests.fault_support import (
 
 pytestmark = pytest.mark.slow  # a killed build and a rerun per failpoint
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CALL = re.compile(r"\b(?:failpoint|crash_if_named)\(\"([a-z-]+)\"\)")
 # A parallel phase (one subtask fails its first attempt) then a sequential one.
 PLAN = plan_of(phase(1, ["alpha", "flaky-beta"], parallel=True), phase(2, ["gamma"]))
@@ -39,7 +40,7 @@ def test_every_failpoint_in_the_code_is_registered_and_every_registered_one_is_u
     used = [name for folder in ("orchestrator", "merge") for path in (ROOT / folder).rglob("*.py")
             for name in CALL.findall(path.read_text())]
     assert sorted(used) == sorted(FAILPOINTS)
-    # the check's points need a failing batch: tests/test_check.py crashes at each of them
+    # the check's points need a failing batch: tests/stage/test_check.py crashes at each of them
     assert set(CHECK_FAILPOINTS) <= set(FAILPOINTS)
 
 

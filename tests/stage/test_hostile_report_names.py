@@ -16,7 +16,7 @@ from merge.markdown import wrap_shell
 from tests.buildkit import MANUAL_RESOLVE
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import INTEGRATION, SPEC, statuses
-from tests.test_injection import ANNOTATION, fences_are_balanced, unescape
+from tests.stage.test_injection import ANNOTATION, fences_are_balanced, unescape
 
 NAME = ("x `y` ``` 100%0A\n::error file=a,line=1::pwned\r\n  ::warning::two\r::notice::three"
         "\u2028::error::four\x0b::error::five.txt")

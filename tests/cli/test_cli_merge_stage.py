@@ -19,7 +19,7 @@ from orchestrator.plan.store import RunLock
 from tests.cli_inprocess import run_cli_in_process
 from tests.conftest import ORCHESTRATE, git, run_cli, write_plan
 from tests.report_scenario import NOW, build_scenario
-from tests.test_reporting import GOLDEN
+from tests.stage.test_reporting import GOLDEN
 
 PINNED = {"ORCHESTRATE_NOW": NOW}
 SUBTASK_BRANCHES = ["orchestrate/001-demo/api", "orchestrate/001-demo/docs",

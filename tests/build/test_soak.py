@@ -1,5 +1,5 @@
 """Soak test: random scenarios (hypothesis, seeded) built by the real program and checked
-against plain git (tests/soak_support.py): statuses, the integration tree, the conflicting
+against plain git (tests/build/soak_support.py): statuses, the integration tree, the conflicting
 paths, the overlap paths and each side's line ranges must agree, and every build must exit
 (the watchdog fails a hang).
 
@@ -23,9 +23,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from tests.buildkit import MANUAL_RESOLVE
-from tests.conftest import run_cli, write_plan
-from tests.soak_support import (
+from tests.build.soak_support import (
     AGENT,
     Build,
     builds,
@@ -36,6 +34,8 @@ from tests.soak_support import (
     prepare,
     write_files,
 )
+from tests.buildkit import MANUAL_RESOLVE
+from tests.conftest import run_cli, write_plan
 
 pytestmark = pytest.mark.slow  # a soak: many random builds
 

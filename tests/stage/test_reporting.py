@@ -21,7 +21,7 @@ from orchestrator.stage.conflict_report import (
 from tests.conftest import read_json
 from tests.report_scenario import NOW, ODD_PATH, build_scenario
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 @pytest.fixture

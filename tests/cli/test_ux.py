@@ -14,9 +14,9 @@ import click
 import pytest
 
 from tests.buildkit import SPEC, Recorder, build, statuses
+from tests.cli.test_startup import _imported
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.terminal_support import run_in_terminal
-from tests.test_startup import _imported
 
 LONG_ID = "subtask-1-1-add-user-model-and-migration"
 

@@ -16,7 +16,7 @@ from tests.fake_anthropic import FakeAnthropic, reply, tool
 
 pytestmark = pytest.mark.slow  # the real Claude Code CLI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTALLED = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "claude"
 QUIET = {"DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
          "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}

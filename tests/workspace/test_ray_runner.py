@@ -59,7 +59,7 @@ from tests.ray_cluster import (  # noqa: E402 - only once Ray is known to be the
     RayCluster,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NODE = re.compile(r"ran as a Ray task on node ([0-9a-f]+)")
 SIX = [f"s{n}" for n in range(1, 7)]
 
