@@ -23,7 +23,7 @@ from tests.buildkit import (
 )
 from tests.conftest import commit_files, git, plan_of, run_cli, write_plan
 
-DATA = Path(__file__).parent / "data" / "examples"
+DATA = Path(__file__).resolve().parents[1] / "data" / "examples"
 ID_FIELDS = ("id", "subtask_id", "subtaskId")
 
 
