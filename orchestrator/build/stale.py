@@ -75,9 +75,9 @@ async def reconcile(ctx: MergeContext) -> None:
     One plan write for all of them, one warning line each."""
     from functools import partial
 
-    from orchestrator.events import EventKind  # here, like the others: `status` imports this
-    from orchestrator.failpoints import failpoint  # module, and transitions imports trio
-    from orchestrator.plan.transitions import mark_stale
+    from orchestrator.events import EventKind  # not at the top: `status` imports this module
+    from orchestrator.failpoints import failpoint
+    from orchestrator.plan.transitions import mark_stale  # imports trio: not at the top
 
     stale = await find_stale(ctx, await ctx.records.read())
     tips = await ctx.subtask_tips() if stale else {}
