@@ -79,6 +79,8 @@ class Settings:
     runner: str = "local"
     ray_address: str = "auto"
     remote: str = "origin"
+    # the build in a browser: `build --ui` serves the live page while it runs
+    ui: bool = False
 
     @property
     def check_limit_s(self) -> float:
@@ -192,6 +194,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "agent_args": _arg_list, "budget": _usd,
     "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
     "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
+    # the build in a browser
+    "ui": _bool,
 }
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {

@@ -46,10 +46,12 @@ OpenSink = Callable[[Plan], Sink]
 
 
 def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
-              agent: Agent | None = None) -> int:
+              agent: Agent | None = None,
+              alongside: Callable[[], Awaitable[None]] | None = None) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7).
     `agent`, when given, is used instead of the one the settings configure (in-process
-    tests run the real scheduler with a fake agent this way)."""
+    tests run the real scheduler with a fake agent this way). `alongside` runs for as long
+    as the build does (the web page of `build --ui`), cancelled when it ends."""
     plan = PlanStore(spec.folder).read()
     if agent is None:
         check_agent_configured(settings, spec.repo)
@@ -57,8 +59,10 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(partial(_build_main, open_sink=open_sink, given=agent), spec,
-                         settings, target, plan)
+        main: Main = partial(_build_main, open_sink=open_sink, given=agent)
+        if alongside is not None:
+            main = partial(_beside, main, alongside)
+        return _run_trio(main, spec, settings, target, plan)
 
 
 def run_merge(spec: Spec, settings: Settings, *, open_sink: OpenSink) -> int:
@@ -75,6 +79,16 @@ def run_merge(spec: Spec, settings: Settings, *, open_sink: OpenSink) -> int:
 
 
 Main = Callable[[Spec, Settings, Target, Plan], Awaitable[int]]
+
+
+async def _beside(main: Main, alongside: Callable[[], Awaitable[None]], spec: Spec,
+                  settings: Settings, target: Target, plan: Plan) -> int:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(alongside)
+        try:
+            return await main(spec, settings, target, plan)
+        finally:
+            nursery.cancel_scope.cancel()
 
 
 def _run_trio(main: Main, spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
@@ -197,7 +211,7 @@ async def _start(ctx: RunContext, target: Target) -> None:
                                   target.base_branch, overlap=ctx.settings.overlap)
     ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
-             integration_branch=target.integration_branch)
+             integration_branch=target.integration_branch, budget_usd=ctx.settings.budget)
     if target.note:
         ctx.emit("base_chosen", target.note, base=target.base)
     start_name = target.integration_branch if target.exists else target.start_name

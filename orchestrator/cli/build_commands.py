@@ -68,6 +68,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The Ray cluster for --runner ray (default auto)."),
         click.option("--remote", metavar="NAME",
                      help="Git remote Ray workers fetch from and push to (default origin)."),
+        click.option("--ui", is_flag=True, default=None,
+                     help="Serve the live page of the build on 127.0.0.1 while it runs; its "
+                     "URL is the first line printed."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -108,7 +111,13 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.build.run import run_build
     from orchestrator.face.progress import sink_for
 
-    ctx.exit(run_build(found, settings, open_sink=partial(sink_for, as_json=settings.json)))
+    alongside = None
+    if settings.ui:
+        from orchestrator.cli.ui_command import build_page
+
+        alongside = build_page(found, settings.budget)
+    ctx.exit(run_build(found, settings, open_sink=partial(sink_for, as_json=settings.json),
+                       alongside=alongside))
 
 
 def _dry_run(spec: Spec, settings: Settings) -> None:

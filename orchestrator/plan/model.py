@@ -196,6 +196,37 @@ class Record:
     def error(self) -> str | None:
         return self._text("error")
 
+    # Read by the web page (face/web): numbers and records a hand edit may have spoiled.
+    def _number(self, key: str) -> float | None:
+        value = self.raw.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(
+            value, bool) else None
+
+    @property
+    def attempts(self) -> int:
+        value = self._number("attempts")
+        return int(value) if value is not None else 0
+
+    @property
+    def duration_s(self) -> float | None:
+        return self._number("duration_s")
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self._number("cost_usd")
+
+    @property
+    def check(self) -> Json | None:
+        """The failed check that left the subtask out: command, exit_code, commit, output."""
+        value = self.raw.get("check")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def radar(self) -> list[Json]:
+        """The conflict radar's pairs: {with, path, overlapping} (SPEC 18)."""
+        value = self.raw.get("radar")
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
 
 @dataclass(frozen=True)
 class Phase:
