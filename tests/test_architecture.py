@@ -408,3 +408,28 @@ def test_the_room_graph_sees_rooms() -> None:
     rooms = room_graph(graph)
     assert "plan" in rooms["build"]
     assert "build" in rooms["cli"]
+
+
+def literal_event_kinds(path: Path) -> list[str]:
+    """emit("kind", ...) and Event("kind", ...) calls: kinds are EventKind members."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            name = dotted(node.func) or ""
+            if name.split(".")[-1] in ("emit", "Event"):
+                found.append(f"{relative(path)}:{node.lineno}: {node.args[0].value!r}")
+    return found
+
+
+def test_event_kinds_are_members_of_the_enum() -> None:
+    found = [problem for path in modules("orchestrator") for problem in literal_event_kinds(path)]
+    assert not found, "use orchestrator.events.EventKind:\n" + "\n".join(found)
+
+
+def test_the_event_kind_rule_sees_literals(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('ctx.emit("subtask_started", "x")\nsink.emit(Event("build_started", ""))\n'
+                      'ctx.emit(EventKind.BUILD_STARTED, "fine")\n')
+    assert len(literal_event_kinds(sample)) == 2

@@ -15,6 +15,7 @@ from functools import partial
 
 from orchestrator import names
 from orchestrator.door.processes import git
+from orchestrator.events import EventKind
 from orchestrator.plan.model import Plan
 from orchestrator.stage.merge_context import MergeContext
 
@@ -33,7 +34,7 @@ async def adopt_crashed_commits(ctx: MergeContext, plan: Plan, ids: Sequence[str
             found[subtask_id] = tip
     for subtask_id, tip in found.items():
         await ctx.records.recovered_commit(subtask_id, tip)
-        ctx.emit("subtask_recovered", f"recovered the commit {tip[:12]} made before the "
+        ctx.emit(EventKind.SUBTASK_RECOVERED, f"recovered the commit {tip[:12]} made before the "
                  "previous build stopped; not running the agent again",
                  subtask=subtask_id, head=tip)
         ctx.background.start_soon(partial(ctx.worktrees.release, subtask_id,

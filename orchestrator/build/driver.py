@@ -22,6 +22,7 @@ from orchestrator.agents.prompts import build_prompt
 from orchestrator.build.run_context import RunContext
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import GitError
+from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Plan, Subtask
 from orchestrator.workspace.attempt import AttemptFailed, log_path
@@ -87,7 +88,7 @@ async def _stop_for_budget(ctx: RunContext, subtask: Subtask, outcome: Outcome) 
     message = ctx.budget.message()
     ctx.budget.recorded(await ctx.records.budget_stopped(
         [subtask.id], message, usage=outcome.usage, cost_usd=outcome.cost_usd))
-    ctx.emit("budget_reached", f"left pending: {message}", subtask=subtask.id,
+    ctx.emit(EventKind.BUDGET_REACHED, f"left pending: {message}", subtask=subtask.id,
              spent_usd=ctx.budget.spent, budget_usd=ctx.budget.limit)
     outcome.ok, outcome.budget_stopped, outcome.error = False, True, message
     return outcome
@@ -98,13 +99,13 @@ def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) ->
         ctx.agents_failed += 1
         first_line = outcome.error.splitlines()[0] if outcome.error else "unknown error"
         log, worktree = _log_path(ctx, subtask), ctx.worktrees.path_for(subtask.id)
-        ctx.emit("subtask_failed", f"failed: {first_line}", subtask=subtask.id,
+        ctx.emit(EventKind.SUBTASK_FAILED, f"failed: {first_line}", subtask=subtask.id,
                  error=outcome.error, log=str(log), worktree=str(worktree),
                  detail=failure_detail(outcome.tail, log, worktree))
     elif outcome.head == base:
-        ctx.emit("subtask_skipped", "completed with no changes", subtask=subtask.id)
+        ctx.emit(EventKind.SUBTASK_SKIPPED, "completed with no changes", subtask=subtask.id)
     else:
-        ctx.emit("subtask_committed", f"committed {outcome.head and outcome.head[:12]}",
+        ctx.emit(EventKind.SUBTASK_COMMITTED, f"committed {outcome.head and outcome.head[:12]}",
                  subtask=subtask.id, head=outcome.head)
 
 
@@ -114,7 +115,7 @@ async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pa
     try:
         branch = ctx.branch_for(subtask.id)
         await ctx.records.started(subtask.id, branch=branch, worktree=str(worktree), base=base)
-        ctx.emit("subtask_started", f"started on {branch}", subtask=subtask.id,
+        ctx.emit(EventKind.SUBTASK_STARTED, f"started on {branch}", subtask=subtask.id,
                  phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
         failpoint("subtask-started")
         return await _attempts(ctx, plan, subtask, worktree, branch)
@@ -152,7 +153,7 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             ctx.budget.recorded(await ctx.records.attempt_failed(
                 subtask.id, result.error, usage=result.usage, cost_usd=cost))
             failpoint("attempt-failed-recorded")
-            ctx.emit("attempt_failed", f"attempt {attempt} failed: {result.error}",
+            ctx.emit(EventKind.ATTEMPT_FAILED, f"attempt {attempt} failed: {result.error}",
                      subtask=subtask.id, attempt=attempt, error=result.error)
             if not result.retry:
                 break

@@ -26,6 +26,7 @@ from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.prompts import build_resolution_prompt
 from orchestrator.build.run_context import RunContext
 from orchestrator.door.processes import GitError, git, git_out, resolve
+from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
 from orchestrator.plan.records import resolutions_of
@@ -120,7 +121,7 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
                  limit: int) -> bool:
     """One round; True when its merge commit is on the branch and recorded."""
     branch = ctx.branch_for(subtask.id)
-    ctx.emit("resolution_started", f"resolution round {number} of {limit}: merging "
+    ctx.emit(EventKind.RESOLUTION_STARTED, f"resolution round {number} of {limit}: merging "
              f"{integration_branch(ctx.spec)} into {branch}", subtask=subtask.id,
              round=number, attempts=limit)
     state: Round | None = None
@@ -137,10 +138,10 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
         await ctx.records.resolution_failed(subtask.id, number, reason,
                                             state.usage if state else {})
         failpoint("resolution-failed-recorded")
-        ctx.emit("resolution_failed", reason, subtask=subtask.id, round=number,
+        ctx.emit(EventKind.RESOLUTION_FAILED, reason, subtask=subtask.id, round=number,
                  attempts=limit, error=str(exc), last=number >= limit)
         return False
-    ctx.emit("resolved", f"resolved by agent in round {number}: "
+    ctx.emit(EventKind.RESOLVED, f"resolved by agent in round {number}: "
              + (", ".join(state.paths) or "nothing to edit"), subtask=subtask.id,
              round=number, paths=state.paths)
     return True

@@ -25,7 +25,7 @@ from orchestrator.build.user_checkout import checkout_note
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import git
 from orchestrator.errors import Interrupted, OrchestrateError
-from orchestrator.events import Sink, duration_text
+from orchestrator.events import EventKind, Sink, duration_text
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
@@ -209,17 +209,17 @@ async def _start(ctx: RunContext, target: Target) -> None:
         failpoint("integration-branch-created")
     await ctx.records.run_started(target.integration_branch, target.base,
                                   target.base_branch, overlap=ctx.settings.overlap)
-    ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
+    ctx.emit(EventKind.BUILD_STARTED, f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
              integration_branch=target.integration_branch, budget_usd=ctx.settings.budget)
     if target.note:
-        ctx.emit("base_chosen", target.note, base=target.base)
+        ctx.emit(EventKind.BASE_CHOSEN, target.note, base=target.base)
     start_name = target.integration_branch if target.exists else target.start_name
     if note := await checkout_note(ctx.repo, start_name, target.base):
-        ctx.emit("checkout_dirty", note)
+        ctx.emit(EventKind.CHECKOUT_DIRTY, note)
     if stopped := await stop_orphaned_agents(ctx.worktrees.root / ctx.spec.name):
-        ctx.emit("orphans_stopped", f"stopped {stopped} agent process group(s) left running "
-                 "by an earlier build that was killed", groups=stopped)
+        ctx.emit(EventKind.ORPHANS_STOPPED, f"stopped {stopped} agent process group(s) left "
+                 "running by an earlier build that was killed", groups=stopped)
     await _recover(ctx)
 
 
@@ -279,12 +279,12 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     cost = plan.meta.get("cost_usd")
     spent = f"; cost {cost:.2f} USD" if isinstance(cost, int | float) else ""
     steps = next_steps(ctx.spec.name, plan)
-    ctx.emit("build_finished", f"done in {duration_text(elapsed_s)}: {summary}; "
+    ctx.emit(EventKind.BUILD_FINISHED, f"done in {duration_text(elapsed_s)}: {summary}; "
              f"{plan.meta.get('integration_branch')} at {tip[:12]}{spent}", counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
              elapsed_s=round(elapsed_s, 3), next=steps, detail=steps)
     if ctx.budget.reached() and counts.get(Status.PENDING):
-        ctx.emit("budget_reached", f"stopped: {ctx.budget.message()}; "
+        ctx.emit(EventKind.BUDGET_REACHED, f"stopped: {ctx.budget.message()}; "
                  f"{counts[Status.PENDING]} subtask(s) left pending", spent_usd=ctx.budget.spent,
                  budget_usd=ctx.budget.limit)
         return 1
@@ -300,7 +300,7 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
     because the branch was moved during the build is counted as stale."""
     stale = await find_stale(ctx, plan)
     for subtask in stale:
-        ctx.emit("subtask_stale", f"warning: completed but its work is not in "
+        ctx.emit(EventKind.SUBTASK_STALE, f"warning: completed but its work is not in "
                  f"{plan.meta.get('integration_branch')} (the branch was moved during the "
                  "build); the next build merges it again", subtask=subtask.id)
     return stale
@@ -337,9 +337,9 @@ async def _merge_waiting(ctx: MergeContext) -> int:
     after = await ctx.records.read()
     steps = next_steps(ctx.spec.name, after)
     if not results:
-        ctx.emit("merge_finished", "nothing to merge", next=steps, detail=steps)
+        ctx.emit(EventKind.MERGE_FINISHED, "nothing to merge", next=steps, detail=steps)
         return 0
     conflicts = [r.subtask_id for r in results if r.outcome == words.CONFLICT]
-    ctx.emit("merge_finished", f"merged {len(results) - len(conflicts)}, "
+    ctx.emit(EventKind.MERGE_FINISHED, f"merged {len(results) - len(conflicts)}, "
              f"conflicts {len(conflicts)}", conflicts=conflicts, next=steps, detail=steps)
     return 1 if conflicts else 0

@@ -16,6 +16,7 @@ from merge import MergeResult, words
 from orchestrator.build.driver import run_subtask
 from orchestrator.build.resolution import resolve_conflicts
 from orchestrator.build.run_context import RunContext
+from orchestrator.events import EventKind
 from orchestrator.plan.declared import record_waves, waves
 from orchestrator.plan.model import Phase, Plan, Status, Subtask
 from orchestrator.stage.merge_stage import merge_subtasks
@@ -61,7 +62,7 @@ async def _block_phase(ctx: RunContext, phase: Phase, unfinished: list[Subtask])
     reason = f"blocked: {phase.label} depends on unfinished subtasks: {causes}"
     await ctx.records.blocked([s.id for s in waiting], reason)
     for subtask in waiting:
-        ctx.emit("subtask_blocked", reason, subtask=subtask.id, phase=phase.key)
+        ctx.emit(EventKind.SUBTASK_BLOCKED, reason, subtask=subtask.id, phase=phase.key)
 
 
 async def _stop_phase_for_budget(ctx: RunContext, phase: Phase) -> None:
@@ -72,7 +73,7 @@ async def _stop_phase_for_budget(ctx: RunContext, phase: Phase) -> None:
         message = ctx.budget.message()
         await ctx.records.budget_stopped(waiting, message)
         for subtask_id in waiting:
-            ctx.emit("budget_reached", f"left pending: {message}", subtask=subtask_id,
+            ctx.emit(EventKind.BUDGET_REACHED, f"left pending: {message}", subtask=subtask_id,
                      phase=phase.key, spent_usd=ctx.budget.spent, budget_usd=ctx.budget.limit)
 
 
@@ -84,7 +85,7 @@ def _wants_agent(ctx: RunContext, subtask: Subtask) -> bool:
 
 
 async def _run_phase(ctx: RunContext, phase: Phase) -> None:
-    ctx.emit("phase_started", f"{phase.label}: "
+    ctx.emit(EventKind.PHASE_STARTED, f"{phase.label}: "
              f"{'parallel' if phase.parallel_safe else 'sequential'}", phase=phase.key)
     if phase.parallel_safe:
         await _run_parallel(ctx, phase)
@@ -100,7 +101,7 @@ async def _run_parallel(ctx: RunContext, phase: Phase) -> None:
         await record_waves(ctx.records, phase, found)
     for number, wave in enumerate(found, 1):
         if len(found) > 1:
-            ctx.emit("wave_started", f"{phase.label}: wave {number} of {len(found)} "
+            ctx.emit(EventKind.WAVE_STARTED, f"{phase.label}: wave {number} of {len(found)} "
                      f"({', '.join(s.id for s in wave)})", phase=phase.key, wave=number,
                      subtasks=[s.id for s in wave])
         await _run_wave(ctx, phase, {s.id for s in wave})

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from merge import run_git
 from orchestrator import names
+from orchestrator.events import EventKind
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
 
@@ -88,8 +89,9 @@ async def reconcile(ctx: MergeContext) -> None:
     for subtask in stale:
         action = (f"merging {ctx.branch_for(subtask.id)} again (no agent run)"
                   if subtask.id in remerge else "its branch is gone, so it runs again")
-        ctx.emit("subtask_stale", f"warning: marked completed but its work is not in {branch}; "
-                 + action, subtask=subtask.id, remerge=subtask.id in remerge)
+        ctx.emit(EventKind.SUBTASK_STALE,
+                 f"warning: marked completed but its work is not in {branch}; " + action,
+                 subtask=subtask.id, remerge=subtask.id in remerge)
 
 
 def _record(stale: list[str], remerge: dict[str, str], branch: str, plan: Plan) -> None:

@@ -17,15 +17,15 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.events import Event, event_lines
+from orchestrator.events import Event, EventKind, event_lines
 from orchestrator.plan.model import Status
 
 # A row's state: a status word where one fits, else running, committed or merged.
 FINISHED_AGENT = frozenset({"committed", Status.FAILED, Status.CONFLICT, "merged"})
-STATE_AFTER = {"subtask_started": "running", "subtask_committed": "committed",
-               "subtask_skipped": "merged", "subtask_failed": Status.FAILED,
-               "subtask_merged": "merged", "subtask_conflict": Status.CONFLICT,
-               "subtask_blocked": Status.BLOCKED}
+STATE_AFTER = {EventKind.SUBTASK_STARTED: "running", EventKind.SUBTASK_COMMITTED: "committed",
+               EventKind.SUBTASK_SKIPPED: "merged", EventKind.SUBTASK_FAILED: Status.FAILED,
+               EventKind.SUBTASK_MERGED: "merged", EventKind.SUBTASK_CONFLICT: Status.CONFLICT,
+               EventKind.SUBTASK_BLOCKED: Status.BLOCKED}
 BAR_MAX = 30
 
 
@@ -72,9 +72,9 @@ class LiveSink:
         if sid is not None and event.kind in STATE_AFTER:
             self.state[sid] = STATE_AFTER[event.kind]
             self.notes.pop(sid, None)
-            if event.kind == "subtask_started":
+            if event.kind == EventKind.SUBTASK_STARTED:
                 self.started[sid] = time.monotonic()
-        if sid is not None and event.kind == "attempt_failed":
+        if sid is not None and event.kind == EventKind.ATTEMPT_FAILED:
             self.notes[sid] = f"attempt {event.data.get('attempt', '?')} failed, retrying"
         display = event.data.get("display")
         if isinstance(display, str):
@@ -160,6 +160,6 @@ def _style(kind: str) -> str:
         return "red"
     if kind in ("subtask_merged", "build_finished"):
         return "green"
-    if kind == "subtask_blocked":
+    if kind == EventKind.SUBTASK_BLOCKED:
         return "yellow"
     return ""

@@ -14,7 +14,7 @@ import trio
 from merge import child_env
 from orchestrator import names
 from orchestrator.door.processes import run_in_group
-from orchestrator.events import Event
+from orchestrator.events import Event, EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.store import utc_now
 from orchestrator.stage.verdicts import Verdict
@@ -35,7 +35,7 @@ async def run_check(ctx: MergeContext, command: str, commit: str, tree: str) -> 
     """Check `commit`: pass on the first run that exits 0 (flaky if one failed before)."""
     log = check_log(ctx, commit)
     await trio.Path(log.parent).mkdir(parents=True, exist_ok=True)
-    ctx.emit("check_started", f"check `{command}` on {commit[:12]}", commit=commit,
+    ctx.emit(EventKind.CHECK_STARTED, f"check `{command}` on {commit[:12]}", commit=commit,
              tree=tree, log=str(log))
     async with ctx.worktrees.hold_detached(names.check_worktree_name(commit), commit) as worktree, \
             ctx.limiter:
@@ -106,11 +106,11 @@ def _announce(ctx: MergeContext, verdict: Verdict, runs: int) -> None:
                                "log": verdict.log, "runs": runs,
                                "exit_code": verdict.exit_code}
     if verdict.flaky:
-        kind, text = "check_flaky", (f"check passed on {where} on run {runs} after failing "
+        kind, text = EventKind.CHECK_FLAKY, (f"check passed on {where} on run {runs} after failing "
                                      f"(flaky); log: {verdict.log}")
     elif verdict.passed:
-        kind, text = "check_passed", f"check passed on {where}"
+        kind, text = EventKind.CHECK_PASSED, f"check passed on {where}"
     else:
-        kind, text = "check_failed", (f"check failed on {where} (exit {verdict.exit_code}, "
+        kind, text = EventKind.CHECK_FAILED, (f"check failed on {where} (exit {verdict.exit_code}, "
                                       f"{runs} run(s)); log: {verdict.log}")
     ctx.sink.emit(Event(kind, text, None, None, data))

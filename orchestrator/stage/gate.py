@@ -36,6 +36,7 @@ from merge import (
 )
 from orchestrator.door.processes import verify
 from orchestrator.errors import OrchestrateError
+from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Status
 from orchestrator.stage.check_runs import run_check
@@ -99,7 +100,7 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
                       log=str(detail.get("log") or ""), output=str(detail.get("output") or ""),
                       cached=True)
     said = "passed" if verdict.passed else Status.FAILED
-    ctx.emit("check_cached", f"check {verdict.commit[:12]}: "
+    ctx.emit(EventKind.CHECK_CACHED, f"check {verdict.commit[:12]}: "
              f"{said} before (tree {tree[:12]}), not rerun",
              commit=commit, tree=tree, passed=verdict.passed)
     return verdict
@@ -122,8 +123,8 @@ async def check_base(ctx: MergeContext) -> Verdict:
     verdict = await judge(ctx, await ctx.integration_tip())
     if not verdict.passed:
         ctx.checks.base_failure = verdict
-        ctx.emit("check_base_failed", base_failure_message(ctx, verdict), commit=verdict.commit,
-                 log=verdict.log, exit_code=verdict.exit_code)
+        ctx.emit(EventKind.CHECK_BASE_FAILED, base_failure_message(ctx, verdict),
+                 commit=verdict.commit, log=verdict.log, exit_code=verdict.exit_code)
     return verdict
 
 
@@ -200,7 +201,7 @@ def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
 
 
 def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest: int) -> None:
-    ctx.emit("bisect_culprit", f"the check fails once this branch is merged "
+    ctx.emit(EventKind.BISECT_CULPRIT, f"the check fails once this branch is merged "
              f"({verdict.commit[:12]}); left out, {rest} later branch(es) merged again",
              subtask=subtask_id, commit=verdict.commit, log=verdict.log, remerged=rest)
 
@@ -213,11 +214,11 @@ async def _bisect(ctx: MergeContext, start: str, tips: list[str], last: Verdict,
     slots while the total stays within ceil(log2 n) probes."""
     passing, failing = -1, len(tips) - 1
     verdicts: dict[int, Verdict] = {failing: last}
-    ctx.emit("bisect_started", f"the check fails on {last.commit[:12]}; bisecting "
+    ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {last.commit[:12]}; bisecting "
              f"{len(tips)} branches", commit=last.commit, branches=len(tips), last=last_id)
     while failing - passing > 1:
         probes = probe_points(passing, failing, free=int(ctx.limiter.available_tokens))
-        ctx.emit("bisect_round", f"bisect: checking {len(probes)} prefix(es) of "
+        ctx.emit(EventKind.BISECT_ROUND, f"bisect: checking {len(probes)} prefix(es) of "
                  f"{failing - passing} suspects", probes=[tips[p] for p in probes])
         async with trio.open_nursery() as nursery:
             for point in probes:

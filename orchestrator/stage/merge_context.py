@@ -12,7 +12,7 @@ import trio
 
 from orchestrator import names
 from orchestrator.door.processes import git_out, verify
-from orchestrator.events import Event, Sink
+from orchestrator.events import Event, EventKind, Sink
 from orchestrator.plan.records import Records
 from orchestrator.plan.specs import Spec
 from orchestrator.settings import Settings
@@ -96,6 +96,6 @@ class MergeContext:
             tips[ref.removeprefix(prefix)] = sha
         return tips
 
-    def emit(self, kind: str, message: str, *, subtask: str | None = None,
+    def emit(self, kind: EventKind, message: str, *, subtask: str | None = None,
              phase: str | None = None, **data: object) -> None:
         self.sink.emit(Event(kind, message, subtask, phase, dict(data)))

@@ -10,6 +10,7 @@ import trio
 
 from merge import Candidate, MergeResult, OverlapPolicy, integrate, words
 from orchestrator import names
+from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Subtask
 from orchestrator.stage.conflict_report import write_conflict_report
@@ -93,17 +94,18 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
 def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = None) -> None:
     overlaps = f" (overlaps: {', '.join(result.overlaps)})" if result.overlaps else ""
     if culprit is not None:
-        ctx.emit("subtask_conflict", f"check failed: not merged (the check fails on "
+        ctx.emit(EventKind.SUBTASK_CONFLICT, f"check failed: not merged (the check fails on "
                  f"{culprit.commit[:12]}, exit {culprit.exit_code}; log: {culprit.log})",
                  subtask=result.subtask_id, paths=[], reason="check_failed",
                  commit=culprit.commit, log=culprit.log)
     elif result.outcome == words.CONFLICT:
         paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
-        ctx.emit("subtask_conflict", f"conflict: not merged ({paths})",
+        ctx.emit(EventKind.SUBTASK_CONFLICT, f"conflict: not merged ({paths})",
                  subtask=result.subtask_id, paths=list(result.conflicted_paths))
     elif result.outcome == "already_merged":
-        ctx.emit("subtask_merged", "already merged", subtask=result.subtask_id)
+        ctx.emit(EventKind.SUBTASK_MERGED, "already merged", subtask=result.subtask_id)
     else:
-        ctx.emit("subtask_merged", f"merged as {result.merge_commit and result.merge_commit[:12]}"
-                 + overlaps, subtask=result.subtask_id, merge_commit=result.merge_commit,
+        merged = result.merge_commit and result.merge_commit[:12]
+        ctx.emit(EventKind.SUBTASK_MERGED, f"merged as {merged}" + overlaps,
+                 subtask=result.subtask_id, merge_commit=result.merge_commit,
                  overlaps=list(result.overlaps))
