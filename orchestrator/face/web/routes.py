@@ -190,7 +190,7 @@ class UiApp:
         reader = EventReader(events_path(spec.logs))
         watched = (spec.plan_path, reader.path, spec.folder / names.REPORT_JSON)
 
-        async def produce(emit: Emit) -> None:
+        async def produce(push: Push) -> None:
             seen, sent = None, None
             while True:
                 now = await trio.to_thread.run_sync(stamp, *watched)
@@ -198,7 +198,7 @@ class UiApp:
                     seen = now
                     body = await self._snapshot(spec, reader)
                     if body != sent:
-                        await emit("state", body)
+                        await push("state", body)
                         sent = body
                 await trio.sleep(self.poll_s)
 
@@ -208,29 +208,29 @@ class UiApp:
         """Server-sent events: `tail` (the log's last lines; the page replaces what it
         shows) and then `append` with each new line as the agent writes it."""
 
-        async def produce(emit: Emit) -> None:
+        async def produce(push: Push) -> None:
             piece = await trio.to_thread.run_sync(log_tail, path)
-            await emit("tail", _piece_json(piece))
+            await push("tail", _piece_json(piece))
             offset = piece.offset
             while True:
                 await trio.sleep(self.poll_s)
                 size = await trio.to_thread.run_sync(stamp, path)
                 if size[0][0] < offset:  # a new attempt started the log over
                     piece = await trio.to_thread.run_sync(log_tail, path)
-                    await emit("tail", _piece_json(piece))
+                    await push("tail", _piece_json(piece))
                 elif size[0][0] > offset:
                     piece = await trio.to_thread.run_sync(log_since, path, offset)
                     if piece.text or piece.skipped:
-                        await emit("tail" if piece.skipped else "append", _piece_json(piece))
+                        await push("tail" if piece.skipped else "append", _piece_json(piece))
                 offset = piece.offset
 
         await _event_stream(request, produce)
 
 
-Emit = Callable[[str, str], Awaitable[None]]
+Push = Callable[[str, str], Awaitable[None]]
 
 
-async def _event_stream(request: Request, produce: Callable[[Emit], Awaitable[None]]) -> None:
+async def _event_stream(request: Request, produce: Callable[[Push], Awaitable[None]]) -> None:
     await request.send({"type": "http.response.start", "status": 200, "headers": [
         (b"content-type", b"text/event-stream; charset=utf-8"), *HEADERS]})
     if request.head:
@@ -238,7 +238,7 @@ async def _event_stream(request: Request, produce: Callable[[Emit], Awaitable[No
         return
     last = trio.current_time()
 
-    async def emit(name: str, data: str) -> None:
+    async def push(name: str, data: str) -> None:
         nonlocal last
         lines = "".join(f"data: {line}\n" for line in data.split("\n"))
         await request.send({"type": "http.response.body", "more_body": True,
@@ -249,12 +249,12 @@ async def _event_stream(request: Request, produce: Callable[[Emit], Awaitable[No
         while True:
             await trio.sleep(HEARTBEAT_S / 2)
             if trio.current_time() - last >= HEARTBEAT_S:
-                await emit("ping", "")
+                await push("ping", "")
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_disconnect, request.receive, nursery.cancel_scope)
         nursery.start_soon(heartbeat)
-        await produce(emit)
+        await produce(push)
 
 
 async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from merge import GitError, run_git
 from orchestrator import names
 from orchestrator.errors import OrchestrateError
+from orchestrator.events import EventKind
 from orchestrator.face.web.sources import log_tail
 from orchestrator.face.web.timeline import last_build, timeline
 from orchestrator.plan.budget import recorded_cost
@@ -112,8 +113,8 @@ def _state(events: Sequence[Json]) -> str:
     kinds = [e.get("kind") for e in events]
     if not kinds:
         return "idle"
-    return "finished" if "build_finished" in kinds or "merge_finished" in kinds[-1:] \
-        else "running"
+    return "finished" if EventKind.BUILD_FINISHED in kinds or \
+        EventKind.MERGE_FINISHED in kinds[-1:] else "running"
 
 
 def _budget(events: Sequence[Json], given: float | None) -> float | None:
@@ -130,18 +131,18 @@ def bisections(spec: Spec, plan: Plan, events: Sequence[Json], chains: Chains) -
     found: list[Json] = []
     for event in events:
         kind, data = event["kind"], event["data"]
-        if kind == "bisect_started":
+        if kind == EventKind.BISECT_STARTED:
             last = str(data.get("commit") or "")
             branches = data.get("branches") if isinstance(data.get("branches"), int) else 0
             found.append({"commit": last[:12], "branches": branches, "rounds": [],
                           "culprit": None, "message": event.get("message") or "",
                           "held": chains.held(spec.repo, plan, last, branches) if last else []})
-        elif kind == "bisect_round" and found:
+        elif kind == EventKind.BISECT_ROUND and found:
             probes = [str(p) for p in data.get("probes") or [] if isinstance(p, str)]
             found[-1]["rounds"].append({"message": event.get("message") or "",
                                         "probes": [{"commit": p[:12], "full": p}
                                                    for p in probes]})
-        elif kind == "bisect_culprit" and found:
+        elif kind == EventKind.BISECT_CULPRIT and found:
             found[-1]["culprit"] = _culprit(spec, plan, event)
     for entry in found:
         _name_probes(entry)

@@ -9,19 +9,23 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.events import EventKind
 from orchestrator.plan.model import MergeState, Plan, Status
 
 Json = dict[str, Any]
 
-ATTEMPT_ENDS = {"subtask_committed": "committed", "subtask_failed": str(Status.FAILED),
-                "subtask_skipped": "no changes", "budget_reached": "budget"}
-MERGE_MARKS = {"subtask_merged": str(MergeState.MERGED),
-               "subtask_conflict": str(MergeState.CONFLICT),
-               "subtask_blocked": str(Status.BLOCKED), "subtask_recovered": "recovered"}
-ROUND_ENDS = {"resolved": "resolved", "resolution_failed": str(Status.FAILED)}
-CHECK_ENDS = frozenset({"check_cached", "check_finished", "check_base_failed", "bisect_started",
-                        "bisect_round", "bisect_culprit", "subtask_merged", "subtask_conflict",
-                        "merge_finished", "build_finished"})
+K = EventKind
+ATTEMPT_ENDS = {K.SUBTASK_COMMITTED: "committed", K.SUBTASK_FAILED: str(Status.FAILED),
+                K.SUBTASK_SKIPPED: "no changes", K.BUDGET_REACHED: "budget"}
+MERGE_MARKS = {K.SUBTASK_MERGED: str(MergeState.MERGED),
+               K.SUBTASK_CONFLICT: str(MergeState.CONFLICT),
+               K.SUBTASK_BLOCKED: str(Status.BLOCKED), K.SUBTASK_RECOVERED: "recovered"}
+ROUND_ENDS = {K.RESOLVED: "resolved", K.RESOLUTION_FAILED: str(Status.FAILED)}
+CHECK_VERDICTS = frozenset({K.CHECK_CACHED, K.CHECK_PASSED, K.CHECK_FAILED, K.CHECK_FLAKY})
+CHECK_ENDS = CHECK_VERDICTS | {K.CHECK_BASE_FAILED, K.BISECT_STARTED, K.BISECT_ROUND,
+                               K.BISECT_CULPRIT, K.SUBTASK_MERGED, K.SUBTASK_CONFLICT,
+                               K.MERGE_FINISHED, K.BUILD_FINISHED}
+BISECT_KINDS = frozenset({K.BISECT_STARTED, K.BISECT_ROUND, K.BISECT_CULPRIT})
 
 
 def epoch(text: object) -> float | None:
@@ -37,7 +41,7 @@ def epoch(text: object) -> float | None:
 
 def last_build(events: Sequence[Json]) -> list[Json]:
     """The events from the last build_started on (all of them if there is none)."""
-    starts = [i for i, e in enumerate(events) if e.get("kind") == "build_started"]
+    starts = [i for i, e in enumerate(events) if e.get("kind") == K.BUILD_STARTED]
     return list(events[starts[-1]:]) if starts else list(events)
 
 
@@ -84,26 +88,26 @@ def _place(event: Json, at: float, rows: dict[str, list[Json]], checks: list[Jso
     row = rows.get(subtask) if isinstance(subtask, str) else None
     if kind in CHECK_ENDS:
         _close_checks(checks, at, kind, data)
-    if kind == "check_started":
+    if kind == K.CHECK_STARTED:
         checks.append({"kind": "check", "from": at, "to": None,
                        "commit": str(data.get("commit") or "")[:12],
                        "subtasks": _strings(data.get("subtasks"))})
-    elif kind.startswith("bisect_"):
+    elif kind in BISECT_KINDS:
         checks.append({"kind": kind, "at": at, "label": event.get("message") or kind,
                        "subtask": subtask})
     if row is None:
         return
-    if kind == "subtask_started":
+    if kind == K.SUBTASK_STARTED:
         _close(row, "attempt", at, "interrupted")
         row.append({"kind": "attempt", "from": at, "to": None, "number": 1})
-    elif kind == "attempt_failed":
+    elif kind == K.ATTEMPT_FAILED:
         number = data.get("attempt")
         _close(row, "attempt", at, str(Status.FAILED))
         row.append({"kind": "attempt", "from": at, "to": None,
                     "number": number + 1 if isinstance(number, int) else None})
     elif kind in ATTEMPT_ENDS:
         _close(row, "attempt", at, ATTEMPT_ENDS[kind])
-    elif kind == "resolution_started":
+    elif kind == K.RESOLUTION_STARTED:
         row.append({"kind": "round", "from": at, "to": None, "number": data.get("round")})
     elif kind in ROUND_ENDS:
         _close(row, "round", at, ROUND_ENDS[kind])
@@ -123,7 +127,7 @@ def _close_checks(checks: list[Json], at: float, kind: str, data: Json) -> None:
     for item in checks:
         if item["kind"] != "check" or item["to"] is not None:
             continue
-        if kind in ("check_cached", "check_finished") and item["commit"] != commit:
+        if kind in CHECK_VERDICTS and item["commit"] != commit:
             continue
         item["to"] = at
 

@@ -1,0 +1,270 @@
+"""The build in a browser, fast tier: the page's routes on a real finished build (real git, a
+real plan, the real scheduler with an in-process agent), what it refuses (other methods, other
+paths, traversal, a missing token, a foreign Host), and its event streams over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from orchestrator.agents.base import AgentResult, AgentTask
+from orchestrator.errors import UsageError
+from orchestrator.face.review import review_diff
+from orchestrator.face.web.routes import UiApp
+from orchestrator.face.web.server import bind, serve
+from orchestrator.plan.model import load_plan
+from orchestrator.plan.specs import Spec, resolve_spec
+from tests.conftest import PINNED_ENV, commit_all, git, phase, plan_of, run_cli, write_plan
+from tests.inprocess import FakeAgent, build_in_process
+from tests.web_support import call
+
+SPEC = "001-web"
+SECRET = "top-secret-do-not-serve"
+
+
+@dataclass
+class SameLineAgent:
+    """Says hello in its log, then rewrites line 1 of src/app.py: two of them conflict."""
+
+    name: str = "same-line"
+
+    async def run(self, task: AgentTask) -> AgentResult:
+        with task.log_path.open("a") as log:
+            log.write(f"{task.subtask_id} says hello\n")
+        path = task.worktree / "src" / "app.py"
+        lines = path.read_text().splitlines(keepends=True)
+        lines[0] = f"{task.subtask_id} was here\n"
+        path.write_text("".join(lines))
+        return AgentResult(ok=True, output_tail="done")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A finished build, shared by the tests that only read it: `a` merged, `b` in conflict
+    with it on src/app.py line 1."""
+    home = tmp_path_factory.mktemp("web-home")
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOME", str(home))
+        env.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        for key, value in PINNED_ENV.items():
+            env.setenv(key, value)
+        repo = tmp_path_factory.mktemp("web") / "repo"
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        (repo / "src").mkdir()
+        (repo / "src" / "app.py").write_text("".join(f"line {i}\n" for i in range(1, 21)))
+        (repo / "secret.txt").write_text(SECRET)
+        commit_all(repo, "initial")
+        write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True), feature="web"))
+        assert build_in_process(repo, SPEC, SameLineAgent()) == 1  # type: ignore[arg-type]
+        yield repo
+
+
+def refs_and_plan(repo: Path) -> tuple[str, bytes]:
+    refs = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True,
+                          check=True).stdout
+    return refs, resolve_spec(repo, SPEC).plan_path.read_bytes()
+
+
+async def test_the_page_shows_a_finished_build(built: Path) -> None:
+    app = UiApp(built)
+    page = await call(app, f"/specs/{SPEC}")
+    assert page.status == 200
+    assert "/static/app.js" in page.text
+    assert (await call(app, "/static/app.js")).headers["content-type"].startswith(
+        "text/javascript")
+    listing = json.loads((await call(app, "/api/specs")).body)
+    assert [(s["name"], s["counts"]) for s in listing] == [
+        (SPEC, {"completed": 1, "conflict": 1})]
+    state = json.loads((await call(app, f"/api/specs/{SPEC}")).body)
+    rows = {s["id"]: s for p in state["phases"] for s in p["subtasks"]}
+    assert (rows["a"]["status"], rows["b"]["status"]) == ("completed", "conflict")
+    assert rows["a"]["attempts"] == 1
+    assert rows["a"]["duration_s"] is not None
+    assert [r["id"] for r in state["timeline"]["rows"]] == ["a", "b"]
+    assert all(r["items"] for r in state["timeline"]["rows"])
+
+
+async def test_the_conflict_shows_both_sides_and_the_diff_is_reviews(built: Path) -> None:
+    app = UiApp(built)
+    report = json.loads((await call(app, f"/api/specs/{SPEC}/report")).body)
+    [conflict] = [f for f in report["conflicts"] if f["kind"] == "conflict"]
+    assert conflict["path"] == "src/app.py"
+    assert conflict["subtasks"] == ["a", "b"]
+    assert {h["subtask"] for h in conflict["hunks"]} == {"a", "b"}
+    diff = await call(app, f"/api/specs/{SPEC}/subtasks/a/diff")
+    spec = resolve_spec(built, SPEC)
+    assert diff.text == review_diff(spec, load_plan(spec.plan_path), "a", color=False)
+    assert "+a was here" in diff.text
+
+
+async def test_the_log_stream_starts_with_the_tail(built: Path) -> None:
+    stream = await call(UiApp(built), f"/api/specs/{SPEC}/subtasks/b/log", until=b"\n\n")
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    event, data = stream.text.split("\n", 1)
+    assert event == "event: tail"
+    assert "b says hello" in json.loads(data.removeprefix("data: ").strip())["text"]
+
+
+METHODS = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND"]
+ROUTES = ["/", f"/specs/{SPEC}", "/api/specs", f"/api/specs/{SPEC}",
+          f"/api/specs/{SPEC}/report", f"/api/specs/{SPEC}/subtasks/a/diff"]
+
+
+async def test_other_methods_change_and_serve_nothing(built: Path) -> None:
+    app, before = UiApp(built), refs_and_plan(built)
+    for method in METHODS:
+        for route in ROUTES:
+            answer = await call(app, route, method=method)
+            assert answer.status == 405, (method, route)
+            assert answer.headers["allow"] == "GET, HEAD"
+            assert SPEC not in answer.text
+            assert "was here" not in answer.text
+    assert refs_and_plan(built) == before
+    head = await call(app, f"/api/specs/{SPEC}", method="HEAD")
+    assert head.status == 200
+    assert head.body == b""
+
+
+TRAVERSALS = [
+    "/static/../../secret.txt", "/static/%2e%2e/%2e%2e/secret.txt",
+    "/%2e%2e/%2e%2e/secret.txt", "/..%2f..%2fsecret.txt", "/static/..%2F..%2Fsecret.txt",
+    "/static/%2E%2E%2F%2E%2E%2Fsecret.txt", "/api/specs/..", "/api/specs/%2e%2e",
+    f"/api/specs/{SPEC}/subtasks/..%2f..%2f..%2f..%2fsecret.txt/log",
+    f"/api/specs/{SPEC}/subtasks/a/log/../../../../../../secret.txt",
+    "/api/specs/%2e%2e%2f%2e%2e%2f%2e%2e/subtasks/a/diff", "/specs/..%2f..", "//secret.txt",
+    "/static/%252e%252e/secret.txt", "/static/.%2e/.%2e/secret.txt", "/static/app.js/..",
+    "/static/index.html", "/static/../routes.py", "/api/specs/%00", "/static/%ff",
+    "/secret.txt", "/implementation_plan.json", f"/specs/{SPEC}/implementation_plan.json",
+    f"/api/specs/{SPEC}/logs/a.log", "/.git/config", "/api", "/favicon.ico",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+async def test_paths_outside_the_routes_serve_nothing(built: Path, path: str) -> None:
+    answer = await call(UiApp(built), path)
+    assert answer.status == 404, path
+    assert answer.text == "404 not found\n"
+
+
+async def test_beyond_loopback_the_token_is_required(built: Path) -> None:
+    app = UiApp(built, token="s3cret-token", loopback=False)
+    for route in [*ROUTES, "/static/app.js", f"/api/specs/{SPEC}/stream"]:
+        for query in ("", "token=wrong", "token="):
+            answer = await call(app, route, query=query, host="203.0.113.9:8000")
+            assert answer.status == 401, (route, query)
+            assert SPEC not in answer.text
+            assert "was here" not in answer.text
+    page = await call(app, "/", query="token=s3cret-token", host="203.0.113.9:8000")
+    assert page.status == 200
+    assert "/static/app.js?token=s3cret-token" in page.text
+    state = await call(app, f"/api/specs/{SPEC}", query="token=s3cret-token")
+    assert state.status == 200
+    assert SPEC in state.text
+
+
+async def test_on_loopback_a_foreign_host_name_is_refused(built: Path) -> None:
+    """A page elsewhere whose name resolves to 127.0.0.1 (DNS rebinding) reads nothing."""
+    app = UiApp(built)
+    answer = await call(app, f"/api/specs/{SPEC}", host="attacker.example:8000")
+    assert answer.status == 403
+    assert SPEC not in answer.text
+    assert (await call(app, f"/api/specs/{SPEC}", host="localhost:8000")).status == 200
+
+
+def test_the_default_bind_is_loopback_and_elsewhere_needs_a_token() -> None:
+    local = bind()
+    try:
+        assert local.sock.getsockname()[0] == "127.0.0.1"
+        assert local.token is None
+        assert local.url("x y") == f"http://127.0.0.1:{local.port}/specs/x%20y"
+    finally:
+        local.sock.close()
+    wide = bind("0.0.0.0")
+    try:
+        assert wide.token
+        assert len(wide.token) >= 24
+        assert wide.token != bind.__name__
+        assert wide.url().endswith(f"/?token={wide.token}")
+    finally:
+        wide.sock.close()
+
+
+async def read_until(stream: trio.SocketStream, marker: bytes, seen: bytearray) -> None:
+    with trio.fail_after(10):
+        while marker not in seen:
+            chunk = await stream.receive_some()
+            assert chunk, "the server closed the stream"
+            seen += chunk
+
+
+@pytest.fixture
+def one_done(repo: Path) -> Path:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    assert build_in_process(repo, SPEC, FakeAgent()) == 0
+    return repo
+
+
+async def test_streams_follow_the_plan_and_the_log_over_http(one_done: Path) -> None:
+    """Real HTTP to hypercorn on 127.0.0.1: a status change in the plan and a new log line
+    arrive on the open streams, without a new request."""
+    repo = one_done
+    spec = resolve_spec(repo, SPEC)
+    listening = bind()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve, UiApp(repo, poll_s=0.05), listening))
+        state = await trio.open_tcp_stream("127.0.0.1", listening.port)
+        log = await trio.open_tcp_stream("127.0.0.1", listening.port)
+        async with state, log:
+            await follow_both(spec, state, log)
+        nursery.cancel_scope.cancel()
+
+
+async def follow_both(spec: Spec, state: trio.SocketStream, log: trio.SocketStream) -> None:
+    for stream, path in ((state, f"/api/specs/{SPEC}/stream"),
+                         (log, f"/api/specs/{SPEC}/subtasks/a/log")):
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    seen_state, seen_log = bytearray(), bytearray()
+    await read_until(state, b'"status":"completed"', seen_state)
+    await read_until(log, b"event: tail", seen_log)
+    plan = json.loads(spec.plan_path.read_text())
+    plan["phases"][0]["subtasks"][0]["status"] = "failed"
+    spec.plan_path.write_text(json.dumps(plan))
+    with (spec.logs / "a.log").open("a") as handle:
+        handle.write("a brand new line\n")
+    await read_until(state, b'"status":"failed"', seen_state)
+    await read_until(log, b"a brand new line", seen_log)
+    assert b"event: append" in seen_log
+
+
+def test_a_taken_port_is_refused_naming_the_option() -> None:
+    taken = bind()
+    try:
+        with pytest.raises(UsageError, match="option --port"):
+            bind(port=taken.port)
+    finally:
+        taken.sock.close()
+
+
+@pytest.mark.slow
+def test_ui_refuses_bad_input(built: Path) -> None:
+    taken = bind()
+    try:
+        for args, named in ((["ui", "--port", "70000"], "--port"),
+                            (["ui", "no-such-spec"], "no-such-spec"),
+                            (["ui", "--port", str(taken.port)], "--port"),
+                            (["ui", "--host", "no.such.host.invalid"], "--host")):
+            done = run_cli(built, *args, timeout=30)
+            assert done.returncode == 2, (args, done.stderr)
+            assert named in done.stderr
+            assert done.stdout == ""
+    finally:
+        taken.sock.close()
