@@ -82,7 +82,7 @@ def snapshot(spec: Spec, events: Sequence[Json], chains: Chains, *,
             "integration_branch": integration_branch(spec, plan),
             "counts": dict(status_counts(plan)), "total": sum(1 for _ in plan.subtasks()),
             "cost_usd": recorded_cost(plan), "budget_usd": _budget(recent, budget),
-            "state": _state(recent), "phases": [_phase(spec, phase) for phase in plan.phases],
+            "state": _state(recent, plan), "phases": [_phase(spec, phase) for phase in plan.phases],
             "timeline": timeline(plan, events), "bisections": bisections(spec, plan, recent,
                                                                          chains),
             "radar": radar_pairs(plan, recent, _report_radar(spec)),
@@ -108,11 +108,13 @@ def _subtask(spec: Spec, subtask: Subtask) -> Json:
             "has_log": names.subtask_log(spec.logs, subtask.id).is_file()}
 
 
-def _state(events: Sequence[Json]) -> str:
-    """running (a build's events have no build_finished yet), finished, or idle."""
+def _state(events: Sequence[Json], plan: Plan) -> str:
+    """running (a build's events have no build_finished yet, or without events, a subtask is
+    in_progress), finished, or idle."""
     kinds = [e.get("kind") for e in events]
     if not kinds:
-        return "idle"
+        running = any(s.status == Status.IN_PROGRESS for s in plan.subtasks())
+        return "running" if running else "idle"
     return "finished" if EventKind.BUILD_FINISHED in kinds or \
         EventKind.MERGE_FINISHED in kinds[-1:] else "running"
 

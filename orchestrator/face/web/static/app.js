@@ -327,9 +327,9 @@ async function loadReport() {
   const report = await (await fetch(api(view.spec, "report"))).json();
   const findings = report.conflicts || [];
   box.replaceChildren(el("h2", {}, "Conflict report"),
-    findings.length ? findings.map(finding) :
-      el("p", {class: "muted"}, report.generated_at ? "No conflicts or overlaps." :
-        "No merge stage has run yet."));
+    ...(findings.length ? findings.map(finding) :
+      [el("p", {class: "muted"}, report.generated_at ? "No conflicts or overlaps." :
+        "No merge stage has run yet.")]));
 }
 
 function finding(found) {
@@ -352,7 +352,7 @@ function finding(found) {
 function renderBisection(state) {
   const box = document.getElementById("bisection");
   if (!state.bisections.length) { box.replaceChildren(); return; }
-  box.replaceChildren(el("h2", {}, "Bisection"), state.bisections.map((b) => el("div", {class: "bisect"},
+  box.replaceChildren(el("h2", {}, "Bisection"), ...state.bisections.map((b) => el("div", {class: "bisect"},
     el("p", {}, b.message),
     el("ol", {}, b.rounds.map((round) => el("li", {}, round.message,
       el("ul", {}, round.probes.map((p) => el("li", {}, el("code", {}, p.commit), " holds ",
