@@ -31,7 +31,7 @@ SPEC = "001-ui"
 # Flags that keep Chromium off the network (this machine has none) and quick to start.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1100"]
+         "--disable-dev-shm-usage", "--window-size=1280,1500"]
 
 AGENT = """\
 import os, pathlib, sys, time
@@ -176,5 +176,5 @@ def follow(driver: WebDriver, url: str, gates: Path, tmp_path: Path) -> None:
     shot = tmp_path / "ui.png"
     driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
-    if target := os.environ.get("ORCHESTRATE_UI_SCREENSHOT"):
+    if target := os.environ.get("WEB_UI_SCREENSHOT"):
         shutil.copyfile(shot, target)

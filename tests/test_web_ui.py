@@ -19,6 +19,8 @@ from orchestrator.errors import UsageError
 from orchestrator.face.review import review_diff
 from orchestrator.face.web.routes import UiApp
 from orchestrator.face.web.server import bind, serve
+from orchestrator.face.web.sources import EventReader, events_path
+from orchestrator.face.web.timeline import timeline
 from orchestrator.plan.model import load_plan
 from orchestrator.plan.specs import Spec, resolve_spec
 from tests.conftest import PINNED_ENV, commit_all, git, phase, plan_of, run_cli, write_plan
@@ -268,3 +270,89 @@ def test_ui_refuses_bad_input(built: Path) -> None:
             assert done.stdout == ""
     finally:
         taken.sock.close()
+
+
+def test_the_timeline_reads_events_defensively(tmp_path: Path, repo: Path) -> None:
+    """Torn or foreign lines in events.jsonl are skipped; attempts, rounds and merges land on
+    their rows in seconds from the last build's start (the finer `elapsed_s`)."""
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    plan = load_plan(resolve_spec(repo, SPEC).plan_path)
+    lines = [
+        {"time": "2026-01-01T09:00:00Z", "elapsed_s": 0.0, "kind": "build_started"},
+        {"time": "2026-01-01T09:00:00Z", "elapsed_s": 9.0, "kind": "build_finished"},
+        {"time": "2026-01-01T10:00:00Z", "elapsed_s": 0.2, "kind": "build_started"},
+        {"time": "2026-01-01T10:00:00Z", "elapsed_s": 0.5, "kind": "subtask_started",
+         "subtask": "a"},
+        {"time": "2026-01-01T10:00:01Z", "elapsed_s": 1.5, "kind": "attempt_failed",
+         "subtask": "a", "data": {"attempt": 1}},
+        {"time": "2026-01-01T10:00:02Z", "elapsed_s": 2.5, "kind": "subtask_committed",
+         "subtask": "a"},
+        {"time": "2026-01-01T10:00:03Z", "elapsed_s": 3.0, "kind": "check_started",
+         "data": {"commit": "c0ffee" * 6, "subtasks": ["a"]}},
+        {"time": "2026-01-01T10:00:04Z", "elapsed_s": 4.0, "kind": "subtask_conflict",
+         "subtask": "b"},
+        {"time": "2026-01-01T10:00:04Z", "elapsed_s": 4.2, "kind": "resolution_started",
+         "subtask": "b", "data": {"round": 1}},
+        {"time": "2026-01-01T10:00:05Z", "elapsed_s": 5.2, "kind": "resolved",
+         "subtask": "b"},
+    ]
+    path = tmp_path / "events.jsonl"
+    text = "\n".join(json.dumps(line) for line in lines)
+    path.write_text(text[:40] + "\nnot json\n[1, 2]\n" + text[40:] + '\n{"kind": "subtask_')
+    reader = EventReader(path)
+    events = reader.read()
+    assert [e["kind"] for e in events] == [line["kind"] for line in lines[1:]]
+    line = timeline(plan, events)
+    rows = {r["id"]: r["items"] for r in line["rows"]}
+    assert [(i["kind"], i["from"], i["to"], i["outcome"]) for i in rows["a"]] == [
+        ("attempt", 0.3, 1.3, "failed"), ("attempt", 1.3, 2.3, "committed")]
+    assert rows["b"][0] == {"kind": "mark", "at": 3.8, "outcome": "conflict"}
+    assert rows["b"][1]["kind"] == "round"
+    assert rows["b"][1]["to"] == 5.0
+    assert line["checks"][0]["subtasks"] == ["a"]
+    assert line["checks"][0]["to"] == 3.8
+    with path.open("a") as handle:  # the torn line completes
+        handle.write('merged", "elapsed_s": 6.0, "time": "2026-01-01T10:00:06Z", '
+                     '"subtask": "a"}\n')
+    assert reader.read()[-1]["kind"] == "subtask_merged"
+
+
+def test_without_events_the_timeline_comes_from_the_plan(one_done: Path) -> None:
+    plan = load_plan(resolve_spec(one_done, SPEC).plan_path)
+    line = timeline(plan, [])
+    assert line["source"] == "plan"
+    [row] = line["rows"]
+    assert [i["kind"] for i in row["items"]] == ["attempt", "mark"]
+
+
+async def test_a_50_subtask_page_stays_small(repo: Path) -> None:
+    """Everything the page fetches for a finished 50-subtask build stays far below 2 MB (the
+    benchmark, scripts/bench_ui.py, measures it on a real build, with the load time)."""
+    subtasks = [{"id": f"s{n:02d}", "description": f"Subtask {n}\n" + "details " * 40,
+                 "status": "completed", "started_at": "2026-01-01T10:00:00Z",
+                 "completed_at": "2026-01-01T10:01:00Z",
+                 "orchestrate": {"attempts": 2, "duration_s": 60.0, "merge": "merged",
+                                 "error": "x" * 300, "cost_usd": 0.5}}
+                for n in range(1, 51)]
+    write_plan(repo, SPEC, {"phases": [{"phase": 1, "parallel_safe": True,
+                                        "subtasks": subtasks}]})
+    spec = resolve_spec(repo, SPEC)
+    spec.logs.mkdir()
+    events = [{"time": "2026-01-01T10:00:00Z", "elapsed_s": 0.0, "kind": "build_started",
+               "message": "building", "data": {}}]
+    for n in range(1, 51):
+        for kind in ("subtask_started", "attempt_failed", "subtask_committed",
+                     "subtask_merged"):
+            events.append({"time": "2026-01-01T10:00:30Z", "elapsed_s": float(n),
+                           "kind": kind, "subtask": f"s{n:02d}", "message": kind * 5,
+                           "data": {"attempt": 1, "detail": ["line"] * 20}})
+    events_path(spec.logs).write_text("".join(json.dumps(e) + "\n" for e in events))
+    app = UiApp(repo)
+    sizes = [len((await call(app, path)).body) for path in (
+        f"/specs/{SPEC}", "/static/app.js", "/static/app.css", f"/api/specs/{SPEC}",
+        f"/api/specs/{SPEC}/report")]
+    state = json.loads((await call(app, f"/api/specs/{SPEC}")).body)
+    assert len(state["timeline"]["rows"]) == 50
+    assert all(len(r["items"]) == 3 for r in state["timeline"]["rows"])
+    assert sum(sizes) < 2 * 1024 * 1024
+    assert sum(sizes) < 200 * 1024, sizes  # what it is today, with room to grow
