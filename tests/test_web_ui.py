@@ -19,11 +19,22 @@ from orchestrator.errors import UsageError
 from orchestrator.face.review import review_diff
 from orchestrator.face.web.routes import UiApp
 from orchestrator.face.web.server import bind, serve
+from orchestrator.face.web.snapshot import Chains, bisections, radar_pairs
 from orchestrator.face.web.sources import EventReader, events_path
 from orchestrator.face.web.timeline import timeline
 from orchestrator.plan.model import load_plan
 from orchestrator.plan.specs import Spec, resolve_spec
-from tests.conftest import PINNED_ENV, commit_all, git, phase, plan_of, run_cli, write_plan
+from tests.conftest import (
+    ORCHESTRATE,
+    PINNED_ENV,
+    commit_all,
+    commit_files,
+    git,
+    phase,
+    plan_of,
+    run_cli,
+    write_plan,
+)
 from tests.inprocess import FakeAgent, build_in_process
 from tests.web_support import call
 
@@ -356,3 +367,67 @@ async def test_a_50_subtask_page_stays_small(repo: Path) -> None:
     assert all(len(r["items"]) == 3 for r in state["timeline"]["rows"])
     assert sum(sizes) < 2 * 1024 * 1024
     assert sum(sizes) < 200 * 1024, sizes  # what it is today, with room to grow
+
+
+def test_bisection_probes_name_the_subtasks_they_hold(repo: Path) -> None:
+    """Each probe of a bisection is a commit of the checked chain: the page names the subtasks
+    merged up to it, and the culprit comes with the check's recorded output."""
+    base = git(repo, "rev-parse", "HEAD")
+    heads = {s: commit_files(repo, base, {f"{s}.txt": s}, s) for s in ("a", "b", "c")}
+    chain, tip = [], base
+    for subtask, head in heads.items():
+        tip = commit_files(repo, tip, {f"{subtask}.txt": subtask}, f"merge {subtask}",
+                           parents=[head])
+        chain.append(tip)
+    plan = plan_of(phase(1, ["a", "b", "c"], parallel=True))
+    for raw in plan["phases"][0]["subtasks"]:
+        raw["orchestrate"] = {"head": heads[raw["id"]]}
+    plan["phases"][0]["subtasks"][2]["orchestrate"]["check"] = {
+        "command": "make test", "exit_code": 2, "commit": chain[2], "output": "FAILED test_c"}
+    write_plan(repo, SPEC, plan)
+    spec = resolve_spec(repo, SPEC)
+    events = [{"kind": "bisect_started", "message": "bisecting 3", "data": {
+                   "commit": chain[2], "branches": 3}},
+              {"kind": "bisect_round", "message": "round", "data": {"probes": chain[:2]}},
+              {"kind": "bisect_culprit", "subtask": "c", "message": "culprit",
+               "data": {"commit": chain[2]}}]
+    [found] = bisections(spec, load_plan(spec.plan_path), events, Chains())
+    assert [p["holds"] for p in found["rounds"][0]["probes"]] == [["a"], ["a", "b"]]
+    assert found["culprit"]["subtask"] == "c"
+    assert (found["culprit"]["exit_code"], found["culprit"]["output"]) == (2, "FAILED test_c")
+
+
+def test_radar_pairs_come_from_the_plan_events_and_report(repo: Path) -> None:
+    plan_raw = plan_of(phase(1, ["a", "b", "c"], parallel=True))
+    plan_raw["phases"][0]["subtasks"][1]["orchestrate"] = {"radar": [
+        {"with": "a", "path": "x.py", "overlapping": True}, "junk"]}
+    write_plan(repo, SPEC, plan_raw)
+    plan = load_plan(resolve_spec(repo, SPEC).plan_path)
+    events = [{"kind": "overlap_predicted", "data": {"subtasks": ["a", "c"], "path": "y.py",
+                                                     "overlapping": False}}]
+    outcomes = [{"subtasks": ["b", "a"], "path": "x.py", "outcome": "conflict"}]
+    assert radar_pairs(plan, events, outcomes) == [
+        {"subtasks": ["a", "b"], "path": "x.py", "overlapping": True, "outcome": "conflict"},
+        {"subtasks": ["a", "c"], "path": "y.py", "overlapping": False, "outcome": None}]
+
+
+@pytest.mark.slow
+def test_ui_prints_its_url_and_serves_until_ctrl_c(built: Path) -> None:
+    import signal
+    import urllib.request
+
+    with subprocess.Popen([*ORCHESTRATE, "ui", SPEC], cwd=built, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as ui:
+        try:
+            assert ui.stdout is not None
+            url = ui.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:")
+            assert url.endswith(f"/specs/{SPEC}")
+            api = url.replace("/specs/", "/api/specs/")
+            with urllib.request.urlopen(api, timeout=30) as answer:
+                assert json.loads(answer.read())["spec"] == SPEC
+            ui.send_signal(signal.SIGINT)
+            assert ui.wait(timeout=30) == 0
+        finally:
+            if ui.poll() is None:
+                ui.kill()
