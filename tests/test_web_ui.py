@@ -22,7 +22,7 @@ from orchestrator.face.web.server import bind, serve
 from orchestrator.face.web.snapshot import Chains, bisections, radar_pairs
 from orchestrator.face.web.sources import EventReader, events_path
 from orchestrator.face.web.timeline import timeline
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec, resolve_spec
 from tests.conftest import (
     ORCHESTRATE,

@@ -31,7 +31,8 @@ from orchestrator.face.web.sources import (
     log_tail,
     stamp,
 )
-from orchestrator.plan.model import Subtask, load_plan
+from orchestrator.plan.model import Subtask
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec, all_specs
 
 Scope = MutableMapping[str, Any]

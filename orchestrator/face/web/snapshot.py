@@ -17,7 +17,8 @@ from orchestrator.events import EventKind
 from orchestrator.face.web.sources import log_tail
 from orchestrator.face.web.timeline import last_build, timeline
 from orchestrator.plan.budget import recorded_cost
-from orchestrator.plan.model import Plan, Status, Subtask, load_plan, status_counts
+from orchestrator.plan.model import Plan, Status, Subtask, status_counts
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec, all_specs
 from orchestrator.stage.conflict_report import conflict_report, integration_branch
 
