@@ -431,3 +431,16 @@ def test_ui_prints_its_url_and_serves_until_ctrl_c(built: Path) -> None:
         finally:
             if ui.poll() is None:
                 ui.kill()
+
+
+async def test_a_broken_plan_is_reported_not_fatal(repo: Path) -> None:
+    path = write_plan(repo, SPEC, '{"phases": [')
+    app = UiApp(repo)
+    stream = await call(app, f"/api/specs/{SPEC}/stream", until=b"\n\n")
+    assert stream.text.startswith("event: problem\n")
+    assert "not valid JSON" in stream.text
+    answer = await call(app, f"/api/specs/{SPEC}")
+    assert answer.status == 500
+    assert str(path) in json.loads(answer.body)["error"]
+    listing = json.loads((await call(app, "/api/specs")).body)
+    assert "not valid JSON" in listing[0]["error"]

@@ -112,8 +112,7 @@ class UiApp:
         except NotFound:
             await _plain(send, 404, "404 not found\n", head=request.head)
         except (OrchestrateError, GitError) as exc:
-            text = exc.message if isinstance(exc, OrchestrateError) else str(exc)
-            await _json(request, {"error": text}, status=500)
+            await _json(request, {"error": _message(exc)}, status=500)
 
     def _authorised(self, query: dict[str, list[str]]) -> bool:
         if self.token is None:
@@ -192,13 +191,19 @@ class UiApp:
         watched = (spec.plan_path, reader.path, spec.folder / names.REPORT_JSON)
 
         async def produce(push: Push) -> None:
-            seen, sent = None, None
+            seen: object = None
+            sent: str | None = None
             while True:
                 now = await trio.to_thread.run_sync(stamp, *watched)
                 if now != seen:
                     seen = now
-                    body = await self._snapshot(spec, reader)
-                    if body != sent:
+                    body: str | None
+                    try:
+                        body = await self._snapshot(spec, reader)
+                    except (OrchestrateError, GitError) as exc:  # a plan edited by hand
+                        await push("problem", json.dumps({"error": _message(exc)}))
+                        body = sent
+                    if body is not None and body != sent:
                         await push("state", body)
                         sent = body
                 await trio.sleep(self.poll_s)
@@ -262,6 +267,10 @@ async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
+
+
+def _message(exc: OrchestrateError | GitError) -> str:
+    return exc.message if isinstance(exc, OrchestrateError) else str(exc)
 
 
 def _piece_json(piece: LogPiece) -> str:

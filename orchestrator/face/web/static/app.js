@@ -101,6 +101,7 @@ function showSpec(name) {
     setLive("live", "on");
     render(JSON.parse(event.data));
   });
+  source.addEventListener("problem", (event) => setLive(JSON.parse(event.data).error, "off"));
   source.onerror = () => setLive("reconnecting…", "off");
   setInterval(tick, 1000);
 }
