@@ -114,8 +114,10 @@ def _state(events: Sequence[Json], plan: Plan) -> str:
     in_progress), finished, or idle."""
     kinds = [e.get("kind") for e in events]
     if not kinds:
-        running = any(s.status == Status.IN_PROGRESS for s in plan.subtasks())
-        return "running" if running else "idle"
+        statuses = {s.status for s in plan.subtasks()}
+        if Status.IN_PROGRESS in statuses:
+            return "running"
+        return "idle" if statuses <= {Status.PENDING} else "finished"
     return "finished" if EventKind.BUILD_FINISHED in kinds or \
         EventKind.MERGE_FINISHED in kinds[-1:] else "running"
 
