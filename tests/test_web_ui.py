@@ -92,6 +92,9 @@ async def test_the_page_shows_a_finished_build(built: Path) -> None:
     page = await call(app, f"/specs/{SPEC}")
     assert page.status == 200
     assert "/static/app.js" in page.text
+    assert '<tr data-subtask="b">' in page.text  # statuses are page text before any script
+    assert '<span class="status s-conflict">conflict</span>' in page.text
+    assert f'href="/specs/{SPEC}"' in (await call(app, "/")).text
     assert (await call(app, "/static/app.js")).headers["content-type"].startswith(
         "text/javascript")
     listing = json.loads((await call(app, "/api/specs")).body)
@@ -444,3 +447,12 @@ async def test_a_broken_plan_is_reported_not_fatal(repo: Path) -> None:
     assert str(path) in json.loads(answer.body)["error"]
     listing = json.loads((await call(app, "/api/specs")).body)
     assert "not valid JSON" in listing[0]["error"]
+
+
+async def test_the_page_escapes_what_the_plan_says(repo: Path) -> None:
+    plan = plan_of(phase(1, ["a"]))
+    plan["phases"][0]["subtasks"][0]["description"] = "<script>alert(1)</script> & more"
+    write_plan(repo, SPEC, plan)
+    page = (await call(UiApp(repo), f"/specs/{SPEC}")).text
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page

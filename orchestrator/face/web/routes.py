@@ -11,7 +11,6 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -22,6 +21,7 @@ from merge import GitError
 from orchestrator import names
 from orchestrator.errors import OrchestrateError
 from orchestrator.face.review import review_diff
+from orchestrator.face.web.page import asset, page_html
 from orchestrator.face.web.snapshot import Chains, check_output, report_json, snapshot, spec_rows
 from orchestrator.face.web.sources import (
     EventReader,
@@ -123,12 +123,11 @@ class UiApp:
     async def _route(self, request: Request) -> None:
         match request.parts:
             case []:
-                await self._page(request)
+                await self._page(request, None)
             case ["specs", name]:
-                await self._spec(name)
-                await self._page(request)
-            case ["static", asset] if asset in ASSETS:
-                await _respond(request, 200, ASSETS[asset], _asset(asset))
+                await self._page(request, await self._spec(name))
+            case ["static", name] if name in ASSETS:
+                await _respond(request, 200, ASSETS[name], asset(name))
             case ["api", "specs"]:
                 await _json(request, await trio.to_thread.run_sync(spec_rows, self.repo))
             case ["api", "specs", name]:
@@ -159,9 +158,8 @@ class UiApp:
         else:
             await _json(request, await trio.to_thread.run_sync(check_output, spec, subtask))
 
-    async def _page(self, request: Request) -> None:
-        query = f"?token={self.token}" if self.token else ""
-        page = _asset("index.html").decode().replace("{{query}}", query)
+    async def _page(self, request: Request, spec: Spec | None) -> None:
+        page = await trio.to_thread.run_sync(page_html, self.repo, spec, self.token)
         await _respond(request, 200, "text/html; charset=utf-8", page.encode())
 
     async def _spec(self, name: str) -> Spec:
@@ -318,10 +316,6 @@ def _loopback_host(scope: Scope) -> bool:
                  if key == b"host"), "")
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return name.lower() in LOOPBACK_HOSTS or name.startswith("127.")
-
-
-def _asset(name: str) -> bytes:
-    return (resources.files("orchestrator.face.web") / "static" / name).read_bytes()
 
 
 async def _json(request: Request, value: object, *, status: int = 200) -> None:
