@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import trio
@@ -22,6 +20,19 @@ from orchestrator import names
 from orchestrator.errors import OrchestrateError
 from orchestrator.face.review import review_diff
 from orchestrator.face.web.page import asset, page_html
+from orchestrator.face.web.responses import (
+    Push,
+    Receive,
+    Request,
+    Scope,
+    Send,
+    event_stream,
+    lifespan,
+    respond,
+    respond_json,
+    respond_json_text,
+    respond_plain,
+)
 from orchestrator.face.web.snapshot import Chains, check_output, report_json, snapshot, spec_rows
 from orchestrator.face.web.sources import (
     EventReader,
@@ -35,38 +46,13 @@ from orchestrator.plan.model import Subtask
 from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec, all_specs
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 DIFF_LIMIT = 2 * 1024 * 1024
-HEARTBEAT_S = 10.0
-HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
-           (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
-           (b"content-security-policy",
-            b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-            b"img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-            b"frame-ancestors 'none'")]
 
 
 class NotFound(Exception):
     """No such route, spec or subtask: 404."""
-
-
-@dataclass
-class Request:
-    method: str
-    parts: list[str]  # the path's segments, each percent-decoded
-    query: dict[str, list[str]]
-    send: Send
-    receive: Receive
-
-    @property
-    def head(self) -> bool:
-        return self.method == "HEAD"
 
 
 @dataclass
@@ -85,7 +71,7 @@ class UiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
         # websockets are not one of the page's routes: hypercorn closes them unanswered
@@ -93,14 +79,14 @@ class UiApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if not self._authorised(query):
-            await _plain(send, 401, "401 unauthorised: open the URL orchestrate printed, "
+            await respond_plain(send, 401, "401 unauthorised: open the URL orchestrate printed, "
                          "with its ?token=\n")
             return
         if self.loopback and not _loopback_host(scope):
-            await _plain(send, 403, "403 forbidden: use the URL orchestrate printed\n")
+            await respond_plain(send, 403, "403 forbidden: use the URL orchestrate printed\n")
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await _plain(send, 405, "405 method not allowed: this page only reads\n",
+            await respond_plain(send, 405, "405 method not allowed: this page only reads\n",
                          extra=[(b"allow", b"GET, HEAD")])
             return
         parts = _segments(scope.get("raw_path") or scope["path"].encode())
@@ -110,9 +96,9 @@ class UiApp:
                 raise NotFound
             await self._route(request)
         except NotFound:
-            await _plain(send, 404, "404 not found\n", head=request.head)
+            await respond_plain(send, 404, "404 not found\n", head=request.head)
         except (OrchestrateError, GitError) as exc:
-            await _json(request, {"error": _message(exc)}, status=500)
+            await respond_json(request, {"error": _message(exc)}, status=500)
 
     def _authorised(self, query: dict[str, list[str]]) -> bool:
         if self.token is None:
@@ -127,18 +113,18 @@ class UiApp:
             case ["specs", name]:
                 await self._page(request, await self._spec(name))
             case ["static", name] if name in ASSETS:
-                await _respond(request, 200, ASSETS[name], asset(name))
+                await respond(request, 200, ASSETS[name], asset(name))
             case ["api", "specs"]:
-                await _json(request, await trio.to_thread.run_sync(spec_rows, self.repo))
+                await respond_json(request, await trio.to_thread.run_sync(spec_rows, self.repo))
             case ["api", "specs", name]:
                 spec = await self._spec(name)
-                await _json_text(request, await self._snapshot(spec, EventReader(
+                await respond_json_text(request, await self._snapshot(spec, EventReader(
                     events_path(spec.logs))))
             case ["api", "specs", name, "stream"]:
                 await self._follow_spec(request, await self._spec(name))
             case ["api", "specs", name, "report"]:
                 spec = await self._spec(name)
-                await _json(request, await trio.to_thread.run_sync(report_json, spec))
+                await respond_json(request, await trio.to_thread.run_sync(report_json, spec))
             case ["api", "specs", name, "subtasks", subtask_id, what]:
                 await self._subtask_route(request, name, subtask_id, what)
             case _:
@@ -154,13 +140,13 @@ class UiApp:
             await self._follow_log(request, names.subtask_log(spec.logs, subtask.id))
         elif what == "diff":
             text = await trio.to_thread.run_sync(_diff, spec, subtask.id)
-            await _respond(request, 200, "text/plain; charset=utf-8", text.encode())
+            await respond(request, 200, "text/plain; charset=utf-8", text.encode())
         else:
-            await _json(request, await trio.to_thread.run_sync(check_output, spec, subtask))
+            await respond_json(request, await trio.to_thread.run_sync(check_output, spec, subtask))
 
     async def _page(self, request: Request, spec: Spec | None) -> None:
         page = await trio.to_thread.run_sync(page_html, self.repo, spec, self.token)
-        await _respond(request, 200, "text/html; charset=utf-8", page.encode())
+        await respond(request, 200, "text/html; charset=utf-8", page.encode())
 
     async def _spec(self, name: str) -> Spec:
         specs = await trio.to_thread.run_sync(all_specs, self.repo)
@@ -206,7 +192,7 @@ class UiApp:
                         sent = body
                 await trio.sleep(self.poll_s)
 
-        await _event_stream(request, produce)
+        await event_stream(request, produce)
 
     async def _follow_log(self, request: Request, path: Path) -> None:
         """Server-sent events: `tail` (the log's last lines; the page replaces what it
@@ -228,43 +214,7 @@ class UiApp:
                         await push("tail" if piece.skipped else "append", _piece_json(piece))
                 offset = piece.offset
 
-        await _event_stream(request, produce)
-
-
-Push = Callable[[str, str], Awaitable[None]]
-
-
-async def _event_stream(request: Request, produce: Callable[[Push], Awaitable[None]]) -> None:
-    await request.send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", b"text/event-stream; charset=utf-8"), *HEADERS]})
-    if request.head:
-        await request.send({"type": "http.response.body", "body": b""})
-        return
-    last = trio.current_time()
-
-    async def push(name: str, data: str) -> None:
-        nonlocal last
-        lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-        await request.send({"type": "http.response.body", "more_body": True,
-                            "body": f"event: {name}\n{lines}\n".encode()})
-        last = trio.current_time()
-
-    async def heartbeat() -> None:
-        while True:
-            await trio.sleep(HEARTBEAT_S / 2)
-            if trio.current_time() - last >= HEARTBEAT_S:
-                await push("ping", "")
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_until_disconnect, request.receive, nursery.cancel_scope)
-        nursery.start_soon(heartbeat)
-        await produce(push)
-
-
-async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
+        await event_stream(request, produce)
 
 
 def _message(exc: OrchestrateError | GitError) -> str:
@@ -318,36 +268,3 @@ def _loopback_host(scope: Scope) -> bool:
     return name.lower() in LOOPBACK_HOSTS or name.startswith("127.")
 
 
-async def _json(request: Request, value: object, *, status: int = 200) -> None:
-    await _json_text(request, json.dumps(value, ensure_ascii=False, separators=(",", ":")),
-                     status=status)
-
-
-async def _json_text(request: Request, text: str, *, status: int = 200) -> None:
-    await _respond(request, status, "application/json", text.encode())
-
-
-async def _respond(request: Request, status: int, content_type: str, body: bytes) -> None:
-    await request.send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-        *HEADERS]})
-    await request.send({"type": "http.response.body", "body": b"" if request.head else body})
-
-
-async def _plain(send: Send, status: int, text: str, *, head: bool = False,
-                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = text.encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()), *HEADERS, *(extra or [])]})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
