@@ -5,6 +5,7 @@ paths, traversal, a missing token, a foreign Host), and its event streams over r
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -456,3 +457,15 @@ async def test_the_page_escapes_what_the_plan_says(repo: Path) -> None:
     page = (await call(UiApp(repo), f"/specs/{SPEC}")).text
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+
+
+@pytest.mark.slow
+def test_build_ui_prints_the_page_url_first(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    for extra in ([], ["--json"]):
+        done = run_cli(repo, "build", SPEC, "--ui", "--retry-failed", *extra,
+                       "--agent-command", "echo done > $ORCHESTRATE_SUBTASK_ID.txt", check=0)
+        first, *rest = done.stdout.splitlines()
+        assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/specs/{SPEC}", first), first
+        if extra:
+            assert all(json.loads(line)["kind"] for line in rest)
