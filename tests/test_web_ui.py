@@ -469,3 +469,16 @@ def test_build_ui_prints_the_page_url_first(repo: Path) -> None:
         assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/specs/{SPEC}", first), first
         if extra:
             assert all(json.loads(line)["kind"] for line in rest)
+
+
+def test_the_script_parses() -> None:
+    """The page's script is plain JavaScript that node (when installed) accepts as is."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = Path(__file__).parent.parent / "orchestrator/face/web/static/app.js"
+    done = subprocess.run([node, "--check", str(script)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
