@@ -286,7 +286,11 @@ function followLog(id) {
     const empty = pane.querySelector("span.muted");
     if (empty) empty.remove();
     pane.append(piece.text);
-    while (pane.childNodes.length > 400) pane.firstChild.remove();
+    let shown = pane.textContent.length;  // keep about the last MiB of a long log
+    while (shown > 1 << 20 && pane.childNodes.length > 1) {
+      shown -= pane.firstChild.textContent.length;
+      pane.firstChild.remove();
+    }
     if (follow) pane.scrollTop = pane.scrollHeight;
   });
 }
