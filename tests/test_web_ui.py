@@ -482,3 +482,15 @@ def test_the_script_parses() -> None:
     done = subprocess.run([node, "--check", str(script)], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
+
+
+async def test_head_answers_headers_only_and_check_says_none(built: Path) -> None:
+    app = UiApp(built)
+    stream = await call(app, f"/api/specs/{SPEC}/stream", method="HEAD")
+    assert stream.status == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert stream.body == b""
+    check = json.loads((await call(app, f"/api/specs/{SPEC}/subtasks/b/check")).body)
+    assert check["subtask"] == "b"
+    assert check["command"] is None
+    assert (await call(app, f"/api/specs/{SPEC}/subtasks/nope/diff")).status == 404
