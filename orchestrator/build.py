@@ -36,6 +36,7 @@ from orchestrator.resolving import recover_rounds
 from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
+from orchestrator.stage.radar import Radar
 from orchestrator.stale import find_stale, reconcile
 from orchestrator.store import PlanStore, RunLock
 from orchestrator.views import progress_counts
@@ -107,6 +108,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                          (s.id, "committed" if s.is_committed_unmerged else s.status)
                          for s in plan.subtasks()])
     started = time.monotonic()
+    ctx: RunContext | None = None
     try:
         async with _agent(settings, sink, given) as agent, \
                 open_placement(settings, spec.repo) as placement, \
@@ -121,6 +123,9 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              lookahead=trio.Semaphore(settings.max_parallel),
                              budget=Budget(settings.budget, recorded_cost(plan)),
                              placement=placement)
+            ctx.radar = Radar.for_build(repo=spec.repo, logs=spec.logs, settings=settings,
+                                        records=ctx.records, emit=ctx.emit,
+                                        reads_workspaces=placement.reads_workspaces)
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:
@@ -130,6 +135,9 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                   f"Run `orchestrate build {spec.name}` again to resume.")
             return await _finish(ctx, time.monotonic() - started)
     finally:
+        if ctx is not None:
+            with trio.CancelScope(shield=True):
+                await ctx.radar.close()
         sink.close()
 
 

@@ -216,10 +216,21 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The Ray cluster for --runner ray (default auto)."),
         click.option("--remote", metavar="NAME",
                      help="Git remote Ray workers fetch from and push to (default origin)."),
+        *_radar_options(),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _radar_options() -> list[Callable[[Any], Any]]:
+    return [
+        click.option("--radar", type=click.Choice(["off", "show", "tell"]),
+                     help="Watch running agents for edits to the same path: show them "
+                          "(default), also tell the agents, or off."),
+        click.option("--radar-interval", type=float, metavar="S",
+                     help="Seconds between the radar's looks at the worktrees (default 5)."),
+    ]
 
 
 def _check_options() -> list[Callable[[Any], Any]]:
@@ -307,10 +318,12 @@ def report(ctx: click.Context, spec: str, fmt: str, exit_code: bool) -> None:
     from typing import cast
 
     from orchestrator.reporting import ReportFormat, conflict_report, render
+    from orchestrator.stage.radar_report import radar_outcomes
 
     found = _spec(ctx, spec)
-    built = conflict_report(found, load_plan(found.plan_path))
-    click.echo(render(built, cast(ReportFormat, fmt)), nl=False)
+    plan = load_plan(found.plan_path)
+    built = conflict_report(found, plan)
+    click.echo(render(built, cast(ReportFormat, fmt), radar_outcomes(plan)), nl=False)
     if exit_code and (built.conflicts() or built.check_failures()):
         ctx.exit(1)
 

@@ -20,6 +20,7 @@ from orchestrator.records import Records
 from orchestrator.runlog import RunLogs
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
+from orchestrator.stage.radar import Radar
 from orchestrator.worktrees import Worktrees
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ class RunContext(MergeContext):
         return self.settings.resolve == "agent" and self.settings.resolve_attempts > 0
     # where workspaces live and attempts run (local worktrees, Ray); build.py sets it
     placement: Placement = field(default_factory=lambda: _local_placement())
+    radar: Radar = field(default_factory=Radar.off)  # the conflict radar; build.py sets it
 
 
 def _local_placement() -> Placement:

@@ -111,3 +111,8 @@ def subtask_log(logs: Path, subtask_id: str) -> Path:
 
 def check_log(logs: Path, commit: str) -> Path:
     return logs / f"check-{commit[:12]}.log"
+
+
+def radar_file(logs: Path, subtask_id: str) -> Path:
+    """ORCHESTRATE_RADAR_FILE: where the conflict radar tells a subtask's agent of overlaps."""
+    return logs / f"{subtask_id}.radar"

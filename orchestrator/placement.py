@@ -34,6 +34,7 @@ RAY_HINT = "Install it with `pip install 'orchestrate[ray]'`, or use --runner lo
 
 class Placement(Protocol):
     name: str
+    reads_workspaces: bool  # a running workspace can be read from here (the conflict radar)
 
     def workspace(self, ctx: RunContext, subtask: Subtask, branch: str,
                   base: str) -> AbstractAsyncContextManager[Path]:
@@ -65,6 +66,7 @@ class LocalPlacement:
     """Worktrees of the user's repository under .orchestrate/worktrees on this machine."""
 
     name = "local"
+    reads_workspaces = True
 
     def workspace(self, ctx: RunContext, subtask: Subtask, branch: str,
                   base: str) -> AbstractAsyncContextManager[Path]:

@@ -176,6 +176,18 @@ class Subtask:
 
 
 @dataclass(frozen=True)
+class RadarNote:
+    """One entry of `orchestrate.radar`: the radar saw this subtask and `with_` change `path`."""
+
+    with_: str
+    path: str
+    overlapping: bool
+
+    def to_json(self) -> Json:
+        return {"with": self.with_, "path": self.path, "overlapping": self.overlapping}
+
+
+@dataclass(frozen=True)
 class Record:
     """A typed view of a subtask's `orchestrate` object (SPEC 6): each property is None when
     the field is absent or not of its type, so a hand-edited plan cannot crash a reader."""
@@ -215,6 +227,35 @@ class Record:
     @property
     def error(self) -> str | None:
         return self._text("error")
+
+    @property
+    def radar(self) -> list[RadarNote]:
+        """What the conflict radar saw (well-formed entries only)."""
+        entries = self.raw.get("radar")
+        if not isinstance(entries, list):
+            return []
+        return [RadarNote(e["with"], e["path"], e.get("overlapping") is True) for e in entries
+                if isinstance(e, dict) and isinstance(e.get("with"), str)
+                and isinstance(e.get("path"), str)]
+
+    def _strings(self, key: str) -> list[str]:
+        value = self.raw.get(key)
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    @property
+    def overlaps(self) -> list[str]:
+        return self._strings("overlaps")
+
+    @property
+    def conflict_paths(self) -> list[str]:
+        return self._strings("conflict_paths")
+
+    @property
+    def resolution_paths(self) -> list[str]:
+        """The paths a resolution round (SPEC 10) had to resolve."""
+        found = self.raw.get("resolution")
+        paths = found.get("paths") if isinstance(found, dict) else None
+        return [v for v in paths if isinstance(v, str)] if isinstance(paths, list) else []
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,9 @@ class Settings:
     runner: str = "local"
     ray_address: str = "auto"
     remote: str = "origin"
+    # conflict radar: off, show (events and the plan) or tell (the agents too), every N seconds
+    radar: str = "show"
+    radar_interval: float = 5.0
 
     @property
     def check_limit_s(self) -> float:
@@ -188,6 +191,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
     "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
 }
+# conflict radar
+PARSERS.update({"radar": _choice("off", "show", "tell"), "radar_interval": _seconds})
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
