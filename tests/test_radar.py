@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import trio
 
-from orchestrator.plan import Phase, load_plan
-from orchestrator.records import Records
+from orchestrator.plan.model import Phase, load_plan
+from orchestrator.plan.records import Records
+from orchestrator.plan.store import PlanStore
 from orchestrator.settings import Settings
 from orchestrator.stage.radar import Radar
 from orchestrator.stage.radar_reads import (
@@ -22,7 +23,6 @@ from orchestrator.stage.radar_reads import (
     touching,
 )
 from orchestrator.stage.radar_report import radar_outcomes
-from orchestrator.store import PlanStore
 from tests.conftest import commit_all, git, phase, plan_of, write_plan
 
 

@@ -28,14 +28,13 @@ from typing import Protocol
 import trio
 
 from orchestrator import names
-from orchestrator.plan import Phase, Subtask
-from orchestrator.processes import GitError
-from orchestrator.records import Records
+from orchestrator.door.processes import GitError
+from orchestrator.events import EventKind
+from orchestrator.plan.model import Phase, Subtask
+from orchestrator.plan.records import Records
 from orchestrator.settings import Settings
 from orchestrator.stage.radar_reads import BranchReader, Lines, WorktreeReader, touching
 
-OVERLAP_PREDICTED = "overlap_predicted"
-RADAR_OFF = "radar_off"
 DESCRIPTION_LIMIT = 300
 
 Emit = Callable[..., None]  # MergeContext.emit: (kind, message, *, subtask, phase, **data)
@@ -100,8 +99,8 @@ class Radar:
         """The build's radar; off (saying so once) where the placement cannot be read."""
         wanted = settings.radar != "off"
         if wanted and not reads_workspaces:
-            emit(RADAR_OFF, f"radar: off with --runner {settings.runner} (it reads running "
-                 "worktrees on this machine, and these run elsewhere)")
+            emit(EventKind.RADAR_OFF, f"radar: off with --runner {settings.runner} (it reads "
+                 "running worktrees on this machine, and these run elsewhere)")
         return cls(repo, logs, settings, records, emit, enabled=wanted and reads_workspaces)
 
     @property
@@ -201,7 +200,7 @@ class Radar:
             await self._tell(second, first, prediction)
         if self.records is not None:
             await self.records.radar_predicted(prediction.subtasks, path, prediction.overlapping)
-        self.emit(OVERLAP_PREDICTED, _message(prediction), phase=first.phase,
+        self.emit(EventKind.OVERLAP_PREDICTED, _message(prediction), phase=first.phase,
                   **prediction.data())
         return prediction
 

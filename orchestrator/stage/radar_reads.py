@@ -28,7 +28,7 @@ from pathlib import Path
 import trio
 
 from orchestrator import names
-from orchestrator.processes import git
+from orchestrator.door.processes import git
 
 # Reads only: no optional lock (index refresh), no hook, no fsmonitor, paths taken literally.
 RADAR_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_LITERAL_PATHSPECS": "1"}

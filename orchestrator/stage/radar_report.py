@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from merge import words
-from orchestrator.plan import MergeState, Plan, Subtask
+from orchestrator.plan.model import MergeState, Plan, Subtask
 
 CONFLICT = words.CONFLICT
 OVERLAP = words.OVERLAP
