@@ -3,13 +3,16 @@ announces and records, and what the report makes of it."""
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
+from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.plan.model import Phase, load_plan
 from orchestrator.plan.records import Records
 from orchestrator.plan.store import PlanStore
@@ -24,6 +27,7 @@ from orchestrator.stage.radar_reads import (
 )
 from orchestrator.stage.radar_report import radar_outcomes
 from tests.conftest import commit_all, git, phase, plan_of, write_plan
+from tests.inprocess import build_in_process
 
 
 def worktree(repo: Path, name: str) -> Path:
@@ -66,6 +70,11 @@ async def test_reads_what_changed_against_the_base_and_never_the_worktrees_index
     assert await reader.changes() == {"new.txt": "A"}
     assert not (Path(git(tree, "rev-parse", "--path-format=absolute", "--git-dir"))
                 / "index.lock").exists()
+    (tree / "src/deep").mkdir()  # new files in a new folder, then in an old one
+    (tree / "src/deep/one.py").write_text("1\n")
+    assert "src/deep/one.py" in await reader.changes()
+    (tree / "src/two.py").write_text("2\n")
+    assert {"src/deep/one.py", "src/two.py"} <= (await reader.changes()).keys()
     edit_line(tree / "src/app.py", 7, "seven")
     await reader.changes()
     git(tree, "reset", "-q", "--hard", base)
@@ -240,3 +249,49 @@ def test_the_report_says_what_became_of_each_prediction(repo: Path) -> None:
         {"subtasks": ["a", "c"], "path": "y.py", "overlapping": True, "outcome": "conflict"},
         {"subtasks": ["a", "d"], "path": "z.py", "overlapping": True,
          "outcome": "merged clean"}]
+
+
+@dataclass
+class NeighbourAgent:
+    """Edits line `lines[id]` of src/app.py (sub "b" only once "a" has edited), then waits
+    (at most 20 s) until the plan records what the radar saw of it."""
+
+    plan_path: Path
+    lines: dict[str, int]
+    name: str = "neighbours"
+    edited: trio.Event = field(default_factory=trio.Event)
+
+    async def run(self, task: AgentTask) -> AgentResult:
+        if task.subtask_id == "b":
+            await self.edited.wait()
+            await trio.sleep(0.3)  # the radar has looked at "a" alone by now
+        if task.subtask_id in self.lines:
+            edit_line(task.worktree / "src/app.py", self.lines[task.subtask_id], task.subtask_id)
+        else:
+            (task.worktree / f"{task.subtask_id}.txt").write_text("apart\n")
+        if task.subtask_id == "a":
+            self.edited.set()
+        for _ in range(400):
+            if task.subtask_id not in self.lines or self._heard(task.subtask_id):
+                break
+            await trio.sleep(0.05)
+        return AgentResult(ok=True)
+
+    def _heard(self, subtask_id: str) -> bool:
+        return bool(load_plan(self.plan_path).subtask(subtask_id).record.radar)
+
+
+def test_a_build_announces_neighbouring_edits_before_the_agents_finish(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan_path = write_plan(repo, "001-demo", plan_of(phase(1, ["a", "b", "c"], parallel=True)))
+    agent = NeighbourAgent(plan_path, {"a": 5, "b": 6})
+    assert build_in_process(repo, "001-demo", agent, radar_interval=0.1, json=True) == 1
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [(e["kind"], e["subtask"]) for e in events]
+    predicted = [e["data"] for e in events if e["kind"] == "overlap_predicted"]
+    assert predicted == [{"subtasks": ["a", "b"], "path": "src/app.py",
+                          "ranges": {"a": [[5, 5]], "b": [[6, 6]]}, "overlapping": True}]
+    announced = kinds.index(("overlap_predicted", None))
+    assert announced < kinds.index(("subtask_committed", "a"))
+    assert announced < kinds.index(("subtask_committed", "b"))
+    assert [e["outcome"] for e in radar_outcomes(load_plan(plan_path))] == ["conflict"]

@@ -130,6 +130,10 @@ class WorktreeReader:
     copied: tuple[str, ...] = ()
     # path -> (its stat when last read, whether it still had the base's content)
     unchanged: dict[str, tuple[StatKey, bool]] = field(default_factory=dict)
+    # every folder holding a tracked or new file -> its mtime when `git ls-files --others` last
+    # ran: a file is only ever added, removed or renamed by changing its folder's mtime
+    folders: dict[str, int | None] = field(default_factory=dict)
+    untracked: set[str] = field(default_factory=set)
     ready: bool = False
 
     @property
@@ -150,14 +154,15 @@ class WorktreeReader:
             await trio.to_thread.run_sync(shutil.copy2, source, self.index)
             kept = await git(self.worktree, *QUIET, "read-tree", "-m", self.base,
                              env=self.env, check=False)
-            if kept.returncode == 0:
-                self.ready = True
-                return
+            copied = kept.returncode == 0
         except OSError:
-            pass
-        await trio.Path(self.index).unlink(missing_ok=True)
-        await self._git("read-tree", self.base)
-        await self._git("update-index", "-q", "--refresh", check=False)
+            copied = False
+        if not copied:
+            await trio.Path(self.index).unlink(missing_ok=True)
+            await self._git("read-tree", self.base)
+            await self._git("update-index", "-q", "--refresh", check=False)
+        tracked = await self._git("ls-files", "-z")
+        self.folders = dict.fromkeys(_folders(tracked.split("\0")))
         self.ready = True
 
     async def changes(self) -> dict[str, str]:
@@ -167,9 +172,29 @@ class WorktreeReader:
         raw = await self._git("diff-files", "-z", "--raw", "--no-abbrev", *DIFF_OPTIONS)
         candidates = list(_raw_entries(raw))
         found = await trio.to_thread.run_sync(self._really_changed, candidates)
-        others = await self._git("ls-files", "-z", "--others", "--exclude-standard")
-        found.update((path, ADDED) for path in others.split("\0") if path)
+        found.update((path, ADDED) for path in await self._untracked())
         return {p: s for p, s in found.items() if not _excluded(p, self.copied)}
+
+    async def _untracked(self) -> set[str]:
+        """The files new against the base: `git ls-files --others`, run only when a folder's
+        mtime changed since it last ran (its mtimes are taken before it runs)."""
+        now = await trio.to_thread.run_sync(self._folder_times)
+        if now == self.folders:
+            return self.untracked
+        others = await self._git("ls-files", "-z", "--others", "--exclude-standard")
+        self.untracked = {path for path in others.split("\0") if path}
+        new = {folder: None for folder in _folders(self.untracked) if folder not in now}
+        self.folders = {**now, **new}
+        return self.untracked
+
+    def _folder_times(self) -> dict[str, int | None]:
+        times: dict[str, int | None] = {}
+        for folder in self.folders:
+            try:
+                times[folder] = (self.worktree / folder).stat().st_mtime_ns
+            except OSError:
+                times[folder] = None
+        return times
 
     def _really_changed(self, entries: list[tuple[str, str, str, str]]) -> dict[str, str]:
         """Of the paths diff-files named (stat differs), those whose content or mode differs."""
@@ -198,6 +223,16 @@ class WorktreeReader:
 
     async def close(self) -> None:
         await trio.Path(self.index).unlink(missing_ok=True)
+
+
+def _folders(paths: Iterable[str]) -> set[str]:
+    """Every folder on the way to each path, the worktree's top (".") included."""
+    found = {"."}
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for end in range(1, len(parts) + 1):
+            found.add("/".join(parts[:end]))
+    return found
 
 
 def _raw_entries(raw: str) -> Iterable[tuple[str, str, str, str]]:
