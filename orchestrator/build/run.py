@@ -12,6 +12,7 @@ from functools import partial
 import trio
 
 from merge import MergeResult, words
+from orchestrator import names
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
@@ -149,8 +150,10 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  lookahead=trio.Semaphore(settings.max_parallel),
                                  budget=Budget(settings.budget, recorded_cost(plan)),
                                  placement=placement)
-                ctx.radar = Radar.for_build(repo=spec.repo, logs=spec.logs, settings=settings,
-                                            records=ctx.records, emit=ctx.emit,
+                ctx.radar = Radar.for_build(repo=spec.repo, logs=spec.logs,
+                                            cache=names.radar_cache(spec.repo, spec.name),
+                                            settings=settings, records=ctx.records,
+                                            emit=ctx.emit,
                                             reads_workspaces=placement.reads_workspaces)
                 try:
                     return await _run(ctx, target, started)

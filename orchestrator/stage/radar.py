@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -86,6 +86,9 @@ class Radar:
     enabled: bool = True
     sides: dict[str, Side] = field(default_factory=dict)
     announced: set[tuple[str, str, str]] = field(default_factory=set)
+    # where the private indexes live (emptied first: a killed build's are stale); None: a
+    # temporary folder
+    cache: Path | None = None
     _folder: Path | None = None
 
     @classmethod
@@ -94,14 +97,15 @@ class Radar:
         return cls(Path("."), Path("."), Settings(), None, _ignore, enabled=False)
 
     @classmethod
-    def for_build(cls, *, repo: Path, logs: Path, settings: Settings, records: Records,
-                  emit: Emit, reads_workspaces: bool) -> Radar:
+    def for_build(cls, *, repo: Path, logs: Path, cache: Path, settings: Settings,
+                  records: Records, emit: Emit, reads_workspaces: bool) -> Radar:
         """The build's radar; off (saying so once) where the placement cannot be read."""
         wanted = settings.radar != "off"
         if wanted and not reads_workspaces:
             emit(EventKind.RADAR_OFF, f"radar: off with --runner {settings.runner} (it reads "
                  "running worktrees on this machine, and these run elsewhere)")
-        return cls(repo, logs, settings, records, emit, enabled=wanted and reads_workspaces)
+        return cls(repo, logs, settings, records, emit, enabled=wanted and reads_workspaces,
+                   cache=cache)
 
     @property
     def tells(self) -> bool:
@@ -118,7 +122,7 @@ class Radar:
         if (radar_file := self.file_for(subtask.id)) is not None:
             await trio.Path(radar_file.parent).mkdir(parents=True, exist_ok=True)
             await trio.Path(radar_file).write_text("", encoding="utf-8")
-        index = self._private_folder() / f"{len(self.sides)}-{subtask.id}.index"
+        index = await self._private_folder() / f"{len(self.sides)}-{subtask.id}.index"
         reader = WorktreeReader(worktree, base, index, self.settings.copy)
         await self._replace(_side(subtask, reader, running=True))
 
@@ -157,7 +161,8 @@ class Radar:
         interval = self.settings.radar_interval
         while True:
             started = trio.current_time()
-            await self.sweep(phase)
+            with suppress(GitError, OSError, ValueError):  # never the build's end
+                await self.sweep(phase)
             await trio.sleep_until(started + interval)
 
     async def sweep(self, phase: str) -> list[Prediction]:
@@ -218,9 +223,9 @@ class Radar:
             await old.reader.close()
         self.sides[side.subtask_id] = side
 
-    def _private_folder(self) -> Path:
+    async def _private_folder(self) -> Path:
         if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="orchestrate-radar-"))
+            self._folder = await trio.to_thread.run_sync(_fresh_folder, self.cache)
         return self._folder
 
     async def close(self) -> None:
@@ -230,6 +235,14 @@ class Radar:
         if self._folder is not None:
             await trio.to_thread.run_sync(shutil.rmtree, self._folder, True)
             self._folder = None
+
+
+def _fresh_folder(wanted: Path | None) -> Path:
+    if wanted is None:
+        return Path(tempfile.mkdtemp(prefix="orchestrate-radar-"))
+    shutil.rmtree(wanted, ignore_errors=True)
+    wanted.mkdir(parents=True, mode=0o700)
+    return wanted
 
 
 def _ignore(*args: object, **kwargs: object) -> None:
