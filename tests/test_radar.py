@@ -295,3 +295,20 @@ def test_a_build_announces_neighbouring_edits_before_the_agents_finish(
     assert announced < kinds.index(("subtask_committed", "a"))
     assert announced < kinds.index(("subtask_committed", "b"))
     assert [e["outcome"] for e in radar_outcomes(load_plan(plan_path))] == ["conflict"]
+
+
+def test_a_placement_it_cannot_read_turns_it_off_saying_so_once(tmp_path: Path) -> None:
+    heard = Heard()
+    settings = Settings(radar="tell", runner="ray")
+    radar = Radar.for_build(repo=tmp_path, logs=tmp_path, cache=tmp_path / "cache",
+                            settings=settings, records=None, emit=heard, reads_workspaces=False)
+    assert not radar.enabled
+    assert radar.file_for("s1") is None
+    assert [(kind, message) for kind, message, _ in heard.events] == [
+        ("radar_off", "radar: off with --runner ray (it reads running worktrees on this "
+                      "machine, and these run elsewhere)")]
+    quiet = Heard()
+    assert not Radar.for_build(repo=tmp_path, logs=tmp_path, cache=tmp_path,
+                               settings=Settings(radar="off", runner="ray"), records=None,
+                               emit=quiet, reads_workspaces=False).enabled
+    assert quiet.events == []

@@ -98,7 +98,7 @@ class Radar:
 
     @classmethod
     def for_build(cls, *, repo: Path, logs: Path, cache: Path, settings: Settings,
-                  records: Records, emit: Emit, reads_workspaces: bool) -> Radar:
+                  records: Records | None, emit: Emit, reads_workspaces: bool) -> Radar:
         """The build's radar; off (saying so once) where the placement cannot be read."""
         wanted = settings.radar != "off"
         if wanted and not reads_workspaces:
