@@ -84,6 +84,36 @@ def latencies(events: list[dict[str, object]], launched: float,
     return found
 
 
+def sweep_cost(repo: Path, count: int, scratch: Path) -> tuple[int, float, float]:
+    """The radar's own reads, timed one after another: (worktrees, the first look at each,
+    a later look at all of them) in seconds, on the worktrees the builds parked."""
+    import trio
+
+    from orchestrator.stage.radar_reads import WorktreeReader
+
+    pool = repo / ".orchestrate" / "worktrees" / ".pool"
+    trees = sorted(p for p in pool.iterdir() if (p / ".git").exists())[:count]
+    heads = [subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True,
+                            text=True, check=True).stdout.strip() for tree in trees]
+
+    async def measure() -> tuple[float, float]:
+        readers = [WorktreeReader(tree, head, scratch / f"bench-{n}.index")
+                   for n, (tree, head) in enumerate(zip(trees, heads, strict=True))]
+        start = time.perf_counter()
+        for reader in readers:
+            await reader.changes()
+        first = time.perf_counter() - start
+        laps = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for reader in readers:
+                await reader.changes()
+            laps.append(time.perf_counter() - start)
+        return first, statistics.median(laps)
+    first, later = trio.run(measure)
+    return len(trees), first, later
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=20_000)
@@ -122,6 +152,10 @@ def main() -> None:
     if delays:
         print(f"  after the second edit    {statistics.median(delays):10.2f} s median, "
               f"{max(delays):.2f} s at most (interval + 2 = 7 s)")
+    trees, first, later = sweep_cost(repo, args.subtasks, scratch)
+    print(f"  one sweep, {trees} worktrees {later:10.3f} s (the first look at each: "
+          f"{first:.3f} s); every 5 s: {later / 5:.1%} of one core")
+    print(f"  load average             {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from orchestrator.settings import Settings
 from orchestrator.stage.radar_reads import BranchReader, Lines, WorktreeReader, touching
 
 DESCRIPTION_LIMIT = 300
+READS_AT_ONCE = 4  # worktrees read at the same time in one sweep
 
 Emit = Callable[..., None]  # MergeContext.emit: (kind, message, *, subtask, phase, **data)
 
@@ -168,14 +169,10 @@ class Radar:
     async def sweep(self, phase: str) -> list[Prediction]:
         """One look at the phase's subtasks; the pairs it announced."""
         members = [s for s in self.sides.values() if s.phase == phase]
-        for side in members:
-            reader = side.reader
-            try:
-                found = await reader.changes()
-            except (GitError, OSError):  # e.g. the worktree went away: next sweep
-                continue
-            if side.reader is reader:  # not finished while it was read
-                side.changes = found
+        reading = trio.Semaphore(READS_AT_ONCE)
+        async with trio.open_nursery() as nursery:
+            for side in members:
+                nursery.start_soon(_read, side, reading)
         made = []
         for first, second, path in self._new_pairs(members):
             try:
@@ -235,6 +232,18 @@ class Radar:
         if self._folder is not None:
             await trio.to_thread.run_sync(shutil.rmtree, self._folder, True)
             self._folder = None
+
+
+async def _read(side: Side, reading: trio.Semaphore) -> None:
+    """What the side changed now (kept unless it finished while it was read)."""
+    reader = side.reader
+    async with reading:
+        try:
+            found = await reader.changes()
+        except (GitError, OSError, ValueError):  # e.g. the worktree went away: next sweep
+            return
+    if side.reader is reader:
+        side.changes = found
 
 
 def _fresh_folder(wanted: Path | None) -> Path:
