@@ -13,9 +13,10 @@ import pytest
 import trio
 
 from orchestrator.agents.base import AgentResult, AgentTask
-from orchestrator.plan.model import Phase, load_plan
-from orchestrator.plan.records import Records
+from orchestrator.plan.model import Phase
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.store import PlanStore
+from orchestrator.plan.transitions import Transitions
 from orchestrator.settings import Settings
 from orchestrator.stage.radar import Radar
 from orchestrator.stage.radar_reads import (
@@ -145,7 +146,7 @@ async def test_a_sweep_announces_each_pair_and_path_once_and_records_it(
     heard = Heard()
     settings = Settings(radar="tell", radar_interval=0.05)
     radar = Radar(repo, plan_path.parent / "logs", settings,
-                  Records(PlanStore(plan_path.parent)), heard)
+                  Transitions(PlanStore(plan_path.parent)), heard)
     plan = load_plan(plan_path)
     sides = {s.id: worktree(repo, s.id) for s in plan.subtasks()}
     for subtask in plan.subtasks():

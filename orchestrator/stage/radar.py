@@ -31,7 +31,7 @@ from orchestrator import names
 from orchestrator.door.processes import GitError
 from orchestrator.events import EventKind
 from orchestrator.plan.model import Phase, Subtask
-from orchestrator.plan.records import Records
+from orchestrator.plan.transitions import Transitions
 from orchestrator.settings import Settings
 from orchestrator.stage.radar_reads import BranchReader, Lines, WorktreeReader, touching
 
@@ -82,7 +82,7 @@ class Radar:
     repo: Path
     logs: Path
     settings: Settings
-    records: Records | None
+    records: Transitions | None
     emit: Emit
     enabled: bool = True
     sides: dict[str, Side] = field(default_factory=dict)
@@ -99,7 +99,7 @@ class Radar:
 
     @classmethod
     def for_build(cls, *, repo: Path, logs: Path, cache: Path, settings: Settings,
-                  records: Records | None, emit: Emit, reads_workspaces: bool) -> Radar:
+                  records: Transitions | None, emit: Emit, reads_workspaces: bool) -> Radar:
         """The build's radar; off (saying so once) where the placement cannot be read."""
         wanted = settings.radar != "off"
         if wanted and not reads_workspaces:

@@ -238,10 +238,10 @@ def _folders(paths: Iterable[str]) -> set[str]:
 def _raw_entries(raw: str) -> Iterable[tuple[str, str, str, str]]:
     """(path, status, base mode, base blob) of `git diff-files -z --raw` entries."""
     fields = raw.split("\0")
-    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
-        if not meta.startswith(":"):
+    for header, path in zip(fields[0::2], fields[1::2], strict=False):
+        if not header.startswith(":"):
             continue
-        old_mode, _, old_blob, _, status = meta[1:].split(" ")
+        old_mode, _, old_blob, _, status = header[1:].split(" ")
         yield path, status[:1], old_mode, old_blob
 
 
