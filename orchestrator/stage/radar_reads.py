@@ -161,8 +161,8 @@ class WorktreeReader:
             await trio.Path(self.index).unlink(missing_ok=True)
             await self._git("read-tree", self.base)
             await self._git("update-index", "-q", "--refresh", check=False)
-        tracked = await self._git("ls-files", "-z")
-        self.folders = dict.fromkeys(_folders(tracked.split("\0")))
+        folders = await self._git("ls-tree", "-r", "-d", "-z", "--name-only", self.base)
+        self.folders = dict.fromkeys({".", *(f for f in folders.split("\0") if f)})
         self.ready = True
 
     async def changes(self) -> dict[str, str]:
