@@ -86,13 +86,15 @@ def latencies(events: list[dict[str, object]], launched: float,
 
 def sweep_cost(repo: Path, count: int, scratch: Path) -> tuple[int, float, float]:
     """The radar's own reads, timed one after another: (worktrees, the first look at each,
-    a later look at all of them) in seconds, on the worktrees the builds parked."""
+    a later look at all of them) in seconds, on the worktrees the builds left."""
     import trio
 
     from orchestrator.stage.radar_reads import WorktreeReader
 
-    pool = repo / ".orchestrate" / "worktrees" / ".pool"
-    trees = sorted(p for p in pool.iterdir() if (p / ".git").exists())[:count]
+    listing = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo,
+                             capture_output=True, text=True, check=True).stdout
+    trees = [Path(line.removeprefix("worktree ")) for line in listing.splitlines()
+             if line.startswith("worktree ")][1:count + 1]  # not the repository's own
     heads = [subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True,
                             text=True, check=True).stdout.strip() for tree in trees]
 

@@ -165,10 +165,12 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
 
 
 async def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,
-              env: Mapping[str, str] | None = None) -> GitResult:
-    """`git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files."""
+              env: Mapping[str, str] | None = None, background: bool = False) -> GitResult:
+    """`git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files.
+    `background`: work nothing waits for (the conflict radar), at the lowest CPU priority."""
+    argv = [*(["nice", "-n", "19"] if background else []), "git", *args]
     for delay in (*LOCK_RETRIES, None):
-        done = await trio.run_process(["git", *args], cwd=cwd, stdin=input or b"",
+        done = await trio.run_process(argv, cwd=cwd, stdin=input or b"",
                                       capture_stdout=True, capture_stderr=True, check=False,
                                       env=git_env(env))
         result = GitResult(done.returncode, decode(done.stdout), decode(done.stderr))

@@ -36,7 +36,7 @@ from orchestrator.settings import Settings
 from orchestrator.stage.radar_reads import BranchReader, Lines, WorktreeReader, touching
 
 DESCRIPTION_LIMIT = 300
-READS_AT_ONCE = 4  # worktrees read at the same time in one sweep
+READS_AT_ONCE = 2  # worktrees read at the same time in one sweep
 
 Emit = Callable[..., None]  # MergeContext.emit: (kind, message, *, subtask, phase, **data)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import trio
 
 from orchestrator import names
-from orchestrator.door.processes import git
+from orchestrator.door.processes import GitResult, git
 
 # Reads only: no optional lock (index refresh), no hook, no fsmonitor, paths taken literally.
 RADAR_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_LITERAL_PATHSPECS": "1"}
@@ -80,6 +80,12 @@ def parse_hunks(patch: str, status: str) -> Lines:
         start = old_start if old_count else old_start + 1
         spans.append((start, start + old_count))
     return Lines(status, tuple(ranges), tuple(spans))
+
+
+async def _read(cwd: Path, *args: str, env: dict[str, str] = RADAR_ENV,
+                check: bool = True) -> GitResult:
+    """A git command of the radar's: read-only, at the lowest CPU priority (nothing waits)."""
+    return await git(cwd, *QUIET, *args, env=env, check=check, background=True)
 
 
 def _stat_key(path: Path) -> StatKey | None:
@@ -141,19 +147,17 @@ class WorktreeReader:
         return {**RADAR_ENV, "GIT_INDEX_FILE": str(self.index)}
 
     async def _git(self, *args: str, check: bool = True) -> str:
-        done = await git(self.worktree, *QUIET, *args, env=self.env, check=check)
-        return done.stdout
+        return (await _read(self.worktree, *args, env=self.env, check=check)).stdout
 
     async def _prepare(self) -> None:
         """The private index: a copy of the worktree's (for its stat data), then the base's
         tree read into it, keeping the stat data of every entry whose content matches."""
-        where = (await git(self.worktree, *QUIET, "rev-parse", "--git-path", "index",
-                           env=RADAR_ENV)).stdout.strip()
+        where = (await _read(self.worktree, "rev-parse", "--git-path", "index")).stdout.strip()
         source = self.worktree / where
         try:
             await trio.to_thread.run_sync(shutil.copy2, source, self.index)
-            kept = await git(self.worktree, *QUIET, "read-tree", "-m", self.base,
-                             env=self.env, check=False)
+            kept = await _read(self.worktree, "read-tree", "-m", self.base, env=self.env,
+                               check=False)
             copied = kept.returncode == 0
         except OSError:
             copied = False
@@ -267,16 +271,16 @@ class BranchReader:
 
     async def changes(self) -> dict[str, str]:
         if self.found is None:
-            raw = (await git(self.repo, *QUIET, "diff-tree", "-r", "-z", "--name-status",
-                             *DIFF_OPTIONS, self.base, self.head, env=RADAR_ENV)).stdout
+            raw = (await _read(self.repo, "diff-tree", "-r", "-z", "--name-status",
+                               *DIFF_OPTIONS, self.base, self.head)).stdout
             fields = raw.split("\0")
             self.found = {path: status[:1] for status, path
                           in zip(fields[0::2], fields[1::2], strict=False) if status}
         return self.found
 
     async def lines(self, path: str, status: str) -> Lines:
-        patch = (await git(self.repo, *QUIET, "diff-tree", "-r", *PATCH_OPTIONS, self.base,
-                           self.head, "--", path, env=RADAR_ENV)).stdout
+        patch = (await _read(self.repo, "diff-tree", "-r", *PATCH_OPTIONS, self.base,
+                             self.head, "--", path)).stdout
         return parse_hunks(patch, status)
 
     async def close(self) -> None:
