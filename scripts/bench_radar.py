@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -84,9 +85,11 @@ def latencies(events: list[dict[str, object]], launched: float,
     return found
 
 
-def sweep_cost(repo: Path, count: int, scratch: Path) -> tuple[int, float, float]:
+def sweep_cost(repo: Path, count: int, scratch: Path) -> tuple[int, float, float, float]:
     """The radar's own reads, timed one after another: (worktrees, the first look at each,
-    a later look at all of them) in seconds, on the worktrees the builds left."""
+    a later look at all of them, the CPU time of that later look: its git processes' and this
+    process's, which a loaded machine does not inflate) in seconds, on the worktrees the builds
+    left."""
     import trio
 
     from orchestrator.stage.radar_reads import WorktreeReader
@@ -98,22 +101,29 @@ def sweep_cost(repo: Path, count: int, scratch: Path) -> tuple[int, float, float
     heads = [subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True,
                             text=True, check=True).stdout.strip() for tree in trees]
 
-    async def measure() -> tuple[float, float]:
+    async def measure() -> tuple[float, float, float]:
         readers = [WorktreeReader(tree, head, scratch / f"bench-{n}.index")
                    for n, (tree, head) in enumerate(zip(trees, heads, strict=True))]
         start = time.perf_counter()
         for reader in readers:
             await reader.changes()
         first = time.perf_counter() - start
-        laps = []
+        laps, cpu = [], []
         for _ in range(5):
-            start = time.perf_counter()
+            start, used = time.perf_counter(), _cpu_seconds()
             for reader in readers:
                 await reader.changes()
             laps.append(time.perf_counter() - start)
-        return first, statistics.median(laps)
-    first, later = trio.run(measure)
-    return len(trees), first, later
+            cpu.append(_cpu_seconds() - used)
+        return first, statistics.median(laps), statistics.median(cpu)
+    first, later, cpu = trio.run(measure)
+    return len(trees), first, later, cpu
+
+
+def _cpu_seconds() -> float:
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                          resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -143,6 +153,11 @@ def main() -> None:
             found = [e for e in events if e["kind"] == "overlap_predicted"]
             pairs.append(len(found))
             delays += latencies(events, launched, edits)
+    trees, first, later, cpu = sweep_cost(repo, args.subtasks, scratch)
+    print(f"\none sweep of {trees} worktrees: {later:.3f} s, CPU {cpu:.3f} s (every 5 s: "
+          f"{cpu / 5:.1%} of one core); the first look at each: {first:.3f} s")
+    if not times["show"]:
+        return
     off, show = statistics.median(times["off"]), statistics.median(times["show"])
     print(f"\nradar ({args.subtasks} running subtasks, {args.files} files, agents sleep "
           f"{args.sleep:g} s, interval 5 s)")
@@ -154,9 +169,6 @@ def main() -> None:
     if delays:
         print(f"  after the second edit    {statistics.median(delays):10.2f} s median, "
               f"{max(delays):.2f} s at most (interval + 2 = 7 s)")
-    trees, first, later = sweep_cost(repo, args.subtasks, scratch)
-    print(f"  one sweep, {trees} worktrees {later:10.3f} s (the first look at each: "
-          f"{first:.3f} s); every 5 s: {later / 5:.1%} of one core")
     print(f"  load average             {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
