@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -131,9 +132,16 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--subtasks", type=int, default=20)
     parser.add_argument("--sleep", type=float, default=20.0)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-radar-"))
+    try:
+        measure(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, scratch: Path) -> None:
     agent = scratch / "agent.py"
     agent.write_text(AGENT)
     repo = fresh_clone(args.files, scratch)
