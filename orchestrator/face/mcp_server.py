@@ -61,8 +61,9 @@ class Build:
     def state(self) -> Json:
         state = ("running" if self.exit_code is None
                  else "cancelled" if self.cancelled else "finished")
+        said = _messages(self.output) if self.exit_code not in (None, 0) else ""
         return {"build_id": self.build_id, "spec": self.spec, "state": state,
-                "exit_code": self.exit_code}
+                "exit_code": self.exit_code, **({"message": said} if said else {})}
 
 
 class Orchestra:

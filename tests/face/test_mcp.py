@@ -166,6 +166,12 @@ async def test_cancel_stops_a_build_like_ctrl_c(repo: Path, tmp_path: Path) -> N
                                      agent_command=agent))
         await poll_until(session, lambda s: set(statuses(s).values()) == {"in_progress"})
         agent_pids = await trio.to_thread.run_sync(agent_pids_in, pids)
+        second = json_of(await call(session, "build", spec=SPEC, agent="command",
+                                    agent_command=agent))
+        refused = await poll_until(session, lambda s: s["build"]["state"] != "running",
+                                   build_id=second["build_id"])
+        assert refused["build"]["exit_code"] == 3  # the first build holds the run lock
+        assert "orchestrate: error:" in refused["build"]["message"]
         stopped = json_of(await call(session, "cancel", spec=SPEC,
                                      build_id=started["build_id"]))
         assert stopped["state"] == "cancelled"
