@@ -177,8 +177,6 @@ class Orchestra:
             if value is None or value is False:
                 continue
             flag = "--" + name.replace("_", "-")
-            if name == "only":
-                value = ",".join(value) if isinstance(value, list) else value
             argv += [flag] if value is True else [flag, str(value)]
         return argv
 
@@ -205,9 +203,15 @@ class Orchestra:
             if build.exit_code is None:
                 build.exit_code = -1
             build.done.set()
+            if build.pid is None:  # it never ran (127/126): `build` reports how it ended
+                task_status.started()
 
     async def cancel(self, spec: str, build_id: str) -> Json:
-        build = self.started(self.spec(spec), build_id)
+        build = self.started(await trio.to_thread.run_sync(self.spec, spec), build_id)
+        await self._stop(build)
+        return {**build.state(), "events": _events(build.output)}
+
+    async def _stop(self, build: Build) -> None:
         if build.exit_code is None and build.pid is not None:
             build.cancelled = True
             signal_group(build.pid, signal.SIGINT)
@@ -215,7 +219,6 @@ class Orchestra:
                 await build.done.wait()
             build.scope.cancel()  # still running: the door's SIGTERM, then SIGKILL
             await build.done.wait()
-        return {**build.state(), "events": _events(build.output)}
 
     async def merge(self, spec: str, options: Json) -> Json:
         name = (await trio.to_thread.run_sync(self.spec, spec)).name
@@ -224,21 +227,22 @@ class Orchestra:
             code = await run_in_group(self._argv("merge", name, options), cwd=self.repo,
                                       output=handle)
         if code not in (0, 1):
-            raise UsageError(_messages(output) or f"orchestrate merge exited with {code}")
+            said = _messages(output).removeprefix("orchestrate: error: ")
+            raise UsageError(said or f"orchestrate merge exited with {code}")
         return {"spec": name, "exit_code": code, "events": _events(output)}
 
     async def stop_all(self) -> None:
         """On the way out: every running build stops like after Ctrl-C."""
         async with trio.open_nursery() as nursery:
             for build in self.builds.values():
-                nursery.start_soon(self.cancel, build.spec, build.build_id)
+                nursery.start_soon(self._stop, build)
 
 
 def _whole_characters(data: bytes) -> bytes:
     """`data` without a UTF-8 sequence cut at its end (the next call returns it whole)."""
     for cut in range(1, min(4, len(data)) + 1):
         if data[-cut] & 0xC0 != 0x80:  # the last sequence starts here
-            lead, need = data[-cut], 1
+            lead = data[-cut]
             need = 4 if lead >= 0xF0 else 3 if lead >= 0xE0 else 2 if lead >= 0xC0 else 1
             return data if need <= cut else data[:-cut]
     return data

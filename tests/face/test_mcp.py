@@ -148,6 +148,9 @@ async def test_a_build_runs_in_the_background_and_reports(repo: Path) -> None:
         report = json.loads(text_of(await call(session, "report", spec=SPEC)))
         assert report["summary"]["merged"] == 3
         assert report["conflicts"] == []
+        merged = json_of(await call(session, "merge", spec=SPEC))  # nothing left to merge
+        assert merged["exit_code"] == 0
+        assert any(e.get("kind") == "merge_finished" for e in merged["events"])
         review = text_of(await call(session, "review", spec=SPEC))
         assert "a.txt" in review
         plan = await session.read_resource(f"orchestrate://specs/{SPEC}/plan")
