@@ -81,6 +81,9 @@ class Settings:
     remote: str = "origin"
     # the build in a browser: `build --ui` serves the live page while it runs
     ui: bool = False
+    # conflict radar: off, show (events and the plan) or tell (the agents too), every N seconds
+    radar: str = "show"
+    radar_interval: float = 5.0
 
     @property
     def check_limit_s(self) -> float:
@@ -197,6 +200,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     # the build in a browser
     "ui": _bool,
 }
+# conflict radar
+PARSERS.update({"radar": _choice("off", "show", "tell"), "radar_interval": _seconds})
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,

@@ -71,10 +71,21 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ui", is_flag=True, default=None,
                      help="Serve the live page of the build on 127.0.0.1 while it runs; its "
                      "URL is the first line printed."),
+        *_radar_options(),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _radar_options() -> list[Callable[[Any], Any]]:
+    return [
+        click.option("--radar", type=click.Choice(["off", "show", "tell"]),
+                     help="Watch running agents for edits to the same path: show them "
+                          "(default), also tell the agents, or off."),
+        click.option("--radar-interval", type=float, metavar="S",
+                     help="Seconds between the radar's looks at the worktrees (default 5)."),
+    ]
 
 
 def _check_options() -> list[Callable[[Any], Any]]:

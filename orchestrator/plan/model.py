@@ -152,6 +152,18 @@ class Subtask:
         return self.status == Status.IN_PROGRESS and not self.is_committed_unmerged
 
 
+@dataclass(frozen=True)
+class RadarNote:
+    """One entry of `orchestrate.radar`: the radar saw this subtask and `with_` change `path`."""
+
+    with_: str
+    path: str
+    overlapping: bool
+
+    def to_json(self) -> Json:
+        return {"with": self.with_, "path": self.path, "overlapping": self.overlapping}
+
+
 class _TypedFields:
     """Typed reads of a JSON object that a hand edit may have left in any shape: each reader
     answers None (or an empty value) when the field is absent or not of its type."""
@@ -285,9 +297,23 @@ class Record(_TypedFields):
         return self.raw.get("resolved_by_hand")
 
     @property
-    def radar(self) -> list[Json]:
-        """The conflict radar's pairs: {with, path, overlapping} (SPEC 18)."""
-        return [entry for entry in self._list("radar") if isinstance(entry, dict)]
+    def radar(self) -> list[RadarNote]:
+        """What the conflict radar saw (well-formed entries only)."""
+        return [RadarNote(e["with"], e["path"], e.get("overlapping") is True)
+                for e in self._list("radar")
+                if isinstance(e, dict) and isinstance(e.get("with"), str)
+                and isinstance(e.get("path"), str)]
+
+    @property
+    def conflict_paths(self) -> list[str]:
+        return [path for path in self._list("conflict_paths") if isinstance(path, str)]
+
+    @property
+    def resolution_paths(self) -> list[str]:
+        """The paths a resolution round (SPEC 10) had to resolve."""
+        found = self.raw.get("resolution")
+        paths = found.get("paths") if isinstance(found, dict) else None
+        return [v for v in paths if isinstance(v, str)] if isinstance(paths, list) else []
 
 
 @dataclass(frozen=True)

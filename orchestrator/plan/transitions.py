@@ -22,7 +22,7 @@ ERROR_LIMIT = 500
 STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
                "check", "resolving", "resolutions", "resolution", "conflict_paths",
-               "resolved_by_hand")
+               "resolved_by_hand", "radar")
 
 
 def short_error(text: str) -> str:
@@ -172,6 +172,25 @@ class Transitions:
     async def gate_history(self) -> tuple[int, int]:
         """(culprits, branches judged) by the check in the spec's merge stages so far."""
         return (await self.read()).record.gate_rate
+
+    async def radar_predicted(self, subtasks: tuple[str, str], path: str,
+                              overlapping: bool) -> None:
+        """The radar saw both subtasks change `path`: each one's `orchestrate.radar` gets
+        {with, path, overlapping} (one entry per other subtask and path)."""
+        first, second = subtasks
+
+        def note(subtask: Subtask, other: str) -> None:
+            kept = [entry for entry in subtask.record.radar
+                    if (entry.with_, entry.path) != (other, path)]
+            subtask.write_meta(radar=[*(e.to_json() for e in kept),
+                                      {"with": other, "path": path,
+                                       "overlapping": overlapping}])
+
+        def apply(plan: Plan) -> None:
+            plan.write_meta(updated_at=utc_now())
+            note(plan.subtask(first), second)
+            note(plan.subtask(second), first)
+        await self.update(apply)
 
     async def check_judged(self, command: str, tree: str, verdict: str,
                            detail: dict[str, Any] | None = None,

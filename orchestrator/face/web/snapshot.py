@@ -202,9 +202,8 @@ def radar_pairs(plan: Plan, events: Sequence[Json], outcomes: list[Json]) -> lis
         pair["overlapping"] = pair["overlapping"] or overlapping is True
 
     for subtask in plan.subtasks():
-        for entry in subtask.record.radar:
-            if isinstance(entry.get("with"), str) and isinstance(entry.get("path"), str):
-                add(subtask.id, entry["with"], entry["path"], entry.get("overlapping"))
+        for note in subtask.record.radar:
+            add(subtask.id, note.with_, note.path, note.overlapping)
     for event in events:
         data = event["data"]
         ids = data.get("subtasks")
