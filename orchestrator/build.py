@@ -20,6 +20,8 @@ from orchestrator.budget import Budget, recorded_cost
 from orchestrator.checking import base_failure_error, check_base
 from orchestrator.checkout import checkout_note
 from orchestrator.context import MergeContext, RunContext
+from orchestrator.door.egress import open_egress
+from orchestrator.door.sandbox_policy import SandboxPolicy
 from orchestrator.errors import Interrupted, OrchestrateError
 from orchestrator.events import Sink, duration_text
 from orchestrator.failpoints import failpoint
@@ -28,7 +30,7 @@ from orchestrator.merging import merge_subtasks
 from orchestrator.orphans import stop_orphaned_agents
 from orchestrator.placement import check_runner, open_placement
 from orchestrator.plan import Plan, Status, Subtask
-from orchestrator.preflight import Target, check_repository, ensure_identity
+from orchestrator.preflight import Target, check_repository, ensure_identity, sandbox_policy
 from orchestrator.processes import git
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
@@ -51,9 +53,11 @@ def run_build(spec: Spec, settings: Settings, *, agent: Agent | None = None) -> 
         check_agent_configured(settings, spec.repo)
     check_runner(settings)
     target = check_repository(spec, settings.base, plan)
+    sandbox = sandbox_policy(settings, spec.repo)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(partial(_build_main, given=agent), spec, settings, target, plan)
+        return _run_trio(partial(_build_main, given=agent, sandbox=sandbox), spec, settings,
+                         target, plan)
 
 
 def run_merge(spec: Spec, settings: Settings) -> int:
@@ -63,9 +67,10 @@ def run_merge(spec: Spec, settings: Settings) -> int:
     if not target.exists:
         raise OrchestrateError(f"{spec.name} has no integration branch yet",
                                f"Run `orchestrate build {spec.name}` first.")
+    sandbox = sandbox_policy(settings, spec.repo)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(_merge_main, spec, settings, target, plan)
+        return _run_trio(partial(_merge_main, sandbox=sandbox), spec, settings, target, plan)
 
 
 Main = Callable[[Spec, Settings, Target, Plan], Awaitable[int]]
@@ -100,7 +105,7 @@ async def _agent(settings: Settings, sink: Sink, given: Agent | None) -> AsyncIt
 
 
 async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
-                      given: Agent | None = None) -> int:
+                      given: Agent | None = None, sandbox: SandboxPolicy) -> int:
     statuses = [s.status for s in plan.subtasks()]
     sink = make_sink(as_json=settings.json, total=len(statuses),
                      done=statuses.count(Status.COMPLETED), subtasks=[
@@ -110,6 +115,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     try:
         async with _agent(settings, sink, given) as agent, \
                 open_placement(settings, spec.repo) as placement, \
+                open_egress(sandbox.needs_proxy) as egress, \
                 trio.open_nursery() as background:
             ctx = RunContext(spec=spec, settings=settings, records=Records(PlanStore(spec.folder)),
                              sink=sink, worktrees=Worktrees(
@@ -120,7 +126,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                              limiter=trio.CapacityLimiter(settings.max_parallel),
                              lookahead=trio.Semaphore(settings.max_parallel),
                              budget=Budget(settings.budget, recorded_cost(plan)),
-                             placement=placement)
+                             placement=placement, sandbox=sandbox, egress=egress)
             await _start(ctx, target)
             interrupted = await _until_signal(lambda: _phases(ctx))
             if interrupted:
@@ -174,7 +180,11 @@ async def _start(ctx: RunContext, target: Target) -> None:
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")
     await ctx.records.run_started(target.integration_branch, target.base,
-                                  target.base_branch, overlap=ctx.settings.overlap)
+                                  target.base_branch, overlap=ctx.settings.overlap,
+                                  sandbox=ctx.sandbox.mode)
+    if ctx.sandbox.warning:
+        ctx.emit("sandbox_unavailable", f"warning: {ctx.sandbox.warning}",
+                 reason=ctx.sandbox.warning)
     ctx.emit("build_started", f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
              integration_branch=target.integration_branch)
@@ -272,12 +282,14 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
     return stale
 
 
-async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
+async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
+                      sandbox: SandboxPolicy) -> int:
     sink = make_sink(as_json=settings.json, total=0, done=0, subtasks=[
         (s.id, "committed" if s.is_committed_unmerged else s.status) for s in plan.subtasks()])
     try:
-        async with trio.open_nursery() as background:
-            ctx = MergeContext(spec=spec, settings=settings,
+        async with open_egress(sandbox.needs_proxy) as egress, \
+                trio.open_nursery() as background:
+            ctx = MergeContext(spec=spec, settings=settings, sandbox=sandbox, egress=egress,
                                records=Records(PlanStore(spec.folder)), sink=sink,
                                worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
                                background=background,

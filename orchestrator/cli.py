@@ -216,6 +216,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The Ray cluster for --runner ray (default auto)."),
         click.option("--remote", metavar="NAME",
                      help="Git remote Ray workers fetch from and push to (default origin)."),
+        click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]),
+                     help="Run agents, setup, verification and checks in a bubblewrap sandbox "
+                          "(auto: where bwrap works; the default)."),
     ]
     for option in reversed(options):
         func = option(func)

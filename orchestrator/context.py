@@ -14,6 +14,8 @@ from orchestrator import names
 from orchestrator.agents.base import Agent
 from orchestrator.budget import Budget
 from orchestrator.checkstate import CheckState
+from orchestrator.door.egress import EgressProxy
+from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.events import Event, Sink
 from orchestrator.processes import git_out, verify
 from orchestrator.records import Records
@@ -68,6 +70,8 @@ class MergeContext:
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     ports: Ports = field(default_factory=Ports)
     checks: CheckState = field(default_factory=CheckState)
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # decided once per build
+    egress: EgressProxy | None = None  # the build's proxy (sandbox network `allow`)
 
     @property
     def repo(self) -> Path:

@@ -6,15 +6,20 @@ Everything here only reads; a failed check leaves no branch, no worktree, no byt
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from merge.gitcmd import list_worktrees, resolve_commit, run_git
 from orchestrator import names
 from orchestrator.context import integration_branch
+from orchestrator.door.sandbox import credentials_in
+from orchestrator.door.sandbox_policy import SandboxPolicy, decide
 from orchestrator.errors import UsageError
 from orchestrator.plan import Plan, Status
+from orchestrator.presets import BASE_URL_VARIABLES, PRESETS
 from orchestrator.refnames import refname_problem
+from orchestrator.settings import Settings
 from orchestrator.specs import Spec
 
 FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "orchestrate", "GIT_AUTHOR_EMAIL": "orchestrate@localhost",
@@ -117,3 +122,21 @@ def ensure_identity(repo: Path) -> None:
     if run_git(repo, "var", "GIT_COMMITTER_IDENT", check=False).returncode != 0:
         for key, value in FALLBACK_IDENTITY.items():
             os.environ.setdefault(key, value)
+
+
+def sandbox_policy(settings: Settings, repo: Path,
+                   environ: Mapping[str, str] | None = None) -> SandboxPolicy:
+    """The build's sandbox, decided before anything is created: `--sandbox bwrap` without a
+    working bubblewrap is exit 2 here. The agent preset names the credentials, hosts and
+    config paths its agent needs; `sandbox_allow` adds hosts, and the host of a base URL the
+    preset reads (ANTHROPIC_BASE_URL) is allowed too."""
+    environ = os.environ if environ is None else environ
+    preset = PRESETS.get(settings.agent or "")
+    credentials = preset.credentials if preset else ()
+    base_urls = [environ[name] for name in BASE_URL_VARIABLES
+                 if name in credentials and environ.get(name)]
+    return decide(settings.sandbox, repo=repo, network=settings.sandbox_network,
+                  check_network=settings.check_network, paths=settings.sandbox_paths,
+                  hosts=preset.hosts if preset else (), extra_hosts=settings.sandbox_allow,
+                  base_urls=base_urls, credentials=credentials_in(environ, credentials),
+                  config_paths=preset.config_paths if preset else ())

@@ -38,6 +38,8 @@ from orchestrator.agents import open_agent
 from orchestrator.agents.base import Agent, AgentTask
 from orchestrator.agents.command import read_tail
 from orchestrator.committing import commit_work
+from orchestrator.door.egress import EgressProxy
+from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.plan import Subtask
 from orchestrator.processes import GitError, git
 from orchestrator.runner import AttemptFailed, _one_attempt, _shell, command_env
@@ -89,6 +91,8 @@ class WorkerContext:
 
     settings: Settings
     agent: Agent
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # not yet made on workers
+    egress: EgressProxy | None = None
 
 
 def run_attempt(order: AttemptOrder, credentials: Mapping[str, str]) -> AttemptReport:
@@ -163,7 +167,7 @@ async def _work(order: AttemptOrder, repo: Path, log: Path, *, reused: bool) -> 
     await _copy_in(repo, order.copies)
     env = command_env(order.spec, order.subtask.id, repo, order.branch)
     for command in order.settings.setup:
-        code, tail = await _shell(command, repo, log, order.settings.timeout, env)
+        code, tail = await _shell(command, repo, log, order.settings.timeout, env, None)
         if code != 0:
             raise AttemptFailed(f"setup command `{command}` failed ({code}): {tail[-300:]}")
     async with open_agent(order.settings) as agent:

@@ -10,8 +10,9 @@ CapacityLimiter only while it and its verification run; the commit happens after
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,9 @@ from orchestrator.agents.command import read_tail
 from orchestrator.context import RunContext
 from orchestrator.cost import attempt_cost
 from orchestrator.diagnosis import failure_detail
+from orchestrator.door.egress import EgressProxy
+from orchestrator.door.sandbox import Confinement
+from orchestrator.door.sandbox_policy import SandboxPolicy
 from orchestrator.failpoints import failpoint
 from orchestrator.guards import nested_repository_problem
 from orchestrator.orphans import stop_orphaned_agents
@@ -48,6 +52,8 @@ class AttemptContext(Protocol):
 
     settings: Settings
     agent: Agent
+    sandbox: SandboxPolicy
+    egress: EgressProxy | None
 
 
 @dataclass
@@ -99,7 +105,8 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     ctx.budget.recorded(await ctx.records.finished_agent(
         subtask.id, ok=outcome.ok, head=outcome.head, error=outcome.error, usage=outcome.usage,
         cost_usd=outcome.cost_usd, duration_s=trio.current_time() - started,
-        verification=outcome.verification or subtask.verification_skipped))
+        verification=outcome.verification or subtask.verification_skipped,
+        egress_refused=ctx.egress.refused.pop(subtask.id, 0) if ctx.egress else 0))
     failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
     return outcome
@@ -152,7 +159,8 @@ async def _set_up(ctx: RunContext, subtask: Subtask, worktree: Path) -> None:
         await ctx.run_logs.start(log, subtask.id, ctx.agent_label)
     env = command_env(ctx.spec.name, subtask.id, worktree, ctx.branch_for(subtask.id))
     for command in ctx.settings.setup:
-        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, env)
+        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, env,
+                                  ctx.sandbox.setup(worktree))
         if code != 0:
             raise AttemptFailed(f"setup command `{command}` failed ({code}): {tail[-300:]}")
 
@@ -211,6 +219,35 @@ async def run_agent_timed(ctx: AttemptContext, task: AgentTask) -> AgentResult:
 
 async def _one_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -> AgentResult:
     await _write_header(task)
+    async with sandboxed(ctx, task) as task:
+        return await _checked_attempt(ctx, subtask, task)
+
+
+@asynccontextmanager
+async def sandboxed(ctx: AttemptContext, task: AgentTask) -> AsyncIterator[AgentTask]:
+    """`task` with the sandbox of its attempt: a private home for the attempt (the preset's
+    config copied in, discarded after) and, for network `allow`, a gate of the egress proxy."""
+    policy = ctx.sandbox
+    if not policy.active:
+        yield task
+        return
+    async with policy.private_home() as home, _egress_gate(ctx, task) as proxy_socket:
+        yield replace(task, confinement=policy.agent(task.worktree, home, proxy_socket),
+                      tools_confinement=policy.tools(task.worktree, home))
+
+
+@asynccontextmanager
+async def _egress_gate(ctx: AttemptContext, task: AgentTask) -> AsyncIterator[Path | None]:
+    if ctx.egress is None or ctx.sandbox.network != "allow":
+        yield None
+        return
+    async with ctx.egress.gate(task.subtask_id, ctx.sandbox.allow, task.log_path) as gate:
+        yield gate.socket_path
+
+
+async def _checked_attempt(ctx: AttemptContext, subtask: Subtask,
+                           task: AgentTask) -> AgentResult:
+    """The agent, the branch checks, the verification (in the agent's sandbox)."""
     timeout = ctx.settings.timeout
     result = await run_agent_timed(ctx, task)
     if result.ok:
@@ -220,7 +257,8 @@ async def _one_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -
                                cost_usd=result.cost_usd)
     if result.ok and (command := subtask.verification_command):
         env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
-        code, tail = await _shell(command, task.worktree, task.log_path, timeout, env)
+        code, tail = await _shell(command, task.worktree, task.log_path, timeout, env,
+                                  task.confinement)
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
                                output_tail=tail, usage=result.usage,
@@ -248,7 +286,7 @@ def command_env(spec: str, subtask_id: str, worktree: Path, branch: str,
 
 
 async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float,
-                 env: dict[str, str]) -> tuple[int, str]:
+                 env: dict[str, str], confinement: Confinement | None) -> tuple[int, str]:
     """Run a verification or setup command, its output appended to the subtask's log."""
     with log_path.open("ab") as log:
         start = log.tell()
@@ -256,7 +294,8 @@ async def _shell(command: str, cwd: Path, log_path: Path, limit_s: float,
         log.flush()
         code = -1
         with trio.move_on_after(limit_s):
-            code = await run_in_group(command, cwd=cwd, output=log, env=env)
+            code = await run_in_group(command, cwd=cwd, output=log, env=env,
+                                      confinement=confinement)
     return code, read_tail(log_path, start)
 
 

@@ -74,6 +74,12 @@ class Settings:
     runner: str = "local"
     ray_address: str = "auto"
     remote: str = "origin"
+    # sandbox: where agents, setup, verification and checks run (bubblewrap or none)
+    sandbox: str = "auto"
+    sandbox_network: str = "allow"
+    sandbox_allow: tuple[str, ...] = ()
+    sandbox_paths: tuple[str, ...] = ()
+    check_network: str = "none"
 
     @property
     def check_limit_s(self) -> float:
@@ -176,6 +182,44 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+# sandbox settings: lists given as one string (an environment variable) are separated by `:`;
+# a path's `:rw` suffix stays with its path
+def _colon_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        return _str_list(value)
+    items: list[str] = []
+    for part in value.split(":"):
+        if part == "rw" and items:
+            items[-1] += ":rw"
+        elif part.strip():
+            items.append(part.strip())
+    return tuple(items)
+
+
+def _host_list(value: Any) -> tuple[str, ...]:
+    hosts = _colon_list(value)
+    for host in hosts:
+        if not host.strip() or any(c in host for c in "/ @"):
+            raise ValueError(f"must hold host names (api.example.com), not {host!r}")
+    return tuple(host.strip().lower() for host in hosts)
+
+
+def _path_list(value: Any) -> tuple[str, ...]:
+    paths = _colon_list(value)
+    for entry in paths:
+        path = entry.removesuffix(":rw")
+        if not (path.startswith("/") or path == "~" or path.startswith("~/")):
+            raise ValueError(f"must hold absolute paths or ~/..., not {entry!r}")
+    return paths
+
+
+NETWORK = _choice("none", "allow", "host")
+SANDBOX_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "sandbox": _choice("auto", "bwrap", "none"), "sandbox_network": NETWORK,
+    "sandbox_allow": _host_list, "sandbox_paths": _path_list, "check_network": NETWORK,
+}
+
+
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_parallel": _positive_int, "agent": _choice(*AGENT_KINDS),
     "agent_command": _text, "model": _text, "base": _text, "timeout": _seconds,
@@ -187,6 +231,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "agent_args": _arg_list, "budget": _usd,
     "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
     "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
+    **SANDBOX_PARSERS,
 }
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {

@@ -46,7 +46,8 @@ class CommandAgent:
             try:
                 code = await run_in_group(self._command_line(task, prompt_file),
                                           cwd=task.worktree, output=log, stdin=stdin,
-                                          env=self._environment(task, prompt_file))
+                                          env=self._environment(task, prompt_file),
+                                          confinement=task.confinement)
             finally:
                 with trio.CancelScope(shield=True):  # what escaped the group dies too
                     await stop_orphaned_agents(task.worktree)
@@ -57,7 +58,8 @@ class CommandAgent:
             return self.command
         return self.preset.argv(prompt=task.prompt, prompt_file=str(prompt_file),
                                 log_base=str(task.log_path.with_suffix("")),
-                                model=self.model, extra=self.extra_args)
+                                model=self.model, extra=self.extra_args,
+                                sandboxed=task.confinement is not None)
 
     def _result(self, code: int, log_path: Path, start: int) -> AgentResult:
         tail = read_tail(log_path, start)

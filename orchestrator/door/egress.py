@@ -10,7 +10,9 @@ connection appends `egress refused: HOST:PORT` to that log and is counted for th
 from __future__ import annotations
 
 import errno
+import shutil
 import socket
+import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
@@ -207,3 +209,20 @@ async def _copy(source: trio.abc.Stream, target: trio.abc.Stream) -> None:
         if isinstance(exc, OSError) and exc.errno not in (errno.EPIPE, errno.ECONNRESET,
                                                           errno.ENOTCONN, None):
             raise
+
+
+@asynccontextmanager
+async def open_egress(needed: bool) -> AsyncIterator[EgressProxy | None]:
+    """The build's proxy when some sandbox has network `allow`, else None; its sockets live
+    in a private temporary folder, removed at the end."""
+    if not needed:
+        yield None
+        return
+    folder = Path(await trio.to_thread.run_sync(
+        lambda: tempfile.mkdtemp(prefix="orchestrate-egress-")))
+    try:
+        async with trio.open_nursery() as nursery:
+            yield EgressProxy(nursery, folder)
+            nursery.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

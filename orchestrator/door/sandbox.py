@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from merge.gitcmd import run_command
 from orchestrator.door.seccomp import unix_socket_filter
 
 MODES = ("auto", "bwrap", "none")
@@ -156,12 +156,11 @@ def probe(bwrap: str = "bwrap") -> str | None:
         return f"`{bwrap}` is not on PATH"
     trial = bwrap_argv(Confinement(writable=(), bwrap=found), ["/bin/true"], cwd=Path("/"))
     try:
-        done = subprocess.run(trial, capture_output=True, timeout=30, check=False,
-                              env={"PATH": os.defpath})
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = run_command(trial, Path("/"), env={"PATH": os.defpath})
+    except OSError as exc:
         return f"`{found}` cannot run: {exc}"
     if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
+        said = done.stderr.strip().splitlines()
         return f"`{found}` cannot create a sandbox here: {said[-1] if said else done.returncode}"
     return None
 

@@ -33,12 +33,17 @@ class SandboxPolicy:
     writable: tuple[Path, ...] = ()  # sandbox_paths given :rw
     credentials: tuple[str, ...] = ()  # the preset's credential variables
     config_paths: tuple[Path, ...] = ()  # copied into each private home
-    allow: AllowList = field(default_factory=AllowList)
+    allow: AllowList = field(default_factory=AllowList)  # the agent's
+    check_allow: AllowList = field(default_factory=AllowList)  # sandbox_allow only
     user_home: Path = field(default_factory=Path.home)
 
     @property
     def active(self) -> bool:
         return self.mode == "bwrap"
+
+    @property
+    def needs_proxy(self) -> bool:
+        return self.active and "allow" in (self.network, self.check_network)
 
     def agent(self, worktree: Path, home: Path, proxy_socket: Path | None) -> Confinement | None:
         """The agent's own processes, its tools and its verification."""
@@ -106,7 +111,7 @@ def no_sandbox(warning: str = "") -> SandboxPolicy:
 def decide(mode: str, *, repo: Path, network: str, check_network: str,
            paths: Sequence[str], hosts: Sequence[str], base_urls: Sequence[str],
            credentials: Sequence[str], config_paths: Sequence[str],
-           bwrap: str = "bwrap") -> SandboxPolicy:
+           extra_hosts: Sequence[str] = (), bwrap: str = "bwrap") -> SandboxPolicy:
     """The build's policy; `auto` probes bwrap once (a warning when it falls back), `bwrap`
     without a working one is a usage error (exit 2) before anything is created."""
     if mode == "none":
@@ -130,4 +135,5 @@ def decide(mode: str, *, repo: Path, network: str, check_network: str,
         writable=tuple(p.path for p in extra if p.writable),
         credentials=tuple(credentials),
         config_paths=tuple(Path(os.path.expanduser(p)) for p in config_paths),
-        allow=AllowList.of(hosts, base_urls), user_home=home)
+        allow=AllowList.of([*hosts, *extra_hosts], base_urls),
+        check_allow=AllowList.of(extra_hosts), user_home=home)
