@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from merge.gitcmd import run_command
+from merge import run_command
 from orchestrator.door.seccomp import unix_socket_filter
 
 MODES = ("auto", "bwrap", "none")
