@@ -13,9 +13,9 @@ import pytest
 import trio
 
 from orchestrator.door.egress import AllowList, EgressProxy, parse_head
+from orchestrator.door.processes import run_in_group
 from orchestrator.door.sandbox import Confinement, ExtraPath, bwrap_argv, sandbox_env
 from orchestrator.door.seccomp import UnsupportedArchitecture, unix_socket_filter
-from orchestrator.door.processes import run_in_group
 from tests.sandbox_support import needs_bwrap
 
 PROBE = r"""
