@@ -147,7 +147,7 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.settings import load_settings
 
     found = spec_of(ctx, spec)
-    remembered = {"overlap": load_plan(found.plan_path).meta.get("overlap")}
+    remembered = {"overlap": load_plan(found.plan_path).record.overlap}
     settings = load_settings(found.repo, options, remembered=remembered)
     ctx.exit(run_merge(found, settings, open_sink=partial(sink_for, as_json=settings.json)))
 

@@ -155,16 +155,49 @@ class Subtask:
         return self.status == Status.IN_PROGRESS and not self.is_committed_unmerged
 
 
-@dataclass(frozen=True)
-class Record:
-    """A typed view of a subtask's `orchestrate` object (SPEC 6): each property is None when
-    the field is absent or not of its type, so a hand-edited plan cannot crash a reader."""
+class _TypedFields:
+    """Typed reads of a JSON object that a hand edit may have left in any shape: each reader
+    answers None (or an empty value) when the field is absent or not of its type."""
 
     raw: Json
 
     def _text(self, key: str) -> str | None:
         value = self.raw.get(key)
         return value if isinstance(value, str) and value else None
+
+    def _int(self, key: str) -> int | None:
+        value = self.raw.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def _number(self, key: str) -> float | None:
+        value = self.raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def _object(self, key: str) -> Json | None:
+        value = self.raw.get(key)
+        return value if isinstance(value, dict) else None
+
+    def _list(self, key: str) -> list[Any]:
+        value = self.raw.get(key)
+        return list(value) if isinstance(value, list) else []
+
+    def written(self, *keys: str) -> Json:
+        """The fields `keys` as written, None where absent (for JSON views)."""
+        return {key: self.raw.get(key) for key in keys}
+
+    def present(self, *keys: str) -> Json:
+        """The fields among `keys` that hold a value, as written (for JSON views)."""
+        return {key: self.raw[key] for key in keys if self.raw.get(key)}
+
+
+@dataclass(frozen=True)
+class Record(_TypedFields):
+    """A typed view of a subtask's `orchestrate` object (SPEC 6), the one reader of it outside
+    plan/: a hand-edited plan cannot crash a reader."""
+
+    raw: Json
 
     @property
     def head(self) -> CommitSha | None:
@@ -189,12 +222,125 @@ class Record:
         return self._text("merge")
 
     @property
+    def merge_commit(self) -> CommitSha | None:
+        text = self._text("merge_commit")
+        return CommitSha(text) if text else None
+
+    @property
     def worktree(self) -> str | None:
         return self._text("worktree")
 
     @property
     def error(self) -> str | None:
         return self._text("error")
+
+    @property
+    def verification(self) -> str | None:
+        """passed, failed (exit N) or skipped (<type>)."""
+        return self._text("verification")
+
+    @property
+    def attempts(self) -> int | None:
+        return self._int("attempts")
+
+    @property
+    def duration_s(self) -> float | None:
+        return self._number("duration_s")
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self._number("cost_usd")
+
+    @property
+    def no_changes(self) -> bool:
+        return self.raw.get("no_changes") is True
+
+    @property
+    def wave(self) -> int | None:
+        return self._int("wave")
+
+    @property
+    def resolving(self) -> int | None:
+        """The resolution round running now, if any."""
+        return self._int("resolving")
+
+    @property
+    def resolutions(self) -> int:
+        return self._int("resolutions") or 0
+
+    @property
+    def overlaps(self) -> list[str]:
+        return [path for path in self._list("overlaps") if isinstance(path, str)]
+
+    @property
+    def check(self) -> Json | None:
+        """The check failure that ejected the subtask: command, exit_code, commit, log, output."""
+        return self._object("check")
+
+    @property
+    def resolution(self) -> object:
+        """How a resolution round ended, as written (the report parses it)."""
+        return self.raw.get("resolution")
+
+    @property
+    def resolved_by_hand(self) -> object:
+        """A fix by hand, as written (the report parses it)."""
+        return self.raw.get("resolved_by_hand")
+
+
+@dataclass(frozen=True)
+class PlanRecord(_TypedFields):
+    """A typed view of the plan's top-level `orchestrate` object (SPEC 6)."""
+
+    raw: Json
+
+    @property
+    def integration_branch(self) -> str | None:
+        return self._text("integration_branch")
+
+    @property
+    def base(self) -> CommitSha | None:
+        text = self._text("base")
+        return CommitSha(text) if text else None
+
+    @property
+    def base_branch(self) -> str | None:
+        return self._text("base_branch")
+
+    @property
+    def updated_at(self) -> str | None:
+        return self._text("updated_at")
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self._number("cost_usd")
+
+    @property
+    def overlap(self) -> str | None:
+        """The --overlap policy the last build used, remembered for `orchestrate merge`."""
+        return self._text("overlap")
+
+    @property
+    def check_command(self) -> str | None:
+        return self._text("check_command")
+
+    @property
+    def checks(self) -> dict[str, str]:
+        """Tree id -> pass | fail, for check_command."""
+        found = self._object("checks") or {}
+        return {tree: verdict for tree, verdict in found.items() if verdict in ("pass", "fail")}
+
+    @property
+    def check_details(self) -> Json:
+        return self._object("check_details") or {}
+
+    @property
+    def check_runs(self) -> int:
+        return self._int("check_runs") or 0
+
+    @property
+    def check_flaky(self) -> list[Any]:
+        return self._list("check_flaky")
 
 
 @dataclass(frozen=True)
@@ -260,6 +406,11 @@ class Plan:
     def meta(self) -> Json:
         """This tool's record on the whole plan (SPEC 6), empty if never written."""
         return read_meta(self.raw)
+
+    @property
+    def record(self) -> PlanRecord:
+        """The same record, typed."""
+        return PlanRecord(self.meta)
 
     def write_meta(self, **fields: Any) -> None:
         write_meta(self.raw, fields)

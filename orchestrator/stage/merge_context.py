@@ -1,6 +1,6 @@
 """What the merge stage shares with everything that integrates: the spec, settings, the plan's
 records, the sink, worktrees, the capacity limiter, ports, and the names of the branches. A build
-adds its agent and placement to it (build/run_context.py)."""
+adds its agent and placement to it (build/context.py)."""
 
 from __future__ import annotations
 
