@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from orchestrator.procs import CappedLog
+from orchestrator.door.processes import CappedLog
 
 
 def feed(chunks: list[bytes], head: int, tail: int) -> bytes:
