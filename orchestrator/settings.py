@@ -202,11 +202,23 @@ def _colon_list(value: Any) -> tuple[str, ...]:
 
 
 def _host_list(value: Any) -> tuple[str, ...]:
-    hosts = _colon_list(value)
-    for host in hosts:
-        if not host.strip() or any(c in host for c in "/ @"):
-            raise ValueError(f"must hold host names (api.example.com), not {host!r}")
-    return tuple(host.strip().lower() for host in hosts)
+    """Host names (HTTPS on 443) or host:port entries; in one string a port stays with its
+    host (`api.example.com:pypi.org:8443`)."""
+    if isinstance(value, str):
+        hosts: list[str] = []
+        for part in value.split(":"):
+            if part.isdigit() and hosts:
+                hosts[-1] += f":{part}"
+            elif part.strip():
+                hosts.append(part.strip())
+        value = hosts
+    found = _str_list(value)
+    for host in found:
+        name, _, port = host.partition(":")
+        if not name.strip() or any(c in name for c in "/ @") or (port and not port.isdigit()):
+            raise ValueError(f"must hold host names or host:port (api.example.com), "
+                             f"not {host!r}")
+    return tuple(host.strip().lower() for host in found)
 
 
 def _path_list(value: Any) -> tuple[str, ...]:

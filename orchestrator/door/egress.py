@@ -40,8 +40,17 @@ class AllowList:
 
     @classmethod
     def of(cls, hosts: Iterable[str], base_urls: Iterable[str] = ()) -> AllowList:
-        """`hosts` by name; each base URL's host and port (plain HTTP where it is loopback)."""
-        endpoints, plain = set(), set()
+        """`hosts` by name (or `host:port`); each base URL's host and port (plain HTTP where
+        it is loopback)."""
+        endpoints: set[tuple[str, int]] = set()
+        plain: set[tuple[str, int]] = set()
+        names: set[str] = set()
+        for host in hosts:
+            name, _, number = host.lower().rpartition(":")
+            if name and number.isdigit():
+                endpoints.add((name, int(number)))
+            else:
+                names.add(host.lower())
         for url in base_urls:
             parts = urlsplit(url)
             if not parts.hostname:
@@ -50,7 +59,7 @@ class AllowList:
             endpoints.add((parts.hostname.lower(), port))
             if parts.scheme == "http" and parts.hostname.lower() in LOOPBACK:
                 plain.add((parts.hostname.lower(), port))
-        return cls(frozenset(h.lower() for h in hosts), frozenset(endpoints), frozenset(plain))
+        return cls(frozenset(names), frozenset(endpoints), frozenset(plain))
 
     def tunnel(self, host: str, port: int) -> bool:
         return (port == 443 and host in self.hosts) or (host, port) in self.endpoints
