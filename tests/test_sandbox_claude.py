@@ -4,13 +4,15 @@ API key that orchestrate uses for the Messages API outside."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAKE_API_KEY, claude_env, git, phase, plan_of, run_cli, write_plan
-from tests.fake_anthropic import FakeAnthropic, bash, reply
+from tests.fake_anthropic import FakeAnthropic, bash, reply, tool
 from tests.sandbox_support import needs_bwrap
+from tests.test_claude_code import CLAUDE, QUIET
 
 pytestmark = [pytest.mark.slow, needs_bwrap]
 INTEGRATION = "orchestrate/001-demo/integration"
@@ -39,3 +41,34 @@ def test_the_bash_tool_sees_no_api_key_anywhere(repo: Path, fake_api: FakeAnthro
     for result in results:
         assert FAKE_API_KEY not in result
     assert git(repo, "show", f"{INTEGRATION}:result.txt") == "sandboxed"
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed: `npm install --prefix "
+                    ".venv/node @anthropic-ai/claude-code` (done by .ci/run) failed or was not run")
+def test_real_claude_code_works_inside_the_sandbox_through_the_proxy(
+        repo: Path, fake_api: FakeAnthropic) -> None:
+    assert CLAUDE is not None
+    write_plan(repo, "001-demo", plan_of(phase(1, ["sub-cc"])))
+    worktree = repo / ".orchestrate" / "worktrees" / "001-demo" / "sub-cc"
+    fake_api.script("sub-cc", [
+        reply("Looking around.", tool("Bash", command="env; cat /proc/1/environ | tr '\\0' '\\n'",
+                                      description="environment")),
+        reply("Creating the file.", tool("Write", file_path=str(worktree / "hello.txt"),
+                                         content="hello from a sandbox\n")),
+        reply("Done."),
+    ])
+    env = {**QUIET, "PATH": f"{CLAUDE.parent}{os.pathsep}{os.environ['PATH']}",
+           "ANTHROPIC_BASE_URL": fake_api.url, "ANTHROPIC_API_KEY": FAKE_API_KEY}
+    done = run_cli(repo, "build", "001", "--agent", "claude-code", "--sandbox", "bwrap",
+                   "--timeout", "240", env=env, check=None)
+    log = (repo / ".orchestrate" / "specs" / "001-demo" / "logs" / "sub-cc.log").read_text(
+        errors="replace")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{log[-3000:]}"
+    assert fake_api.problems == []
+    assert git(repo, "show", f"{INTEGRATION}:hello.txt") == "hello from a sandbox"
+    # it reached the fake API (on the host's loopback) only through the build's proxy, and
+    # its own Bash saw the key it was given (the preset names it), no other secret
+    [looked, *_] = [str(r["content"]) for r in fake_api.tool_results("sub-cc")]
+    assert "HTTPS_PROXY=http://127.0.0.1:" in looked
+    assert "GIT_CONFIG_GLOBAL" not in looked
+    assert FAKE_API_KEY not in log

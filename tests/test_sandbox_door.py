@@ -15,6 +15,7 @@ import trio
 from orchestrator.door.egress import AllowList, EgressProxy, parse_head
 from orchestrator.door.processes import run_in_group
 from orchestrator.door.sandbox import Confinement, ExtraPath, bwrap_argv, sandbox_env
+from orchestrator.door.sandbox_policy import SandboxPolicy
 from orchestrator.door.seccomp import UnsupportedArchitecture, unix_socket_filter
 from tests.sandbox_support import needs_bwrap
 
@@ -172,3 +173,23 @@ def test_requests_are_parsed_into_tunnels_and_plain_forwards() -> None:
     assert not allow.tunnel("evil.example", 443)
     assert allow.forward("127.0.0.1", 8080)
     assert not allow.forward("127.0.0.1", 22)
+
+
+def test_a_private_home_gets_copies_of_the_presets_config_and_is_removed(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text("{}")
+    (home / ".claude.json").write_text('{"a": 1}')
+    policy = SandboxPolicy(mode="bwrap", user_home=home,
+                           config_paths=(home / ".claude", home / ".claude.json"))
+
+    async def main() -> Path:
+        async with policy.private_home() as private:
+            assert (private / ".claude" / "settings.json").read_text() == "{}"
+            (private / ".claude.json").write_text("changed by the agent")
+            return private
+
+    private = trio.run(main)
+    assert not private.exists()
+    assert (home / ".claude.json").read_text() == '{"a": 1}'

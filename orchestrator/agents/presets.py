@@ -166,6 +166,9 @@ def _token_counts_of(raw: object, keys: Sequence[str]) -> dict[str, int]:
 
 ANTHROPIC_CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
 BASE_URL_VARIABLES = ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")  # their hosts join the allow-list
+# not secrets: Claude Code's documented switches, passed into the sandbox where they are set
+CLAUDE_CODE_SETTINGS = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING",
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "ANTHROPIC_MODEL")
 
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
     # Claude Code 2.1: print mode reads the prompt from stdin; acceptEdits because it refuses
@@ -174,7 +177,8 @@ PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
            ("-p", "--output-format", "json", "--permission-mode", "acceptEdits",
             "--allowedTools", "Read,Write,Edit,Bash,Glob,Grep"),
            model_option="--model", read_result=read_claude_code_result,
-           credentials=ANTHROPIC_CREDENTIALS, hosts=("api.anthropic.com",),
+           credentials=(*ANTHROPIC_CREDENTIALS, *CLAUDE_CODE_SETTINGS),
+           hosts=("api.anthropic.com",),
            config_paths=("~/.claude", "~/.claude.json")),
     # Codex: `exec` is its non-interactive mode, `-` reads the prompt from stdin, and the
     # workspace-write sandbox lets it edit the worktree (it never asks for approval in exec);
