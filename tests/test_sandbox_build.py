@@ -118,3 +118,43 @@ def test_a_listed_host_gets_through_the_proxy_and_others_are_refused(repo: Path,
     assert report["sandbox"] == {"mode": "bwrap", "egress_refused": {"sub-net": 1}}
     assert "Egress refused: `sub-net` (1)" in run_cli(repo, "report", SPEC, check=0).stdout
     assert "sandbox: bwrap" in run_cli(repo, "status", SPEC, check=0).stdout
+
+
+FAKE_AIDER = """#!/bin/sh
+# a stand-in for aider: its chat history where --chat-history-file says, its work in the worktree
+while [ $# -gt 0 ]; do
+  [ "$1" = --chat-history-file ] && history="$2"
+  shift
+done
+echo "chat of $ORCHESTRATE_SUBTASK_ID" > "$history"
+echo "history at $history" > done.txt
+"""
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_a_tools_own_log_is_copied_out_and_its_program_runs_from_a_masked_path(
+        repo: Path, tmp_path: Path) -> None:
+    tools = tmp_path / "bin"  # under /tmp, which the sandbox masks: PATH folders stay readable
+    tools.mkdir()
+    (tools / "aider").write_text(FAKE_AIDER)
+    (tools / "aider").chmod(0o755)
+    write_plan(repo, SPEC, plan_of(phase(1, ["sub-ai"])))
+    run_cli(repo, "build", SPEC, "--agent", "aider", "--sandbox", "bwrap",
+            env={"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}, check=0)
+    logs = repo / ".orchestrate" / "specs" / SPEC / "logs"
+    assert (logs / "sub-ai.aider.chat.md").read_text() == "chat of sub-ai\n"
+    assert "history at " in git(repo, "show", f"{INTEGRATION}:done.txt")
+
+
+def test_presets_turn_off_an_inner_sandbox_that_cannot_nest_in_ours() -> None:
+    from orchestrator.agents.presets import PRESETS
+
+    codex = PRESETS["codex"]
+    plain = codex.argv(prompt="p", prompt_file="f", log_base="l", model=None)
+    inside = codex.argv(prompt="p", prompt_file="f", log_base="l", model=None, sandboxed=True)
+    assert plain[plain.index("--sandbox") + 1] == "workspace-write"
+    assert inside[inside.index("--sandbox") + 1] == "danger-full-access"
+    assert "--no-auto-commits" in PRESETS["aider"].args
+    assert "ANTHROPIC_API_KEY" in PRESETS["claude-code"].credentials
+    assert "~/.claude" in PRESETS["claude-code"].config_paths
