@@ -158,3 +158,15 @@ def test_presets_turn_off_an_inner_sandbox_that_cannot_nest_in_ours() -> None:
     assert "--no-auto-commits" in PRESETS["aider"].args
     assert "ANTHROPIC_API_KEY" in PRESETS["claude-code"].credentials
     assert "~/.claude" in PRESETS["claude-code"].config_paths
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_the_check_runs_in_the_sandbox_too(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["sub-a"])))
+    check = "if touch ../../../../planted-by-check; then exit 1; fi"
+    done = run_cli(repo, "build", SPEC, "--sandbox", "bwrap", "--check", check,
+                   "--agent-command", WRITES, check=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (repo / "planted-by-check").exists()
+    assert git(repo, "show", f"{INTEGRATION}:done.txt") == "done"

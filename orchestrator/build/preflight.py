@@ -6,20 +6,15 @@ Everything here only reads; a failed check leaves no branch, no worktree, no byt
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from merge import list_worktrees, resolve_commit, run_git
 from orchestrator import names
-from orchestrator.agents.presets import BASE_URL_VARIABLES, PRESETS
-from orchestrator.door.sandbox import credentials_in
-from orchestrator.door.sandbox_policy import SandboxPolicy, decide
 from orchestrator.errors import UsageError
 from orchestrator.names import refname_problem
 from orchestrator.plan.model import Plan, Status
 from orchestrator.plan.specs import Spec
-from orchestrator.settings import Settings
 from orchestrator.stage.merge_context import integration_branch
 
 FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "orchestrate", "GIT_AUTHOR_EMAIL": "orchestrate@localhost",
@@ -123,20 +118,3 @@ def ensure_identity(repo: Path) -> None:
         for key, value in FALLBACK_IDENTITY.items():
             os.environ.setdefault(key, value)
 
-
-def sandbox_policy(settings: Settings, repo: Path,
-                   environ: Mapping[str, str] | None = None) -> SandboxPolicy:
-    """The build's sandbox, decided before anything is created: `--sandbox bwrap` without a
-    working bubblewrap is exit 2 here. The agent preset names the credentials, hosts and
-    config paths its agent needs; `sandbox_allow` adds hosts, and the host of a base URL the
-    preset reads (ANTHROPIC_BASE_URL) is allowed too."""
-    environ = os.environ if environ is None else environ
-    preset = PRESETS.get(settings.agent or "")
-    credentials = preset.credentials if preset else ()
-    base_urls = [environ[name] for name in BASE_URL_VARIABLES
-                 if name in credentials and environ.get(name)]
-    return decide(settings.sandbox, repo=repo, network=settings.sandbox_network,
-                  check_network=settings.check_network, paths=settings.sandbox_paths,
-                  hosts=preset.hosts if preset else (), extra_hosts=settings.sandbox_allow,
-                  base_urls=base_urls, credentials=credentials_in(environ, credentials),
-                  config_paths=preset.config_paths if preset else ())

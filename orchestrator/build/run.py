@@ -17,12 +17,7 @@ from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
 from orchestrator.build.context import RunContext
 from orchestrator.build.hints import next_steps
-from orchestrator.build.preflight import (
-    Target,
-    check_repository,
-    ensure_identity,
-    sandbox_policy,
-)
+from orchestrator.build.preflight import Target, check_repository, ensure_identity
 from orchestrator.build.resolution import recover_rounds
 from orchestrator.build.scheduler import run_phases
 from orchestrator.build.stale import find_stale, reconcile
@@ -45,6 +40,7 @@ from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.sandboxing import sandbox_policy
 from orchestrator.workspace.worktrees import Worktrees
 
 # Makes the build's sink (the live display, plain lines or JSON) once the plan is read: the

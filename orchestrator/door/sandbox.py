@@ -128,6 +128,8 @@ def bwrap_argv(confinement: Confinement, argv: Sequence[str], *, cwd: Path,
     binds += [("--bind", p, p) for p in confinement.writable]
     for option, source, target in sorted(binds, key=lambda bind: len(bind[2].parts)):
         words += [option, str(source), str(target)]  # parents before what lies inside them
+    for writable in confinement.writable:  # its .git (a file, or a clone's folder) stays as is
+        words += ["--ro-bind-try", str(writable / ".git"), str(writable / ".git")]
     if confinement.proxy_socket is not None:
         words += ["--ro-bind", str(confinement.proxy_socket), PROXY_SOCKET]
     if seccomp_fd is not None:
