@@ -23,17 +23,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import ENV, ORCHESTRATE, fresh_clone, kept_dir, sh, timed  # noqa: E402
+from bench import ENV, ORCHESTRATE, fresh_clone, kept_dir, sh, timed
 
-from orchestrator.door.egress import AllowList, EgressProxy  # noqa: E402
-from orchestrator.door.processes import run_in_group  # noqa: E402
-from orchestrator.door.sandbox import Confinement, probe  # noqa: E402
+from orchestrator.door.egress import AllowList, EgressProxy
+from orchestrator.door.processes import run_in_group
+from orchestrator.door.sandbox import Confinement, probe
 
 # the sandbox passes no BENCH_* variable: the agent's sleep is in its text
 AGENT = """\
@@ -46,18 +47,17 @@ for k in range(3):
 """
 
 
-async def _start_once(confinement: Confinement | None, cwd: Path) -> float:
-    with open(os.devnull, "wb") as output:
-        start = time.perf_counter()
-        code = await run_in_group(["/bin/true"], cwd=cwd, output=output,
-                                  env={"PATH": os.defpath}, confinement=confinement)
-        elapsed = time.perf_counter() - start
+async def _start_once(confinement: Confinement | None, cwd: Path, output: IO[bytes]) -> float:
+    start = time.perf_counter()
+    code = await run_in_group(["/bin/true"], cwd=cwd, output=output,
+                              env={"PATH": os.defpath}, confinement=confinement)
+    elapsed = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"/bin/true exited {code} (sandbox: {confinement})")
     return elapsed
 
 
-async def _process_starts(count: int, scratch: Path) -> dict[str, float]:
+async def _process_starts(count: int, scratch: Path, output: IO[bytes]) -> dict[str, float]:
     worktree = scratch / "worktree"
     worktree.mkdir()
     times: dict[str, list[float]] = {"plain": [], "bwrap, network none": [],
@@ -71,7 +71,7 @@ async def _process_starts(count: int, scratch: Path) -> dict[str, float]:
                                                          proxy_socket=gate.socket_path)}
             for _ in range(count):
                 for name, confinement in kinds.items():
-                    times[name].append(await _start_once(confinement, worktree))
+                    times[name].append(await _start_once(confinement, worktree, output))
         nursery.cancel_scope.cancel()
     medians = {f"start, {name}": statistics.median(found) * 1000 for name, found in times.items()}
     for name in ("bwrap, network none", "bwrap, network allow"):
@@ -121,7 +121,8 @@ def main() -> None:
         scratch = Path(folder)
         figures: dict[str, float] = {}
         if args.only in (None, "starts"):
-            figures |= trio.run(_process_starts, args.starts, scratch)
+            with open(os.devnull, "wb") as output:
+                figures |= trio.run(_process_starts, args.starts, scratch, output)
         if args.only in (None, "build"):
             figures |= _builds(args, scratch)
     for name, value in figures.items():
