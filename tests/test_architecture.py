@@ -478,7 +478,7 @@ def test_statuses_have_one_writer() -> None:
              if not relative(path).startswith(PLAN_ROOM)
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if re.search(r"\b(subtask|s)\.set_status\(", line)]
-    assert not found + calls, ("change statuses through plan/records.py:\n"
+    assert not found + calls, ("change statuses through plan/transitions.py:\n"
                                + "\n".join(found + calls))
 
 

@@ -29,8 +29,8 @@ from orchestrator.door.processes import GitError, git, git_out, resolve
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
-from orchestrator.plan.records import resolutions_of
 from orchestrator.plan.store import utc_now
+from orchestrator.plan.transitions import resolutions_of
 from orchestrator.stage.conflict_report import conflict_report
 from orchestrator.stage.merge_context import MergeContext, integration_branch
 from orchestrator.stage.merge_stage import merge_subtasks

@@ -31,9 +31,9 @@ from orchestrator.events import EventKind, Sink, duration_text
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
-from orchestrator.plan.records import Records
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import PlanStore, RunLock
+from orchestrator.plan.transitions import Transitions
 from orchestrator.settings import Settings
 from orchestrator.stage.gate import base_failure_error, check_base
 from orchestrator.stage.merge_context import MergeContext
@@ -153,7 +153,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
             async with (open_given or open_placement)(shop) as placement, \
                     trio.open_nursery() as background:
                 ctx = RunContext(spec=spec, settings=settings,
-                                 records=Records(PlanStore(spec.folder)), sink=sink,
+                                 records=Transitions(PlanStore(spec.folder)), sink=sink,
                                  worktrees=worktrees, background=background, agent=agent,
                                  agent_label=shop.agent_label, run_logs=shop.run_logs,
                                  limiter=trio.CapacityLimiter(settings.max_parallel),
@@ -315,7 +315,7 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
         async with open_egress(sandbox.needs_proxy) as egress, \
                 trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings, sandbox=sandbox, egress=egress,
-                               records=Records(PlanStore(spec.folder)), sink=sink,
+                               records=Transitions(PlanStore(spec.folder)), sink=sink,
                                worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
                                background=background,
                                limiter=trio.CapacityLimiter(settings.max_parallel))

@@ -18,8 +18,8 @@ from merge import run_git
 from orchestrator import names
 from orchestrator.events import EventKind
 from orchestrator.plan.model import Plan, Status, Subtask
-from orchestrator.plan.records import mark_stale
 from orchestrator.plan.specs import Spec
+from orchestrator.plan.transitions import mark_stale
 
 if TYPE_CHECKING:
     from orchestrator.stage.merge_context import MergeContext

@@ -10,7 +10,7 @@ import click
 
 from orchestrator.cli.app import cli, echo_json, spec_of
 from orchestrator.cli.support import EPILOG, spec_argument
-from orchestrator.plan.model import load_plan, require_subtasks
+from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import Spec
 from orchestrator.settings import AGENT_KINDS
 

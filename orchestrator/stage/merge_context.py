@@ -15,8 +15,8 @@ from orchestrator.door.egress import EgressProxy
 from orchestrator.door.processes import git_out, verify
 from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.events import Event, EventKind, Sink
-from orchestrator.plan.records import Records
 from orchestrator.plan.specs import Spec
+from orchestrator.plan.transitions import Transitions
 from orchestrator.settings import Settings
 from orchestrator.stage.verdicts import CheckState
 from orchestrator.workspace.worktrees import Worktrees
@@ -55,7 +55,7 @@ class MergeContext:
 
     spec: Spec
     settings: Settings
-    records: Records
+    records: Transitions
     sink: Sink
     worktrees: Worktrees
     background: trio.Nursery  # for work off the critical path, e.g. parking worktrees

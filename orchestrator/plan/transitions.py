@@ -31,7 +31,7 @@ def short_error(text: str) -> str:
 
 
 @dataclass
-class Records:
+class Transitions:
     store: PlanStore
 
     async def update(self, change: Callable[[Plan], T]) -> T:
