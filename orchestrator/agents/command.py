@@ -108,7 +108,7 @@ class CommandAgent:
             hidden=("ORCHESTRATE_RESOLVING",))
 
 
-OWN_LOGS = ".orchestrate-logs"  # in the sandbox's private home: where a tool's own logs go
+OWN_LOGS = ".agent-logs"  # in the sandbox's private home: where a tool's own logs go
 
 
 def _own_logs(task: AgentTask) -> tuple[Path, Path | None]:
