@@ -193,3 +193,20 @@ def test_a_private_home_gets_copies_of_the_presets_config_and_is_removed(
     private = trio.run(main)
     assert not private.exists()
     assert (home / ".claude.json").read_text() == '{"a": 1}'
+
+
+def test_sandbox_lists_from_the_environment_are_split_on_colons(tmp_path: Path) -> None:
+    from orchestrator.errors import UsageError
+    from orchestrator.settings import load_settings
+
+    settings = load_settings(tmp_path, {}, environ={
+        "ORCHESTRATE_SANDBOX_PATHS": "~/.m2:rw:/opt/cache",
+        "ORCHESTRATE_SANDBOX_ALLOW": "pypi.org:127.0.0.1:8080",
+        "ORCHESTRATE_CHECK_NETWORK": "host"})
+    assert settings.sandbox == "auto"
+    assert settings.sandbox_network == "allow"
+    assert settings.sandbox_paths == ("~/.m2:rw", "/opt/cache")
+    assert settings.sandbox_allow == ("pypi.org", "127.0.0.1:8080")
+    assert settings.check_network == "host"
+    with pytest.raises(UsageError, match="ORCHESTRATE_SANDBOX_ALLOW"):
+        load_settings(tmp_path, {}, environ={"ORCHESTRATE_SANDBOX_ALLOW": "https://x.org/"})
