@@ -119,16 +119,16 @@ def main() -> None:
         raise SystemExit(f"bubblewrap cannot sandbox here: {problem}")
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as folder:
         scratch = Path(folder)
-        figures: dict[str, float] = {}
         if args.only in (None, "starts"):
             with open(os.devnull, "wb") as output:
-                figures |= trio.run(_process_starts, args.starts, scratch, output)
+                _print(trio.run(_process_starts, args.starts, scratch, output), " ms")
         if args.only in (None, "build"):
-            figures |= _builds(args, scratch)
+            _print(_builds(args, scratch), " s")
+
+
+def _print(figures: dict[str, float], unit: str) -> None:
     for name, value in figures.items():
-        unit = "" if name.startswith("ratio") else " ms" if "start" in name or "overhead" in (
-            name) else " s"
-        print(f"{name:32} {value:8.3f}{unit}")
+        print(f"{name:32} {value:8.3f}{'' if name.startswith('ratio') else unit}", flush=True)
 
 
 if __name__ == "__main__":
