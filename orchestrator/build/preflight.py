@@ -117,4 +117,3 @@ def ensure_identity(repo: Path) -> None:
     if run_git(repo, "var", "GIT_COMMITTER_IDENT", check=False).returncode != 0:
         for key, value in FALLBACK_IDENTITY.items():
             os.environ.setdefault(key, value)
-
