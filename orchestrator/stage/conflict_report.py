@@ -94,11 +94,13 @@ def sandbox_summary(plan: Plan) -> dict[str, Any] | None:
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
-    """The check's command, runs and flaky passes (SPEC 9), when a check judged this plan."""
+    """The check's command, runs (and those a sequential gate would have needed) and flaky
+    passes (SPEC 9), when a check judged this plan."""
     record = plan.record
     if record.check_command is None:
         return None
     return {"command": record.check_command, "runs": record.check_runs,
+            "sequential_runs": record.check_runs_sequential,
             "judged": len(record.checks), "flaky": record.check_flaky}
 
 
