@@ -69,6 +69,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--remote", metavar="NAME",
                      help="Git remote Ray workers fetch from and push to (default origin)."),
         *_radar_options(),
+        click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]),
+                     help="Run agents, setup, verification and checks in a bubblewrap sandbox "
+                          "(auto: where bwrap works; the default)."),
     ]
     for option in reversed(options):
         func = option(func)
