@@ -97,6 +97,7 @@ class FakePlacement:
     def __init__(self, shop: Workshop, root: Path) -> None:
         self.shop, self.root = shop, root
         self.settings, self.agent = shop.settings, shop.agent  # an attempt.AttemptContext
+        self.sandbox, self.egress = shop.sandbox, shop.egress
         self.calls: list[tuple[str, str]] = []
 
     def workspace(self, subtask: Subtask, base: str) -> AbstractAsyncContextManager[Path]:

@@ -126,7 +126,7 @@ class _Session:
         self.agent = agent
         self.task = task
         self.limits = agent.settings.claude
-        self.toolbox = Toolbox(task.worktree, self.limits)
+        self.toolbox = Toolbox(task.worktree, self.limits, task.tools_confinement)
         self.log = Transcript(task.log_path, agent.secrets)
         self.messages: list[dict[str, Any]] = [{"role": "user", "content": task.prompt}]
         self.usage = task.usage

@@ -81,7 +81,8 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     ctx.budget.recorded(await ctx.records.finished_agent(
         subtask.id, ok=outcome.ok, head=outcome.head, error=outcome.error, usage=outcome.usage,
         cost_usd=outcome.cost_usd, duration_s=trio.current_time() - started,
-        verification=outcome.verification or subtask.verification_skipped))
+        verification=outcome.verification or subtask.verification_skipped,
+        egress_refused=ctx.egress.refused.pop(subtask.id, 0) if ctx.egress else 0))
     failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
     return outcome

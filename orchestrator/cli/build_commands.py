@@ -72,6 +72,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Serve the live page of the build on 127.0.0.1 while it runs; its "
                      "URL is the first line printed."),
         *_radar_options(),
+        click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]),
+                     help="Run agents, setup, verification and checks in a bubblewrap sandbox "
+                          "(auto: where bwrap works; the default)."),
     ]
     for option in reversed(options):
         func = option(func)

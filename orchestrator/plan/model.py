@@ -269,6 +269,11 @@ class Record(_TypedFields):
         return self._int("wave")
 
     @property
+    def egress_refused(self) -> int:
+        """Connections the sandbox's egress proxy refused to the subtask's agent."""
+        return self._int("egress_refused") or 0
+
+    @property
     def resolving(self) -> int | None:
         """The resolution round running now, if any."""
         return self._int("resolving")
@@ -347,6 +352,11 @@ class PlanRecord(_TypedFields):
     def overlap(self) -> str | None:
         """The --overlap policy the last build used, remembered for `orchestrate merge`."""
         return self._text("overlap")
+
+    @property
+    def sandbox(self) -> str | None:
+        """The sandbox the last build ran its agents in: bwrap or none."""
+        return self._text("sandbox")
 
     @property
     def check_command(self) -> str | None:

@@ -50,11 +50,12 @@ class Transitions:
         await self.update(apply)
 
     async def run_started(self, integration_branch: str, base: str,
-                          base_branch: str | None = None, *, overlap: str) -> None:
+                          base_branch: str | None = None, *, overlap: str,
+                          sandbox: str = "none") -> None:
         def apply(plan: Plan) -> None:
             plan.write_meta(integration_branch=integration_branch,
                             base=plan.meta.get("base") or base, overlap=overlap,
-                            updated_at=utc_now())
+                            sandbox=sandbox, updated_at=utc_now())
             if base_branch and not plan.meta.get("base_branch"):
                 plan.write_meta(base_branch=base_branch)
         await self.update(apply)
@@ -94,10 +95,12 @@ class Transitions:
     async def finished_agent(self, subtask_id: str, *, ok: bool, head: str | None,
                              error: str, duration_s: float, usage: dict[str, int],
                              verification: str | None = None,
-                             cost_usd: float | None = None) -> float:
+                             cost_usd: float | None = None, egress_refused: int = 0) -> float:
         """Record how the subtask's agent ended; return the spec's total cost."""
         def change(subtask: Subtask) -> None:
             fields: dict[str, Any] = {"duration_s": round(duration_s, 3)}
+            if egress_refused:
+                fields["egress_refused"] = egress_refused
             if verification:
                 fields["verification"] = verification
             if ok:

@@ -81,7 +81,17 @@ def _text(value: Any) -> str | None:
 def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> ConflictReport:
     return build_report(spec.repo, spec=spec.name, integration_branch=integration_branch(
         spec, plan), base=plan.record.base, rows=report_rows(plan),
-        generated_at=now, check=check_summary(plan), cost_usd=plan.record.cost_usd)
+        generated_at=now, check=check_summary(plan), cost_usd=plan.record.cost_usd,
+        sandbox=sandbox_summary(plan))
+
+
+def sandbox_summary(plan: Plan) -> dict[str, Any] | None:
+    """The last build's sandbox mode and the egress its proxy refused, per subtask."""
+    if plan.record.sandbox is None:
+        return None
+    refused = {s.id: s.record.egress_refused for s in plan.subtasks()
+               if s.record.egress_refused}
+    return {"mode": plan.record.sandbox, "egress_refused": refused}
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
