@@ -149,3 +149,13 @@ def refname_problem(component: str) -> str | None:
     if len(component.encode("utf-8")) > _MAX_BYTES:
         return f"it is longer than {_MAX_BYTES} bytes"
     return None
+
+
+def radar_file(logs: Path, subtask_id: str) -> Path:
+    """ORCHESTRATE_RADAR_FILE: where the conflict radar tells a subtask's agent of overlaps."""
+    return logs / f"{subtask_id}.radar"
+
+
+def radar_cache(repo: Path, spec_name: str) -> Path:
+    """The conflict radar's private indexes (its stat cache) for one build of the spec."""
+    return repo / PRIVATE_DIR / "radar" / spec_name

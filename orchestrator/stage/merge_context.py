@@ -11,7 +11,9 @@ from pathlib import Path
 import trio
 
 from orchestrator import names
+from orchestrator.door.egress import EgressProxy
 from orchestrator.door.processes import git_out, verify
+from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.events import Event, EventKind, Sink
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.transitions import Transitions
@@ -62,6 +64,8 @@ class MergeContext:
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     ports: Ports = field(default_factory=Ports)
     checks: CheckState = field(default_factory=CheckState)
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # decided once per build
+    egress: EgressProxy | None = None  # the build's proxy (sandbox network `allow`)
 
     @property
     def repo(self) -> Path:
