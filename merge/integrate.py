@@ -23,7 +23,7 @@ from merge import words
 from merge.changes import branch_changes_many
 from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
 from merge.failpoints import crash_if_named
-from merge.gitcmd import GitError, run_git
+from merge.gitcmd import ATTRIBUTELESS, GitError, attributeless_git, run_git
 from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
 from merge.overlap import Overlap, find_overlaps
 
@@ -218,10 +218,13 @@ def merge_tree(repo: Path, ours: str, theirs: str) -> MergeTreeOutput:
     """The merge of two commits as a tree, with the conflicts, without touching any checkout.
 
     Exit code 1 alone does not mean a conflict (an unknown ref also exits 1): a conflict
-    must come with the tree id on the first line.
+    must come with the tree id on the first line. `ours` and `theirs` are commit ids: the
+    merge runs in a scratch git dir (no refs, attributes or merge drivers).
     """
-    args = ("merge-tree", "--write-tree", "--name-only", "--messages", "-z", ours, theirs)
-    result = run_git(repo, *args, check=False)
+    args = (*ATTRIBUTELESS, "merge-tree", "--write-tree", "--name-only", "--messages", "-z",
+            ours, theirs)
+    with attributeless_git(repo) as env:
+        result = run_git(repo, *args, check=False, env=env)
     if result.returncode not in (0, 1):
         raise GitError(args, repo, result)
     try:
