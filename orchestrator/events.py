@@ -60,6 +60,7 @@ class EventKind(StrEnum):
     ORPHANS_STOPPED = "orphans_stopped"
     CHECKOUT_DIRTY = "checkout_dirty"
     BUILD_FINISHED = "build_finished"
+    SHARED_GIT_RESTORED = "shared_git_restored"  # a change to the shared .git was undone
 
 
 # Event kinds that end a subtask's part in the run, and the status each one leaves.

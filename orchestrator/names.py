@@ -144,3 +144,24 @@ def refname_problem(component: str) -> str | None:
     if len(component.encode("utf-8")) > _MAX_BYTES:
         return f"it is longer than {_MAX_BYTES} bytes"
     return None
+
+
+# --- orchestrate's own record, outside the repository and every path a sandbox shows ---------
+
+STATE_DIR = "orchestrate"  # under $XDG_STATE_HOME (default ~/.local/state)
+
+
+def state_home() -> Path:
+    """Where orchestrate keeps what it decided, out of an agent's reach by convention."""
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / STATE_DIR
+
+
+def repo_state_dir(repo: Path, spec_name: str) -> Path:
+    """orchestrate's own record for one spec of one repository."""
+    import hashlib
+
+    key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
+    return state_home() / f"{repo.resolve().name}-{key}" / spec_name

@@ -11,7 +11,7 @@ from functools import partial
 
 import trio
 
-from merge import MergeResult, words
+from merge import MergeResult, pin_git_config, words
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
@@ -25,7 +25,7 @@ from orchestrator.build.user_checkout import checkout_note
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import git
 from orchestrator.errors import Interrupted, OrchestrateError
-from orchestrator.events import EventKind, Sink, duration_text
+from orchestrator.events import Event, EventKind, Sink, duration_text
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
@@ -38,6 +38,7 @@ from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.shared_git import SharedGit
 from orchestrator.workspace.worktrees import Worktrees
 
 # Makes the build's sink (the live display, plain lines or JSON) once the plan is read: the
@@ -135,10 +136,11 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     try:
         worktrees = Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
                               pool_limit=2 * settings.max_parallel)
+        shared = await _guard_shared_git(spec, worktrees, sink)
         async with _agent(settings, sink, given) as agent:
             shop = Workshop(spec=spec, settings=settings, worktrees=worktrees, agent=agent,
                             agent_label=agent_label(settings) if given is None else agent.name,
-                            run_logs=RunLogs())
+                            run_logs=RunLogs(), shared=shared)
             async with open_placement(shop) as placement, trio.open_nursery() as background:
                 ctx = RunContext(spec=spec, settings=settings,
                                  records=Records(PlanStore(spec.folder)), sink=sink,
@@ -148,9 +150,32 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  lookahead=trio.Semaphore(settings.max_parallel),
                                  budget=Budget(settings.budget, recorded_cost(plan)),
                                  placement=placement)
-                return await _run(ctx, target, started)
+                code = await _run(ctx, target, started)
+        await _release_shared_git(shared, sink)
+        return code
     finally:
         sink.close()
+
+
+async def _guard_shared_git(spec: Spec, worktrees: Worktrees, sink: Sink) -> SharedGit:
+    """Trust the repository's filters and drivers as they are now, fingerprint the shared .git
+    (undoing what a killed build's agents changed in it)."""
+    await worktrees.exclude_orchestrate_dir()
+    await trio.to_thread.run_sync(pin_git_config, spec.repo)
+    shared, undone = await SharedGit.open(spec.repo, spec.name)
+    if undone:
+        sink.emit(Event(EventKind.SHARED_GIT_RESTORED, "undid a change to the shared "
+                        "repository left by an earlier build: " + "; ".join(undone[:5]),
+                        None, None, {"changes": undone}))
+    return shared
+
+
+async def _release_shared_git(shared: SharedGit, sink: Sink) -> None:
+    if undone := await shared.check():
+        sink.emit(Event(EventKind.SHARED_GIT_RESTORED, "undid a change to the shared "
+                        "repository: " + "; ".join(undone[:5]), None, None,
+                        {"changes": undone}))
+    shared.close()
 
 
 async def _phases(ctx: RunContext) -> None:

@@ -27,6 +27,7 @@ from orchestrator.plan.model import Subtask
 from orchestrator.plan.specs import Spec
 from orchestrator.settings import Settings
 from orchestrator.workspace.attempt import (
+    AttemptFailed,
     command_env,
     commit_message,
     log_path,
@@ -36,6 +37,7 @@ from orchestrator.workspace.attempt import (
 )
 from orchestrator.workspace.commit import commit_work
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.shared_git import SharedGit
 from orchestrator.workspace.worktrees import Worktrees, copy_untracked
 
 RAY_HINT = "Install it with `pip install 'orchestrate[ray]'`, or use --runner local."
@@ -79,6 +81,7 @@ class Workshop:
     agent: Agent
     agent_label: str
     run_logs: RunLogs
+    shared: SharedGit | None = None  # the shared .git's fingerprint, checked around attempts
 
     def branch_for(self, subtask: Subtask) -> str:
         return names.subtask_branch(self.spec.name, subtask.id)
@@ -110,12 +113,28 @@ class LocalPlacement:
         await run_setup(shop.settings, workspace, log, env)
 
     async def attempt(self, subtask: Subtask, task: AgentTask) -> AgentResult:
-        return await run_attempt(self, subtask, task)
+        if self.shop.shared is None:
+            return await run_attempt(self, subtask, task)
+        async with self.shop.shared.watching() as watch:
+            result = await run_attempt(self, subtask, task)
+        if watch.changed:
+            return AgentResult(ok=False, error=watch.error, output_tail=result.output_tail,
+                               usage=result.usage, cost_usd=result.cost_usd)
+        return result
 
     async def after_failed_attempt(self, task: AgentTask) -> None:
         await restore_branch(task.worktree, task.branch)
 
     async def hand_back(self, subtask: Subtask, workspace: Path) -> str:
+        if self.shop.shared is None:
+            return await self._commit(subtask, workspace)
+        async with self.shop.shared.watching() as watch:
+            head = await self._commit(subtask, workspace)
+        if watch.changed:  # a sibling changed it while this commit was being made
+            raise AttemptFailed(watch.error)
+        return head
+
+    async def _commit(self, subtask: Subtask, workspace: Path) -> str:
         return await commit_work(workspace, self.shop.commit_message(subtask),
                                  self.shop.settings.copy)
 
