@@ -16,6 +16,7 @@ from merge.gitcmd import (
     GitError,
     GitResult,
     WorktreeEntry,
+    check_worktree,
     child_env,
     decode,
     git_env,
@@ -33,6 +34,7 @@ from merge.gitcmd import (
     run_git,
     signal_group,
     untrusted_driver_overrides,
+    worktree_problem,
 )
 from merge.globs import any_intersect, intersect, is_glob, matches, normalize
 from merge.integrate import (
@@ -81,6 +83,7 @@ __all__ = [
     "WorktreeEntry",
     "any_intersect",
     "build_report",
+    "check_worktree",
     "child_env",
     "crash_if_named",
     "decode",
@@ -112,4 +115,5 @@ __all__ = [
     "signal_group",
     "untrusted_driver_overrides",
     "words",
+    "worktree_problem",
 ]

@@ -102,6 +102,7 @@ def run_git(cwd: Path, *args: str, input: bytes | None = None, check: bool = Tru
             env: Mapping[str, str] | None = None) -> GitResult:
     """Run `git ARGS` in `cwd` (hardened), retrying briefly when another git holds one of its
     lock files."""
+    check_worktree(cwd, args)
     overrides: tuple[str, ...] = ()
     if may_run_drivers(args):
         listing = run_command(["git", *HOOKLESS, *DRIVER_QUERY], cwd, env=git_env(env))
@@ -336,3 +337,43 @@ def attributeless_git(repo: Path) -> Iterator[dict[str, str]]:
 
 
 ATTRIBUTELESS = ("-c", "core.attributesFile=" + os.devnull)
+
+
+# --- a worktree is checked before any command runs in it ----------------------------------
+
+WORKTREES_UNDER = (".orchestrate", "worktrees")  # orchestrate's worktrees live below this
+
+
+def in_private_worktree(cwd: Path) -> bool:
+    parts = cwd.parts
+    return any(parts[i:i + 2] == WORKTREES_UNDER for i in range(len(parts) - 2))
+
+
+def worktree_problem(worktree: Path) -> str | None:
+    """Why `worktree`'s `.git` is not a file pointing at its own administrative folder in a
+    repository's `worktrees/`, with that folder pointing back at it (git run there would
+    work on whatever it points at, e.g. the user's own checkout), or None."""
+    dotgit = worktree / ".git"
+    try:
+        if not worktree.is_dir() or worktree.is_symlink():
+            return "the worktree folder is gone or was replaced by a link"
+        if dotgit.is_symlink() or not dotgit.is_file():
+            return "the worktree's .git is not a file (missing, a folder or a link)"
+        text = dotgit.read_text(errors="replace")
+        if not text.startswith("gitdir: "):
+            return "the worktree's .git file has no `gitdir:` line"
+        admin = Path(os.path.normpath(worktree / text[len("gitdir: "):].strip()))
+        if admin.is_symlink() or admin.parent.name != "worktrees" or not admin.is_dir():
+            return f"the worktree's .git points at {admin}, not at a worktree's own folder"
+        back = Path((admin / "gitdir").read_text(errors="replace").strip())
+        if os.path.normpath(back) != os.path.normpath(dotgit):
+            return f"the worktree's .git points at {admin}, which belongs to {back.parent}"
+    except OSError as exc:
+        return f"the worktree's .git cannot be read ({exc.strerror})"
+    return None
+
+
+def check_worktree(cwd: Path, args: Sequence[str]) -> None:
+    """Refuse (as a failed git command) to run `git ARGS` in a damaged orchestrate worktree."""
+    if in_private_worktree(cwd) and (problem := worktree_problem(cwd)):
+        raise GitError(tuple(args), cwd, GitResult(128, "", f"orchestrate: {problem}"))

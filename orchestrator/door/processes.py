@@ -33,6 +33,7 @@ from merge import (
     GitError,
     GitResult,
     WorktreeEntry,
+    check_worktree,
     decode,
     git_env,
     hardened_argv,
@@ -173,6 +174,7 @@ async def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = T
               env: Mapping[str, str] | None = None) -> GitResult:
     """`git ARGS` in `cwd` (hardened: merge/gitcmd.py), retrying briefly when another git
     holds one of its lock files."""
+    check_worktree(cwd, args)
     overrides: tuple[str, ...] = ()
     if may_run_drivers(args):
         listing = await _capture(["git", *HOOKLESS, *DRIVER_QUERY], cwd, None, env)

@@ -8,8 +8,9 @@ The attacks (words in the subtask id): `hooks` (shared hooks/, core.hooksPath an
 core.fsmonitor in the user's global config), `filters` (a clean/smudge filter and a textconv
 named for every path), `mergers` (`merge=union` in info/attributes, a merge driver named for
 every path in the user's global attributes), `exclude` (`*.py` in the shared info/exclude),
-`config` (a line in the shared .git/config), `edit-<line>` (writes `<line>` as line 3 of
-src/app.py, for conflicts).
+`config` (a line in the shared .git/config), `symlink` / `gitdir` (the worktree's .git made
+a link to, or a `gitdir:` line naming, the user's own .git), `edit-<line>` (writes `<line>`
+as line 3 of src/app.py, for conflicts).
 """
 
 from __future__ import annotations
@@ -93,8 +94,22 @@ def plant_config() -> None:
     git("config", "--file", str(common_dir() / "config"), "attacker.planted", "yes")
 
 
-ATTACKS = {"hooks": plant_hooks, "filters": plant_filters, "mergers": plant_mergers,
-           "exclude": plant_exclude, "config": plant_config}
+def dotgit_symlink() -> None:
+    """The worktree's .git becomes a link to the user's own .git folder."""
+    common = common_dir()
+    Path(".git").unlink()
+    Path(".git").symlink_to(common)
+
+
+def dotgit_gitdir() -> None:
+    """The worktree's .git file points at the user's own .git folder."""
+    common = common_dir()
+    Path(".git").write_text(f"gitdir: {common}\n")
+
+
+ATTACKS = {"symlink": dotgit_symlink, "gitdir": dotgit_gitdir, "hooks": plant_hooks,
+           "filters": plant_filters, "mergers": plant_mergers, "exclude": plant_exclude,
+           "config": plant_config}
 
 
 def first_attempt(subtask: str) -> bool:
