@@ -19,11 +19,15 @@ import click
 from orchestrator import __version__
 from orchestrator.cli.support import EPILOG, run_main
 from orchestrator.errors import OrchestrateError, UsageError
+from orchestrator.face.progress import reader_gone
 from orchestrator.plan.model import load_plan
 from orchestrator.plan.specs import Spec, resolve_spec
 
 if TYPE_CHECKING:
     pass
+
+
+EXIT_READER_GONE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
 
 
 class _Group(click.Group):
@@ -38,6 +42,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("orchestrate: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `orchestrate validate 001 | head`: the reader went away
+            reader_gone(sys.stdout)
+            ctx.exit(EXIT_READER_GONE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception:
