@@ -24,13 +24,18 @@ if TYPE_CHECKING:
 def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Check the plan; exit 0 with a summary line (and a warning per predicted overlap of
     declared files), or 2 naming every problem."""
-    from orchestrator.face.views import overlap_warnings, validate_json, validate_line
+    from orchestrator.face.views import (
+        overlap_warnings,
+        shown_pairs,
+        validate_json,
+        validate_line,
+    )
     from orchestrator.plan.declared import predicted_overlaps
 
     found = spec_of(ctx, spec)
     plan = load_plan(found.plan_path)
     require_subtasks(plan, found.plan_path)
-    overlaps = predicted_overlaps(plan, found.repo)
+    overlaps = predicted_overlaps(plan, found.repo, shown_pairs(plan))
     if as_json:
         echo_json(validate_json(found, plan, overlaps))
         return
