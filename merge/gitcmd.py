@@ -377,3 +377,32 @@ def check_worktree(cwd: Path, args: Sequence[str]) -> None:
     """Refuse (as a failed git command) to run `git ARGS` in a damaged orchestrate worktree."""
     if in_private_worktree(cwd) and (problem := worktree_problem(cwd)):
         raise GitError(tuple(args), cwd, GitResult(128, "", f"orchestrate: {problem}"))
+
+
+_LOCK_FILE = re.compile(r"Unable to create '([^'\n]*\.lock)': File exists")
+
+
+def stale_lock(error: GitError) -> tuple[Path, float] | None:
+    """The lock file that made `error` (after every retry) and its age in seconds, or None."""
+    found = _LOCK_FILE.search(error.result.stderr)
+    if found is None:
+        return None
+    path = error.cwd / found.group(1)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        age = 0.0
+    return path, age
+
+
+def lock_message(error: GitError) -> tuple[str, str] | None:
+    """A user's message and hint for a git command stopped by a lock file, or None."""
+    if (found := stale_lock(error)) is None:
+        return None
+    path, age = found
+    shown = f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min" if age >= 60 \
+        else f"{age:.0f} s"
+    return (f"git could not update a ref or index: the lock file {path} exists "
+            f"({shown} old)",
+            "Another git command may be running in this repository, or one was killed. If no "
+            "git is running, delete that file and run the command again.")

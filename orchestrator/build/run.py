@@ -11,7 +11,7 @@ from functools import partial
 
 import trio
 
-from merge import MergeResult, pin_git_config, words
+from merge import GitError, MergeResult, lock_message, pin_git_config, words
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
@@ -24,7 +24,7 @@ from orchestrator.build.stale import find_stale, reconcile
 from orchestrator.build.user_checkout import checkout_note
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import git
-from orchestrator.errors import Interrupted, OrchestrateError
+from orchestrator.errors import Interrupted, OrchestrateError, RunFailed
 from orchestrator.events import Event, EventKind, Sink, duration_text
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
@@ -90,6 +90,8 @@ def _user_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     for exc in group.exceptions:
         if isinstance(exc, OrchestrateError | KeyboardInterrupt):
             return exc
+        if isinstance(exc, GitError) and (said := lock_message(exc)):
+            return RunFailed(*said)
         if isinstance(exc, BaseExceptionGroup):
             inner = _user_error(exc)
             if inner is not exc:
@@ -218,6 +220,7 @@ async def _start(ctx: RunContext, target: Target) -> None:
         await git(ctx.repo, "update-ref", "-m", "orchestrate: create integration branch",
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")
+    await ctx.note_integration_tip()
     await ctx.records.run_started(target.integration_branch, target.base,
                                   target.base_branch, overlap=ctx.settings.overlap)
     ctx.emit(EventKind.BUILD_STARTED, f"building {ctx.spec.name} into {target.integration_branch} "

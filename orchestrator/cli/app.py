@@ -47,8 +47,18 @@ class _Group(click.Group):
             ctx.exit(EXIT_READER_GONE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except Exception:
+        except Exception as exc:
+            if said := _known_git_trouble(exc):
+                click.echo(f"orchestrate: error: {said[0]}\n{said[1]}", err=True)
+                ctx.exit(1)
             ctx.exit(_crash_note())
+
+
+def _known_git_trouble(exc: Exception) -> tuple[str, str] | None:
+    """A git failure the user can act on (a lock file left behind), as message and hint."""
+    from merge import GitError, lock_message
+
+    return lock_message(exc) if isinstance(exc, GitError) else None
 
 
 def _crash_note() -> int:

@@ -41,6 +41,7 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         return []
     wanted = {s.id for s in subtasks}
     async with ctx.merge_lock:
+        await ctx.confirm_integration_tip()
         tips = await ctx.subtask_tips()
         everyone = sorted([*merged_siblings, *subtasks], key=_position)
         candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
@@ -54,6 +55,7 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         else:
             outcomes = await trio.to_thread.run_sync(partial(
                 integrate, ctx.repo, ctx.integration_ref, candidates, overlap=policy))
+        await ctx.note_integration_tip()
         results = [r for r in outcomes if r.subtask_id in wanted]
         candidates = [c for c in candidates if c.subtask_id in wanted]
         await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates},

@@ -9,7 +9,8 @@ core.fsmonitor in the user's global config), `filters` (a clean/smudge filter an
 named for every path), `mergers` (`merge=union` in info/attributes, a merge driver named for
 every path in the user's global attributes), `exclude` (`*.py` in the shared info/exclude),
 `config` (a line in the shared .git/config), `symlink` / `gitdir` (the worktree's .git made
-a link to, or a `gitdir:` line naming, the user's own .git), `edit-<line>` (writes `<line>`
+a link to, or a `gitdir:` line naming, the user's own .git), `inject` (a commit on top of
+the integration branch), `unbranch` (the integration branch deleted), `edit-<line>` (writes `<line>`
 as line 3 of src/app.py, for conflicts).
 """
 
@@ -107,9 +108,25 @@ def dotgit_gitdir() -> None:
     Path(".git").write_text(f"gitdir: {common}\n")
 
 
-ATTACKS = {"symlink": dotgit_symlink, "gitdir": dotgit_gitdir, "hooks": plant_hooks,
-           "filters": plant_filters, "mergers": plant_mergers, "exclude": plant_exclude,
-           "config": plant_config}
+def integration_ref() -> str:
+    return f"refs/heads/orchestrate/{os.environ['ORCHESTRATE_SPEC']}/integration"
+
+
+def inject_commit() -> None:
+    """A commit of the agent's own on top of the integration branch."""
+    tip = git("rev-parse", integration_ref())
+    tree = git("rev-parse", f"{tip}^{{tree}}")
+    commit = git("commit-tree", tree, "-p", tip, "-m", "injected by an agent")
+    git("update-ref", integration_ref(), commit)
+
+
+def delete_integration() -> None:
+    git("update-ref", "-d", integration_ref())
+
+
+ATTACKS = {"inject": inject_commit, "unbranch": delete_integration, "symlink": dotgit_symlink,
+           "gitdir": dotgit_gitdir, "hooks": plant_hooks, "filters": plant_filters,
+           "mergers": plant_mergers, "exclude": plant_exclude, "config": plant_config}
 
 
 def first_attempt(subtask: str) -> bool:
