@@ -46,6 +46,7 @@ from merge.integrate import (
     OverlapPolicy,
     group_overlaps,
     integrate,
+    is_ancestor,
     merge_chain,
     move_ref,
 )
@@ -94,7 +95,7 @@ __all__ = [
     "hardened_argv",
     "integrate",
     "intersect",
-    "is_glob",
+    "is_ancestor", "is_glob",
     "is_lock_contention",
     "list_worktrees",
     "lock_message",

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.workspace.placement import Workshop
 from tests.conftest import git, phase, plan_of, write_plan
-from tests.inprocess import FakeAgent, build_in_process
+from tests.inprocess import FakeAgent, FakePlacement, build_in_process
 
 SPEC = "001-fast"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
@@ -81,3 +82,28 @@ def test_no_retry_left_fails_the_subtask(repo: Path) -> None:
     assert build_in_process(repo, SPEC, agent, retries=0) == 1
     assert len(agent.of("once")) == 1
     assert statuses(plan) == {"once": "failed"}
+
+
+def test_a_placement_that_is_not_the_repository_builds_the_same(repo: Path,
+                                                                  tmp_path: Path) -> None:
+    """The driver reaches workspaces only through the placement: with one that clones the
+    repository elsewhere, every subtask is still committed, handed back and merged, and no
+    worktree of the user's repository is made."""
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True), phase(2, ["c"])))
+    clones = tmp_path / "clones"
+    clones.mkdir()
+    made: list[FakePlacement] = []
+
+    def placement(shop: Workshop) -> FakePlacement:
+        made.append(FakePlacement(shop, clones))
+        return made[0]
+
+    assert build_in_process(repo, SPEC, FakeAgent(), placement=placement) == 0
+    assert statuses(repo / ".orchestrate/specs" / SPEC / "implementation_plan.json") == {
+        "a": "completed", "b": "completed", "c": "completed"}
+    assert {"a.txt", "b.txt", "c.txt"} <= integrated_files(repo)
+    assert sorted(p.name for p in clones.iterdir()) == ["a", "b", "c"]
+    assert ".orchestrate/worktrees" not in git(repo, "worktree", "list")
+    for sid in "abc":
+        assert [call for call, who in made[0].calls if who == sid] == [
+            "workspace", "set_up", "attempt", "hand_back", "release"]

@@ -20,7 +20,7 @@ from orchestrator import __version__
 from orchestrator.cli.support import EPILOG, run_main
 from orchestrator.errors import OrchestrateError, UsageError
 from orchestrator.face.progress import reader_gone
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec, resolve_spec
 
 if TYPE_CHECKING:
