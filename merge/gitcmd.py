@@ -341,12 +341,17 @@ ATTRIBUTELESS = ("-c", "core.attributesFile=" + os.devnull)
 
 # --- a worktree is checked before any command runs in it ----------------------------------
 
-WORKTREES_UNDER = (".orchestrate", "worktrees")  # orchestrate's worktrees live below this
+# the folders under which every folder is a worktree of orchestrate's (given by orchestrator/)
+_guarded_roots: set[Path] = set()
+
+
+def guard_worktrees(root: Path) -> None:
+    """Check every worktree under `root` before any git command runs in it."""
+    _guarded_roots.add(root)
 
 
 def in_private_worktree(cwd: Path) -> bool:
-    parts = cwd.parts
-    return any(parts[i:i + 2] == WORKTREES_UNDER for i in range(len(parts) - 2))
+    return any(cwd.is_relative_to(root) and cwd != root for root in _guarded_roots)
 
 
 def worktree_problem(worktree: Path) -> str | None:
@@ -363,7 +368,8 @@ def worktree_problem(worktree: Path) -> str | None:
         if not text.startswith("gitdir: "):
             return "the worktree's .git file has no `gitdir:` line"
         admin = Path(os.path.normpath(worktree / text[len("gitdir: "):].strip()))
-        if admin.is_symlink() or admin.parent.name != "worktrees" or not admin.is_dir():
+        if admin.is_symlink() or not (admin / "commondir").is_file() or os.path.normpath(
+                admin / (admin / "commondir").read_text().strip()) != str(admin.parent.parent):
             return f"the worktree's .git points at {admin}, not at a worktree's own folder"
         back = Path((admin / "gitdir").read_text(errors="replace").strip())
         if os.path.normpath(back) != os.path.normpath(dotgit):

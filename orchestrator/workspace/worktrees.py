@@ -34,6 +34,7 @@ from pathlib import Path
 
 import trio
 
+from merge import guard_worktrees
 from orchestrator import names
 from orchestrator.door.processes import (
     WORKTREE_LIST,
@@ -66,6 +67,9 @@ class Worktrees:
     _claimed: set[Path] = field(default_factory=set)  # parked ones being taken right now
     _checkout_options: tuple[str, ...] | None = None
     _home: Path | None = None  # the admin folder of the user's checkout
+
+    def __post_init__(self) -> None:
+        guard_worktrees(self.root)  # no git command runs in a damaged one (merge/gitcmd.py)
 
     @property
     def root(self) -> Path:
