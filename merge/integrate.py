@@ -23,6 +23,7 @@ from merge import words
 from merge.changes import branch_changes_many
 from merge.conflicts import (
     Conflict,
+    MergeMessage,
     MergeTreeOutput,
     UnexpectedOutput,
     blocked_overlap,
@@ -229,12 +230,28 @@ def merge_tree(repo: Path, ours: str, theirs: str) -> MergeTreeOutput:
             ours, theirs)
     with attributeless_git(repo) as env:
         result = run_git(repo, *args, check=False, env=env)
+    if result.returncode not in (0, 1) and UNRELATED_HISTORIES in result.stderr:
+        return unrelated_histories()
     if result.returncode not in (0, 1):
         raise GitError(args, repo, result)
     try:
         return parse_merge_tree(result.stdout, clean=result.returncode == 0)
     except UnexpectedOutput:
         raise GitError(args, repo, result) from None
+
+
+UNRELATED_HISTORIES = "refusing to merge unrelated histories"
+WHOLE_BRANCH = "(the whole branch)"  # the path a conflict of kind `unrelated` is reported at
+
+
+def unrelated_histories() -> MergeTreeOutput:
+    """A branch that shares no history with the integration branch: a conflict of its own
+    kind for the whole branch, never a crash."""
+    text = ("CONFLICT (unrelated): the branch shares no history with the integration branch; "
+            "make it from the integration branch (or merge that into it with "
+            "--allow-unrelated-histories) and run `orchestrate merge`")
+    return MergeTreeOutput("", False, (), (MergeMessage((WHOLE_BRANCH,), "CONFLICT (unrelated)",
+                                                        text),))
 
 
 def contained_in(repo: Path, tip: str, heads: Sequence[str]) -> set[str]:

@@ -3,12 +3,13 @@ stage (exit 1, naming the commits), and no injected commit is ever adopted silen
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
-from tests.fault_support import INTEGRATION, SPEC, checkout_state, statuses
+from tests.fault_support import INTEGRATION, SPEC, checkout_state, statuses, subtasks
 from tests.test_trust_git import attacked_build
 
 
@@ -38,3 +39,20 @@ def test_an_integration_branch_deleted_mid_build_is_a_clear_error(
     merged = run_cli(repo, "merge", "001", check=0)
     assert "internal error" not in merged.stdout + merged.stderr
     assert set(statuses(plan_path).values()) == {"completed"}
+
+
+@pytest.mark.slow
+def test_a_branch_with_unrelated_history_is_a_conflict_of_kind_unrelated(
+        repo: Path, tmp_path: Path) -> None:
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["orphan", "sibling"], parallel=True)))
+    attacked_build(repo, tmp_path, check=1)
+    assert statuses(plan_path) == {"orphan": "conflict", "sibling": "completed"}
+    assert subtasks(plan_path)["orphan"]["orchestrate"]["merge"] == "conflict"
+    report = json.loads((plan_path.parent / "conflict_report.json").read_text())
+    assert [c["kind"] for c in report["conflicts"] if "orphan" in c["subtasks"]] == ["unrelated"]
+    for command in (["merge", "001"], ["report", "001"], ["status", "001"]):
+        done = run_cli(repo, *command)
+        assert done.returncode in (0, 1), done.stderr
+        assert "internal error" not in done.stdout + done.stderr
+    attacked_build(repo, tmp_path, "--retry-failed", "--resolve", "manual", check=1)
+    assert statuses(plan_path)["orphan"] == "conflict"

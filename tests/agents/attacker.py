@@ -10,7 +10,8 @@ named for every path), `mergers` (`merge=union` in info/attributes, a merge driv
 every path in the user's global attributes), `exclude` (`*.py` in the shared info/exclude),
 `config` (a line in the shared .git/config), `symlink` / `gitdir` (the worktree's .git made
 a link to, or a `gitdir:` line naming, the user's own .git), `inject` (a commit on top of
-the integration branch), `unbranch` (the integration branch deleted), `edit-<line>` (writes `<line>`
+the integration branch), `unbranch` (the integration branch deleted), `orphan` (its branch
+rewritten to unrelated history), `edit-<line>` (writes `<line>`
 as line 3 of src/app.py, for conflicts).
 """
 
@@ -120,13 +121,21 @@ def inject_commit() -> None:
     git("update-ref", integration_ref(), commit)
 
 
+def orphan_branch() -> None:
+    """The subtask branch rewritten to a history of its own (no common commit)."""
+    git("add", "-A")
+    tree = git("write-tree")
+    git("reset", "--hard", "-q", git("commit-tree", tree, "-m", "a history of its own"))
+
+
 def delete_integration() -> None:
     git("update-ref", "-d", integration_ref())
 
 
-ATTACKS = {"inject": inject_commit, "unbranch": delete_integration, "symlink": dotgit_symlink,
-           "gitdir": dotgit_gitdir, "hooks": plant_hooks, "filters": plant_filters,
-           "mergers": plant_mergers, "exclude": plant_exclude, "config": plant_config}
+ATTACKS = {"orphan": orphan_branch, "inject": inject_commit, "unbranch": delete_integration,
+           "symlink": dotgit_symlink, "gitdir": dotgit_gitdir, "hooks": plant_hooks,
+           "filters": plant_filters, "mergers": plant_mergers, "exclude": plant_exclude,
+           "config": plant_config}
 
 
 def first_attempt(subtask: str) -> bool:
