@@ -69,3 +69,15 @@ def test_build_into_head_keeps_building_and_fails_nothing(repo: Path) -> None:
     assert code == 0, errors
     assert set(statuses(plan_path).values()) == {"completed"}
     assert merged_subtasks(repo) == {"a": 1, "b": 1, "c": 1, "d": 1}
+
+
+def test_a_ray_that_fails_to_import_is_exit_2_naming_the_extra(repo: Path,
+                                                                tmp_path: Path) -> None:
+    broken = tmp_path / "site" / "ray"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('libray.so: cannot open')\n")
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    done = run_cli(repo, "build", "001", "--runner", "ray", "--agent-command", "true",
+                   env={"PYTHONPATH": str(tmp_path / "site")}, check=2)
+    assert "orchestrate[ray]" in no_crash(done)
+    assert "fails to import" in done.stderr

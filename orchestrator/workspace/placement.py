@@ -146,3 +146,11 @@ def check_runner(settings: Settings) -> None:
     """Before any side effect: `--runner ray` needs Ray installed (not imported here)."""
     if settings.runner == "ray" and importlib.util.find_spec("ray") is None:
         raise UsageError("option --runner ray needs Ray, which is not installed", RAY_HINT)
+    if settings.runner == "ray":
+        try:
+            importlib.import_module("ray")
+        except Exception as exc:
+            raise UsageError(f"option --runner ray needs Ray, which is installed but fails to "
+                             f"import ({type(exc).__name__}: {exc})",
+                             "Reinstall it with `pip install --force-reinstall "
+                             "'orchestrate[ray]'`, or use --runner local.") from None
