@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, phase, plan_of, run_cli, write_plan
-from tests.fault_support import INTEGRATION, SPEC, checkout_state, statuses, subtasks
+from tests.conftest import commit_files, git, phase, plan_of, run_cli, write_plan
+from tests.fault_support import (
+    INTEGRATION,
+    SPEC,
+    build,
+    checkout_state,
+    merged_subtasks,
+    statuses,
+    subtasks,
+)
 from tests.test_trust_git import attacked_build
 
 
@@ -56,3 +64,34 @@ def test_a_branch_with_unrelated_history_is_a_conflict_of_kind_unrelated(
         assert "internal error" not in done.stdout + done.stderr
     attacked_build(repo, tmp_path, "--retry-failed", "--resolve", "manual", check=1)
     assert statuses(plan_path)["orphan"] == "conflict"
+
+
+@pytest.mark.slow
+def test_a_sibling_branch_moved_outside_orchestrate_is_failed_not_merged(repo: Path) -> None:
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    build(repo, "--no-merge", check=0)
+    recorded = str(subtasks(plan_path)["b"]["orchestrate"]["head"])
+    base = str(subtasks(plan_path)["b"]["orchestrate"]["base"])
+    branch = f"orchestrate/{SPEC}/b"
+    moved = commit_files(repo, base, {"b.txt": "not b's work\n"}, "moved by an agent",
+                         branch=branch)
+    plan = json.loads(plan_path.read_text())  # the agent edits the plan to match, too
+    plan["phases"][0]["subtasks"][1]["orchestrate"]["head"] = moved
+    plan_path.write_text(json.dumps(plan, indent=2))
+    done = run_cli(repo, "merge", "001", check=1)
+    assert "internal error" not in done.stdout + done.stderr
+    assert statuses(plan_path) == {"a": "completed", "b": "failed"}
+    assert subtasks(plan_path)["b"]["orchestrate"]["error"] == (
+        f"branch moved outside orchestrate ({recorded} -> {moved})")
+    assert merged_subtasks(repo) == {"a": 1}
+    assert moved not in git(repo, "rev-list", INTEGRATION)
+
+
+@pytest.mark.slow
+def test_commits_added_on_top_of_a_subtask_branch_are_still_merged(repo: Path) -> None:
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    build(repo, "--no-merge", check=0)
+    head = str(subtasks(plan_path)["b"]["orchestrate"]["head"])
+    commit_files(repo, head, {"fix.txt": "a fix by hand\n"}, "fix", branch=f"orchestrate/{SPEC}/b")
+    run_cli(repo, "merge", "001", check=0)
+    assert git(repo, "show", f"{INTEGRATION}:fix.txt") == "a fix by hand"

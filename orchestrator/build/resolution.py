@@ -29,6 +29,7 @@ from orchestrator.door.processes import GitError, git, git_out, resolve
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
+from orchestrator.plan.own_record import record_head
 from orchestrator.plan.store import utc_now
 from orchestrator.plan.transitions import resolutions_of
 from orchestrator.stage.conflict_report import conflict_report
@@ -158,6 +159,7 @@ async def _play(ctx: RunContext, plan: Plan, state: Round) -> None:
     async with ctx.limiter:
         await _run_agent(ctx, plan, state)
     commit = await _commit(ctx, state)
+    await trio.to_thread.run_sync(record_head, ctx.spec, state.subtask.id, commit)
     failpoint("resolution-committed")
     await ctx.records.resolution_committed(state.subtask.id, state.number, commit, state.usage,
                                            _resolution_record(state), base=state.merging)

@@ -344,6 +344,7 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
 async def _merge_waiting(ctx: MergeContext) -> int:
     plan = await ctx.records.read()
     results = []
+    failed_before = {s.id for s in plan.subtasks() if s.status == Status.FAILED}
     for phase in plan.phases:
         waiting = [s for s in phase.subtasks if s.is_committed_unmerged]
         if phase.parallel_safe:
@@ -355,10 +356,13 @@ async def _merge_waiting(ctx: MergeContext) -> int:
         raise failure
     after = await ctx.records.read()
     steps = next_steps(ctx.spec.name, after)
+    failed = [s.id for s in after.subtasks()  # e.g. a branch moved outside orchestrate
+              if s.status == Status.FAILED and s.id not in failed_before]
     if not results:
         ctx.emit(EventKind.MERGE_FINISHED, "nothing to merge", next=steps, detail=steps)
-        return 0
+        return 1 if failed else 0
     conflicts = [r.subtask_id for r in results if r.outcome == words.CONFLICT]
     ctx.emit(EventKind.MERGE_FINISHED, f"merged {len(results) - len(conflicts)}, "
-             f"conflicts {len(conflicts)}", conflicts=conflicts, next=steps, detail=steps)
-    return 1 if conflicts else 0
+             f"conflicts {len(conflicts)}" + (f", failed {len(failed)}" if failed else ""),
+             conflicts=conflicts, failed=failed, next=steps, detail=steps)
+    return 1 if conflicts or failed else 0

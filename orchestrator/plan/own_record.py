@@ -1,0 +1,40 @@
+"""orchestrate's own record of the refs it wrote, outside the plan (which an agent without a
+sandbox can edit) and outside every path a sandbox shows: names.repo_state_dir.
+
+A subtask branch is only merged under its subtask's name while it still contains the head
+orchestrate recorded for it (commits added on top, a fix by hand, are fine)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from orchestrator import names
+from orchestrator.plan.specs import Spec
+
+HEADS = "heads.json"
+
+
+def _path(spec: Spec) -> Path:
+    return names.repo_state_dir(spec.repo, spec.name) / HEADS
+
+
+def recorded_heads(spec: Spec) -> dict[str, str]:
+    """Subtask id -> the last head orchestrate committed or recorded for it."""
+    try:
+        data = json.loads(_path(spec).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def record_head(spec: Spec, subtask_id: str, head: str) -> None:
+    """Remember `head` as what orchestrate made of the subtask's branch (written atomically)."""
+    heads = recorded_heads(spec)
+    heads[subtask_id] = head
+    path = _path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(heads, indent=1))
+    os.replace(temporary, path)
