@@ -95,3 +95,17 @@ def test_commits_added_on_top_of_a_subtask_branch_are_still_merged(repo: Path) -
     commit_files(repo, head, {"fix.txt": "a fix by hand\n"}, "fix", branch=f"orchestrate/{SPEC}/b")
     run_cli(repo, "merge", "001", check=0)
     assert git(repo, "show", f"{INTEGRATION}:fix.txt") == "a fix by hand"
+
+
+@pytest.mark.slow
+def test_a_plan_edited_to_say_completed_is_not_believed(repo: Path, tmp_path: Path) -> None:
+    plan = plan_of(phase(1, ["fakedone"]), phase(2, ["later", "other"], parallel=True))
+    plan["phases"].insert(0, {"phase": 0, "name": "done before", "depends_on": [],
+                              "subtasks": [{"id": "old", "status": "completed"}]})
+    plan["phases"][1]["depends_on"] = []
+    plan_path = write_plan(repo, SPEC, plan)  # `old`: completed when orchestrate first saw it
+    attacked_build(repo, tmp_path, check=0)
+    assert statuses(plan_path) == dict.fromkeys(["old", "fakedone", "later", "other"],
+                                                "completed")
+    assert merged_subtasks(repo) == {"fakedone": 1, "later": 1, "other": 1}
+    assert git(repo, "show", f"{INTEGRATION}:later.txt") == "good work of later"

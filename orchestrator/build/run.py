@@ -247,6 +247,9 @@ async def _recover(ctx: MergeContext) -> None:
     conflict, completed work missing from the integration branch is merged again or rerun,
     merged branches become completed, work committed just before a crash is adopted, and
     subtasks interrupted before their commit go back to pending."""
+    for doubted in await ctx.records.distrust_completions():
+        ctx.emit(EventKind.SUBTASK_STALE, "marked completed outside orchestrate (no merge it "
+                 "recorded): not believed, it runs again", subtask=doubted)
     await recover_rounds(ctx)
     await reconcile(ctx)
     plan = await ctx.records.read()

@@ -38,3 +38,34 @@ def record_head(spec: Spec, subtask_id: str, head: str) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(heads, indent=1))
     os.replace(temporary, path)
+
+
+# --- which `completed` statuses orchestrate wrote (or found when it first saw the spec) -------
+
+COMPLETED = "completed.json"
+
+
+def _completed_path(spec_folder: Path) -> Path:
+    repo = spec_folder.parents[2]  # <repo>/.orchestrate/specs/<name> (or .auto-claude/)
+    return names.repo_state_dir(repo, spec_folder.name) / COMPLETED
+
+
+def believed_completions(spec_folder: Path) -> set[str] | None:
+    """The subtasks orchestrate made (or found) completed; None before it first saw the spec."""
+    try:
+        data = json.loads(_completed_path(spec_folder).read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(i) for i in data} if isinstance(data, list) else None
+
+
+def record_completions(spec_folder: Path, subtask_ids: set[str]) -> None:
+    """Add `subtask_ids` to the completions orchestrate believes (written atomically)."""
+    known = believed_completions(spec_folder) or set()
+    if subtask_ids <= known and _completed_path(spec_folder).exists():
+        return
+    path = _completed_path(spec_folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(sorted(known | subtask_ids), indent=1))
+    os.replace(temporary, path)

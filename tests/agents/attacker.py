@@ -11,12 +11,14 @@ every path in the user's global attributes), `exclude` (`*.py` in the shared inf
 `config` (a line in the shared .git/config), `symlink` / `gitdir` (the worktree's .git made
 a link to, or a `gitdir:` line naming, the user's own .git), `inject` (a commit on top of
 the integration branch), `unbranch` (the integration branch deleted), `orphan` (its branch
-rewritten to unrelated history), `edit-<line>` (writes `<line>`
+rewritten to unrelated history), `fakedone` (every other subtask marked completed in the
+plan), `edit-<line>` (writes `<line>`
 as line 3 of src/app.py, for conflicts).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -128,14 +130,26 @@ def orphan_branch() -> None:
     git("reset", "--hard", "-q", git("commit-tree", tree, "-m", "a history of its own"))
 
 
+def fake_done() -> None:
+    """Every other subtask of the plan marked completed, as a naive agent might."""
+    plan_path = Path(os.environ["ORCHESTRATE_PROMPT_FILE"]).parent.parent / \
+        "implementation_plan.json"
+    plan = json.loads(plan_path.read_text())
+    for phase in plan["phases"]:
+        for subtask in phase["subtasks"]:
+            if subtask["id"] != os.environ["ORCHESTRATE_SUBTASK_ID"]:
+                subtask["status"] = "completed"
+    plan_path.write_text(json.dumps(plan, indent=2))
+
+
 def delete_integration() -> None:
     git("update-ref", "-d", integration_ref())
 
 
-ATTACKS = {"orphan": orphan_branch, "inject": inject_commit, "unbranch": delete_integration,
-           "symlink": dotgit_symlink, "gitdir": dotgit_gitdir, "hooks": plant_hooks,
-           "filters": plant_filters, "mergers": plant_mergers, "exclude": plant_exclude,
-           "config": plant_config}
+ATTACKS = {"fakedone": fake_done, "orphan": orphan_branch, "inject": inject_commit,
+           "unbranch": delete_integration, "symlink": dotgit_symlink, "gitdir": dotgit_gitdir,
+           "hooks": plant_hooks, "filters": plant_filters, "mergers": plant_mergers,
+           "exclude": plant_exclude, "config": plant_config}
 
 
 def first_attempt(subtask: str) -> bool:
