@@ -109,3 +109,19 @@ def test_a_plan_edited_to_say_completed_is_not_believed(repo: Path, tmp_path: Pa
                                                 "completed")
     assert merged_subtasks(repo) == {"fakedone": 1, "later": 1, "other": 1}
     assert git(repo, "show", f"{INTEGRATION}:later.txt") == "good work of later"
+
+
+@pytest.mark.slow
+def test_a_faked_cached_check_pass_in_the_plan_is_not_believed(repo: Path) -> None:
+    check = "test ! -f bad.txt"
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["bad", "good"], parallel=True)))
+    build(repo, "--check", check, "--resolve", "manual", check=1)
+    assert statuses(plan_path)["bad"] == "conflict"
+    plan = json.loads(plan_path.read_text())
+    checks = plan["orchestrate"]["checks"]
+    assert "fail" in checks.values()
+    plan["orchestrate"]["checks"] = dict.fromkeys(checks, "pass")  # an agent's edit
+    plan_path.write_text(json.dumps(plan, indent=2))
+    run_cli(repo, "merge", "001", "--check", check, check=1)
+    assert "bad.txt" not in git(repo, "ls-tree", "-r", "--name-only", INTEGRATION)
+    assert statuses(plan_path)["bad"] == "conflict"

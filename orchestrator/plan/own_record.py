@@ -69,3 +69,36 @@ def record_completions(spec_folder: Path, subtask_ids: set[str]) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(sorted(known | subtask_ids), indent=1))
     os.replace(temporary, path)
+
+
+# --- check verdicts orchestrate reached (a verdict in the plan counts only if here too) -------
+
+VERDICTS = "checks.json"
+
+
+def _verdicts_path(spec_folder: Path) -> Path:
+    return names.repo_state_dir(spec_folder.parents[2], spec_folder.name) / VERDICTS
+
+
+def recorded_verdicts(spec_folder: Path, command: str) -> dict[str, str]:
+    """Tree id -> pass | fail for `command`, as orchestrate judged them."""
+    try:
+        data = json.loads(_verdicts_path(spec_folder).read_text())
+    except (OSError, ValueError):
+        return {}
+    found = data.get(command) if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def record_verdict(spec_folder: Path, command: str, tree: str, verdict: str) -> None:
+    path = _verdicts_path(spec_folder)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = {command: {**(data.get(command) or {}), tree: verdict}} if isinstance(data, dict) \
+        else {command: {tree: verdict}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)

@@ -15,7 +15,12 @@ import trio
 from merge import MergeResult, words
 from orchestrator.plan.budget import recorded_cost
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
-from orchestrator.plan.own_record import believed_completions, record_completions
+from orchestrator.plan.own_record import (
+    believed_completions,
+    record_completions,
+    record_verdict,
+    recorded_verdicts,
+)
 from orchestrator.plan.store import PlanStore, utc_now
 
 T = TypeVar("T")
@@ -221,6 +226,13 @@ class Transitions:
                             check_flaky=flakies, updated_at=utc_now(),
                             check_runs=(total if isinstance(total, int) else 0) + runs)
         await self.update(apply)
+        await trio.to_thread.run_sync(record_verdict, self.store.path.parent, command, tree,
+                                      verdict)
+
+    async def believed_verdicts(self, command: str) -> dict[str, str]:
+        """The cached verdicts orchestrate itself reached: one only in the plan (an agent may
+        have written it) does not count."""
+        return await trio.to_thread.run_sync(recorded_verdicts, self.store.path.parent, command)
 
     async def set_status(self, subtask_ids: Sequence[str], status: Status, **meta: Any) -> None:
         def change(subtask: Subtask) -> None:
