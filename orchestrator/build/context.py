@@ -12,6 +12,7 @@ from orchestrator.plan.budget import Budget
 from orchestrator.stage.merge_context import MergeContext, Ports
 from orchestrator.workspace.placement import Placement
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.shared_git import SharedGit
 
 
 @dataclass(kw_only=True)
@@ -27,6 +28,7 @@ class RunContext(MergeContext):
     agents_failed: int = 0
     budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
     run_logs: RunLogs = field(default_factory=RunLogs)  # the run header of each subtask log
+    shared_git: SharedGit | None = None  # the shared .git's fingerprint (workspace/shared_git)
 
     def budget_left(self) -> float | None:
         """USD left before --budget is reached (None: no budget). Anything about to start paid

@@ -214,7 +214,13 @@ async def _run_agent(ctx: RunContext, plan: Plan, state: Round) -> None:
         task = AgentTask(ctx.spec.name, subtask.id, prompt, state.worktree, state.branch,
                          log_path(ctx.spec.logs, subtask.id), port, attempt=state.number,
                          resolving=state.number)
-        result = await _agent_with_checks(ctx, subtask, task, state)
+        if ctx.shared_git is None:
+            result = await _agent_with_checks(ctx, subtask, task, state)
+        else:
+            async with ctx.shared_git.watching() as watch:
+                result = await _agent_with_checks(ctx, subtask, task, state)
+            if watch.changed:
+                result = AgentResult(ok=False, error=watch.error, usage=result.usage)
     finally:
         ctx.ports.release(port)
     for key, value in result.usage.items():

@@ -156,7 +156,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  limiter=trio.CapacityLimiter(settings.max_parallel),
                                  lookahead=trio.Semaphore(settings.max_parallel),
                                  budget=Budget(settings.budget, recorded_cost(plan)),
-                                 placement=placement)
+                                 placement=placement, shared_git=shared)
                 code = await _run(ctx, target, started)
         await _release_shared_git(shared, sink)
         return code
