@@ -379,6 +379,11 @@ def worktree_problem(worktree: Path) -> str | None:
     return None
 
 
+def guarded_worktree_problem(cwd: Path) -> str | None:
+    """`worktree_problem` for a folder under a guarded root; None for any other folder."""
+    return worktree_problem(cwd) if in_private_worktree(cwd) else None
+
+
 def check_worktree(cwd: Path, args: Sequence[str]) -> None:
     """Refuse (as a failed git command) to run `git ARGS` in a damaged orchestrate worktree."""
     if in_private_worktree(cwd) and (problem := worktree_problem(cwd)):
