@@ -168,8 +168,8 @@ async def _guard_shared_git(spec: Spec, worktrees: Worktrees, sink: Sink) -> Sha
     """Trust the repository's filters and drivers as they are now, fingerprint the shared .git
     (undoing what a killed build's agents changed in it)."""
     await worktrees.exclude_orchestrate_dir()
-    await trio.to_thread.run_sync(pin_git_config, spec.repo)
     shared, undone = await SharedGit.open(spec.repo, spec.name)
+    await trio.to_thread.run_sync(pin_git_config, spec.repo)
     if undone:
         sink.emit(Event(EventKind.SHARED_GIT_RESTORED, "undid a change to the shared "
                         "repository left by an earlier build: " + "; ".join(undone[:5]),
