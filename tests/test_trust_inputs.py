@@ -81,3 +81,19 @@ def test_a_ray_that_fails_to_import_is_exit_2_naming_the_extra(repo: Path,
                    env={"PYTHONPATH": str(tmp_path / "site")}, check=2)
     assert "orchestrate[ray]" in no_crash(done)
     assert "fails to import" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_stale_lock_on_the_integration_ref_is_named_with_its_age(repo: Path) -> None:
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    integration = f"orchestrate/{SPEC}/integration"
+    subprocess.run(["git", "branch", integration, "main"], cwd=repo, check=True)
+    lock = repo / ".git" / "refs" / "heads" / f"{integration}.lock"
+    lock.write_text("")
+    two_hours_ago = lock.stat().st_mtime - 7200
+    os.utime(lock, (two_hours_ago, two_hours_ago))
+    done = run_cli(repo, "build", "001", "--agent-command", AGENT, check=1)
+    assert f"the lock file {lock} exists (2.0 h old)" in no_crash(done)
+    lock.unlink()
+    run_cli(repo, "build", "001", "--agent-command", AGENT, check=0)
+    assert statuses(plan_path) == {"a": "completed"}
