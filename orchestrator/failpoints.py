@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
-__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "RESOLUTION_FAILPOINTS",
-           "SHARED_GIT_FAILPOINTS", "failpoint"]
+__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "PROBE_ROUND_FAILPOINTS",
+           "RESOLUTION_FAILPOINTS", "SHARED_GIT_FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
@@ -36,7 +36,11 @@ CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fa
     "check-culprit-found",  # bisection named a culprit; nothing of it is recorded yet
     "check-green-chosen",  # the passing commit to move to is chosen; the branch has not moved
 )
-# reached only when a conflict goes back to the agent (SPEC 10); tests/test_resolve.py
+# reached only when a bisection probes several prefixes at once (free slots, >= 5 suspects)
+PROBE_ROUND_FAILPOINTS = (
+    "check-round-started",  # a round's probes are under way; none of their verdicts is cached
+)
+# reached only when a conflict goes back to the agent (SPEC 10); tests/build/test_resolve.py
 RESOLUTION_FAILPOINTS = (
     "resolution-started",  # in_progress with `resolving` written; no merge in the worktree yet
     "resolution-merging",  # the merge is in progress in the worktree; the agent has not run
@@ -45,7 +49,7 @@ RESOLUTION_FAILPOINTS = (
     "resolution-failed-recorded",  # a failed round is recorded as conflict; the next not begun
 )
 FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
-              + CHECK_FAILPOINTS + SHARED_GIT_FAILPOINTS)
+              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS)
 
 
 def failpoint(name: str) -> None:

@@ -339,6 +339,17 @@ class PlanRecord(_TypedFields):
     def check_flaky(self) -> list[Any]:
         return self._list("check_flaky")
 
+    @property
+    def check_runs_sequential(self) -> int:
+        """The runs a sequential gate would have needed for what the check judged."""
+        return self._int("check_runs_sequential") or 0
+
+    @property
+    def gate_rate(self) -> tuple[int, int]:
+        """(culprits, branches judged) by the check in all merge stages of the spec."""
+        culprits, judged = self._int("gate_culprits") or 0, self._int("gate_judged") or 0
+        return (culprits, judged) if 0 <= culprits <= judged else (0, 0)
+
 
 @dataclass(frozen=True)
 class Phase:

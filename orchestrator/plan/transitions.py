@@ -187,9 +187,12 @@ class Transitions:
         await self._each(subtask_ids, change)
 
     async def merged(self, results: Sequence[MergeResult], heads: dict[str, str],
-                     check_failures: dict[str, dict[str, Any]] | None = None) -> None:
+                     check_failures: dict[str, dict[str, Any]] | None = None,
+                     gate: tuple[int, int] | None = None) -> None:
         """Record a merge stage's results; `check_failures` (subtask id -> its
-        `orchestrate.check` record) names the branches the check ejected (SPEC 9)."""
+        `orchestrate.check` record) names the branches the check ejected (SPEC 9); `gate`,
+        (culprits, branches judged) by the check, adds to the spec's culprit rate and to
+        the runs a sequential gate would have needed (one per branch judged)."""
         by_id = {r.subtask_id: r for r in results}
         ejected = check_failures or {}
 
@@ -202,14 +205,27 @@ class Transitions:
             else:
                 subtask.meta.pop("check", None)
                 _record_merge(subtask, by_id[subtask.id])
-        await self._each(by_id, change)
+
+        def apply(plan: Plan) -> None:  # one write: a crash counts a stage once or not at all
+            plan.write_meta(updated_at=utc_now())
+            for subtask_id in by_id:
+                change(plan.subtask(subtask_id))
+            if gate is not None:
+                _count_gate(*gate, plan)
+        await self.update(apply)
+
+    async def gate_history(self) -> tuple[int, int]:
+        """(culprits, branches judged) by the check in the spec's merge stages so far."""
+        return (await self.read()).record.gate_rate
 
     async def check_judged(self, command: str, tree: str, verdict: str,
                            detail: dict[str, Any] | None = None,
-                           flaky: dict[str, Any] | None = None, *, runs: int = 1) -> None:
+                           flaky: dict[str, Any] | None = None, *, runs: int = 1,
+                           sequential: int = 0) -> None:
         """Cache the check's verdict on `tree` in the plan's `orchestrate.checks` (emptied
-        when the check command changed), with the failing run's `detail`, any flaky run, and
-        the number of check runs it took added to `orchestrate.check_runs`."""
+        when the check command changed), with the failing run's `detail`, any flaky run, the
+        number of check runs it took added to `orchestrate.check_runs` and `sequential` (the
+        runs a sequential gate needed for it) to `orchestrate.check_runs_sequential`."""
         def apply(plan: Plan) -> None:
             meta = plan.meta
             same = meta.get("check_command") == command
@@ -221,10 +237,11 @@ class Transitions:
                 details[tree] = detail
             if flaky is not None:
                 flakies.append(flaky)
-            total = meta.get("check_runs") if same else 0
             plan.write_meta(check_command=command, checks=checks, check_details=details,
                             check_flaky=flakies, updated_at=utc_now(),
-                            check_runs=(total if isinstance(total, int) else 0) + runs)
+                            check_runs=_count(meta, "check_runs", same) + runs,
+                            check_runs_sequential=_count(meta, "check_runs_sequential", same)
+                            + sequential)
         await self.update(apply)
         await trio.to_thread.run_sync(record_verdict, self.store.path.parent, command, tree,
                                       verdict)
@@ -410,3 +427,16 @@ def mark_stale(stale: list[str], remerge: dict[str, str], branch: str, plan: Pla
             subtask.meta.pop("head", None)
             subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
                                "is gone")
+
+
+def _count(meta: dict[str, Any], key: str, keep: bool) -> int:
+    value = meta.get(key) if keep else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _count_gate(culprits: int, judged: int, plan: Plan) -> None:
+    """The culprits and branches the check judged in one merge stage (SPEC 9)."""
+    meta = plan.meta
+    plan.write_meta(gate_culprits=_count(meta, "gate_culprits", True) + culprits,
+                    gate_judged=_count(meta, "gate_judged", True) + judged,
+                    check_runs_sequential=_count(meta, "check_runs_sequential", True) + judged)

@@ -84,11 +84,13 @@ def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> Confli
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
-    """The check's command, runs and flaky passes (SPEC 9), when a check judged this plan."""
+    """The check's command, runs (and those a sequential gate would have needed) and flaky
+    passes (SPEC 9), when a check judged this plan."""
     record = plan.record
     if record.check_command is None:
         return None
     return {"command": record.check_command, "runs": record.check_runs,
+            "sequential_runs": record.check_runs_sequential,
             "judged": len(record.checks), "flaky": record.check_flaky}
 
 

@@ -21,6 +21,7 @@ class Verdict:
     flaky: bool = False  # failed, then passed on a rerun
     cached: bool = False  # known from an earlier judgement, not run now
     runs: int = 0  # check runs it took (reruns included)
+    confirmed: bool = True  # a failure that had its `check_retries` reruns (or needs none)
 
     def record(self, command: str) -> dict[str, object]:
         """The culprit's `orchestrate.check` field."""
@@ -34,3 +35,4 @@ class CheckState:
     running: dict[str, trio.Event] = field(default_factory=dict)  # tree -> set when judged
     base_failure: Verdict | None = None  # the check fails where merging would start
     runs: int = 0  # check runs started by this process (reruns included)
+    sequential: int = 0  # runs a sequential gate would have needed for what this process judged
