@@ -27,7 +27,6 @@ from orchestrator.plan.model import Subtask
 from orchestrator.plan.specs import Spec
 from orchestrator.settings import Settings
 from orchestrator.workspace.attempt import (
-    AttemptFailed,
     command_env,
     commit_message,
     log_path,
@@ -126,13 +125,11 @@ class LocalPlacement:
         await restore_branch(task.worktree, task.branch)
 
     async def hand_back(self, subtask: Subtask, workspace: Path) -> str:
-        if self.shop.shared is None:
-            return await self._commit(subtask, workspace)
-        async with self.shop.shared.watching() as watch:
-            head = await self._commit(subtask, workspace)
-        if watch.changed:  # a sibling changed it while this commit was being made
-            raise AttemptFailed(watch.error)
-        return head
+        if self.shop.shared is not None:
+            # what a sibling changed is undone (failing the attempts running) before `git add`
+            # reads info/exclude; this attempt has ended and is not one of them
+            await self.shop.shared.check()
+        return await self._commit(subtask, workspace)
 
     async def _commit(self, subtask: Subtask, workspace: Path) -> str:
         return await commit_work(workspace, self.shop.commit_message(subtask),

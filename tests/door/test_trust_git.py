@@ -55,11 +55,11 @@ def test_planted_merge_attributes_and_drivers_leave_conflicts_conflicts(
     plan_path = write_plan(repo, SPEC, plan_of(
         phase(1, ["mergers-edit-first", "edit-second"], parallel=True)))
     before = checkout_state(repo)
-    attacked_build(repo, tmp_path)
+    output = attacked_build(repo, tmp_path)
     assert not (tmp_path / "SPY").exists(), "a planted merge driver ran"
     disarm(tmp_path)
     found = statuses(plan_path)
-    assert sorted(found.values()) == ["completed", "conflict"], found
+    assert sorted(found.values()) == ["completed", "conflict"], output
     conflicted = next(s for s, status in found.items() if status == "conflict")
     assert subtasks(plan_path)[conflicted]["orchestrate"]["merge"] == "conflict"
     line = git(repo, "show", f"{INTEGRATION}:src/app.py").splitlines()[2]
