@@ -115,7 +115,18 @@ def _summary(report: ConflictReport) -> str:
     cost = "" if report.cost_usd is None else f" Cost {report.cost_usd:.2f} USD."
     return (f"**{headline}**: {s['merged']} of {s['subtasks']} subtasks merged into "
             f"{code(report.integration_branch)}{base}; {s['failed']} failed, "
-            f"{s['blocked']} blocked.{checked}{cost} Generated {report.generated_at}.")
+            f"{s['blocked']} blocked.{checked}{cost}{_sandbox(report)} "
+            f"Generated {report.generated_at}.")
+
+
+def _sandbox(report: ConflictReport) -> str:
+    """` Sandbox: bwrap.`, and the connections its egress proxy refused, per subtask."""
+    if report.sandbox is None:
+        return ""
+    refused = report.sandbox.get("egress_refused") or {}
+    listed = ", ".join(f"{code(str(s))} ({n})" for s, n in refused.items())
+    return (f" Sandbox: {report.sandbox.get('mode')}."
+            + (f" Egress refused: {listed}." if listed else ""))
 
 
 def _count(n: int, noun: str) -> str:

@@ -124,6 +124,8 @@ class ConflictReport:
     check: Json | None = None  # with a check configured: command, runs, flaky
     unrealised: tuple[Prediction, ...] = ()  # predicted overlaps that did not happen
     cost_usd: float | None = None  # what the spec's agents cost, all builds (SPEC 12)
+    # the last build's sandbox: {"mode": "bwrap"|"none", "egress_refused": {subtask: count}}
+    sandbox: Json | None = None
 
     def conflicts(self) -> list[Finding]:
         return [f for f in self.findings if f.kind in (words.CONFLICT, words.UNRELATED)]
@@ -194,6 +196,8 @@ class ConflictReport:
                                       for r in self.resolved_by_hand() if r.resolved_by_hand]}
         if self.check is not None:
             found["check"] = self.check
+        if self.sandbox is not None:
+            found["sandbox"] = self.sandbox
         return found
 
 
@@ -203,8 +207,8 @@ def report_time(now: str | None = None) -> str:
 
 def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | None,
                  rows: Sequence[SubtaskRow], generated_at: str | None = None,
-                 check: Json | None = None,
-                 cost_usd: float | None = None) -> ConflictReport:
+                 check: Json | None = None, cost_usd: float | None = None,
+                 sandbox: Json | None = None) -> ConflictReport:
     tip = _tip(repo, integration_branch)
     rows = [replace(r, own_base=own_base(repo, r, tip)) for r in rows]
     changes = _all_changes(repo, rows)
@@ -216,7 +220,7 @@ def build_report(repo: Path, *, spec: str, integration_branch: str, base: str | 
     findings += [_check_finding(r) for r in rows if _ejected_by_check(r)]
     return ConflictReport(spec, integration_branch, base, report_time(generated_at), rows,
                           tuple(findings), check=check, unrealised=unrealised,
-                          cost_usd=cost_usd)
+                          cost_usd=cost_usd, sandbox=sandbox)
 
 
 def _ejected_by_check(row: SubtaskRow) -> bool:

@@ -59,8 +59,12 @@ class EventKind(StrEnum):
     REQUEST_LIMIT = "request_limit"
     ORPHANS_STOPPED = "orphans_stopped"
     CHECKOUT_DIRTY = "checkout_dirty"
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"  # --sandbox auto without a working bwrap
     BUILD_FINISHED = "build_finished"
     SHARED_GIT_RESTORED = "shared_git_restored"  # a change to the shared .git was undone
+    # the conflict radar
+    OVERLAP_PREDICTED = "overlap_predicted"
+    RADAR_OFF = "radar_off"
 
 
 # Event kinds that end a subtask's part in the run, and the status each one leaves.

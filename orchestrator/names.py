@@ -165,3 +165,11 @@ def repo_state_dir(repo: Path, spec_name: str) -> Path:
 
     key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
     return state_home() / f"{repo.resolve().name}-{key}" / spec_name
+def radar_file(logs: Path, subtask_id: str) -> Path:
+    """ORCHESTRATE_RADAR_FILE: where the conflict radar tells a subtask's agent of overlaps."""
+    return logs / f"{subtask_id}.radar"
+
+
+def radar_cache(repo: Path, spec_name: str) -> Path:
+    """The conflict radar's private indexes (its stat cache) for one build of the spec."""
+    return repo / PRIVATE_DIR / "radar" / spec_name

@@ -79,6 +79,17 @@ class Settings:
     runner: str = "local"
     ray_address: str = "auto"
     remote: str = "origin"
+    # the build in a browser: `build --ui` serves the live page while it runs
+    ui: bool = False
+    # conflict radar: off, show (events and the plan) or tell (the agents too), every N seconds
+    radar: str = "show"
+    radar_interval: float = 5.0
+    # sandbox: where agents, setup, verification and checks run (bubblewrap or none)
+    sandbox: str = "auto"
+    sandbox_network: str = "allow"
+    sandbox_allow: tuple[str, ...] = ()
+    sandbox_paths: tuple[str, ...] = ()
+    check_network: str = "none"
 
     @property
     def check_limit_s(self) -> float:
@@ -181,6 +192,56 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+# sandbox settings: lists given as one string (an environment variable) are separated by `:`;
+# a path's `:rw` suffix stays with its path
+def _colon_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        return _str_list(value)
+    items: list[str] = []
+    for part in value.split(":"):
+        if part == "rw" and items:
+            items[-1] += ":rw"
+        elif part.strip():
+            items.append(part.strip())
+    return tuple(items)
+
+
+def _host_list(value: Any) -> tuple[str, ...]:
+    """Host names (HTTPS on 443) or host:port entries; in one string a port stays with its
+    host (`api.example.com:pypi.org:8443`)."""
+    if isinstance(value, str):
+        hosts: list[str] = []
+        for part in value.split(":"):
+            if part.isdigit() and hosts:
+                hosts[-1] += f":{part}"
+            elif part.strip():
+                hosts.append(part.strip())
+        value = hosts
+    found = _str_list(value)
+    for host in found:
+        name, _, port = host.partition(":")
+        if not name.strip() or any(c in name for c in "/ @") or (port and not port.isdigit()):
+            raise ValueError(f"must hold host names or host:port (api.example.com), "
+                             f"not {host!r}")
+    return tuple(host.strip().lower() for host in found)
+
+
+def _path_list(value: Any) -> tuple[str, ...]:
+    paths = _colon_list(value)
+    for entry in paths:
+        path = entry.removesuffix(":rw")
+        if not (path.startswith("/") or path == "~" or path.startswith("~/")):
+            raise ValueError(f"must hold absolute paths or ~/..., not {entry!r}")
+    return paths
+
+
+NETWORK = _choice("none", "allow", "host")
+SANDBOX_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "sandbox": _choice("auto", "bwrap", "none"), "sandbox_network": NETWORK,
+    "sandbox_allow": _host_list, "sandbox_paths": _path_list, "check_network": NETWORK,
+}
+
+
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_parallel": _positive_int, "agent": _choice(*AGENT_KINDS),
     "agent_command": _text, "model": _text, "base": _text, "timeout": _seconds,
@@ -192,7 +253,12 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "agent_args": _arg_list, "budget": _usd,
     "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
     "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
+    **SANDBOX_PARSERS,
+    # the build in a browser
+    "ui": _bool,
 }
+# conflict radar
+PARSERS.update({"radar": _choice("off", "show", "tell"), "radar_interval": _seconds})
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,

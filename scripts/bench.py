@@ -47,8 +47,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("ORCHESTRATE_BENCH_CACHE", Path.home() / ".cache/orchestrate-bench"))
 ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
+# their agents read BENCH_* variables and live in a temporary folder: no sandbox (bench_sandbox.py
+# measures the sandbox)
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-       "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+       "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+       "ORCHESTRATE_SANDBOX": "none"}
 AGENT = """\
 import os, pathlib, time
 time.sleep(float(os.environ["BENCH_SLEEP"]))

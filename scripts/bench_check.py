@@ -127,7 +127,8 @@ def bench_check(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     import tempfile
 
     env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+           "ORCHESTRATE_SANDBOX": "none"}  # its agents live in a temporary folder
     n = args.check_subtasks
     figures: dict[str, float] = {}
     for label, culprits in (("1 culprit", [f"s{(n + 1) // 2 + 1}"]),

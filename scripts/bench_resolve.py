@@ -50,7 +50,8 @@ def _git(*args: str, cwd: Path) -> str:
 
 def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com", **extra}
+            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+            "ORCHESTRATE_SANDBOX": "none", **extra}  # its agents read BENCH_* variables
 
 
 def _small_repo(folder: Path) -> Path:

@@ -14,6 +14,7 @@ git init -q -b main
 git config user.name "Demo User" && git config user.email "demo@example.com"
 mkdir -p calc docs .orchestrate/specs/001-calculator
 printf '# calc\nA tiny calculator, built by five agents at once.\n' > README.md
+printf '__pycache__/\n' > .gitignore  # agents' and checks' Python caches stay out of commits
 printf '"""Calculator operations."""\n' > calc/__init__.py
 { echo "# Operations"; for op in add subtract multiply divide power; do
     printf '\n- %s: TODO\n\n(see calc/%s.py)\n' "$op" "$op"; done; echo; echo "Notes: none yet."; } > docs/operations.md

@@ -46,6 +46,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
         if key.startswith(("ORCHESTRATE_", "ANTHROPIC_", "GIT_DIR", "GIT_WORK_TREE",
                            "GIT_INDEX_FILE")):
             monkeypatch.delenv(key)
+    # agents of the other tests record events and read variables outside their worktree: the
+    # sandbox is off unless a test asks for it (--sandbox bwrap beats this variable)
+    monkeypatch.setenv("ORCHESTRATE_SANDBOX", "none")
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:

@@ -92,10 +92,12 @@ class FakePlacement:
     local subtask branch. Every call is recorded, so tests see how the driver uses the seam."""
 
     name = "fake"
+    reads_workspaces = True  # its clones are on this machine: the conflict radar reads them
 
     def __init__(self, shop: Workshop, root: Path) -> None:
         self.shop, self.root = shop, root
         self.settings, self.agent = shop.settings, shop.agent  # an attempt.AttemptContext
+        self.sandbox, self.egress = shop.sandbox, shop.egress
         self.calls: list[tuple[str, str]] = []
 
     def workspace(self, subtask: Subtask, base: str) -> AbstractAsyncContextManager[Path]:

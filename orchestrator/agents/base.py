@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from orchestrator.door.sandbox import Confinement
 from orchestrator.errors import UsageError
 
 
@@ -25,6 +26,12 @@ class AgentTask:
     # returns no result, and what it spent is still recorded from here
     usage: dict[str, int] = field(default_factory=dict)
     resolving: int = 0  # the resolution round (SPEC 10) this run is, 0 for the subtask itself
+    # with `--radar tell`: where the conflict radar appends what the agent should hear
+    radar_file: Path | None = None
+    # the sandbox of the agent's processes (and its verification), and of the claude agent's
+    # own tools (no credential); None without a sandbox
+    confinement: Confinement | None = None
+    tools_confinement: Confinement | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ once: another attempt would only fail the same way.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import trio
@@ -46,18 +47,21 @@ class CommandAgent:
             try:
                 code = await run_in_group(self._command_line(task, prompt_file),
                                           cwd=task.worktree, output=log, stdin=stdin,
-                                          env=self._environment(task, prompt_file))
+                                          env=self._environment(task, prompt_file),
+                                          confinement=task.confinement)
             finally:
                 with trio.CancelScope(shield=True):  # what escaped the group dies too
                     await stop_orphaned_agents(task.worktree)
+                    await trio.to_thread.run_sync(_collect_own_logs, task)
         return self._result(code, task.log_path, start)
 
     def _command_line(self, task: AgentTask, prompt_file: Path) -> str | list[str]:
         if self.preset is None:
             return self.command
         return self.preset.argv(prompt=task.prompt, prompt_file=str(prompt_file),
-                                log_base=str(task.log_path.with_suffix("")),
-                                model=self.model, extra=self.extra_args)
+                                log_base=str(_own_logs(task)[0] / task.log_path.stem),
+                                model=self.model, extra=self.extra_args,
+                                sandboxed=task.confinement is not None)
 
     def _result(self, code: int, log_path: Path, start: int) -> AgentResult:
         tail = read_tail(log_path, start)
@@ -90,8 +94,9 @@ class CommandAgent:
     def _environment(self, task: AgentTask, prompt_file: Path) -> dict[str, str]:
         model = {"ORCHESTRATE_MODEL": self.model} if self.model else {}
         resolving = {"ORCHESTRATE_RESOLVING": str(task.resolving)} if task.resolving else {}
+        radar = {"ORCHESTRATE_RADAR_FILE": str(task.radar_file)} if task.radar_file else {}
         return child_env({
-            **model, **resolving,
+            **model, **resolving, **radar,
             "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
             "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
             "ORCHESTRATE_SPEC": task.spec,
@@ -101,7 +106,29 @@ class CommandAgent:
             "ORCHESTRATE_PORT": str(task.port),
             "ORCHESTRATE_ATTEMPT": str(task.attempt),
             "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)},
-            hidden=("ORCHESTRATE_RESOLVING",))
+            hidden=("ORCHESTRATE_RESOLVING", "ORCHESTRATE_RADAR_FILE"))
+
+
+OWN_LOGS = ".agent-logs"  # in the sandbox's private home: where a tool's own logs go
+
+
+def _own_logs(task: AgentTask) -> tuple[Path, Path | None]:
+    """Where the tool writes its own log files (aider's chat history), as it sees the folder,
+    and the folder on this side to copy them from after the attempt (None: written in place).
+    The spec's logs folder is read-only in the sandbox, so there they go to the private home."""
+    confined = task.confinement
+    if confined is None or confined.home is None:
+        return task.log_path.parent, None
+    (confined.home / OWN_LOGS).mkdir(exist_ok=True)
+    return confined.user_home / OWN_LOGS, confined.home / OWN_LOGS
+
+
+def _collect_own_logs(task: AgentTask) -> None:
+    """Copy the tool's own log files out of the sandbox's private home into the spec's logs."""
+    found = _own_logs(task)[1]
+    for path in sorted(found.iterdir()) if found is not None and found.is_dir() else ():
+        if path.is_file() and not path.is_symlink():
+            shutil.copyfile(path, task.log_path.parent / path.name)
 
 
 def _clip_for_env(prompt: str) -> str:

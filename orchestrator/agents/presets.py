@@ -52,11 +52,19 @@ class Preset:
     tail: tuple[str, ...] = ()  # after agent_args (a positional such as codex's `-`)
     prompt_argument: bool = False  # the tool takes the prompt only as its last argument
     read_result: ResultReader | None = None  # reads the tool's printed result, if documented
+    # in the sandbox: the environment variables it may see, the hosts it may reach (HTTPS),
+    # its config paths (copied into the private home), and arguments that replace `args`
+    # entries there (its own inner sandbox, where it cannot nest in ours)
+    credentials: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    config_paths: tuple[str, ...] = ()
+    sandboxed: tuple[tuple[str, str], ...] = ()
 
     def argv(self, *, prompt: str, prompt_file: str, log_base: str, model: str | None,
-             extra: Sequence[str] = ()) -> list[str]:
-        words = [self.program, *(arg.replace(PROMPT_FILE, prompt_file).replace(LOG_BASE, log_base)
-                                 for arg in self.args)]
+             extra: Sequence[str] = (), sandboxed: bool = False) -> list[str]:
+        swaps = dict(self.sandboxed) if sandboxed else {}
+        words = [self.program, *(swaps.get(arg, arg).replace(PROMPT_FILE, prompt_file)
+                                 .replace(LOG_BASE, log_base) for arg in self.args)]
         if model and self.model_option:
             words += [self.model_option, model]
         words += [*extra, *self.tail]
@@ -156,19 +164,32 @@ def _token_counts_of(raw: object, keys: Sequence[str]) -> dict[str, int]:
             if isinstance(raw.get(key), int) and not isinstance(raw[key], bool) and raw[key] >= 0}
 
 
+ANTHROPIC_CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
+BASE_URL_VARIABLES = ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")  # their hosts join the allow-list
+# not secrets: Claude Code's documented switches, passed into the sandbox where they are set
+CLAUDE_CODE_SETTINGS = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING",
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "ANTHROPIC_MODEL")
+
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
     # Claude Code 2.1: print mode reads the prompt from stdin; acceptEdits because it refuses
     # bypassPermissions as root; the JSON result carries cost and usage
     Preset("claude-code", "claude",
            ("-p", "--output-format", "json", "--permission-mode", "acceptEdits",
             "--allowedTools", "Read,Write,Edit,Bash,Glob,Grep"),
-           model_option="--model", read_result=read_claude_code_result),
+           model_option="--model", read_result=read_claude_code_result,
+           credentials=(*ANTHROPIC_CREDENTIALS, *CLAUDE_CODE_SETTINGS),
+           hosts=("api.anthropic.com",),
+           config_paths=("~/.claude", "~/.claude.json")),
     # Codex: `exec` is its non-interactive mode, `-` reads the prompt from stdin, and the
     # workspace-write sandbox lets it edit the worktree (it never asks for approval in exec);
     # --json prints its events, whose turn.completed lines carry the token usage
     Preset("codex", "codex",
            ("exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check"),
-           model_option="--model", tail=("-",), read_result=read_codex_usage),
+           model_option="--model", tail=("-",), read_result=read_codex_usage,
+           credentials=("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME"),
+           hosts=("api.openai.com", "chatgpt.com"), config_paths=("~/.codex",),
+           # its own Landlock/seccomp sandbox cannot nest in ours, which already confines it
+           sandboxed=(("workspace-write", "danger-full-access"),)),
     # Aider: one message from a file, then exit; never commit (the orchestrator does), keep
     # its .gitignore edit and chat history out of the worktree, never ask anything
     Preset("aider", "aider",
@@ -176,12 +197,23 @@ PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
             "--no-dirty-commits", "--no-gitignore", "--no-check-update", "--analytics-disable",
             "--chat-history-file", f"{LOG_BASE}.aider.chat.md",
             "--input-history-file", f"{LOG_BASE}.aider.input.history"),
-           model_option="--model"),
+           model_option="--model",
+           credentials=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
+                        "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY"),
+           hosts=("api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com",
+                  "openrouter.ai", "api.deepseek.com"),
+           config_paths=("~/.aider.conf.yml",)),
     # Gemini CLI: headless when stdin is not a terminal (the prompt is read from it); --yolo
     # approves its tool calls
-    Preset("gemini", "gemini", ("--yolo",), model_option="--model"),
+    Preset("gemini", "gemini", ("--yolo",), model_option="--model",
+           credentials=("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT"),
+           hosts=("generativelanguage.googleapis.com", "oauth2.googleapis.com"),
+           config_paths=("~/.gemini",)),
     # opencode: `run` is its non-interactive mode and takes the message only as an argument
-    Preset("opencode", "opencode", ("run",), model_option="--model", prompt_argument=True),
+    Preset("opencode", "opencode", ("run",), model_option="--model", prompt_argument=True,
+           credentials=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL"),
+           hosts=("api.anthropic.com", "api.openai.com", "models.dev"),
+           config_paths=("~/.config/opencode", "~/.local/share/opencode")),
 )}
 
 

@@ -12,17 +12,18 @@ from typing import IO
 from merge import child_env
 from orchestrator.agents.base import git_ceiling
 from orchestrator.door.processes import run_with_time_limit
+from orchestrator.door.sandbox import Confinement
 
 # Never hand the model the credentials of the session that drives it.
 HIDDEN_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE",
               "GIT_INDEX_FILE")
 
 
-async def run_bash(command: str, worktree: Path, *, time_limit: float,
-                   limit: int) -> tuple[str, bool]:
+async def run_bash(command: str, worktree: Path, *, time_limit: float, limit: int,
+                   confinement: Confinement | None = None) -> tuple[str, bool]:
     """The command's combined output (clipped to `limit`) and whether the call failed."""
     with tempfile.TemporaryFile() as out:
-        returncode = await _run(command, worktree, out, time_limit)
+        returncode = await _run(command, worktree, out, time_limit, confinement)
         text = _read_back(out, limit)
     if returncode is None:
         return f"{text}\n[timed out after {time_limit:g} s; the command was killed]", True
@@ -30,10 +31,12 @@ async def run_bash(command: str, worktree: Path, *, time_limit: float,
     return (text or "(no output)") + status, False
 
 
-async def _run(command: str, worktree: Path, out: IO[bytes], time_limit: float) -> int | None:
+async def _run(command: str, worktree: Path, out: IO[bytes], time_limit: float,
+               confinement: Confinement | None) -> int | None:
     """The exit code, or None when the time limit killed the command."""
     return await run_with_time_limit(["/bin/bash", "-c", command], cwd=worktree, output=out,
-                                     time_limit=time_limit, env=_environment(worktree))
+                                     time_limit=time_limit, env=_environment(worktree),
+                                     confinement=confinement)
 
 
 def _environment(worktree: Path) -> dict[str, str]:

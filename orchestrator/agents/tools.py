@@ -12,6 +12,7 @@ import trio
 from orchestrator.agents.confine import ToolError
 from orchestrator.agents.editor import edit
 from orchestrator.agents.shell import run_bash
+from orchestrator.door.sandbox import Confinement
 from orchestrator.settings import ClaudeSettings
 
 EDITOR_TOOL = {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"}
@@ -29,9 +30,11 @@ class ToolOutcome:
 class Toolbox:
     """The tools offered to the model for one worktree."""
 
-    def __init__(self, worktree: Path, settings: ClaudeSettings) -> None:
+    def __init__(self, worktree: Path, settings: ClaudeSettings,
+                 confinement: Confinement | None = None) -> None:
         self.worktree = worktree
         self.settings = settings
+        self.confinement = confinement  # bash runs in this sandbox, without any credential
 
     def definitions(self) -> list[dict[str, Any]]:
         tools = [dict(EDITOR_TOOL)]
@@ -62,5 +65,6 @@ class Toolbox:
         if not isinstance(command, str) or not command.strip():
             raise ToolError("`command` must be a non-empty string")
         text, failed = await run_bash(command, self.worktree, time_limit=self.settings.bash_timeout,
-                                      limit=self.settings.output_limit)
+                                      limit=self.settings.output_limit,
+                                      confinement=self.confinement)
         return ToolOutcome(text, is_error=failed)

@@ -10,6 +10,7 @@ import trio
 from orchestrator.agents.base import Agent
 from orchestrator.plan.budget import Budget
 from orchestrator.stage.merge_context import MergeContext, Ports
+from orchestrator.stage.radar import Radar
 from orchestrator.workspace.placement import Placement
 from orchestrator.workspace.run_log import RunLogs
 from orchestrator.workspace.shared_git import SharedGit
@@ -29,6 +30,7 @@ class RunContext(MergeContext):
     budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
     run_logs: RunLogs = field(default_factory=RunLogs)  # the run header of each subtask log
     shared_git: SharedGit | None = None  # the shared .git's fingerprint (workspace/shared_git)
+    radar: Radar = field(default_factory=Radar.off)  # the conflict radar; build/run.py sets it
 
     def budget_left(self) -> float | None:
         """USD left before --budget is reached (None: no budget). Anything about to start paid

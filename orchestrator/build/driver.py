@@ -67,10 +67,14 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
                 outcome.head = await ctx.placement.hand_back(subtask, worktree)
                 await trio.to_thread.run_sync(record_head, ctx.spec, subtask.id, outcome.head)
                 failpoint("work-committed")
+                await ctx.radar.finished(subtask.id, base=base, head=outcome.head)
                 await ctx.placement.release(subtask)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     finally:
+        if not outcome.ok:
+            with trio.CancelScope(shield=True):
+                await ctx.radar.finished(subtask.id, base=base, head=None)
         if ctx.settings.setup or subtask.verification_command:
             with trio.CancelScope(shield=True):  # what setup or verification left running
                 await stop_orphaned_agents(ctx.worktrees.path_for(subtask.id))
@@ -79,7 +83,8 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
     ctx.budget.recorded(await ctx.records.finished_agent(
         subtask.id, ok=outcome.ok, head=outcome.head, error=outcome.error, usage=outcome.usage,
         cost_usd=outcome.cost_usd, duration_s=trio.current_time() - started,
-        verification=outcome.verification or subtask.verification_skipped))
+        verification=outcome.verification or subtask.verification_skipped,
+        egress_refused=ctx.egress.refused.pop(subtask.id, 0) if ctx.egress else 0))
     failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
     return outcome
@@ -120,6 +125,7 @@ async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pa
         ctx.emit(EventKind.SUBTASK_STARTED, f"started on {branch}", subtask=subtask.id,
                  phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
         failpoint("subtask-started")
+        await ctx.radar.running(subtask, worktree, base)
         return await _attempts(ctx, plan, subtask, worktree, branch)
     finally:
         ctx.limiter.release()
@@ -141,7 +147,8 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
                 break
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
-                             worktree, branch, _log_path(ctx, subtask), port, attempt)
+                             worktree, branch, _log_path(ctx, subtask), port, attempt,
+                             radar_file=ctx.radar.file_for(subtask.id))
             await ctx.run_logs.start(task.log_path, subtask.id, ctx.agent_label)
             result = await ctx.placement.attempt(subtask, task)
             outcome.verification = result.verification

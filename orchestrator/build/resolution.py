@@ -41,6 +41,7 @@ from orchestrator.workspace.attempt import (
     log_path,
     run_agent_timed,
     run_shell,
+    sandboxed,
 )
 from orchestrator.workspace.commit import commit_merge
 from orchestrator.workspace.guards import nested_repository_problem
@@ -234,18 +235,19 @@ async def _agent_with_checks(ctx: RunContext, subtask: Subtask, task: AgentTask,
     async with await trio.open_file(task.log_path, "a", encoding="utf-8") as log:
         await log.write(f"\n===== {utc_now()} resolution round {state.number} of "
                         f"{subtask.id} on {task.branch} =====\n")
-    result = await run_agent_timed(ctx, task)
-    if not result.ok:
-        return result
-    problem = (await branch_problem(task.worktree, task.branch)
-               or await _merge_problem(state)
-               or await trio.to_thread.run_sync(_markers_problem, state))
-    if not problem and (command := subtask.verification_command):
-        env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
-        code, _ = await run_shell(command, task.worktree, task.log_path,
-                               ctx.settings.timeout, env)
-        if code != 0:
-            problem = f"verification `{command}` failed (exit {code})"
+    async with sandboxed(ctx, task) as task:
+        result = await run_agent_timed(ctx, task)
+        if not result.ok:
+            return result
+        problem = (await branch_problem(task.worktree, task.branch)
+                   or await _merge_problem(state)
+                   or await trio.to_thread.run_sync(_markers_problem, state))
+        if not problem and (command := subtask.verification_command):
+            env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
+            code, _ = await run_shell(command, task.worktree, task.log_path,
+                                      ctx.settings.timeout, env, task.confinement)
+            if code != 0:
+                problem = f"verification `{command}` failed (exit {code})"
     problem = problem or await nested_repository_problem(task.worktree)
     return AgentResult(ok=False, error=problem, usage=result.usage) if problem else result
 

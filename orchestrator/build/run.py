@@ -12,6 +12,7 @@ from functools import partial
 import trio
 
 from merge import GitError, MergeResult, lock_message, pin_git_config, words
+from orchestrator import names
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
@@ -22,8 +23,10 @@ from orchestrator.build.resolution import recover_rounds
 from orchestrator.build.scheduler import run_phases
 from orchestrator.build.stale import find_stale, reconcile
 from orchestrator.build.user_checkout import checkout_note
+from orchestrator.door.egress import open_egress
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import git
+from orchestrator.door.sandbox_policy import SandboxPolicy
 from orchestrator.errors import Interrupted, OrchestrateError, RunFailed
 from orchestrator.events import Event, EventKind, Sink, duration_text
 from orchestrator.failpoints import failpoint
@@ -36,8 +39,10 @@ from orchestrator.settings import Settings
 from orchestrator.stage.gate import base_failure_error, check_base
 from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
+from orchestrator.stage.radar import Radar
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.sandboxing import sandbox_policy
 from orchestrator.workspace.shared_git import SharedGit
 from orchestrator.workspace.worktrees import Worktrees
 
@@ -48,21 +53,26 @@ OpenPlacement = Callable[[Workshop], AbstractAsyncContextManager[Placement]]
 
 
 def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
-              agent: Agent | None = None, placement: OpenPlacement | None = None) -> int:
+              agent: Agent | None = None, placement: OpenPlacement | None = None,
+              alongside: Callable[[], Awaitable[None]] | None = None) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7).
     `agent`, when given, is used instead of the one the settings configure (in-process
     tests run the real scheduler with a fake agent this way); `placement` likewise opens the
-    build's placement instead of the one the `runner` setting chooses."""
+    build's placement instead of the one the `runner` setting chooses. `alongside` runs for
+    as long as the build does (the web page of `build --ui`), cancelled when it ends."""
     plan = PlanStore(spec.folder).read()
     if agent is None:
         check_agent_configured(settings, spec.repo)
     check_runner(settings)
     target = check_repository(spec, settings.base, plan)
+    sandbox = sandbox_policy(settings, spec.repo)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(partial(_build_main, open_sink=open_sink, given=agent,
-                                 open_given=placement), spec,
-                         settings, target, plan)
+        main: Main = partial(_build_main, open_sink=open_sink, given=agent,
+                             open_given=placement, sandbox=sandbox)
+        if alongside is not None:
+            main = partial(_beside, main, alongside)
+        return _run_trio(main, spec, settings, target, plan)
 
 
 def run_merge(spec: Spec, settings: Settings, *, open_sink: OpenSink) -> int:
@@ -72,13 +82,24 @@ def run_merge(spec: Spec, settings: Settings, *, open_sink: OpenSink) -> int:
     if not target.exists:
         raise OrchestrateError(f"{spec.name} has no integration branch yet",
                                f"Run `orchestrate build {spec.name}` first.")
+    sandbox = sandbox_policy(settings, spec.repo)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(partial(_merge_main, open_sink=open_sink), spec, settings, target,
-                         plan)
+        return _run_trio(partial(_merge_main, open_sink=open_sink, sandbox=sandbox), spec,
+                         settings, target, plan)
 
 
 Main = Callable[[Spec, Settings, Target, Plan], Awaitable[int]]
+
+
+async def _beside(main: Main, alongside: Callable[[], Awaitable[None]], spec: Spec,
+                  settings: Settings, target: Target, plan: Plan) -> int:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(alongside)
+        try:
+            return await main(spec, settings, target, plan)
+        finally:
+            nursery.cancel_scope.cancel()
 
 
 def _run_trio(main: Main, spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
@@ -136,17 +157,19 @@ async def open_placement(shop: Workshop) -> AsyncIterator[Placement]:
 
 async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
                       open_sink: OpenSink, given: Agent | None = None,
-                      open_given: OpenPlacement | None = None) -> int:
+                      open_given: OpenPlacement | None = None,
+                      sandbox: SandboxPolicy) -> int:
     sink = open_sink(plan)
     started = time.monotonic()
     try:
         worktrees = Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
                               pool_limit=2 * settings.max_parallel)
         shared = await _guard_shared_git(spec, worktrees, sink)
-        async with _agent(settings, sink, given) as agent:
+        async with _agent(settings, sink, given) as agent, \
+                open_egress(sandbox.needs_proxy) as egress:
             shop = Workshop(spec=spec, settings=settings, worktrees=worktrees, agent=agent,
                             agent_label=agent_label(settings) if given is None else agent.name,
-                            run_logs=RunLogs(), shared=shared)
+                            run_logs=RunLogs(), sandbox=sandbox, egress=egress, shared=shared)
             async with (open_given or open_placement)(shop) as placement, \
                     trio.open_nursery() as background:
                 ctx = RunContext(spec=spec, settings=settings,
@@ -156,8 +179,18 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  limiter=trio.CapacityLimiter(settings.max_parallel),
                                  lookahead=trio.Semaphore(settings.max_parallel),
                                  budget=Budget(settings.budget, recorded_cost(plan)),
-                                 placement=placement, shared_git=shared)
-                code = await _run(ctx, target, started)
+                                 placement=placement, sandbox=sandbox, egress=egress,
+                                 shared_git=shared)
+                ctx.radar = Radar.for_build(repo=spec.repo, logs=spec.logs,
+                                            cache=names.radar_cache(spec.repo, spec.name),
+                                            settings=settings, records=ctx.records,
+                                            emit=ctx.emit,
+                                            reads_workspaces=placement.reads_workspaces)
+                try:
+                    code = await _run(ctx, target, started)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await ctx.radar.close()
         await _release_shared_git(shared, sink)
         return code
     finally:
@@ -227,10 +260,14 @@ async def _start(ctx: RunContext, target: Target) -> None:
         failpoint("integration-branch-created")
     await ctx.note_integration_tip()
     await ctx.records.run_started(target.integration_branch, target.base,
-                                  target.base_branch, overlap=ctx.settings.overlap)
+                                  target.base_branch, overlap=ctx.settings.overlap,
+                                  sandbox=ctx.sandbox.mode)
+    if ctx.sandbox.warning:
+        ctx.emit(EventKind.SANDBOX_UNAVAILABLE, f"warning: {ctx.sandbox.warning}",
+                 reason=ctx.sandbox.warning)
     ctx.emit(EventKind.BUILD_STARTED, f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
-             integration_branch=target.integration_branch)
+             integration_branch=target.integration_branch, budget_usd=ctx.settings.budget)
     if target.note:
         ctx.emit(EventKind.BASE_CHOSEN, target.note, base=target.base)
     start_name = target.integration_branch if target.exists else target.start_name
@@ -329,11 +366,12 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
 
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
-                      open_sink: OpenSink) -> int:
+                      open_sink: OpenSink, sandbox: SandboxPolicy) -> int:
     sink = open_sink(plan)
     try:
-        async with trio.open_nursery() as background:
-            ctx = MergeContext(spec=spec, settings=settings,
+        async with open_egress(sandbox.needs_proxy) as egress, \
+                trio.open_nursery() as background:
+            ctx = MergeContext(spec=spec, settings=settings, sandbox=sandbox, egress=egress,
                                records=Transitions(PlanStore(spec.folder)), sink=sink,
                                worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
                                background=background,

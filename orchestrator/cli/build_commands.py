@@ -68,10 +68,27 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The Ray cluster for --runner ray (default auto)."),
         click.option("--remote", metavar="NAME",
                      help="Git remote Ray workers fetch from and push to (default origin)."),
+        click.option("--ui", is_flag=True, default=None,
+                     help="Serve the live page of the build on 127.0.0.1 while it runs; its "
+                     "URL is the first line printed."),
+        *_radar_options(),
+        click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]),
+                     help="Run agents, setup, verification and checks in a bubblewrap sandbox "
+                          "(auto: where bwrap works; the default)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _radar_options() -> list[Callable[[Any], Any]]:
+    return [
+        click.option("--radar", type=click.Choice(["off", "show", "tell"]),
+                     help="Watch running agents for edits to the same path: show them "
+                          "(default), also tell the agents, or off."),
+        click.option("--radar-interval", type=float, metavar="S",
+                     help="Seconds between the radar's looks at the worktrees (default 5)."),
+    ]
 
 
 def _check_options() -> list[Callable[[Any], Any]]:
@@ -108,7 +125,13 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.build.run import run_build
     from orchestrator.face.progress import sink_for
 
-    ctx.exit(run_build(found, settings, open_sink=partial(sink_for, as_json=settings.json)))
+    alongside = None
+    if settings.ui:
+        from orchestrator.cli.ui_command import build_page
+
+        alongside = build_page(found, settings.budget)
+    ctx.exit(run_build(found, settings, open_sink=partial(sink_for, as_json=settings.json),
+                       alongside=alongside))
 
 
 def _dry_run(spec: Spec, settings: Settings) -> None:

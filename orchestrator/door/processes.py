@@ -18,7 +18,8 @@ import os
 import signal
 import subprocess
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO
@@ -43,6 +44,10 @@ from merge import (
     signal_group,
     untrusted_driver_overrides,
 )
+from orchestrator.door.sandbox import Confinement, confined_argv, sandbox_env
+from orchestrator.door.seccomp import filter_fd, unix_socket_filter
+
+SandboxedStart = tuple[list[str], Mapping[str, str] | None, tuple[int, ...]]
 
 __all__ = ["WORKTREE_LIST", "CappedLog", "GitError", "GitResult", "WorktreeEntry", "git", "git_out",
            "kill_group", "parse_worktree_list", "resolve", "run_in_group", "run_with_time_limit",
@@ -128,19 +133,24 @@ async def _copy(stream: trio.lowlevel.FdStream, log: CappedLog, done: trio.Event
 
 async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[bytes],
                        stdin: IO[bytes] | None = None,
-                       env: Mapping[str, str] | None = None) -> int:
+                       env: Mapping[str, str] | None = None,
+                       confinement: Confinement | None = None,
+                       on_start: Callable[[int], None] | None = None) -> int:
     """Run `command` (a string through /bin/sh, or an argument list without a shell) in a new
     session and return its exit code; 127 or 126 when the program is missing or cannot run.
+    With a `confinement` it runs in a bubblewrap sandbox (door/sandbox.py).
 
     stdout and stderr are copied into `output` (a file), bounded as described above.
+    `on_start` gets the process id (= its group id) once it runs, e.g. to signal the group.
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     read_fd, write_fd = os.pipe()
     try:
-        process = await trio.lowlevel.open_process(
-            argv, cwd=cwd, stdin=stdin or subprocess.DEVNULL,
-            stdout=write_fd, stderr=write_fd, env=dict(env) if env is not None else None,
-            start_new_session=True)
+        with _sandboxed(argv, cwd, env, confinement) as (words, environment, fds):
+            process = await trio.lowlevel.open_process(
+                words, cwd=cwd, stdin=stdin or subprocess.DEVNULL, stdout=write_fd,
+                stderr=write_fd, env=dict(environment) if environment is not None else None,
+                start_new_session=True, pass_fds=fds)
     except (FileNotFoundError, PermissionError) as exc:
         os.close(read_fd)
         if not await trio.Path(cwd).is_dir():
@@ -152,6 +162,8 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
         raise
     finally:
         os.close(write_fd)
+    if on_start is not None:
+        on_start(process.pid)
     log, copied = CappedLog(output), trio.Event()
     try:
         async with trio.lowlevel.FdStream(read_fd) as stream, trio.open_nursery() as nursery:
@@ -171,15 +183,16 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
 
 
 async def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,
-              env: Mapping[str, str] | None = None) -> GitResult:
+              env: Mapping[str, str] | None = None, background: bool = False) -> GitResult:
     """`git ARGS` in `cwd` (hardened: merge/gitcmd.py), retrying briefly when another git
-    holds one of its lock files."""
+    holds one of its lock files. `background`: work nothing waits for (the conflict radar),
+    at the lowest CPU priority."""
     check_worktree(cwd, args)
     overrides: tuple[str, ...] = ()
     if may_run_drivers(args):
         listing = await _capture(["git", *HOOKLESS, *DRIVER_QUERY], cwd, None, env)
         overrides = untrusted_driver_overrides(cwd, listing, args)
-    argv = hardened_argv(args, overrides)
+    argv = [*(["nice", "-n", "19"] if background else []), *hardened_argv(args, overrides)]
     for delay in (*LOCK_RETRIES, None):
         result = await _capture(argv, cwd, input, env)
         if delay is None or not is_lock_contention(result):
@@ -221,17 +234,20 @@ async def resolve(cwd: Path, rev: str) -> str | None:
 
 
 async def run_with_time_limit(argv: Sequence[str], *, cwd: Path, output: IO[bytes],
-                              time_limit: float, env: Mapping[str, str]) -> int | None:
+                              time_limit: float, env: Mapping[str, str],
+                              confinement: Confinement | None = None) -> int | None:
     """Run `argv` in a new session with stdout and stderr into `output` (a file); its exit
     code, or None when `time_limit` ran out and the command was killed. Whatever it leaves
-    running in its group is killed when it ends."""
-    start = partial(trio.run_process, list(argv), cwd=cwd, stdin=subprocess.DEVNULL,
-                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                    check=False, env=dict(env), deliver_cancel=_kill_leader_group)
+    running in its group is killed when it ends. With a `confinement`, in a sandbox."""
     pgid: int | None = None
     try:
         async with trio.open_nursery() as nursery:
-            process: trio.Process = await nursery.start(start)
+            with _sandboxed(list(argv), cwd, env, confinement) as (words, environment, fds):
+                start = partial(trio.run_process, words, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                check=False, env=dict(environment or {}), pass_fds=fds,
+                                deliver_cancel=_kill_leader_group)
+                process: trio.Process = await nursery.start(start)
             pgid = process.pid
             with trio.move_on_after(time_limit) as limit_scope:
                 await process.wait()
@@ -241,6 +257,22 @@ async def run_with_time_limit(argv: Sequence[str], *, cwd: Path, output: IO[byte
     finally:
         if pgid is not None:
             signal_group(pgid, signal.SIGKILL)  # background jobs the command left behind
+
+
+@contextmanager
+def _sandboxed(argv: list[str], cwd: Path, env: Mapping[str, str] | None,
+               confinement: Confinement | None) -> Iterator[SandboxedStart]:
+    """The argument list, environment and inherited descriptors that start `argv` in
+    `confinement` (the seccomp filter's descriptor is closed once the child has it)."""
+    if confinement is None:
+        yield argv, env, ()
+        return
+    fd = filter_fd(unix_socket_filter())
+    try:
+        yield (confined_argv(confinement, argv, cwd=cwd, seccomp_fd=fd),
+               sandbox_env(os.environ if env is None else env, confinement), (fd,))
+    finally:
+        os.close(fd)
 
 
 async def _kill_leader_group(process: trio.Process) -> None:

@@ -66,6 +66,8 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
                           style.width))
     if (total := plan.record.cost_usd) is not None:
         lines.append(f"cost: {total:.2f} USD in total")
+    if sandbox := plan.record.sandbox:
+        lines.append(f"sandbox: {sandbox}")
     running = running_pid(spec.folder)
     if running:
         lines.append(style.paint(_wrap(f"a build of this spec is running (pid {running}); "

@@ -53,7 +53,7 @@ def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  **record.written("duration_s", "attempts", "error"),
                  **record.present("no_changes", "overlaps", "usage", "cost_usd", "check", "wave",
-                                  "resolving", "resolutions")}
+                                  "resolving", "resolutions", "egress_refused")}
     if status == "stale":
         row.update(stale=True, plan_status=subtask.status)
     row.update(record.present("verification"))
@@ -68,7 +68,7 @@ def status_json(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> Json:
             "integration_branch": plan.record.integration_branch,
             "base": plan.record.base, "updated_at": plan.record.updated_at,
             "summary": dict(status_counts(plan, stale)), "cost_usd": plan.record.cost_usd,
-            "phases": phases}
+            "sandbox": plan.record.sandbox, "phases": phases}
 
 
 def steps(plan: Plan) -> list[int]:

@@ -152,6 +152,18 @@ class Subtask:
         return self.status == Status.IN_PROGRESS and not self.is_committed_unmerged
 
 
+@dataclass(frozen=True)
+class RadarNote:
+    """One entry of `orchestrate.radar`: the radar saw this subtask and `with_` change `path`."""
+
+    with_: str
+    path: str
+    overlapping: bool
+
+    def to_json(self) -> Json:
+        return {"with": self.with_, "path": self.path, "overlapping": self.overlapping}
+
+
 class _TypedFields:
     """Typed reads of a JSON object that a hand edit may have left in any shape: each reader
     answers None (or an empty value) when the field is absent or not of its type."""
@@ -257,6 +269,11 @@ class Record(_TypedFields):
         return self._int("wave")
 
     @property
+    def egress_refused(self) -> int:
+        """Connections the sandbox's egress proxy refused to the subtask's agent."""
+        return self._int("egress_refused") or 0
+
+    @property
     def resolving(self) -> int | None:
         """The resolution round running now, if any."""
         return self._int("resolving")
@@ -283,6 +300,25 @@ class Record(_TypedFields):
     def resolved_by_hand(self) -> object:
         """A fix by hand, as written (the report parses it)."""
         return self.raw.get("resolved_by_hand")
+
+    @property
+    def radar(self) -> list[RadarNote]:
+        """What the conflict radar saw (well-formed entries only)."""
+        return [RadarNote(e["with"], e["path"], e.get("overlapping") is True)
+                for e in self._list("radar")
+                if isinstance(e, dict) and isinstance(e.get("with"), str)
+                and isinstance(e.get("path"), str)]
+
+    @property
+    def conflict_paths(self) -> list[str]:
+        return [path for path in self._list("conflict_paths") if isinstance(path, str)]
+
+    @property
+    def resolution_paths(self) -> list[str]:
+        """The paths a resolution round (SPEC 10) had to resolve."""
+        found = self.raw.get("resolution")
+        paths = found.get("paths") if isinstance(found, dict) else None
+        return [v for v in paths if isinstance(v, str)] if isinstance(paths, list) else []
 
 
 @dataclass(frozen=True)
@@ -316,6 +352,11 @@ class PlanRecord(_TypedFields):
     def overlap(self) -> str | None:
         """The --overlap policy the last build used, remembered for `orchestrate merge`."""
         return self._text("overlap")
+
+    @property
+    def sandbox(self) -> str | None:
+        """The sandbox the last build ran its agents in: bwrap or none."""
+        return self._text("sandbox")
 
     @property
     def check_command(self) -> str | None:

@@ -28,7 +28,7 @@ ERROR_LIMIT = 500
 STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
                "check", "resolving", "resolutions", "resolution", "conflict_paths",
-               "resolved_by_hand")
+               "resolved_by_hand", "radar")
 
 
 def completed_ids(plan: Plan) -> set[str]:
@@ -95,11 +95,12 @@ class Transitions:
         await self.update(apply)
 
     async def run_started(self, integration_branch: str, base: str,
-                          base_branch: str | None = None, *, overlap: str) -> None:
+                          base_branch: str | None = None, *, overlap: str,
+                          sandbox: str = "none") -> None:
         def apply(plan: Plan) -> None:
             plan.write_meta(integration_branch=integration_branch,
                             base=plan.meta.get("base") or base, overlap=overlap,
-                            updated_at=utc_now())
+                            sandbox=sandbox, updated_at=utc_now())
             if base_branch and not plan.meta.get("base_branch"):
                 plan.write_meta(base_branch=base_branch)
         await self.update(apply)
@@ -139,10 +140,12 @@ class Transitions:
     async def finished_agent(self, subtask_id: str, *, ok: bool, head: str | None,
                              error: str, duration_s: float, usage: dict[str, int],
                              verification: str | None = None,
-                             cost_usd: float | None = None) -> float:
+                             cost_usd: float | None = None, egress_refused: int = 0) -> float:
         """Record how the subtask's agent ended; return the spec's total cost."""
         def change(subtask: Subtask) -> None:
             fields: dict[str, Any] = {"duration_s": round(duration_s, 3)}
+            if egress_refused:
+                fields["egress_refused"] = egress_refused
             if verification:
                 fields["verification"] = verification
             if ok:
@@ -217,6 +220,25 @@ class Transitions:
     async def gate_history(self) -> tuple[int, int]:
         """(culprits, branches judged) by the check in the spec's merge stages so far."""
         return (await self.read()).record.gate_rate
+
+    async def radar_predicted(self, subtasks: tuple[str, str], path: str,
+                              overlapping: bool) -> None:
+        """The radar saw both subtasks change `path`: each one's `orchestrate.radar` gets
+        {with, path, overlapping} (one entry per other subtask and path)."""
+        first, second = subtasks
+
+        def note(subtask: Subtask, other: str) -> None:
+            kept = [entry for entry in subtask.record.radar
+                    if (entry.with_, entry.path) != (other, path)]
+            subtask.write_meta(radar=[*(e.to_json() for e in kept),
+                                      {"with": other, "path": path,
+                                       "overlapping": overlapping}])
+
+        def apply(plan: Plan) -> None:
+            plan.write_meta(updated_at=utc_now())
+            note(plan.subtask(first), second)
+            note(plan.subtask(second), first)
+        await self.update(apply)
 
     async def check_judged(self, command: str, tree: str, verdict: str,
                            detail: dict[str, Any] | None = None,

@@ -5,7 +5,8 @@ Everything goes to `<spec>/logs/check-<12-hex commit>.log`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ import trio
 
 from merge import child_env
 from orchestrator import names
+from orchestrator.door.sandbox import Confinement
 from orchestrator.events import Event, EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.store import utc_now
@@ -65,7 +67,8 @@ async def _setup(ctx: MergeContext, worktree: Path, log: Path) -> tuple[int, str
     and output."""
     await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
     for command in ctx.settings.setup:
-        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, child_env())
+        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, child_env(),
+                                  ctx.sandbox.setup(worktree))
         if code != 0:
             return code, f"setup command `{command}` failed ({code}):\n{tail}"
     return 0, ""
@@ -81,16 +84,31 @@ async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path,
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"\n===== {utc_now()} check run {run} on {commit} =====\n")
         failpoint("check-started")
-        return await _shell(command, worktree, log, ctx.settings.check_limit_s, env)
+        async with ctx.sandbox.private_home() as home, \
+                check_gate(ctx, log) as proxy_socket:
+            confinement = ctx.sandbox.check(worktree, home, proxy_socket)
+            return await _shell(command, worktree, log, ctx.settings.check_limit_s, env,
+                                confinement)
     finally:
         ctx.ports.release(port)
 
 
+@asynccontextmanager
+async def check_gate(ctx: MergeContext, log: Path) -> AsyncIterator[Path | None]:
+    """The egress proxy's socket for a check run with check_network `allow`."""
+    if ctx.egress is None or not ctx.sandbox.active or ctx.sandbox.check_network != "allow":
+        yield None
+        return
+    async with ctx.egress.gate("check", ctx.sandbox.check_allow, log) as gate:
+        yield gate.socket_path
+
+
 async def _shell(command: str, cwd: Path, log: Path, limit_s: float,
-                 env: Mapping[str, str]) -> tuple[int, str]:
+                 env: Mapping[str, str], confinement: Confinement | None) -> tuple[int, str]:
     """Run `command` with its output appended to `log`; its exit code and last lines."""
     code, start = await run_logged(command, cwd, log, limit_s, env, timed_out=TIMED_OUT,
-                                   timeout_note=f"stopped after {limit_s:g} s (check_timeout)")
+                                   timeout_note=f"stopped after {limit_s:g} s (check_timeout)",
+                                   confinement=confinement)
     return code, _last_lines(log, start)
 
 

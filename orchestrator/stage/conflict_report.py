@@ -24,6 +24,7 @@ from orchestrator import names
 from orchestrator.plan.declared import declared_files
 from orchestrator.plan.model import Plan, Subtask
 from orchestrator.plan.specs import Spec
+from orchestrator.stage.radar_report import radar_markdown, radar_outcomes
 
 ReportFormat = Literal["md", "json", "github"]
 REPORT_MD = names.REPORT_MD
@@ -80,7 +81,17 @@ def _text(value: Any) -> str | None:
 def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> ConflictReport:
     return build_report(spec.repo, spec=spec.name, integration_branch=integration_branch(
         spec, plan), base=plan.record.base, rows=report_rows(plan),
-        generated_at=now, check=check_summary(plan), cost_usd=plan.record.cost_usd)
+        generated_at=now, check=check_summary(plan), cost_usd=plan.record.cost_usd,
+        sandbox=sandbox_summary(plan))
+
+
+def sandbox_summary(plan: Plan) -> dict[str, Any] | None:
+    """The last build's sandbox mode and the egress its proxy refused, per subtask."""
+    if plan.record.sandbox is None:
+        return None
+    refused = {s.id: s.record.egress_refused for s in plan.subtasks()
+               if s.record.egress_refused}
+    return {"mode": plan.record.sandbox, "egress_refused": refused}
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
@@ -94,24 +105,30 @@ def check_summary(plan: Plan) -> dict[str, Any] | None:
             "judged": len(record.checks), "flaky": record.check_flaky}
 
 
-def render(report: ConflictReport, fmt: ReportFormat) -> str:
+def render(report: ConflictReport, fmt: ReportFormat,
+           radar: list[dict[str, Any]] | None = None) -> str:
+    """The report in `fmt`; `radar`: the radar's predictions and their outcomes."""
     if fmt == "json":
-        return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps({**report.to_json(), "radar": radar or []}, indent=2,
+                          ensure_ascii=False) + "\n"
     if fmt == "github":
         return render_github(report)
-    return render_markdown(report, PLACES)
+    markdown = render_markdown(report, PLACES)
+    section = radar_markdown(radar or [])
+    return markdown if section is None else f"{markdown}\n{section}\n"
 
 
 def render_report(spec: Spec, plan: Plan, fmt: ReportFormat, *, now: str | None = None) -> str:
-    return render(conflict_report(spec, plan, now=now), fmt)
+    return render(conflict_report(spec, plan, now=now), fmt, radar_outcomes(plan))
 
 
 def write_conflict_report(spec: Spec, plan: Plan, *, now: str | None = None
                           ) -> ConflictReport:
     """Write <spec>/conflict_report.md and .json for the plan's current state."""
     report = conflict_report(spec, plan, now=now)
-    _write_atomic(spec.folder / REPORT_JSON, render(report, "json"))
-    _write_atomic(spec.folder / REPORT_MD, render(report, "md"))
+    radar = radar_outcomes(plan)
+    _write_atomic(spec.folder / REPORT_JSON, render(report, "json", radar))
+    _write_atomic(spec.folder / REPORT_MD, render(report, "md", radar))
     return report
 
 

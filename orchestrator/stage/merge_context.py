@@ -11,7 +11,9 @@ from pathlib import Path
 import trio
 
 from orchestrator import names
+from orchestrator.door.egress import EgressProxy
 from orchestrator.door.processes import git_out, resolve, verify
+from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.errors import RunFailed
 from orchestrator.events import Event, EventKind, Sink
 from orchestrator.plan.specs import Spec
@@ -65,6 +67,8 @@ class MergeContext:
     checks: CheckState = field(default_factory=CheckState)
     # the integration branch's commit as orchestrate last left it (None: not looked at yet)
     known_tip: str | None = None
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # decided once per build
+    egress: EgressProxy | None = None  # the build's proxy (sandbox network `allow`)
 
     @property
     def repo(self) -> Path:

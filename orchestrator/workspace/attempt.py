@@ -6,7 +6,9 @@ commands that run before the agent."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +18,10 @@ from merge import child_env, guarded_worktree_problem
 from orchestrator import names
 from orchestrator.agents.base import Agent, AgentResult, AgentTask, git_ceiling
 from orchestrator.agents.command import read_tail
+from orchestrator.door.egress import EgressProxy
 from orchestrator.door.processes import git, run_in_group
+from orchestrator.door.sandbox import Confinement
+from orchestrator.door.sandbox_policy import SandboxPolicy
 from orchestrator.plan.model import Subtask
 from orchestrator.plan.store import utc_now
 from orchestrator.settings import Settings
@@ -36,6 +41,8 @@ class AttemptContext(Protocol):
 
     settings: Settings
     agent: Agent
+    sandbox: SandboxPolicy
+    egress: EgressProxy | None
 
 
 async def run_agent_timed(ctx: AttemptContext, task: AgentTask) -> AgentResult:
@@ -53,13 +60,41 @@ async def run_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) ->
     """The agent, then the checks that its worktree is still on its branch, the verification
     and the nested-repository guard: the result says whether the attempt succeeded."""
     await write_header(task)
+    async with sandboxed(ctx, task) as task:
+        return await _checked_attempt(ctx, subtask, task)
+
+
+@asynccontextmanager
+async def sandboxed(ctx: AttemptContext, task: AgentTask) -> AsyncIterator[AgentTask]:
+    """`task` with the sandbox of its attempt: a private home for the attempt (the preset's
+    config copied in, discarded after) and, for network `allow`, a gate of the egress proxy."""
+    policy = ctx.sandbox
+    if not policy.active:
+        yield task
+        return
+    async with policy.private_home() as home, _egress_gate(ctx, task) as proxy_socket:
+        yield replace(task, confinement=policy.agent(task.worktree, home, proxy_socket),
+                      tools_confinement=policy.tools(task.worktree, home))
+
+
+@asynccontextmanager
+async def _egress_gate(ctx: AttemptContext, task: AgentTask) -> AsyncIterator[Path | None]:
+    if ctx.egress is None or ctx.sandbox.network != "allow":
+        yield None
+        return
+    async with ctx.egress.gate(task.subtask_id, ctx.sandbox.allow, task.log_path) as gate:
+        yield gate.socket_path
+
+
+async def _checked_attempt(ctx: AttemptContext, subtask: Subtask,
+                           task: AgentTask) -> AgentResult:
     result = await run_agent_timed(ctx, task)
     if result.ok and (problem := await branch_problem(task.worktree, task.branch)):
         return AgentResult(ok=False, error=problem, usage=result.usage, cost_usd=result.cost_usd)
     if result.ok and (command := subtask.verification_command):
         env = command_env(task.spec, task.subtask_id, task.worktree, task.branch, task.port)
         code, tail = await run_shell(command, task.worktree, task.log_path,
-                                     ctx.settings.timeout, env)
+                                     ctx.settings.timeout, env, task.confinement)
         if code != 0:
             return AgentResult(ok=False, error=f"verification `{command}` failed (exit {code})",
                                output_tail=tail, usage=result.usage,
@@ -70,10 +105,12 @@ async def run_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) ->
     return result
 
 
-async def run_setup(settings: Settings, worktree: Path, log: Path, env: dict[str, str]) -> None:
-    """The `setup` commands, in order, in the worktree; the first that fails fails the attempt."""
+async def run_setup(settings: Settings, worktree: Path, log: Path, env: dict[str, str],
+                    confinement: Confinement | None = None) -> None:
+    """The `setup` commands, in order, in the worktree; the first that fails fails the attempt.
+    In the sandbox they get the host network and the user's home read-only."""
     for command in settings.setup:
-        code, tail = await run_shell(command, worktree, log, settings.timeout, env)
+        code, tail = await run_shell(command, worktree, log, settings.timeout, env, confinement)
         if code != 0:
             raise AttemptFailed(f"setup command `{command}` failed ({code}): {tail[-300:]}")
 
@@ -100,16 +137,17 @@ def command_env(spec: str, subtask_id: str, worktree: Path, branch: str,
                       "GIT_CEILING_DIRECTORIES": git_ceiling(worktree)})
 
 
-async def run_shell(command: str, cwd: Path, log: Path, limit_s: float,
-                    env: Mapping[str, str]) -> tuple[int, str]:
+async def run_shell(command: str, cwd: Path, log: Path, limit_s: float, env: Mapping[str, str],
+                    confinement: Confinement | None = None) -> tuple[int, str]:
     """Run a verification or setup command, its output appended to the subtask's log."""
-    code, start = await run_logged(command, cwd, log, limit_s, env)
+    code, start = await run_logged(command, cwd, log, limit_s, env, confinement=confinement)
     return code, read_tail(log, start)
 
 
 async def run_logged(command: str, cwd: Path, log: Path, limit_s: float,
                      env: Mapping[str, str], *, timed_out: int = -1,
-                     timeout_note: str = "") -> tuple[int, int]:
+                     timeout_note: str = "",
+                     confinement: Confinement | None = None) -> tuple[int, int]:
     """Run `command` through the shell in its own process group, its output appended to `log`
     after a `$ command` line; its exit code (`timed_out` when cut off after `limit_s`, with
     `timeout_note` logged) and the log offset where its part starts."""
@@ -119,7 +157,8 @@ async def run_logged(command: str, cwd: Path, log: Path, limit_s: float,
         out.flush()
         code = timed_out
         with trio.move_on_after(limit_s) as scope:
-            code = await run_in_group(command, cwd=cwd, output=out, env=env)
+            code = await run_in_group(command, cwd=cwd, output=out, env=env,
+                                      confinement=confinement)
         if scope.cancelled_caught and timeout_note:
             out.write(f"\n[orchestrate: {timeout_note}]\n".encode())
     return code, start

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import importlib.util
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from orchestrator import names
 from orchestrator.agents.base import Agent, AgentResult, AgentTask
+from orchestrator.door.egress import EgressProxy
+from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.errors import UsageError
 from orchestrator.plan.model import Subtask
 from orchestrator.plan.specs import Spec
@@ -44,6 +46,7 @@ RAY_HINT = "Install it with `pip install 'orchestrate[ray]'`, or use --runner lo
 
 class Placement(Protocol):
     name: str
+    reads_workspaces: bool  # a running workspace can be read from here (the conflict radar)
 
     def workspace(self, subtask: Subtask, base: str) -> AbstractAsyncContextManager[Path]:
         """Hold a workspace on the subtask's branch made from `base` for its whole run."""
@@ -81,6 +84,8 @@ class Workshop:
     agent_label: str
     run_logs: RunLogs
     shared: SharedGit | None = None  # the shared .git's fingerprint, checked around attempts
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)
+    egress: EgressProxy | None = None
 
     def branch_for(self, subtask: Subtask) -> str:
         return names.subtask_branch(self.spec.name, subtask.id)
@@ -93,10 +98,13 @@ class LocalPlacement:
     """Worktrees of the user's repository under .orchestrate/worktrees on this machine."""
 
     name = "local"
+    reads_workspaces = True
 
     def __init__(self, shop: Workshop) -> None:
         self.shop = shop
-        self.settings, self.agent = shop.settings, shop.agent  # an attempt.AttemptContext
+        # an attempt.AttemptContext
+        self.settings, self.agent = shop.settings, shop.agent
+        self.sandbox, self.egress = shop.sandbox, shop.egress
 
     def workspace(self, subtask: Subtask, base: str) -> AbstractAsyncContextManager[Path]:
         return self.shop.worktrees.hold(subtask.id, self.shop.branch_for(subtask), base)
@@ -109,7 +117,7 @@ class LocalPlacement:
         log = log_path(shop.spec.logs, subtask.id)
         await shop.run_logs.start(log, subtask.id, shop.agent_label)
         env = command_env(shop.spec.name, subtask.id, workspace, shop.branch_for(subtask))
-        await run_setup(shop.settings, workspace, log, env)
+        await run_setup(shop.settings, workspace, log, env, shop.sandbox.setup(workspace))
 
     async def attempt(self, subtask: Subtask, task: AgentTask) -> AgentResult:
         if self.shop.shared is None:

@@ -37,12 +37,16 @@ from orchestrator import names
 from orchestrator.agents import open_agent
 from orchestrator.agents.base import Agent, AgentTask
 from orchestrator.agents.command import read_tail
+from orchestrator.door.egress import EgressProxy, open_egress
 from orchestrator.door.processes import GitError, git
+from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
+from orchestrator.errors import UsageError
 from orchestrator.plan.model import Subtask
 from orchestrator.settings import Settings
 from orchestrator.workspace import attempt
 from orchestrator.workspace.attempt import AttemptFailed, command_env, run_setup
 from orchestrator.workspace.commit import commit_work
+from orchestrator.workspace.sandboxing import sandbox_policy
 from orchestrator.workspace.worktrees import NEVER_KEPT, clear_index_flags
 
 LOG_LIMIT = 1024 * 1024  # of the attempt's log, sent back to the coordinator's log
@@ -90,6 +94,17 @@ class WorkerContext:
 
     settings: Settings
     agent: Agent
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # not yet made on workers
+    egress: EgressProxy | None = None
+
+
+def _worker_sandbox(order: AttemptOrder, repo: Path) -> SandboxPolicy:
+    """The same sandbox as on the coordinator, with this worker's bubblewrap (`auto` decides
+    here); `bwrap` where this worker has none fails the attempt saying so."""
+    try:
+        return sandbox_policy(order.settings, repo)
+    except UsageError as exc:
+        raise AttemptFailed(f"on {_node()}: {exc}") from None
 
 
 def run_attempt(order: AttemptOrder, credentials: Mapping[str, str]) -> AttemptReport:
@@ -162,13 +177,15 @@ async def _attempt(order: AttemptOrder) -> AttemptReport:
 async def _work(order: AttemptOrder, repo: Path, log: Path, *, reused: bool) -> AttemptReport:
     await _checkout(order, repo, reused=reused)
     await _copy_in(repo, order.copies)
+    sandbox = _worker_sandbox(order, repo)
     await run_setup(order.settings, repo, log,
-                    command_env(order.spec, order.subtask.id, repo, order.branch))
-    async with open_agent(order.settings) as agent:
+                    command_env(order.spec, order.subtask.id, repo, order.branch),
+                    sandbox.setup(repo))
+    async with open_agent(order.settings) as agent, open_egress(sandbox.needs_proxy) as egress:
         task = AgentTask(order.spec, order.subtask.id, order.prompt, repo, order.branch, log,
                          _free_port(), order.attempt)
-        result = await attempt.run_attempt(WorkerContext(order.settings, agent), order.subtask,
-                                           task)
+        result = await attempt.run_attempt(WorkerContext(order.settings, agent, sandbox, egress),
+                                           order.subtask, task)
     head = None
     if result.ok:
         head = await commit_work(repo, order.message, order.settings.copy)
