@@ -22,24 +22,35 @@ if TYPE_CHECKING:
     from merge.annotations import render_github
     from merge.failpoints import ENV, MERGE_FAILPOINTS, crash_if_named
     from merge.gitcmd import (
+        DRIVER_QUERY,
+        HOOKLESS,
         LOCK_RETRIES,
         WORKTREE_LIST,
         GitError,
         GitResult,
         WorktreeEntry,
+        check_worktree,
         child_env,
         decode,
         git_env,
+        guard_worktrees,
+        guarded_worktree_problem,
+        hardened_argv,
         is_lock_contention,
         list_worktrees,
+        lock_message,
+        may_run_drivers,
         parse_worktree_list,
         pid_alive,
+        pin_git_config,
         resolve_commit,
         rev_parse,
         run_attached,
         run_command,
         run_git,
         signal_group,
+        untrusted_driver_overrides,
+        worktree_problem,
     )
     from merge.globs import any_intersect, intersect, is_glob, matches, normalize
     from merge.integrate import (
@@ -72,7 +83,9 @@ _MODULES: dict[str, tuple[str, ...]] = {  # where each public name lives
         "GitError", "GitResult", "LOCK_RETRIES", "WORKTREE_LIST", "WorktreeEntry", "child_env",
         "decode", "git_env", "is_lock_contention", "list_worktrees", "parse_worktree_list",
         "pid_alive", "resolve_commit", "rev_parse", "run_attached", "run_command", "run_git",
-        "signal_group"
+        "signal_group", "DRIVER_QUERY", "HOOKLESS", "check_worktree", "guard_worktrees",
+        "guarded_worktree_problem", "hardened_argv", "lock_message", "may_run_drivers",
+        "pin_git_config", "untrusted_driver_overrides", "worktree_problem"
     ),
     "merge.globs": ("any_intersect", "intersect", "is_glob", "matches", "normalize"),
     "merge.integrate": (
@@ -86,7 +99,6 @@ _MODULES: dict[str, tuple[str, ...]] = {  # where each public name lives
     ),
 }
 _HOMES = {name: module for module, names in _MODULES.items() for name in names}
-
 
 
 class _Face(types.ModuleType):
@@ -115,7 +127,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CAS_RETRIES",
+    "DRIVER_QUERY",
     "ENV",
+    "HOOKLESS",
     "LOCK_RETRIES",
     "MERGE_FAILPOINTS",
     "WORKTREE_LIST",
@@ -135,25 +149,32 @@ __all__ = [
     "WorktreeEntry",
     "any_intersect",
     "build_report",
+    "check_worktree",
     "child_env",
     "crash_if_named",
     "decode",
     "describe_hunk",
     "git_env",
     "group_overlaps",
+    "guard_worktrees",
+    "guarded_worktree_problem",
+    "hardened_argv",
     "integrate",
     "intersect",
     "is_ancestor",
     "is_glob",
     "is_lock_contention",
     "list_worktrees",
+    "lock_message",
     "matches",
+    "may_run_drivers",
     "merge_chain",
     "move_ref",
     "normalize",
     "overlap_detail",
     "parse_worktree_list",
     "pid_alive",
+    "pin_git_config",
     "render_github",
     "render_markdown",
     "resolve_commit",
@@ -162,5 +183,7 @@ __all__ = [
     "run_command",
     "run_git",
     "signal_group",
+    "untrusted_driver_overrides",
     "words",
+    "worktree_problem",
 ]

@@ -8,6 +8,12 @@ environment, errors and parsers.
 
 Every error carries the command, exit code, stdout and stderr. The environment is cleaned of
 variables that would point git at another repository, and git never prompts.
+
+Every git command is hardened against what an agent could have planted in the shared `.git`,
+its worktree or the user's home: no hook and no fsmonitor ever run (`git push` alone keeps the
+user's hooks, so git-lfs uploads), and a clean/smudge filter, textconv or external diff driver
+that was not configured when orchestrate first looked at the repository is switched off
+(`pin_git_config` takes that look again at the start of a build).
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,9 +104,16 @@ def is_lock_contention(result: GitResult) -> bool:
 
 def run_git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,
             env: Mapping[str, str] | None = None) -> GitResult:
-    """Run `git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files."""
+    """Run `git ARGS` in `cwd` (hardened), retrying briefly when another git holds one of its
+    lock files."""
+    check_worktree(cwd, args)
+    overrides: tuple[str, ...] = ()
+    if may_run_drivers(args):
+        listing = run_command(["git", *HOOKLESS, *DRIVER_QUERY], cwd, env=git_env(env))
+        overrides = untrusted_driver_overrides(cwd, listing, args)
+    argv = hardened_argv(args, overrides)
     for delay in (*LOCK_RETRIES, None):
-        result = run_command(["git", *args], cwd, input=input, env=git_env(env))
+        result = run_command(argv, cwd, input=input, env=git_env(env))
         if delay is None or not is_lock_contention(result):
             break
         time.sleep(delay)
@@ -232,7 +247,8 @@ class CommitWriter:
 
             self._folder = TemporaryDirectory(prefix="orchestrate-commits-")
             self._process = subprocess.Popen(
-                ["git", "hash-object", "-w", "-t", "commit", "--stdin-paths", "--no-filters"],
+                ["git", *HOOKLESS, "hash-object", "-w", "-t", "commit", "--stdin-paths",
+                 "--no-filters"],
                 cwd=self.repo, env=git_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE)
         assert self._folder is not None
@@ -296,3 +312,218 @@ def _identity_header(repo: Path) -> str:
     if encoding != "utf8" or not author or not committer:
         return ""
     return f"author {author}\ncommitter {committer}"
+
+
+# --- hardened git: no hook, no fsmonitor, no filter or driver an agent planted --------------
+
+HOOKLESS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+# Subcommands that never read a working tree's content nor generate a patch: no clean/smudge
+# filter, textconv or external diff can run in them.
+_DRIVERLESS = frozenset({
+    "rev-parse", "update-ref", "symbolic-ref", "merge-base", "commit-tree", "rev-list",
+    "for-each-ref", "diff-tree", "var", "config", "remote", "ls-remote", "push", "fetch", "init",
+    "branch", "merge-tree", "ls-tree", "show-ref", "mktree", "check-ref-format"})
+_GLOBAL_OPTIONS_WITH_VALUE = frozenset({"-c", "-C", "--git-dir", "--work-tree", "--namespace"})
+DRIVER_QUERY = ("config", "-z", "--show-origin", "--get-regexp",
+                r"^(filter\..+\.(clean|smudge|process|required)|diff\..+\.(textconv|command)|"
+                r"merge\..+\.driver|core\.repositoryformatversion)$")
+# Commands that merge files with the merge attributes: each driver, git's built-in `union` and
+# `binary` included, becomes git's own 3-way text merge (a user driver's name wins over a
+# built-in one, and a driver no config names falls back to the built-in text merge).
+_MERGING = frozenset({"merge", "cherry-pick", "revert", "rebase", "am", "stash", "checkout",
+                      "switch", "apply", "pull"})
+_BUILTIN_MERGE = "git merge-file --marker-size=%L -L HEAD -L base -L {theirs} %A %O %B"
+# per repository (its config file), the driver settings seen when orchestrate first looked
+_trusted: dict[str, frozenset[tuple[str, str]]] = {}
+
+
+def subcommand(args: Sequence[str]) -> str:
+    """The git subcommand in `args`, after git's own global options."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def may_run_drivers(args: Sequence[str]) -> bool:
+    """Whether `git ARGS` could run a clean/smudge filter, textconv or external diff."""
+    name = subcommand(args)
+    if name == "worktree":
+        rest = list(args)[list(args).index("worktree") + 1:]
+        return bool(rest) and rest[0] not in ("list", "prune", "lock", "unlock")
+    return name not in _DRIVERLESS
+
+
+def hardened_argv(args: Sequence[str], overrides: Sequence[str] = ()) -> list[str]:
+    """`git ARGS` with hooks and fsmonitor off (push keeps the user's hooks) and `overrides`."""
+    if subcommand(args) == "push":
+        return ["git", "-c", "core.fsmonitor=false", *args]
+    return ["git", *HOOKLESS, *overrides, *args]
+
+
+def _parse_driver_listing(cwd: Path, stdout: str) -> tuple[str, list[tuple[str, str]]]:
+    """The repository's config file (the key of its trusted set) and the driver settings."""
+    home, settings = str(cwd), []
+    records = stdout.split("\0")
+    for origin, entry in zip(records[0::2], records[1::2], strict=False):
+        key, _, value = entry.partition("\n")
+        if key == "core.repositoryformatversion":
+            place = origin.removeprefix("file:")
+            home = str((cwd / place).resolve()) if origin.startswith("file:") else home
+        else:
+            settings.append((key, value))
+    return home, settings
+
+
+def untrusted_driver_overrides(cwd: Path, listing: GitResult,
+                               args: Sequence[str] = ()) -> tuple[str, ...]:
+    """`-c` options that switch off every filter and diff driver whose settings differ from
+    the ones seen when orchestrate first looked at this repository, and (for a command that
+    merges, `args`) every merge driver."""
+    if listing.returncode not in (0, 1):
+        return ()
+    home, settings = _parse_driver_listing(cwd, listing.stdout)
+    trusted = _trusted.setdefault(home, frozenset(settings))
+    merging = subcommand(args) in _MERGING
+    overrides: list[str] = []
+    off: set[tuple[str, str]] = set()
+    for key, value in settings:
+        section, _, rest = key.partition(".")
+        name = rest.rpartition(".")[0]
+        if (section, name) in off or (section == "merge" and not merging) or (
+                section != "merge" and (key, value) in trusted):
+            continue
+        off.add((section, name))
+        overrides += _switched_off(section, name, args)
+    if merging:
+        for name in ("union", "binary", "text"):
+            if ("merge", name) not in off:
+                overrides += _switched_off("merge", name, args)
+        overrides += ["-c", "merge.default=text"]
+    return tuple(overrides)
+
+
+def _switched_off(section: str, name: str, args: Sequence[str]) -> list[str]:
+    if section == "merge":
+        # labelled as git labels a `git merge BRANCH`: HEAD and the branch merged
+        theirs = next((a for a in reversed(args) if not a.startswith("-")), "theirs")
+        return ["-c", f"merge.{name}.driver={_BUILTIN_MERGE.format(theirs=shlex.quote(theirs))}"]
+    knobs = ("clean", "smudge", "process") if section == "filter" else ("textconv", "command")
+    found = [option for knob in knobs for option in ("-c", f"{section}.{name}.{knob}=")]
+    return found + (["-c", f"filter.{name}.required=false"] if section == "filter" else [])
+
+
+def pin_git_config(repo: Path) -> None:
+    """Trust the filter and diff drivers configured now (the start of a build) and no other."""
+    listing = run_command(["git", *HOOKLESS, *DRIVER_QUERY], repo, env=git_env())
+    if listing.returncode in (0, 1):
+        home, settings = _parse_driver_listing(repo, listing.stdout)
+        _trusted[home] = frozenset(settings)
+
+
+@contextlib.contextmanager
+def attributeless_git(repo: Path) -> Iterator[dict[str, str]]:
+    """An environment in which git sees `repo`'s objects but no attributes, no merge driver
+    and no config of the repository, the user or the system: a scratch git dir whose object
+    store is `repo`'s. Merges computed there are git's built-in 3-way merge, whatever an agent
+    wrote in `.gitattributes`, `info/attributes` or a config file."""
+    objects = run_git(repo, "rev-parse", "--path-format=absolute", "--git-path",
+                      "objects").stdout.strip()
+    shallow = Path(objects).parent / "shallow"
+    with tempfile.TemporaryDirectory(prefix="orchestrate-merge-") as scratch:
+        root = Path(scratch)
+        (root / "refs").mkdir()
+        (root / "HEAD").write_text("ref: refs/heads/main\n")
+        (root / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
+        if shallow.is_file():
+            (root / "shallow").write_bytes(shallow.read_bytes())
+        yield {"GIT_DIR": scratch, "GIT_OBJECT_DIRECTORY": objects, "GIT_CONFIG_NOSYSTEM": "1",
+               "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1"}
+
+
+ATTRIBUTELESS = ("-c", "core.attributesFile=" + os.devnull)
+
+
+# --- a worktree is checked before any command runs in it ----------------------------------
+
+# the folders under which every folder is a worktree of orchestrate's (given by orchestrator/)
+_guarded_roots: set[Path] = set()
+
+
+def guard_worktrees(root: Path) -> None:
+    """Check every worktree under `root` before any git command runs in it."""
+    _guarded_roots.add(root)
+
+
+def in_private_worktree(cwd: Path) -> bool:
+    return any(cwd.is_relative_to(root) and cwd != root for root in _guarded_roots)
+
+
+def worktree_problem(worktree: Path) -> str | None:
+    """Why `worktree`'s `.git` is not a file pointing at its own administrative folder in a
+    repository's `worktrees/`, with that folder pointing back at it (git run there would
+    work on whatever it points at, e.g. the user's own checkout), or None."""
+    dotgit = worktree / ".git"
+    try:
+        if not worktree.is_dir() or worktree.is_symlink():
+            return "the worktree folder is gone or was replaced by a link"
+        if dotgit.is_symlink() or not dotgit.is_file():
+            return "the worktree's .git is not a file (missing, a folder or a link)"
+        text = dotgit.read_text(errors="replace")
+        if not text.startswith("gitdir: "):
+            return "the worktree's .git file has no `gitdir:` line"
+        admin = Path(os.path.normpath(worktree / text[len("gitdir: "):].strip()))
+        if admin.is_symlink() or not (admin / "commondir").is_file() or os.path.normpath(
+                admin / (admin / "commondir").read_text().strip()) != str(admin.parent.parent):
+            return f"the worktree's .git points at {admin}, not at a worktree's own folder"
+        back = Path((admin / "gitdir").read_text(errors="replace").strip())
+        if os.path.normpath(back) != os.path.normpath(dotgit):
+            return f"the worktree's .git points at {admin}, which belongs to {back.parent}"
+    except OSError as exc:
+        return f"the worktree's .git cannot be read ({exc.strerror})"
+    return None
+
+
+def guarded_worktree_problem(cwd: Path) -> str | None:
+    """`worktree_problem` for a folder under a guarded root; None for any other folder."""
+    return worktree_problem(cwd) if in_private_worktree(cwd) else None
+
+
+def check_worktree(cwd: Path, args: Sequence[str]) -> None:
+    """Refuse (as a failed git command) to run `git ARGS` in a damaged orchestrate worktree."""
+    if in_private_worktree(cwd) and (problem := worktree_problem(cwd)):
+        raise GitError(tuple(args), cwd, GitResult(128, "", f"orchestrate: {problem}"))
+
+
+_LOCK_FILE = re.compile(r"Unable to create '([^'\n]*\.lock)': File exists")
+
+
+def stale_lock(error: GitError) -> tuple[Path, float] | None:
+    """The lock file that made `error` (after every retry) and its age in seconds, or None."""
+    found = _LOCK_FILE.search(error.result.stderr)
+    if found is None:
+        return None
+    path = error.cwd / found.group(1)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        age = 0.0
+    return path, age
+
+
+def lock_message(error: GitError) -> tuple[str, str] | None:
+    """A user's message and hint for a git command stopped by a lock file, or None."""
+    if (found := stale_lock(error)) is None:
+        return None
+    path, age = found
+    shown = f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min" if age >= 60 \
+        else f"{age:.0f} s"
+    return (f"git could not update a ref or index: the lock file {path} exists "
+            f"({shown} old)",
+            "Another git command may be running in this repository, or one was killed. If no "
+            "git is running, delete that file and run the command again.")

@@ -23,13 +23,14 @@ from merge import words
 from merge.changes import branch_changes_many
 from merge.conflicts import (
     Conflict,
+    MergeMessage,
     MergeTreeOutput,
     UnexpectedOutput,
     blocked_overlap,
     parse_merge_tree,
 )
 from merge.failpoints import crash_if_named
-from merge.gitcmd import CommitWriter, GitError, run_git
+from merge.gitcmd import ATTRIBUTELESS, CommitWriter, GitError, attributeless_git, run_git
 from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
 from merge.overlap import Overlap, find_overlaps
 
@@ -231,16 +232,35 @@ def merge_tree(repo: Path, ours: str, theirs: str) -> MergeTreeOutput:
     """The merge of two commits as a tree, with the conflicts, without touching any checkout.
 
     Exit code 1 alone does not mean a conflict (an unknown ref also exits 1): a conflict
-    must come with the tree id on the first line.
+    must come with the tree id on the first line. `ours` and `theirs` are commit ids: the
+    merge runs in a scratch git dir (no refs, attributes or merge drivers).
     """
-    args = ("merge-tree", "--write-tree", "--name-only", "--messages", "-z", ours, theirs)
-    result = run_git(repo, *args, check=False)
+    args = (*ATTRIBUTELESS, "merge-tree", "--write-tree", "--name-only", "--messages", "-z",
+            ours, theirs)
+    with attributeless_git(repo) as env:
+        result = run_git(repo, *args, check=False, env=env)
+    if result.returncode not in (0, 1) and UNRELATED_HISTORIES in result.stderr:
+        return unrelated_histories()
     if result.returncode not in (0, 1):
         raise GitError(args, repo, result)
     try:
         return parse_merge_tree(result.stdout, clean=result.returncode == 0)
     except UnexpectedOutput:
         raise GitError(args, repo, result) from None
+
+
+UNRELATED_HISTORIES = "refusing to merge unrelated histories"
+WHOLE_BRANCH = "(the whole branch)"  # the path a conflict of kind `unrelated` is reported at
+
+
+def unrelated_histories() -> MergeTreeOutput:
+    """A branch that shares no history with the integration branch: a conflict of its own
+    kind for the whole branch, never a crash."""
+    text = ("CONFLICT (unrelated): the branch shares no history with the integration branch; "
+            "make it from the integration branch (or merge that into it with "
+            "--allow-unrelated-histories) and run `orchestrate merge`")
+    return MergeTreeOutput("", False, (), (MergeMessage((WHOLE_BRANCH,), "CONFLICT (unrelated)",
+                                                        text),))
 
 
 def contained_in(repo: Path, tip: str, heads: Sequence[str]) -> set[str]:

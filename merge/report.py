@@ -80,7 +80,7 @@ class Side:
 
 @dataclass(frozen=True)
 class Finding:
-    kind: Literal["conflict", "overlap", "check"]
+    kind: Literal["conflict", "overlap", "check", "unrelated"]
     path: str
     detail: str  # content, add/add, modify/delete, ..., overlap; for overlaps: same lines, ...
     sides: tuple[Side, ...]  # in plan order
@@ -128,7 +128,7 @@ class ConflictReport:
     sandbox: Json | None = None
 
     def conflicts(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == words.CONFLICT]
+        return [f for f in self.findings if f.kind in (words.CONFLICT, words.UNRELATED)]
 
     def overlaps(self) -> list[Finding]:
         return [f for f in self.findings if f.kind == words.OVERLAP]
@@ -342,6 +342,9 @@ def _conflict_finding(repo: Path, conflict: Conflict, row: SubtaskRow,
               and not (row.base and r.head and is_ancestor(repo, r.head, row.base))]
     involved = sorted([*others, row], key=rows.index)
     sides = tuple(_side(r, changes, conflict.paths) for r in involved)
+    if conflict.kind == words.UNRELATED:
+        return Finding(words.UNRELATED, conflict.path, conflict.kind, sides, row.id,
+                       conflict.paths, conflict.message)
     return Finding(words.CONFLICT, conflict.path, conflict.kind, sides, row.id, conflict.paths,
                    conflict.message)
 

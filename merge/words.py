@@ -12,4 +12,5 @@ ALREADY_MERGED: Final = "already_merged"
 CONFLICT: Final = "conflict"
 OVERLAP: Final = "overlap"  # a finding: two subtasks of one batch changed the same path
 CHECK: Final = "check"  # a finding: the check ejected the subtask (SPEC 9)
-FINDING_KINDS: Final = (CONFLICT, OVERLAP, CHECK)
+UNRELATED: Final = "unrelated"  # a finding: the branch shares no history with the integration
+FINDING_KINDS: Final = (CONFLICT, OVERLAP, CHECK, UNRELATED)

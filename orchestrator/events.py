@@ -61,6 +61,7 @@ class EventKind(StrEnum):
     CHECKOUT_DIRTY = "checkout_dirty"
     SANDBOX_UNAVAILABLE = "sandbox_unavailable"  # --sandbox auto without a working bwrap
     BUILD_FINISHED = "build_finished"
+    SHARED_GIT_RESTORED = "shared_git_restored"  # a change to the shared .git was undone
     # the conflict radar
     OVERLAP_PREDICTED = "overlap_predicted"
     RADAR_OFF = "radar_off"

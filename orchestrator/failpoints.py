@@ -10,7 +10,7 @@ from __future__ import annotations
 from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
 __all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "PROBE_ROUND_FAILPOINTS",
-           "RESOLUTION_FAILPOINTS", "failpoint"]
+           "RESOLUTION_FAILPOINTS", "SHARED_GIT_FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
@@ -24,6 +24,11 @@ ORCHESTRATOR_FAILPOINTS = (
     "merge-recorded",  # merge results written to the plan; no conflict report yet
     "report-written",  # the conflict report is written after a merge stage
     "worktree-detached",  # a committed subtask's worktree is detached, not yet parked
+)
+# reached only when an agent changed the shared .git (config, hooks, info); tests/test_trust_*
+SHARED_GIT_FAILPOINTS = (
+    "shared-git-changed",  # a change is found and pinned on the running attempts; not undone
+    "shared-git-undone",  # the change is undone; the attempts are not failed yet
 )
 CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fails it
     "check-started",  # a check's worktree is ready; its process is about to start
@@ -44,7 +49,7 @@ RESOLUTION_FAILPOINTS = (
     "resolution-failed-recorded",  # a failed round is recorded as conflict; the next not begun
 )
 FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
-              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS)
+              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS)
 
 
 def failpoint(name: str) -> None:

@@ -151,6 +151,25 @@ def refname_problem(component: str) -> str | None:
     return None
 
 
+# --- orchestrate's own record, outside the repository and every path a sandbox shows ---------
+
+STATE_DIR = "orchestrate"  # under $XDG_STATE_HOME (default ~/.local/state)
+
+
+def state_home() -> Path:
+    """Where orchestrate keeps what it decided, out of an agent's reach by convention."""
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / STATE_DIR
+
+
+def repo_state_dir(repo: Path, spec_name: str) -> Path:
+    """orchestrate's own record for one spec of one repository."""
+    import hashlib
+
+    key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
+    return state_home() / f"{repo.resolve().name}-{key}" / spec_name
 def radar_file(logs: Path, subtask_id: str) -> Path:
     """ORCHESTRATE_RADAR_FILE: where the conflict radar tells a subtask's agent of overlaps."""
     return logs / f"{subtask_id}.radar"

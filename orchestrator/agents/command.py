@@ -132,6 +132,7 @@ def _collect_own_logs(task: AgentTask) -> None:
 
 
 def _clip_for_env(prompt: str) -> str:
+    prompt = prompt.replace("\0", "\ufffd")  # an environment variable cannot hold a NUL
     if len(prompt.encode()) <= ENV_PROMPT_LIMIT:
         return prompt
     clipped = prompt.encode()[:ENV_PROMPT_LIMIT].decode(errors="ignore")

@@ -13,6 +13,7 @@ from orchestrator.stage.merge_context import MergeContext, Ports
 from orchestrator.stage.radar import Radar
 from orchestrator.workspace.placement import Placement
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.shared_git import SharedGit
 
 
 @dataclass(kw_only=True)
@@ -28,6 +29,7 @@ class RunContext(MergeContext):
     agents_failed: int = 0
     budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
     run_logs: RunLogs = field(default_factory=RunLogs)  # the run header of each subtask log
+    shared_git: SharedGit | None = None  # the shared .git's fingerprint (workspace/shared_git)
     radar: Radar = field(default_factory=Radar.off)  # the conflict radar; build/run.py sets it
 
     def budget_left(self) -> float | None:

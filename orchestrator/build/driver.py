@@ -25,6 +25,7 @@ from orchestrator.door.processes import GitError
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Plan, Subtask
+from orchestrator.plan.own_record import record_head
 from orchestrator.workspace.attempt import AttemptFailed, log_path
 from orchestrator.workspace.diagnosis import failure_detail
 
@@ -64,6 +65,7 @@ async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) 
             if outcome.ok:
                 failpoint("agent-finished")
                 outcome.head = await ctx.placement.hand_back(subtask, worktree)
+                await trio.to_thread.run_sync(record_head, ctx.spec, subtask.id, outcome.head)
                 failpoint("work-committed")
                 await ctx.radar.finished(subtask.id, base=base, head=outcome.head)
                 await ctx.placement.release(subtask)

@@ -29,6 +29,7 @@ from orchestrator.door.processes import GitError, git, git_out, resolve
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
+from orchestrator.plan.own_record import record_head
 from orchestrator.plan.store import utc_now
 from orchestrator.plan.transitions import resolutions_of
 from orchestrator.stage.conflict_report import conflict_report
@@ -159,6 +160,7 @@ async def _play(ctx: RunContext, plan: Plan, state: Round) -> None:
     async with ctx.limiter:
         await _run_agent(ctx, plan, state)
     commit = await _commit(ctx, state)
+    await trio.to_thread.run_sync(record_head, ctx.spec, state.subtask.id, commit)
     failpoint("resolution-committed")
     await ctx.records.resolution_committed(state.subtask.id, state.number, commit, state.usage,
                                            _resolution_record(state), base=state.merging)
@@ -213,7 +215,13 @@ async def _run_agent(ctx: RunContext, plan: Plan, state: Round) -> None:
         task = AgentTask(ctx.spec.name, subtask.id, prompt, state.worktree, state.branch,
                          log_path(ctx.spec.logs, subtask.id), port, attempt=state.number,
                          resolving=state.number)
-        result = await _agent_with_checks(ctx, subtask, task, state)
+        if ctx.shared_git is None:
+            result = await _agent_with_checks(ctx, subtask, task, state)
+        else:
+            async with ctx.shared_git.watching() as watch:
+                result = await _agent_with_checks(ctx, subtask, task, state)
+            if watch.changed:
+                result = AgentResult(ok=False, error=watch.error, usage=result.usage)
     finally:
         ctx.ports.release(port)
     for key, value in result.usage.items():

@@ -11,7 +11,7 @@ from functools import partial
 
 import trio
 
-from merge import MergeResult, words
+from merge import GitError, MergeResult, lock_message, pin_git_config, words
 from orchestrator import names
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
@@ -27,8 +27,8 @@ from orchestrator.door.egress import open_egress
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import git
 from orchestrator.door.sandbox_policy import SandboxPolicy
-from orchestrator.errors import Interrupted, OrchestrateError
-from orchestrator.events import EventKind, Sink, duration_text
+from orchestrator.errors import Interrupted, OrchestrateError, RunFailed
+from orchestrator.events import Event, EventKind, Sink, duration_text
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
@@ -43,6 +43,7 @@ from orchestrator.stage.radar import Radar
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
 from orchestrator.workspace.sandboxing import sandbox_policy
+from orchestrator.workspace.shared_git import SharedGit
 from orchestrator.workspace.worktrees import Worktrees
 
 # Makes the build's sink (the live display, plain lines or JSON) once the plan is read: the
@@ -113,6 +114,8 @@ def _user_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     for exc in group.exceptions:
         if isinstance(exc, OrchestrateError | KeyboardInterrupt):
             return exc
+        if isinstance(exc, GitError) and (said := lock_message(exc)):
+            return RunFailed(*said)
         if isinstance(exc, BaseExceptionGroup):
             inner = _user_error(exc)
             if inner is not exc:
@@ -161,11 +164,12 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     try:
         worktrees = Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
                               pool_limit=2 * settings.max_parallel)
+        shared = await _guard_shared_git(spec, worktrees, sink)
         async with _agent(settings, sink, given) as agent, \
                 open_egress(sandbox.needs_proxy) as egress:
             shop = Workshop(spec=spec, settings=settings, worktrees=worktrees, agent=agent,
                             agent_label=agent_label(settings) if given is None else agent.name,
-                            run_logs=RunLogs(), sandbox=sandbox, egress=egress)
+                            run_logs=RunLogs(), sandbox=sandbox, egress=egress, shared=shared)
             async with (open_given or open_placement)(shop) as placement, \
                     trio.open_nursery() as background:
                 ctx = RunContext(spec=spec, settings=settings,
@@ -175,19 +179,43 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  limiter=trio.CapacityLimiter(settings.max_parallel),
                                  lookahead=trio.Semaphore(settings.max_parallel),
                                  budget=Budget(settings.budget, recorded_cost(plan)),
-                                 placement=placement, sandbox=sandbox, egress=egress)
+                                 placement=placement, sandbox=sandbox, egress=egress,
+                                 shared_git=shared)
                 ctx.radar = Radar.for_build(repo=spec.repo, logs=spec.logs,
                                             cache=names.radar_cache(spec.repo, spec.name),
                                             settings=settings, records=ctx.records,
                                             emit=ctx.emit,
                                             reads_workspaces=placement.reads_workspaces)
                 try:
-                    return await _run(ctx, target, started)
+                    code = await _run(ctx, target, started)
                 finally:
                     with trio.CancelScope(shield=True):
                         await ctx.radar.close()
+        await _release_shared_git(shared, sink)
+        return code
     finally:
         sink.close()
+
+
+async def _guard_shared_git(spec: Spec, worktrees: Worktrees, sink: Sink) -> SharedGit:
+    """Trust the repository's filters and drivers as they are now, fingerprint the shared .git
+    (undoing what a killed build's agents changed in it)."""
+    await worktrees.exclude_orchestrate_dir()
+    shared, undone = await SharedGit.open(spec.repo, spec.name)
+    await trio.to_thread.run_sync(pin_git_config, spec.repo)
+    if undone:
+        sink.emit(Event(EventKind.SHARED_GIT_RESTORED, "undid a change to the shared "
+                        "repository left by an earlier build: " + "; ".join(undone[:5]),
+                        None, None, {"changes": undone}))
+    return shared
+
+
+async def _release_shared_git(shared: SharedGit, sink: Sink) -> None:
+    if undone := await shared.check():
+        sink.emit(Event(EventKind.SHARED_GIT_RESTORED, "undid a change to the shared "
+                        "repository: " + "; ".join(undone[:5]), None, None,
+                        {"changes": undone}))
+    shared.close()
 
 
 async def _phases(ctx: RunContext) -> None:
@@ -230,6 +258,7 @@ async def _start(ctx: RunContext, target: Target) -> None:
         await git(ctx.repo, "update-ref", "-m", "orchestrate: create integration branch",
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")
+    await ctx.note_integration_tip()
     await ctx.records.run_started(target.integration_branch, target.base,
                                   target.base_branch, overlap=ctx.settings.overlap,
                                   sandbox=ctx.sandbox.mode)
@@ -255,6 +284,9 @@ async def _recover(ctx: MergeContext) -> None:
     conflict, completed work missing from the integration branch is merged again or rerun,
     merged branches become completed, work committed just before a crash is adopted, and
     subtasks interrupted before their commit go back to pending."""
+    for doubted in await ctx.records.distrust_completions():
+        ctx.emit(EventKind.SUBTASK_STALE, "marked completed outside orchestrate (no merge it "
+                 "recorded): not believed, it runs again", subtask=doubted)
     await recover_rounds(ctx)
     await reconcile(ctx)
     plan = await ctx.records.read()
@@ -353,6 +385,7 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
 async def _merge_waiting(ctx: MergeContext) -> int:
     plan = await ctx.records.read()
     results = []
+    failed_before = {s.id for s in plan.subtasks() if s.status == Status.FAILED}
     for phase in plan.phases:
         waiting = [s for s in phase.subtasks if s.is_committed_unmerged]
         if phase.parallel_safe:
@@ -364,10 +397,13 @@ async def _merge_waiting(ctx: MergeContext) -> int:
         raise failure
     after = await ctx.records.read()
     steps = next_steps(ctx.spec.name, after)
+    failed = [s.id for s in after.subtasks()  # e.g. a branch moved outside orchestrate
+              if s.status == Status.FAILED and s.id not in failed_before]
     if not results:
         ctx.emit(EventKind.MERGE_FINISHED, "nothing to merge", next=steps, detail=steps)
-        return 0
+        return 1 if failed else 0
     conflicts = [r.subtask_id for r in results if r.outcome == words.CONFLICT]
     ctx.emit(EventKind.MERGE_FINISHED, f"merged {len(results) - len(conflicts)}, "
-             f"conflicts {len(conflicts)}", conflicts=conflicts, next=steps, detail=steps)
-    return 1 if conflicts else 0
+             f"conflicts {len(conflicts)}" + (f", failed {len(failed)}" if failed else ""),
+             conflicts=conflicts, failed=failed, next=steps, detail=steps)
+    return 1 if conflicts or failed else 0

@@ -139,13 +139,13 @@ def _dry_run(spec: Spec, settings: Settings) -> None:
     branch names): a dry run that passes is a build that starts."""
     from orchestrator.agents import check_agent_configured
     from orchestrator.build.preflight import check_repository
-    from orchestrator.face.views import schedule_json, schedule_text
+    from orchestrator.face.views import schedule_json, schedule_text, shown_pairs
     from orchestrator.plan.declared import predicted_overlaps
 
     plan = load_plan(spec.plan_path)
     check_agent_configured(settings, spec.repo)
     target = check_repository(spec, settings.base, plan)
-    overlaps = predicted_overlaps(plan, spec.repo)
+    overlaps = predicted_overlaps(plan, spec.repo, shown_pairs(plan))
     if settings.json:
         echo_json(schedule_json(spec, plan, settings, overlaps, target))
     else:

@@ -27,16 +27,22 @@ from typing import IO
 import trio
 
 from merge import (
+    DRIVER_QUERY,
+    HOOKLESS,
     LOCK_RETRIES,
     WORKTREE_LIST,
     GitError,
     GitResult,
     WorktreeEntry,
+    check_worktree,
     decode,
     git_env,
+    hardened_argv,
     is_lock_contention,
+    may_run_drivers,
     parse_worktree_list,
     signal_group,
+    untrusted_driver_overrides,
 )
 from orchestrator.door.sandbox import Confinement, confined_argv, sandbox_env
 from orchestrator.door.seccomp import filter_fd, unix_socket_filter
@@ -178,20 +184,30 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
 
 async def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,
               env: Mapping[str, str] | None = None, background: bool = False) -> GitResult:
-    """`git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files.
-    `background`: work nothing waits for (the conflict radar), at the lowest CPU priority."""
-    argv = [*(["nice", "-n", "19"] if background else []), "git", *args]
+    """`git ARGS` in `cwd` (hardened: merge/gitcmd.py), retrying briefly when another git
+    holds one of its lock files. `background`: work nothing waits for (the conflict radar),
+    at the lowest CPU priority."""
+    check_worktree(cwd, args)
+    overrides: tuple[str, ...] = ()
+    if may_run_drivers(args):
+        listing = await _capture(["git", *HOOKLESS, *DRIVER_QUERY], cwd, None, env)
+        overrides = untrusted_driver_overrides(cwd, listing, args)
+    argv = [*(["nice", "-n", "19"] if background else []), *hardened_argv(args, overrides)]
     for delay in (*LOCK_RETRIES, None):
-        done = await trio.run_process(argv, cwd=cwd, stdin=input or b"",
-                                      capture_stdout=True, capture_stderr=True, check=False,
-                                      env=git_env(env))
-        result = GitResult(done.returncode, decode(done.stdout), decode(done.stderr))
+        result = await _capture(argv, cwd, input, env)
         if delay is None or not is_lock_contention(result):
             break
         await trio.sleep(delay)
     if check and result.returncode != 0:
         raise GitError(args, cwd, result)
     return result
+
+
+async def _capture(argv: list[str], cwd: Path, input: bytes | None,
+                   env: Mapping[str, str] | None) -> GitResult:
+    done = await trio.run_process(argv, cwd=cwd, stdin=input or b"", capture_stdout=True,
+                                  capture_stderr=True, check=False, env=git_env(env))
+    return GitResult(done.returncode, decode(done.stdout), decode(done.stderr))
 
 
 async def git_out(cwd: Path, *args: str) -> str:

@@ -16,7 +16,30 @@ from orchestrator.events import FINAL, Event, Sink, event_lines
 from orchestrator.plan.model import Plan, Status
 from orchestrator.plan.store import utc_now
 
-__all__ = ["FINAL", "Event", "JsonSink", "LineSink", "Sink", "make_sink"]
+__all__ = ["FINAL", "Event", "JsonSink", "LineSink", "Sink", "make_sink", "reader_gone",
+           "write_or_drop"]
+
+
+def reader_gone(out: TextIO) -> None:
+    """The reader of `out` went away (`orchestrate build 001 | head`): what is still written
+    to it goes nowhere, and the build carries on; nothing fails because nobody reads."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def write_or_drop(out: TextIO, text: str) -> None:
+    """Write and flush `text`; a closed pipe sends this and every later write to /dev/null."""
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        reader_gone(out)
+    except ValueError:  # the stream itself was closed
+        pass
 
 
 class LineSink:
@@ -24,9 +47,7 @@ class LineSink:
         self.out = out
 
     def emit(self, event: Event) -> None:
-        for line in event_lines(event):
-            self.out.write(f"{line}\n")
-        self.out.flush()
+        write_or_drop(self.out, "".join(f"{line}\n" for line in event_lines(event)))
 
     def refresh(self) -> None:
         pass
@@ -43,8 +64,7 @@ class JsonSink:
     def emit(self, event: Event) -> None:
         record = {"time": utc_now(), "elapsed_s": round(time.monotonic() - self.start, 3),
                   **asdict(event)}
-        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.out.flush()
+        write_or_drop(self.out, json.dumps(record, ensure_ascii=False) + "\n")
 
     def refresh(self) -> None:
         pass

@@ -167,13 +167,18 @@ def show_status(repo: Path | None, spec: str, as_json: bool) -> None:
 def show_validation(repo: Path | None, spec: str, as_json: bool) -> None:
     """The plan checked: a summary line and a warning per predicted overlap of declared files,
     or an error naming every problem."""
-    from orchestrator.face.views import overlap_warnings, validate_json, validate_line
+    from orchestrator.face.views import (
+        overlap_warnings,
+        shown_pairs,
+        validate_json,
+        validate_line,
+    )
     from orchestrator.plan.declared import predicted_overlaps
 
     found = spec_at(repo, spec)
     plan = load_plan(found.plan_path)
     require_subtasks(plan, found.plan_path)
-    overlaps = predicted_overlaps(plan, found.repo)
+    overlaps = predicted_overlaps(plan, found.repo, shown_pairs(plan))
     if as_json:
         say_json(validate_json(found, plan, overlaps))
         return

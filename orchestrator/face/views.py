@@ -6,7 +6,14 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import names
-from orchestrator.plan.declared import PredictedOverlap, declared_files, wave_numbers, waves
+from orchestrator.plan.declared import (
+    PredictedOverlap,
+    declared_files,
+    overlap_groups,
+    overlap_partners,
+    wave_numbers,
+    waves,
+)
 from orchestrator.plan.model import Phase, Plan, Status, Subtask, status_counts
 from orchestrator.plan.specs import Spec
 
@@ -161,7 +168,7 @@ def schedule_json(spec: Spec, plan: Plan, settings: Settings,
             "integration_branch": names.integration_branch(spec.name),
             "base": settings.base, "max_parallel": settings.max_parallel,
             "schedule": settings.schedule, "phases": phases,
-            "predicted_overlaps": [o.to_json() for o in overlaps],
+            **overlaps_json(plan, overlaps),
             **({} if target is None else {
                 "integration_branch_exists": target.exists, "base_commit": target.base,
                 "base_branch": None if target.exists else (
@@ -170,8 +177,36 @@ def schedule_json(spec: Spec, plan: Plan, settings: Settings,
 
 def validate_json(spec: Spec, plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:
     return {"spec": spec.name, "valid": True, "summary": validate_line(spec, plan),
-            "predicted_overlaps": [o.to_json() for o in overlaps]}
+            **overlaps_json(plan, overlaps)}
+
+
+def overlaps_json(plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:
+    """The predicted overlaps grouped per declared path or glob, and the pairs themselves
+    while they are no more than the plan's subtasks: linear in the plan's size."""
+    shown = overlaps[:shown_pairs(plan)]
+    return {"predicted_overlaps": [o.to_json() for o in shown],
+            "predicted_overlaps_total": len(overlaps),
+            "predicted_overlap_groups": [g.to_json() for g in overlap_groups(overlaps)]}
+
+
+def shown_pairs(plan: Plan) -> int:
+    """How many predicted overlaps are shown one by one: at most one per subtask."""
+    return sum(1 for _ in plan.subtasks())
 
 
 def overlap_warnings(overlaps: Sequence[PredictedOverlap]) -> list[str]:
-    return [f"warning: predicted overlap: {o.describe()}" for o in overlaps]
+    """A line per predicted overlap, or, when there are more overlaps than subtasks in them,
+    a line per subtask naming the others (the report has every pair)."""
+    partners = overlap_partners(overlaps)
+    if len(overlaps) <= len(partners):
+        return [f"warning: predicted overlap: {o.describe()}" for o in overlaps]
+    lines = []
+    for (phase, subtask), (others, mine) in partners.items():
+        named = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3
+                                         else "")
+        declared = ", ".join(list(mine)[:3]) + (f" and {len(mine) - 3} more" if len(mine) > 3
+                                                else "")
+        lines.append(f"warning: predicted overlap: phase {phase}: {subtask} and "
+                     f"{_count(len(others), 'other subtask')} ({named}) declare intersecting "
+                     f"files ({declared})")
+    return lines

@@ -90,13 +90,66 @@ def phase_overlaps(phase: Phase) -> list[PredictedOverlap]:
             for i, j in sorted(hits)]
 
 
-def predicted_overlaps(plan: Plan, repo: Path | None = None) -> list[PredictedOverlap]:
+def predicted_overlaps(plan: Plan, repo: Path | None = None,
+                       concrete: int | None = None) -> list[PredictedOverlap]:
     """The plan's predicted overlaps; with `repo`, globs are made concrete against the files
-    git tracks there (one `git ls-files` call, made only when a glob is involved)."""
+    git tracks there (one `git ls-files` call, made only when a glob is involved), for the
+    first `concrete` overlaps only when given (a plan of 500 subtasks declaring one glob has
+    124,750 of them)."""
     found = [o for phase in plan.phases for o in phase_overlaps(phase)]
+    shown = found if concrete is None else found[:concrete]
     tracked = (tracked_files(repo) if repo is not None and any(
-        is_glob(p) for o in found for pair in o.patterns for p in pair) else ())
-    return [_with_paths(o, tracked) for o in found]
+        is_glob(p) for o in shown for pair in o.patterns for p in pair) else ())
+    return [_with_paths(o, tracked) for o in shown] + found[len(shown):]
+
+
+MEETS_SHOWN = 20  # of a group, at most this many intersecting declarations are named
+
+
+@dataclass(frozen=True)
+class OverlapGroup:
+    """Predicted overlaps grouped per declared path or glob: the subtasks declaring it and the
+    other declarations of its phase it intersects, so their size grows with the plan's."""
+
+    phase: str
+    declared: str
+    subtasks: tuple[str, ...]
+    meets: tuple[str, ...]  # at most MEETS_SHOWN of them
+    meets_total: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phase": self.phase, "declared": self.declared, "subtasks": list(self.subtasks),
+                "meets": list(self.meets), "meets_total": self.meets_total}
+
+
+def overlap_groups(overlaps: Sequence[PredictedOverlap]) -> list[OverlapGroup]:
+    declarers: dict[tuple[str, str], dict[str, None]] = {}
+    meets: dict[tuple[str, str], dict[str, None]] = {}
+    for overlap in overlaps:
+        first, second = overlap.subtasks
+        for a, b in overlap.patterns:
+            declarers.setdefault((overlap.phase, a), {})[first] = None
+            declarers.setdefault((overlap.phase, b), {})[second] = None
+            if a != b:
+                meets.setdefault((overlap.phase, a), {})[b] = None
+                meets.setdefault((overlap.phase, b), {})[a] = None
+    return [OverlapGroup(phase, declared, tuple(ids),
+                         tuple(list(meets.get((phase, declared), {}))[:MEETS_SHOWN]),
+                         len(meets.get((phase, declared), {})))
+            for (phase, declared), ids in declarers.items()]
+
+
+def overlap_partners(overlaps: Sequence[PredictedOverlap]
+                     ) -> dict[tuple[str, str], tuple[list[str], dict[str, None]]]:
+    """(phase, subtask) -> the subtasks it overlaps with and its declarations involved."""
+    found: dict[tuple[str, str], tuple[list[str], dict[str, None]]] = {}
+    for overlap in overlaps:
+        first, second = overlap.subtasks
+        for me, other, side in ((first, second, 0), (second, first, 1)):
+            partners, mine = found.setdefault((overlap.phase, me), ([], {}))
+            partners.append(other)
+            mine.update((pair[side], None) for pair in overlap.patterns)
+    return found
 
 
 def _with_paths(overlap: PredictedOverlap, tracked: Sequence[str]) -> PredictedOverlap:

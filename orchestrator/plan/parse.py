@@ -52,6 +52,9 @@ def parse_plan(data: bytes, path: Path) -> Plan:
     _check_subtasks(phases, problems)  # every problem is listed, not only the first kind
     if whole:  # a phase that is not even an object would shift `depends_on` by position
         _check_dependencies(phases, problems)
+    problems += [f"field `{where}` holds a NUL character (\\u0000), which no command line, "
+                 "environment variable or git message can carry; remove it"
+                 for where in _nul_fields(raw, "")][:20]
     if not problems and _has_lone_surrogate(raw):
         problems.append("a string holds an unpaired UTF-16 surrogate (like \"\\ud800\"), "
                         "which is not valid Unicode and could not be written back")
@@ -60,6 +63,19 @@ def parse_plan(data: bytes, path: Path) -> Plan:
         raise PlanError(f"{path}: the plan is not valid:\n{listing}",
                         "Fix the fields named above; nothing was changed.")
     return Plan(raw, tuple(phases))
+
+
+def _nul_fields(value: Json, where: str) -> list[str]:
+    """The places (`phases[0].subtasks[1].description`) of strings holding a NUL."""
+    if isinstance(value, str):
+        return [where or "(top level)"] if "\0" in value else []
+    if isinstance(value, dict):
+        return [w for key, item in value.items()
+                for w in ([f"{where}.{key}" if where else key] if "\0" in key else [])
+                + _nul_fields(item, f"{where}.{key}" if where else key)]
+    if isinstance(value, list):
+        return [w for i, item in enumerate(value) for w in _nul_fields(item, f"{where}[{i}]")]
+    return []
 
 
 def _has_lone_surrogate(raw: Json) -> bool:

@@ -15,6 +15,12 @@ import trio
 from merge import MergeResult, words
 from orchestrator.plan.budget import recorded_cost
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
+from orchestrator.plan.own_record import (
+    believed_completions,
+    record_completions,
+    record_verdict,
+    recorded_verdicts,
+)
 from orchestrator.plan.store import PlanStore, utc_now
 
 T = TypeVar("T")
@@ -23,6 +29,10 @@ STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
                "check", "resolving", "resolutions", "resolution", "conflict_paths",
                "resolved_by_hand", "radar")
+
+
+def completed_ids(plan: Plan) -> set[str]:
+    return {s.id for s in plan.subtasks() if s.status == Status.COMPLETED}
 
 
 def short_error(text: str) -> str:
@@ -35,9 +45,44 @@ class Transitions:
     store: PlanStore
 
     async def update(self, change: Callable[[Plan], T]) -> T:
-        return await trio.to_thread.run_sync(self.store.update, change)
+        return await trio.to_thread.run_sync(self._update_noting_completions, change)
+
+    def _update_noting_completions(self, change: Callable[[Plan], T]) -> T:
+        """Every `completed` orchestrate writes also goes to its own record (own_record.py),
+        so one an agent wrote into the plan is told apart from orchestrate's."""
+        newly: set[str] = set()
+
+        def noting(plan: Plan) -> T:
+            before = completed_ids(plan)
+            result = change(plan)
+            newly.update(completed_ids(plan) - before)
+            return result
+        result = self.store.update(noting)
+        if newly:
+            record_completions(self.store.path.parent, newly)
+        return result
+
+    async def distrust_completions(self) -> list[str]:
+        """Subtasks `completed` in the plan that orchestrate never made so (and did not find so
+        when it first saw the spec) go back to pending: an agent may have written it. The ids."""
+        folder = self.store.path.parent
+        believed = await trio.to_thread.run_sync(believed_completions, folder)
+        plan = await self._read()
+        if believed is None:  # first sight: what is completed now is trusted (Auto-Claude)
+            await trio.to_thread.run_sync(record_completions, folder, completed_ids(plan))
+            return []
+        doubted = sorted(completed_ids(plan) - believed)
+        if doubted:
+            await self.set_status(doubted, Status.PENDING, error="marked completed outside "
+                                  "orchestrate: not believed, run again")
+        return doubted
 
     async def read(self) -> Plan:
+        """The plan, after sending back to pending what an agent marked completed."""
+        await self.distrust_completions()
+        return await self._read()
+
+    async def _read(self) -> Plan:
         return await trio.to_thread.run_sync(self.store.read)
 
     async def _each(self, ids: Iterable[str], change: Callable[[Subtask], None]) -> None:
@@ -220,6 +265,13 @@ class Transitions:
                             check_runs_sequential=_count(meta, "check_runs_sequential", same)
                             + sequential)
         await self.update(apply)
+        await trio.to_thread.run_sync(record_verdict, self.store.path.parent, command, tree,
+                                      verdict)
+
+    async def believed_verdicts(self, command: str) -> dict[str, str]:
+        """The cached verdicts orchestrate itself reached: one only in the plan (an agent may
+        have written it) does not count."""
+        return await trio.to_thread.run_sync(recorded_verdicts, self.store.path.parent, command)
 
     async def set_status(self, subtask_ids: Sequence[str], status: Status, **meta: Any) -> None:
         def change(subtask: Subtask) -> None:

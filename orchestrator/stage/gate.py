@@ -101,6 +101,8 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
     checks = record.checks
     if record.check_command != command or tree not in checks:
         return None
+    if (await ctx.records.believed_verdicts(command)).get(tree) != checks[tree]:
+        return None  # not a verdict orchestrate reached: run the check
     detail = record.check_details.get(tree)
     detail = detail if isinstance(detail, dict) else {}
     exit_code = detail.get("exit_code")

@@ -12,8 +12,9 @@ import trio
 
 from orchestrator import names
 from orchestrator.door.egress import EgressProxy
-from orchestrator.door.processes import git_out, verify
+from orchestrator.door.processes import git_out, resolve, verify
 from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
+from orchestrator.errors import RunFailed
 from orchestrator.events import Event, EventKind, Sink
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.transitions import Transitions
@@ -64,6 +65,8 @@ class MergeContext:
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     ports: Ports = field(default_factory=Ports)
     checks: CheckState = field(default_factory=CheckState)
+    # the integration branch's commit as orchestrate last left it (None: not looked at yet)
+    known_tip: str | None = None
     sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # decided once per build
     egress: EgressProxy | None = None  # the build's proxy (sandbox network `allow`)
 
@@ -83,6 +86,31 @@ class MergeContext:
         """Whether conflicts go back to an agent (SPEC 10), which then owns their worktrees;
         `orchestrate merge` runs no agent."""
         return False
+
+    async def note_integration_tip(self) -> None:
+        """Take the integration branch's commit as orchestrate's own (after moving it)."""
+        self.known_tip = await resolve(self.repo, self.integration_ref)
+
+    async def confirm_integration_tip(self) -> None:
+        """Refuse to merge onto an integration branch that moved (or vanished) outside
+        orchestrate during the run: commits it did not make are never adopted silently."""
+        found = await resolve(self.repo, self.integration_ref)
+        if self.known_tip is None:
+            self.known_tip = found
+        if found is None:
+            raise RunFailed(
+                f"the integration branch {integration_branch(self.spec)} was deleted outside "
+                f"orchestrate during the run (it was at {self.known_tip or 'an unknown commit'})",
+                "Nothing was merged onto it. Restore it (`git branch "
+                f"{integration_branch(self.spec)} {self.known_tip or '<commit>'}`) and run "
+                f"`orchestrate merge {self.spec.name}`.")
+        if found != self.known_tip:
+            raise RunFailed(
+                f"the integration branch {integration_branch(self.spec)} moved outside "
+                f"orchestrate during the run ({self.known_tip} -> {found})",
+                "Nothing was merged onto it. Check the commits it gained; if they are wanted, "
+                f"run `orchestrate merge {self.spec.name}` to continue from there, else reset "
+                f"the branch to {self.known_tip}.")
 
     async def integration_tip(self) -> str:
         return await verify(self.repo, self.integration_ref)

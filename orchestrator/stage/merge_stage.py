@@ -10,9 +10,11 @@ import trio
 
 from merge import Candidate, MergeResult, OverlapPolicy, integrate, words
 from orchestrator import names
+from orchestrator.door.processes import git, is_ancestor
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
-from orchestrator.plan.model import Subtask
+from orchestrator.plan.model import Status, Subtask
+from orchestrator.plan.own_record import recorded_heads
 from orchestrator.stage.conflict_report import write_conflict_report
 from orchestrator.stage.gate import integrate_checked
 from orchestrator.stage.merge_context import MergeContext, integration_branch
@@ -41,7 +43,15 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         return []
     wanted = {s.id for s in subtasks}
     async with ctx.merge_lock:
+        await ctx.confirm_integration_tip()
         tips = await ctx.subtask_tips()
+        moved = await _moved_branches(ctx, subtasks, tips)
+        if moved:
+            await _fail_moved(ctx, moved)
+            subtasks = [s for s in subtasks if s.id not in moved]
+            wanted -= set(moved)
+            if not subtasks:
+                return []
         everyone = sorted([*merged_siblings, *subtasks], key=_position)
         candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
         policy: OverlapPolicy = "block" if ctx.settings.overlap == "block" else "merge"
@@ -56,6 +66,7 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         else:
             outcomes = await trio.to_thread.run_sync(partial(
                 integrate, ctx.repo, ctx.integration_ref, candidates, overlap=policy))
+        await ctx.note_integration_tip()
         results = [r for r in outcomes if r.subtask_id in wanted]
         candidates = [c for c in candidates if c.subtask_id in wanted]
         await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates},
@@ -80,6 +91,35 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
 
 def _position(subtask: Subtask) -> int:
     return next(n for n, s in enumerate(subtask.phase.subtasks) if s.id == subtask.id)
+
+
+async def _moved_branches(ctx: MergeContext, subtasks: Sequence[Subtask],
+                          tips: dict[str, str]) -> dict[str, str]:
+    """Subtask id -> why: branches that no longer contain the head orchestrate recorded for
+    them (its own record, else the plan's) were moved outside orchestrate; commits added on
+    top (a fix by hand) are fine, and a branch with unrelated history is a conflict instead."""
+    own = await trio.to_thread.run_sync(recorded_heads, ctx.spec)
+    found: dict[str, str] = {}
+    for subtask in subtasks:
+        recorded = own.get(subtask.id) or subtask.record.head
+        tip = tips.get(subtask.id)
+        if not recorded or not tip or tip == recorded:
+            continue
+        if await is_ancestor(ctx.repo, recorded, tip) or not await _shares_history(ctx, tip):
+            continue
+        found[subtask.id] = f"branch moved outside orchestrate ({recorded} -> {tip})"
+    return found
+
+
+async def _shares_history(ctx: MergeContext, commit: str) -> bool:
+    base = await git(ctx.repo, "merge-base", commit, ctx.integration_ref, check=False)
+    return base.returncode == 0
+
+
+async def _fail_moved(ctx: MergeContext, moved: dict[str, str]) -> None:
+    for subtask_id, error in moved.items():
+        await ctx.records.set_status([subtask_id], Status.FAILED, error=error)
+        ctx.emit(EventKind.SUBTASK_FAILED, f"failed: {error}", subtask=subtask_id, error=error)
 
 
 def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import trio
 
-from merge import child_env
+from merge import child_env, guarded_worktree_problem
 from orchestrator import names
 from orchestrator.agents.base import Agent, AgentResult, AgentTask, git_ceiling
 from orchestrator.agents.command import read_tail
@@ -170,6 +170,8 @@ async def branch_problem(worktree: Path, branch: str) -> str | None:
         return "the agent deleted its worktree"
     if not await trio.Path(worktree / ".git").exists():
         return "the agent removed the worktree's .git file"
+    if problem := await trio.to_thread.run_sync(guarded_worktree_problem, worktree):
+        return problem  # never run git through it: it may lead to the user's checkout
     head = await git(worktree, "symbolic-ref", "-q", "HEAD", check=False)
     if head.returncode not in (0, 1):
         return ("the worktree is no longer a git worktree (its .git file was damaged): "
@@ -184,7 +186,8 @@ async def restore_branch(worktree: Path, branch: str) -> None:
     """Put a worktree the agent switched away from back on its branch for the next attempt.
     A worktree that cannot be put back gets no further attempt: git run in a folder whose .git
     is gone would find the user's own repository above it."""
-    if await branch_problem(worktree, branch) and await trio.Path(worktree / ".git").exists():
+    if (await branch_problem(worktree, branch)
+            and not await trio.to_thread.run_sync(guarded_worktree_problem, worktree)):
         await git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}", check=False)
         await git(worktree, "reset", "--hard", "--quiet", check=False)
     if problem := await branch_problem(worktree, branch):

@@ -38,6 +38,7 @@ from orchestrator.workspace.attempt import (
 )
 from orchestrator.workspace.commit import commit_work
 from orchestrator.workspace.run_log import RunLogs
+from orchestrator.workspace.shared_git import SharedGit
 from orchestrator.workspace.worktrees import Worktrees, copy_untracked
 
 RAY_HINT = "Install it with `pip install 'orchestrate[ray]'`, or use --runner local."
@@ -82,6 +83,7 @@ class Workshop:
     agent: Agent
     agent_label: str
     run_logs: RunLogs
+    shared: SharedGit | None = None  # the shared .git's fingerprint, checked around attempts
     sandbox: SandboxPolicy = field(default_factory=no_sandbox)
     egress: EgressProxy | None = None
 
@@ -118,12 +120,26 @@ class LocalPlacement:
         await run_setup(shop.settings, workspace, log, env, shop.sandbox.setup(workspace))
 
     async def attempt(self, subtask: Subtask, task: AgentTask) -> AgentResult:
-        return await run_attempt(self, subtask, task)
+        if self.shop.shared is None:
+            return await run_attempt(self, subtask, task)
+        async with self.shop.shared.watching() as watch:
+            result = await run_attempt(self, subtask, task)
+        if watch.changed:
+            return AgentResult(ok=False, error=watch.error, output_tail=result.output_tail,
+                               usage=result.usage, cost_usd=result.cost_usd)
+        return result
 
     async def after_failed_attempt(self, task: AgentTask) -> None:
         await restore_branch(task.worktree, task.branch)
 
     async def hand_back(self, subtask: Subtask, workspace: Path) -> str:
+        if self.shop.shared is not None:
+            # what a sibling changed is undone (failing the attempts running) before `git add`
+            # reads info/exclude; this attempt has ended and is not one of them
+            await self.shop.shared.check()
+        return await self._commit(subtask, workspace)
+
+    async def _commit(self, subtask: Subtask, workspace: Path) -> str:
         return await commit_work(workspace, self.shop.commit_message(subtask),
                                  self.shop.settings.copy)
 
@@ -135,3 +151,11 @@ def check_runner(settings: Settings) -> None:
     """Before any side effect: `--runner ray` needs Ray installed (not imported here)."""
     if settings.runner == "ray" and importlib.util.find_spec("ray") is None:
         raise UsageError("option --runner ray needs Ray, which is not installed", RAY_HINT)
+    if settings.runner == "ray":
+        try:
+            importlib.import_module("ray")
+        except Exception as exc:
+            raise UsageError(f"option --runner ray needs Ray, which is installed but fails to "
+                             f"import ({type(exc).__name__}: {exc})",
+                             "Reinstall it with `pip install --force-reinstall "
+                             "'orchestrate[ray]'`, or use --runner local.") from None

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import trio
 
+from merge import guard_worktrees
 from orchestrator import names
 from orchestrator.door.processes import (
     WORKTREE_LIST,
@@ -81,6 +82,9 @@ class Worktrees:
     _line: list[object] = field(default_factory=list)  # subtasks waiting for a worktree
     _checkout_options: tuple[str, ...] | None = None
     _home: Path | None = None  # the admin folder of the user's checkout
+
+    def __post_init__(self) -> None:
+        guard_worktrees(self.root)  # no git command runs in a damaged one (merge/gitcmd.py)
 
     @property
     def root(self) -> Path:

@@ -101,8 +101,7 @@ def test_a_corrupted_dotgit_file_ends_the_subtask_and_a_later_build_repairs_it(
     plan_path = run_beside_sibling(repo, "corrupts-dotgit", check=1)
     assert statuses(plan_path)["corrupts-dotgit"] == "failed"
     error = error_of(plan_path, "corrupts-dotgit")
-    assert error.startswith("the worktree is no longer a git worktree (its .git file was "
-                            "damaged): fatal: invalid gitfile format")
+    assert error.startswith("the worktree's .git file has no `gitdir:` line")
     assert error.endswith("; no further attempt in a damaged worktree")
     build(repo, "--retry-failed", env=TAME, check=0)
     assert statuses(plan_path)["corrupts-dotgit"] == "completed"

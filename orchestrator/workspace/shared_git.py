@@ -1,0 +1,207 @@
+"""What every worktree shares and agents have no business changing: the common git dir's
+`config` (and the folder `core.hooksPath` names), `hooks/` and `info/` (exclude, attributes).
+
+A build fingerprints them when it starts (kept in orchestrate's own state folder too, so a
+build killed with SIGKILL is undone by the next one) and checks them around every attempt. A
+change is undone from the fingerprint, and every attempt running when it was found is failed
+with `changed the shared repository: <what>` (and retried as usual). Refs are not part of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from orchestrator import names
+from orchestrator.door.processes import git, git_out
+from orchestrator.failpoints import failpoint
+
+# path -> (kind, content or link target, mode); kind is "file", "link" or "dir"
+Entry = tuple[str, bytes, int]
+Fingerprint = dict[str, Entry]
+RECORD = "shared-git.json"
+
+
+def take(roots: list[Path]) -> Fingerprint:
+    """Every file, link and folder under `roots` (a root may be a single file)."""
+    found: Fingerprint = {}
+    for root in roots:
+        _add(found, root)
+        if root.is_dir() and not root.is_symlink():
+            for folder, dirs, files in os.walk(root):
+                for name in [*dirs, *files]:
+                    _add(found, Path(folder) / name)
+    return found
+
+
+def _add(found: Fingerprint, path: Path) -> None:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        found[str(path)] = ("link", os.readlink(path).encode(), 0)
+    elif stat.S_ISDIR(info.st_mode):
+        found[str(path)] = ("dir", b"", stat.S_IMODE(info.st_mode))
+    elif stat.S_ISREG(info.st_mode):
+        found[str(path)] = ("file", path.read_bytes(), stat.S_IMODE(info.st_mode))
+    else:
+        found[str(path)] = ("other", b"", 0)
+
+
+def changes(before: Fingerprint, after: Fingerprint, common: Path) -> list[str]:
+    """What differs, in words: `hooks/pre-commit added`, `config changed`, ..."""
+    said = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) == after.get(path):
+            continue
+        verb = ("added" if path not in before else "removed" if path not in after
+                else "changed")
+        said.append(f"{_shown(Path(path), common)} {verb}")
+    return said
+
+
+def _shown(path: Path, common: Path) -> str:
+    try:
+        return str(path.relative_to(common))
+    except ValueError:
+        return str(path)
+
+
+def restore(before: Fingerprint, after: Fingerprint) -> None:
+    """Put back what `before` had, removing what was added; never writes through a link."""
+    for path in sorted(set(after) - set(before), reverse=True):
+        _remove(Path(path))
+    for path in sorted(before):
+        if after.get(path) != before[path]:
+            _put(Path(path), before[path])
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _put(path: Path, entry: Entry) -> None:
+    kind, content, mode = entry
+    keep = kind == "dir" and path.is_dir() and not path.is_symlink()
+    if (path.is_symlink() or path.exists()) and not keep:
+        _remove(path)
+    if kind == "dir":
+        path.mkdir(exist_ok=True)
+        path.chmod(mode)
+    elif kind == "link":
+        os.symlink(content.decode(), path)
+    elif kind == "file":
+        temporary = path.with_name(f"{path.name}.restoring")
+        temporary.unlink(missing_ok=True)
+        temporary.write_bytes(content)
+        temporary.chmod(mode)
+        os.replace(temporary, path)
+
+
+def save(fingerprint: Fingerprint, where: Path) -> None:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    data = {path: [kind, base64.b64encode(content).decode(), mode]
+            for path, (kind, content, mode) in fingerprint.items()}
+    temporary = where.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data))
+    os.replace(temporary, where)
+
+
+def load(where: Path) -> Fingerprint | None:
+    try:
+        data = json.loads(where.read_text())
+        return {path: (str(kind), base64.b64decode(content), int(mode))
+                for path, (kind, content, mode) in data.items()}
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+@dataclass
+class Watch:
+    """One attempt under watch: what changed in the shared repository while it ran."""
+
+    changed: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str:
+        return "changed the shared repository: " + "; ".join(self.changed[:5]) + (
+            f" (and {len(self.changed) - 5} more)" if len(self.changed) > 5 else "")
+
+
+class SharedGit:
+    """The build's fingerprint of the shared repository and the attempts it watches."""
+
+    def __init__(self, common: Path, roots: list[Path], baseline: Fingerprint,
+                 record: Path) -> None:
+        self.common, self.roots, self.baseline, self.record = common, roots, baseline, record
+        self.running: dict[int, Watch] = {}
+        self.lock = trio.Lock()
+
+    @classmethod
+    async def open(cls, repo: Path, spec_name: str) -> tuple[SharedGit, list[str]]:
+        """Fingerprint the shared repository; undo first what a build that was killed left
+        changed (its record says what it saw). Returns the guard and what was undone."""
+        common = Path(await git_out(repo, "rev-parse", "--path-format=absolute",
+                                    "--git-common-dir"))
+        roots = [common / "config", common / "hooks", common / "info"]
+        hooks_path = (await git(repo, "config", "--type=path", "--get", "core.hooksPath",
+                                check=False)).stdout.strip()
+        if hooks_path:
+            roots.append(repo / hooks_path)
+        record = names.repo_state_dir(repo, spec_name) / RECORD
+        earlier = await trio.to_thread.run_sync(load, record)
+        undone: list[str] = []
+        if earlier is not None:
+            now = await trio.to_thread.run_sync(take, roots)
+            undone = changes(earlier, now, common)
+            if undone:
+                await trio.to_thread.run_sync(restore, earlier, now)
+        baseline = await trio.to_thread.run_sync(take, roots)
+        await trio.to_thread.run_sync(save, baseline, record)
+        return cls(common, roots, baseline, record), undone
+
+    async def check(self) -> list[str]:
+        """Compare with the fingerprint; undo a change and pin it on every running attempt."""
+        async with self.lock:
+            now = await trio.to_thread.run_sync(take, self.roots)
+            found = changes(self.baseline, now, self.common)
+            if not found:
+                return []
+            for watch in self.running.values():
+                watch.changed += [c for c in found if c not in watch.changed]
+            failpoint("shared-git-changed")
+            await trio.to_thread.run_sync(restore, self.baseline, now)
+            failpoint("shared-git-undone")
+            return found
+
+    @asynccontextmanager
+    async def watching(self) -> AsyncIterator[Watch]:
+        """Watch one attempt: a change found before it starts is not its doing."""
+        await self.check()
+        watch = Watch()
+        self.running[id(watch)] = watch
+        try:
+            yield watch
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.check()
+                finally:
+                    del self.running[id(watch)]
+
+    def close(self) -> None:
+        """The build ended (not killed): the next one starts from a new fingerprint."""
+        self.record.unlink(missing_ok=True)
