@@ -39,17 +39,37 @@ def run_quick(args: list[str]) -> int | None:
             show_validation(None, spec, as_json)
         else:
             show_specs(None)
-    except OrchestrateError as exc:
+    except (Exception, KeyboardInterrupt) as exc:
+        return error_exit(exc)
+    return 0
+
+
+EXIT_READER_GONE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
+
+
+def error_exit(exc: BaseException) -> int:
+    """What the user sees of an exception that ends a command, and its exit code: the message
+    and hint of a user error, a git failure the user can act on, "interrupted", nothing when
+    the reader of stdout went away (`orchestrate validate 001 | head`), else a crash note."""
+    from merge import GitError, lock_message
+
+    if isinstance(exc, OrchestrateError):
         say(f"orchestrate: error: {exc.message}", err=True)
         if exc.hint:
             say(exc.hint, err=True)
         return exc.exit_code
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         say("orchestrate: interrupted", err=True)
         return 130
-    except Exception:
-        return crash_note()
-    return 0
+    if isinstance(exc, BrokenPipeError):
+        from orchestrator.face.progress import reader_gone
+
+        reader_gone(sys.stdout)
+        return EXIT_READER_GONE
+    if isinstance(exc, GitError) and (said := lock_message(exc)):
+        say(f"orchestrate: error: {said[0]}\n{said[1]}", err=True)
+        return 1
+    return crash_note()
 
 
 def _plain(args: list[str]) -> tuple[str, str, bool] | None:
