@@ -13,6 +13,7 @@ import trio
 
 from merge import words
 from merge.integrate import MergeResult
+from orchestrator import names
 from orchestrator.adoption import adopt_crashed_commits
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
@@ -21,7 +22,7 @@ from orchestrator.checking import base_failure_error, check_base
 from orchestrator.checkout import checkout_note
 from orchestrator.context import MergeContext, RunContext
 from orchestrator.errors import Interrupted, OrchestrateError
-from orchestrator.events import Sink, duration_text
+from orchestrator.events import Sink
 from orchestrator.failpoints import failpoint
 from orchestrator.hints import next_steps
 from orchestrator.merging import merge_subtasks
@@ -33,6 +34,7 @@ from orchestrator.processes import git
 from orchestrator.progress import make_sink
 from orchestrator.records import Records
 from orchestrator.resolving import recover_rounds
+from orchestrator.run_summary import RunFacts, headline, integration_line, subtask_lines
 from orchestrator.scheduler import run_phases
 from orchestrator.settings import Settings
 from orchestrator.specs import Spec
@@ -105,7 +107,7 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     sink = make_sink(as_json=settings.json, total=len(statuses),
                      done=statuses.count(Status.COMPLETED), subtasks=[
                          (s.id, "committed" if s.is_committed_unmerged else s.status)
-                         for s in plan.subtasks()])
+                         for s in plan.subtasks()], events=names.events_log(spec.logs))
     started = time.monotonic()
     try:
         async with _agent(settings, sink, given) as agent, \
@@ -224,6 +226,12 @@ async def _merge_commits(ctx: MergeContext, base: str) -> dict[str, str]:
             if len(parents := line.split()) > 2}
 
 
+def sandbox_mode(ctx: RunContext) -> str:
+    """The sandbox the build's agents ran in, where the settings know one; else none."""
+    mode = getattr(ctx, "sandbox_mode", None) or getattr(ctx.settings, "sandbox", None)
+    return mode if isinstance(mode, str) and mode != "auto" else "none"
+
+
 def _interrupted(plan: Plan) -> list[str]:
     """Subtasks that were running and had not committed their work."""
     return [s.id for s in plan.subtasks()
@@ -241,14 +249,18 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     stale = [] if ctx.settings.no_merge else await _stale_at_end(ctx, plan)
     counts = dict(progress_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     cost = plan.meta.get("cost_usd")
-    spent = f"; cost {cost:.2f} USD" if isinstance(cost, int | float) else ""
     steps = next_steps(ctx.spec.name, plan)
-    ctx.emit("build_finished", f"done in {duration_text(elapsed_s)}: {summary}; "
-             f"{plan.meta.get('integration_branch')} at {tip[:12]}{spent}", counts=counts,
+    facts = RunFacts(elapsed_s=elapsed_s, tip=tip, check_runs=ctx.checks.runs,
+                     integration_branch=str(plan.meta.get("integration_branch")),
+                     resolution_rounds=ctx.resolution_rounds, sandbox=sandbox_mode(ctx),
+                     check_timeout_s=ctx.settings.check_limit_s)
+    lines = subtask_lines(ctx.spec.name, plan, ctx.spec.logs, {s.id for s in stale}, facts)
+    ctx.emit("build_finished", headline(counts, facts, cost), counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
-             elapsed_s=round(elapsed_s, 3), next=steps, detail=steps)
+             elapsed_s=round(elapsed_s, 3), next=steps, subtasks=lines,
+             check_runs=facts.check_runs, resolution_rounds=facts.resolution_rounds,
+             sandbox=facts.sandbox, detail=[*lines, *steps, integration_line(facts)])
     if ctx.budget.reached() and counts.get(Status.PENDING):
         ctx.emit("budget_reached", f"stopped: {ctx.budget.message()}; "
                  f"{counts[Status.PENDING]} subtask(s) left pending", spent_usd=ctx.budget.spent,
@@ -274,7 +286,8 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
 
 async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan) -> int:
     sink = make_sink(as_json=settings.json, total=0, done=0, subtasks=[
-        (s.id, "committed" if s.is_committed_unmerged else s.status) for s in plan.subtasks()])
+        (s.id, "committed" if s.is_committed_unmerged else s.status) for s in plan.subtasks()],
+        events=names.events_log(spec.logs))
     try:
         async with trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings,

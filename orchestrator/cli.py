@@ -394,3 +394,30 @@ def init(ctx: click.Context, name: str) -> None:
     click.echo(f"created {where}/implementation_plan.json and {where}/spec.md")
     click.echo(f"Next: edit them, then `orchestrate validate {name}` and "
                f"`orchestrate build {name} --dry-run`.")
+
+
+@cli.command(short_help="A subtask's log, or every subtask's; -f follows it.")
+@spec_argument()
+@click.argument("subtask", required=False, shell_complete=complete_subtask)
+@click.option("-f", "--follow", is_flag=True,
+              help="Go on printing new lines until the subtask's attempt (or, without "
+              "SUBTASK, the build) ends.")
+@click.option("--attempt", type=click.IntRange(min=1), metavar="N",
+              help="Only attempt N of the subtask (its latest build's).")
+@click.pass_context
+def logs(ctx: click.Context, spec: str, subtask: str | None, follow: bool,
+         attempt: int | None) -> None:
+    """SUBTASK's log (agent, setup and verification output, as written), or every subtask's
+    with each line prefixed by its id."""
+    from orchestrator.subtask_logs import show_logs
+
+    found = _spec(ctx, spec)
+    out = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        if data:
+            out.write(data)
+            out.flush()
+
+    ctx.exit(show_logs(found, load_plan(found.plan_path), subtask, follow=follow,
+                       attempt=attempt, write=write))

@@ -111,3 +111,8 @@ def subtask_log(logs: Path, subtask_id: str) -> Path:
 
 def check_log(logs: Path, commit: str) -> Path:
     return logs / f"check-{commit[:12]}.log"
+
+
+def events_log(logs: Path) -> Path:
+    """Every event of every build and merge of the spec, one JSON object a line."""
+    return logs / "events.jsonl"

@@ -5,7 +5,8 @@ the one process-group killer (SIGTERM, a grace period, SIGKILL).
 Its synchronous twin is merge/gitcmd.py (merge/ cannot import trio); both make environments
 with `child_env`/`git_env` and raise the same GitError.
 
-Agent and command output goes through a pipe that we copy into a log: the first
+Agent and command output goes through a pipe that we copy into a log as it arrives (flushed
+at once, so `orchestrate logs -f` shows each line as the agent wrote it): the first
 LOG_HEAD_BYTES, then only the last LOG_TAIL_BYTES with a line saying how much was left out, so
 an agent printing without end cannot fill the disk. Bytes are copied as they are (invalid
 UTF-8 included). Each such child runs in its own process group, killed on cancellation or
@@ -82,7 +83,7 @@ class CappedLog:
         if self.room > 0:
             head, data = data[:self.room], data[self.room:]
             self.room -= len(head)
-            self._put(head)
+            self._put(head, flush=True)  # as produced: `logs -f` and `attach` read it live
         if not data:
             return
         self.tail.append(data)

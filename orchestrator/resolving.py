@@ -121,9 +121,12 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
                  limit: int) -> bool:
     """One round; True when its merge commit is on the branch and recorded."""
     branch = ctx.branch_for(subtask.id)
+    ctx.resolution_rounds += 1
     ctx.emit("resolution_started", f"resolution round {number} of {limit}: merging "
              f"{integration_branch(ctx.spec)} into {branch}", subtask=subtask.id,
-             round=number, attempts=limit)
+             round=number, attempts=limit,
+             log=str(names.subtask_log(ctx.spec.logs, subtask.id)),
+             display=f"resolution round {number}: merging the integration branch")
     state: Round | None = None
     try:
         async with ctx.worktrees.hold_on_branch(subtask.id, branch) as worktree:
