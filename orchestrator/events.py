@@ -14,24 +14,63 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-from orchestrator.plan import Status
+from orchestrator.types import Status
 
 # Escape sequences and control characters from agent output would move the cursor or clear
 # the screen under the live display; shown lines drop them.
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
                       r"|\x1b.?|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
+class EventKind(StrEnum):
+    """Every kind of event a build reports. The names are part of the contract: `--json` and
+    events.jsonl carry them as the `kind` field, and a StrEnum prints and compares as the word."""
+
+    BUILD_STARTED = "build_started"
+    BASE_CHOSEN = "base_chosen"
+    PHASE_STARTED = "phase_started"
+    WAVE_STARTED = "wave_started"
+    SUBTASK_STARTED = "subtask_started"
+    SUBTASK_COMMITTED = "subtask_committed"
+    SUBTASK_FAILED = "subtask_failed"
+    ATTEMPT_FAILED = "attempt_failed"
+    SUBTASK_SKIPPED = "subtask_skipped"
+    SUBTASK_STALE = "subtask_stale"
+    SUBTASK_RECOVERED = "subtask_recovered"
+    SUBTASK_MERGED = "subtask_merged"
+    SUBTASK_CONFLICT = "subtask_conflict"
+    SUBTASK_BLOCKED = "subtask_blocked"
+    CHECK_STARTED = "check_started"
+    CHECK_CACHED = "check_cached"
+    CHECK_PASSED = "check_passed"
+    CHECK_FAILED = "check_failed"
+    CHECK_FLAKY = "check_flaky"
+    CHECK_BASE_FAILED = "check_base_failed"
+    BISECT_STARTED = "bisect_started"
+    BISECT_ROUND = "bisect_round"
+    BISECT_CULPRIT = "bisect_culprit"
+    RESOLUTION_STARTED = "resolution_started"
+    RESOLVED = "resolved"
+    RESOLUTION_FAILED = "resolution_failed"
+    MERGE_FINISHED = "merge_finished"
+    BUDGET_REACHED = "budget_reached"
+    REQUEST_LIMIT = "request_limit"
+    ORPHANS_STOPPED = "orphans_stopped"
+    CHECKOUT_DIRTY = "checkout_dirty"
+    BUILD_FINISHED = "build_finished"
+
+
 # Event kinds that end a subtask's part in the run, and the status each one leaves.
-FINAL = {"subtask_merged": Status.COMPLETED, "subtask_failed": Status.FAILED,
-         "subtask_conflict": Status.CONFLICT, "subtask_blocked": Status.BLOCKED,
-         "subtask_skipped": Status.COMPLETED}
+FINAL = {EventKind.SUBTASK_MERGED: Status.COMPLETED, EventKind.SUBTASK_FAILED: Status.FAILED,
+         EventKind.SUBTASK_CONFLICT: Status.CONFLICT, EventKind.SUBTASK_BLOCKED: Status.BLOCKED,
+         EventKind.SUBTASK_SKIPPED: Status.COMPLETED}
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # build_started, subtask_started, attempt_failed, subtask_committed, merged, ...
+    kind: EventKind
     message: str
     subtask: str | None = None
     phase: str | None = None

@@ -7,7 +7,7 @@ so a test can crash at each in turn and check that the next build finishes the w
 
 from __future__ import annotations
 
-from merge.failpoints import ENV, MERGE_FAILPOINTS, crash_if_named
+from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
 __all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "RESOLUTION_FAILPOINTS", "failpoint"]
 

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UsageError
-from orchestrator.presets import AGENT_KINDS
+
+# The preset names (agents/presets.py defines each) and every kind of agent --agent accepts: the
+# built-in claude loop, any command, a preset. The command line and the settings read these;
+# orchestrator/agents/__init__.py opens each.
+PRESET_NAMES = ("claude-code", "codex", "aider", "gemini", "opencode")
+AGENT_KINDS = ("claude", "command", *PRESET_NAMES)
 
 CONFIG_FILE = "orchestrate.toml"
 DEFAULT_MODEL = "claude-sonnet-5-5"

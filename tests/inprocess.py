@@ -8,15 +8,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import trio
 
+from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
-from orchestrator.build import run_build
+from orchestrator.build.run import run_build
+from orchestrator.face.progress import sink_for
+from orchestrator.plan.specs import resolve_spec
 from orchestrator.settings import load_settings
-from orchestrator.specs import resolve_spec
 
 Step = Literal["write", "fail"]
 GATE_S = 20.0
@@ -84,4 +87,6 @@ def build_in_process(repo: Path, spec: str, agent: FakeAgent, **options: object)
     found = resolve_spec(repo, spec)
     settings = load_settings(repo, {"agent_command": "unused-in-process", "resolve": "manual",
                                     **options})
-    return run_build(found, settings, agent=agent)
+    return run_build(found, settings, agent=agent,
+                     open_sink=partial(sink_for, as_json=settings.json,
+                                       events=names.events_log(found.logs)))

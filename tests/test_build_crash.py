@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from orchestrator.plan import Plan
-from orchestrator.store import PlanStore
+from orchestrator.plan.model import Plan
+from orchestrator.plan.store import PlanStore
 from tests.buildkit import (
     INTEGRATION,
     SPEC,

@@ -321,7 +321,7 @@ def test_bisection_with_any_free_slots_needs_at_most_ceil_log2_n_probes(free: in
     batch size and every culprit position: it finds the culprit within ceil(log2 n) probes."""
     import math
 
-    from orchestrator.checking import probe_points
+    from orchestrator.stage.gate import probe_points
 
     for size in range(1, 40):
         for culprit in range(size):

@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 import pytest
 
-from orchestrator.specs import resolve_spec
-from orchestrator.store import RunLock
+from orchestrator.plan.specs import resolve_spec
+from orchestrator.plan.store import RunLock
 from tests.conftest import ORCHESTRATE, git, run_cli, write_plan
 from tests.report_scenario import NOW, build_scenario
 from tests.test_reporting import GOLDEN
@@ -123,8 +123,9 @@ def test_review_of_an_unknown_subtask_names_the_known_ones(scenario: Path) -> No
 
 
 def test_review_and_report_do_not_import_trio(scenario: Path) -> None:
-    code = ("import sys, orchestrator.cli, orchestrator.reporting, orchestrator.review, "
-            "orchestrator.clean; print('trio' in sys.modules)")
+    code = ("import sys, orchestrator.cli.app, orchestrator.stage.conflict_report, "
+            "orchestrator.face.review, "
+            "orchestrator.workspace.clean; print('trio' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cost import PRICES, price_of
+from orchestrator.agents.cost import PRICES, price_of
 from orchestrator.settings import Price
 from tests.buildkit import SPEC, subtasks
 from tests.conftest import (

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from merge.globs import intersect, matches, normalize, uncovered
-from orchestrator.declared import declared_files, predicted_overlaps, wave_numbers, waves
-from orchestrator.plan import parse_plan
+from orchestrator.plan.declared import declared_files, predicted_overlaps, wave_numbers, waves
+from orchestrator.plan.model import parse_plan
 from tests.conftest import commit_all
 
 INTERSECTING = [

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.plan import Plan
-from orchestrator.store import PlanStore
+from orchestrator.plan.model import Plan
+from orchestrator.plan.store import PlanStore
 from tests.conftest import run_cli, write_plan
 
 DATA = Path(__file__).parent / "data" / "examples"

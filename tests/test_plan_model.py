@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.plan import MergeState, Plan, Status, Subtask, parse_plan
+from orchestrator.plan.model import MergeState, Plan, Status, Subtask, parse_plan
 
 
 def subtask(status: str, **record: Any) -> Subtask:

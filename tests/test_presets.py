@@ -127,3 +127,10 @@ def test_a_preset_whose_program_vanished_fails_at_once(repo: Path, tmp_path: Pat
     record = subtasks(repo)["sub-one"]
     assert record["orchestrate"]["attempts"] == 1
     assert record["orchestrate"]["error"].startswith("command not found: gemini")
+
+
+def test_the_settings_list_every_preset_in_order() -> None:
+    from orchestrator.agents.presets import PRESETS
+    from orchestrator.settings import PRESET_NAMES
+
+    assert tuple(PRESETS) == PRESET_NAMES

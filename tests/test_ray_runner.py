@@ -310,7 +310,7 @@ def test_the_claude_agent_runs_on_ray_and_its_key_stays_out_of_ray(
 def test_runner_ray_without_ray_installed_is_refused_untouched(repo: Path) -> None:
     plan = write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     before = plan.read_bytes()
-    code = ("import sys; sys.modules['ray'] = None; from orchestrator.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from orchestrator.cli.app import main; "
             "sys.argv = ['orchestrate', *sys.argv[1:]]; main()")
     done = subprocess.run([sys.executable, "-c", code, "build", SPEC, "--runner", "ray",
                            "--agent-command", "true"], cwd=repo, capture_output=True, text=True,

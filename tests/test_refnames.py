@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.refnames import refname_problem
+from orchestrator.names import refname_problem
 
 VALID = [
     "a", "subtask-1-1", "chunk_2_3", "db-1", "0", "123", "_", "a.b", "v1.2.3", "a.lock.b",

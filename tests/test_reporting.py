@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan import load_plan
-from orchestrator.reporting import (
+from orchestrator.plan.model import load_plan
+from orchestrator.plan.specs import resolve_spec
+from orchestrator.stage.conflict_report import (
     REPORT_JSON,
     REPORT_MD,
     render_report,
     report_rows,
     write_conflict_report,
 )
-from orchestrator.specs import resolve_spec
 from tests.conftest import read_json
 from tests.report_scenario import NOW, ODD_PATH, build_scenario
 

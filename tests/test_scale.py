@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from orchestrator.build import run_build
+from orchestrator.build.run import run_build
+from orchestrator.face.progress import sink_for
+from orchestrator.plan.specs import resolve_spec
 from orchestrator.settings import load_settings
-from orchestrator.specs import resolve_spec
 from tests.conftest import git, phase, plan_of, read_json, write_plan
 
 SUBTASKS = 200
@@ -41,7 +43,7 @@ def test_two_hundred_subtasks_twenty_at_once(repo: Path, capsys: pytest.CaptureF
     settings = load_settings(repo, {"agent_command": AGENT, "max_parallel": 20, "json": True})
     fds_before, children_before = open_fds(), child_processes()
 
-    assert run_build(spec, settings) == 0
+    assert run_build(spec, settings, open_sink=partial(sink_for, as_json=settings.json)) == 0
 
     assert open_fds() == fds_before
     assert child_processes() == children_before

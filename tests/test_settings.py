@@ -159,8 +159,8 @@ def test_explicit_agent_wins_over_the_implied_one(tmp_path: Path) -> None:
 
 
 needs_build = pytest.mark.skipif(
-    importlib.util.find_spec("orchestrator.scheduler") is None,
-    reason="orchestrator.scheduler (the build command) is not on this branch yet")
+    importlib.util.find_spec("orchestrator.build.scheduler") is None,
+    reason="orchestrator.build.scheduler (the build command) is not on this branch yet")
 
 
 @needs_build

@@ -21,7 +21,7 @@ import json, os, sys
 for name in sys.argv[2:]:
     __import__(name)
 sys.argv = ["orchestrate", *json.loads(sys.argv[1])]
-from orchestrator.cli import main
+from orchestrator.cli.app import main
 try:
     main()
     code = 0
@@ -63,13 +63,13 @@ def _imported(repo: Path, args: list[str], *preload: str) -> tuple[object, list[
 def test_light_commands_do_not_import_heavy_modules(specs: Path, args: list[str]) -> None:
     code, modules = _imported(specs, args)
     assert code == (2 if args[-1] in ("002", "003") else 0)
-    assert "orchestrator.cli" in modules
+    assert "orchestrator.cli.app" in modules
     assert _heavy(modules) == []
 
 
 def test_the_check_sees_a_heavy_import(specs: Path) -> None:
     """Control: the harness does report trio when something on the path imports it."""
-    _, modules = _imported(specs, ["status", "001"], "orchestrator.git")
+    _, modules = _imported(specs, ["status", "001"], "orchestrator.door.processes")
     assert "trio" in _heavy(modules)
 
 
@@ -80,6 +80,6 @@ def test_importtime_of_the_real_program(specs: Path) -> None:
     assert "001-good: 0/3 completed" in done.stdout
     imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line]
-    assert "orchestrator.cli" in imported
+    assert "orchestrator.cli.app" in imported
     assert "click" in imported
     assert _heavy(imported) == []

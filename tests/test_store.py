@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import LockHeld, RunFailed
-from orchestrator.plan import Plan
-from orchestrator.store import PlanStore, RunLock
+from orchestrator.plan.model import Plan
+from orchestrator.plan.store import PlanStore, RunLock
 from tests.conftest import phase, plan_of, write_plan
 
 WORKERS = 8
@@ -25,7 +25,7 @@ UPDATES = 100
 CONCURRENT_WRITER = """
 import sys, time
 from pathlib import Path
-from orchestrator.store import PlanStore
+from orchestrator.plan.store import PlanStore
 spec, worker, count, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 while not go.exists():
     time.sleep(0.001)
@@ -38,7 +38,7 @@ print(store.writes)
 ENDLESS_WRITER = """
 import sys
 from pathlib import Path
-from orchestrator.store import PlanStore
+from orchestrator.plan.store import PlanStore
 store = PlanStore(Path(sys.argv[1]))
 def bump(plan):
     plan.raw["counter"] = plan.raw.get("counter", 0) + 1
@@ -51,7 +51,7 @@ while True:
 LOCK_HOLDER = """
 import sys
 from pathlib import Path
-from orchestrator.store import RunLock
+from orchestrator.plan.store import RunLock
 with RunLock(Path(sys.argv[1])).hold():
     print("held", flush=True)
     sys.stdin.read()
@@ -62,7 +62,7 @@ LOCK_CONTENDER = """
 import sys
 from pathlib import Path
 from orchestrator.errors import LockHeld
-from orchestrator.store import RunLock
+from orchestrator.plan.store import RunLock
 try:
     with RunLock(Path(sys.argv[1])).hold():
         print("acquired")

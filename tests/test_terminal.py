@@ -101,7 +101,7 @@ def test_unknown_events_and_display_hints_in_the_live_footer() -> None:
     import pyte
 
     from orchestrator.events import Event
-    from orchestrator.live import LiveSink
+    from orchestrator.face.live import LiveSink
 
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))

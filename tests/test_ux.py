@@ -227,7 +227,7 @@ def test_status_json_keeps_its_fields(failed_build: Path) -> None:
 
 
 def test_every_option_of_every_command_has_help() -> None:
-    from orchestrator.cli import cli
+    from orchestrator.cli.app import cli
 
     missing = [f"{name} {param.name}" for name, command in cli.commands.items()
                for param in command.params

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.agents.base import Agent, anthropic_api_key
+from orchestrator.agents.presets import PRESETS, command_program
 from orchestrator.errors import UsageError
-from orchestrator.presets import PRESETS, command_program
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from orchestrator.agents.output import clip, redact
 from orchestrator.agents.ratelimit import RequestLimit
 from orchestrator.agents.tools import Toolbox
 from orchestrator.agents.transcript import Transcript
-from orchestrator.events import Event, Sink
-from orchestrator.plan import Status
+from orchestrator.events import Event, EventKind, Sink
+from orchestrator.plan.model import Status
 from orchestrator.settings import Settings
 
 SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -84,10 +84,10 @@ def _announce_limit(sink: Sink | None) -> Callable[[int, str], None] | None:
         return None
 
     def announce(limit: int, why: str) -> None:
-        sink.emit(Event("request_limit", f"Messages API requests in flight: at most {limit} "
-                                         f"({why})", data={"limit": limit, "reason": why,
-                                                           "display": f"Messages API: at most "
-                                                           f"{limit} requests in flight"}))
+        display = f"Messages API: at most {limit} requests in flight"
+        sink.emit(Event(EventKind.REQUEST_LIMIT,
+                        f"Messages API requests in flight: at most {limit} ({why})",
+                        data={"limit": limit, "reason": why, "display": display}))
     return announce
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import trio
 
-from merge.gitcmd import child_env
+from merge import child_env
 from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
-from orchestrator.orphans import stop_orphaned_agents
-from orchestrator.presets import Preset, command_program
-from orchestrator.processes import run_in_group
+from orchestrator.agents.presets import Preset, command_program
+from orchestrator.door.orphans import stop_orphaned_agents
+from orchestrator.door.processes import run_in_group
 
 TAIL_BYTES = 4000
 RESULT_BYTES = 1024 * 1024  # how much of an attempt's output is searched for a result object

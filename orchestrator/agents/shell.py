@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from merge.gitcmd import child_env
+from merge import child_env
 from orchestrator.agents.base import git_ceiling
-from orchestrator.processes import run_with_time_limit
+from orchestrator.door.processes import run_with_time_limit
 
 # Never hand the model the credentials of the session that drives it.
 HIDDEN_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE",

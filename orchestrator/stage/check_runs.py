@@ -1,0 +1,116 @@
+"""One judgement of the check on one commit (SPEC 9): a detached worktree from the pool, the
+`copy` files and `setup` commands, then the check through the shell in its own process group,
+holding one slot of the build's CapacityLimiter, rerun `check_retries` times after a failure.
+Everything goes to `<spec>/logs/check-<12-hex commit>.log`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from merge import child_env
+from orchestrator import names
+from orchestrator.door.processes import run_in_group
+from orchestrator.events import Event, EventKind
+from orchestrator.failpoints import failpoint
+from orchestrator.plan.store import utc_now
+from orchestrator.stage.verdicts import Verdict
+from orchestrator.workspace.worktrees import copy_untracked
+
+if TYPE_CHECKING:
+    from orchestrator.stage.merge_context import MergeContext
+
+OUTPUT_LINES = 50
+TIMED_OUT = 124  # the exit code recorded for a run stopped by check_timeout, as timeout(1)
+
+
+def check_log(ctx: MergeContext, commit: str) -> Path:
+    return names.check_log(ctx.spec.logs, commit)
+
+
+async def run_check(ctx: MergeContext, command: str, commit: str, tree: str) -> Verdict:
+    """Check `commit`: pass on the first run that exits 0 (flaky if one failed before)."""
+    log = check_log(ctx, commit)
+    await trio.Path(log.parent).mkdir(parents=True, exist_ok=True)
+    ctx.emit(EventKind.CHECK_STARTED, f"check `{command}` on {commit[:12]}", commit=commit,
+             tree=tree, log=str(log))
+    async with ctx.worktrees.hold_detached(names.check_worktree_name(commit), commit) as worktree, \
+            ctx.limiter:
+        code, output = await _setup(ctx, worktree, log)
+        runs = 0
+        while (code == 0 and runs == 0) or (code != 0 and 0 < runs <= ctx.settings.check_retries):
+            runs += 1
+            code, output = await _one_run(ctx, command, commit, worktree, log, runs)
+    verdict = Verdict(commit, tree, code == 0, exit_code=code, log=str(log),
+                      output="" if code == 0 else output, flaky=code == 0 and runs > 1,
+                      runs=runs)
+    _announce(ctx, verdict, runs)
+    return verdict
+
+
+async def _setup(ctx: MergeContext, worktree: Path, log: Path) -> tuple[int, str]:
+    """Copy the `copy` files in and run `setup`; (0, "") or the failing setup's exit code
+    and output."""
+    await copy_untracked(ctx.repo, worktree, ctx.settings.copy)
+    for command in ctx.settings.setup:
+        code, tail = await _shell(command, worktree, log, ctx.settings.timeout, child_env())
+        if code != 0:
+            return code, f"setup command `{command}` failed ({code}):\n{tail}"
+    return 0, ""
+
+
+async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path, log: Path,
+                   run: int) -> tuple[int, str]:
+    ctx.checks.runs += 1
+    port = ctx.ports.take()
+    env = child_env({"ORCHESTRATE_CHECK_COMMIT": commit, "ORCHESTRATE_SPEC": ctx.spec.name,
+                     "ORCHESTRATE_PORT": str(port), "ORCHESTRATE_WORKTREE": str(worktree)})
+    try:
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"\n===== {utc_now()} check run {run} on {commit} =====\n")
+        failpoint("check-started")
+        return await _shell(command, worktree, log, ctx.settings.check_limit_s, env)
+    finally:
+        ctx.ports.release(port)
+
+
+async def _shell(command: str, cwd: Path, log: Path, limit_s: float,
+                 env: Mapping[str, str]) -> tuple[int, str]:
+    """Run `command` with its output appended to `log`; its exit code and last lines."""
+    with log.open("ab") as handle:
+        start = handle.tell()
+        handle.write(f"$ {command}\n".encode())
+        handle.flush()
+        code = TIMED_OUT
+        with trio.move_on_after(limit_s) as scope:
+            code = await run_in_group(command, cwd=cwd, output=handle, env=env)
+        if scope.cancelled_caught:
+            handle.write(f"\n[orchestrate: stopped after {limit_s:g} s (check_timeout)]\n"
+                         .encode())
+    return code, _last_lines(log, start)
+
+
+def _last_lines(log: Path, start: int) -> str:
+    with log.open("rb") as handle:
+        handle.seek(start)
+        text = handle.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-OUTPUT_LINES:])
+
+
+def _announce(ctx: MergeContext, verdict: Verdict, runs: int) -> None:
+    where = verdict.commit[:12]
+    data: dict[str, object] = {"commit": verdict.commit, "tree": verdict.tree,
+                               "log": verdict.log, "runs": runs,
+                               "exit_code": verdict.exit_code}
+    if verdict.flaky:
+        kind, text = EventKind.CHECK_FLAKY, (f"check passed on {where} on run {runs} after failing "
+                                     f"(flaky); log: {verdict.log}")
+    elif verdict.passed:
+        kind, text = EventKind.CHECK_PASSED, f"check passed on {where}"
+    else:
+        kind, text = EventKind.CHECK_FAILED, (f"check failed on {where} (exit {verdict.exit_code}, "
+                                      f"{runs} run(s)); log: {verdict.log}")
+    ctx.sink.emit(Event(kind, text, None, None, data))

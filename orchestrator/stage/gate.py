@@ -1,0 +1,245 @@
+"""The gate of the merge stage (SPEC 9): the integration branch only moves to a commit on which
+the configured check passed.
+
+A batch's chain of merge commits is computed without moving the branch (merge.integrate); the
+check runs on its last commit. When it fails, the batch is bisected by prefixes in plan order:
+the first failing prefix whose predecessor passes names the culprit (its last branch), which is
+left out; the branches after it are merged again onto the passing prefix and the rest is
+checked, until what is left passes. Then one compare-and-swap moves the branch.
+
+Verdicts are by tree id: cached in the plan (`orchestrate.checks`), shared by the probes of one
+run while they are under way, so no tree is ever checked twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from merge import (
+    CAS_RETRIES,
+    Candidate,
+    IntegrationRace,
+    MergeResult,
+    Overlap,
+    OverlapPolicy,
+    group_overlaps,
+    merge_chain,
+    move_ref,
+    rev_parse,
+    words,
+)
+from orchestrator.door.processes import verify
+from orchestrator.errors import OrchestrateError
+from orchestrator.events import EventKind
+from orchestrator.failpoints import failpoint
+from orchestrator.plan.model import Status
+from orchestrator.stage.check_runs import run_check
+from orchestrator.stage.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from orchestrator.stage.merge_context import MergeContext
+
+
+class CheckFailsOnBase(OrchestrateError):
+    """The check fails where merging would start: nothing can be merged (exit 1)."""
+
+    exit_code = 1
+
+
+@dataclass
+class Gated:
+    """What the gated merge stage did: every candidate's result, the culprits' failing
+    verdicts, and where the integration branch now points."""
+
+    results: list[MergeResult]
+    culprits: dict[str, Verdict] = field(default_factory=dict)
+    tip: str = ""
+
+
+async def judge(ctx: MergeContext, commit: str) -> Verdict:
+    """The check's verdict on `commit`: this run's, the plan's cache, or a new check run."""
+    command = ctx.settings.check
+    assert command is not None
+    tree = await verify(ctx.repo, f"{commit}^{{tree}}")
+    state = ctx.checks
+    while tree in state.running:
+        await state.running[tree].wait()
+    if tree in state.verdicts:
+        return state.verdicts[tree]
+    state.running[tree] = done = trio.Event()
+    try:
+        verdict = await _cached(ctx, command, commit, tree)
+        if verdict is None:
+            verdict = await run_check(ctx, command, commit, tree)
+            await _remember(ctx, command, verdict)
+        state.verdicts[tree] = verdict
+        return verdict
+    finally:
+        del state.running[tree]
+        done.set()
+
+
+async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Verdict | None:
+    meta = (await ctx.records.read()).meta
+    checks = meta.get("checks")
+    if meta.get("check_command") != command or not isinstance(checks, dict) or \
+            checks.get(tree) not in ("pass", "fail"):
+        return None
+    details = meta.get("check_details")
+    detail = details.get(tree) if isinstance(details, dict) else None
+    detail = detail if isinstance(detail, dict) else {}
+    exit_code = detail.get("exit_code")
+    verdict = Verdict(str(detail.get("commit") or commit), tree, checks[tree] == "pass",
+                      exit_code=exit_code if isinstance(exit_code, int) else None,
+                      log=str(detail.get("log") or ""), output=str(detail.get("output") or ""),
+                      cached=True)
+    said = "passed" if verdict.passed else Status.FAILED
+    ctx.emit(EventKind.CHECK_CACHED, f"check {verdict.commit[:12]}: "
+             f"{said} before (tree {tree[:12]}), not rerun",
+             commit=commit, tree=tree, passed=verdict.passed)
+    return verdict
+
+
+async def _remember(ctx: MergeContext, command: str, verdict: Verdict) -> None:
+    detail = None if verdict.passed else {"commit": verdict.commit, "exit_code":
+                                          verdict.exit_code, "log": verdict.log,
+                                          "output": verdict.output}
+    flaky = {"commit": verdict.commit, "tree": verdict.tree, "log": verdict.log} \
+        if verdict.flaky else None
+    await ctx.records.check_judged(command, verdict.tree, "pass" if verdict.passed else "fail",
+                                   detail, flaky, runs=verdict.runs)
+    failpoint("check-recorded")
+
+
+async def check_base(ctx: MergeContext) -> Verdict:
+    """The check on the integration branch's head (at build start, beside the first agents);
+    a failure stops every merge of this run."""
+    verdict = await judge(ctx, await ctx.integration_tip())
+    if not verdict.passed:
+        ctx.checks.base_failure = verdict
+        ctx.emit(EventKind.CHECK_BASE_FAILED, base_failure_message(ctx, verdict),
+                 commit=verdict.commit, log=verdict.log, exit_code=verdict.exit_code)
+    return verdict
+
+
+def base_failure_message(ctx: MergeContext, verdict: Verdict) -> str:
+    branch = ctx.integration_ref.removeprefix("refs/heads/")
+    return f"check fails on {branch} at {verdict.commit[:12]}; log: {verdict.log}"
+
+
+def base_failure_error(ctx: MergeContext) -> CheckFailsOnBase | None:
+    verdict = ctx.checks.base_failure
+    if verdict is None:
+        return None
+    return CheckFailsOnBase(base_failure_message(ctx, verdict),
+                            "Nothing was merged; committed work waits (merge pending). Fix the "
+                            "integration branch or the check, then run "
+                            f"`orchestrate merge {ctx.spec.name}`.")
+
+
+async def integrate_checked(ctx: MergeContext, candidates: Sequence[Candidate],
+                            policy: OverlapPolicy) -> Gated | None:
+    """Merge `candidates` in order with the gate and move the integration branch (one
+    compare-and-swap) to the last commit that passed; None, changing nothing, when the check
+    fails where merging would start."""
+    overlaps = await trio.to_thread.run_sync(group_overlaps, ctx.repo, candidates)
+    for _ in range(CAS_RETRIES):
+        start = await trio.to_thread.run_sync(rev_parse, ctx.repo, ctx.integration_ref)
+        if not (verdict := await judge(ctx, start)).passed:
+            ctx.checks.base_failure = verdict
+            return None
+        gated = await _green_chain(ctx, start, candidates, overlaps, policy)
+        failpoint("check-green-chosen")
+        if gated.tip == start or await trio.to_thread.run_sync(
+                move_ref, ctx.repo, ctx.integration_ref, gated.tip, start,
+                f"merge {len(candidates)} checked branches"):
+            return gated
+    raise IntegrationRace(f"{ctx.integration_ref} kept moving while merging "
+                          f"{len(candidates)} branches; gave up after {CAS_RETRIES} attempts")
+
+
+async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candidate],
+                       overlaps: list[Overlap], policy: OverlapPolicy) -> Gated:
+    """Results for every candidate and the last passing commit, culprits left out."""
+    gated = Gated(results=[], tip=start)
+    remaining = list(candidates)
+    integrated: dict[str, str] = {}
+    while remaining:
+        chain = await trio.to_thread.run_sync(partial(
+            merge_chain, ctx.repo, gated.tip, remaining, overlaps=overlaps, overlap=policy,
+            integrated=integrated))
+        merged = [i for i, r in enumerate(chain.results) if r.outcome == "merged"]
+        if not merged or (last := await judge(ctx, chain.tip)).passed:
+            gated.results += chain.results
+            gated.tip = chain.tip
+            return gated
+        position, failing = await _bisect(ctx, chain.start, [chain.tips[i] for i in merged],
+                                          last, remaining[merged[-1]].subtask_id)
+        culprit = merged[position]
+        failpoint("check-culprit-found")
+        settled = list(chain.results[:culprit])
+        integrated.update({remaining[i].subtask_id: remaining[i].head
+                           for i, r in enumerate(settled) if r.outcome != words.CONFLICT})
+        gated.results += [*settled, _ejected(chain.results[culprit], failing)]
+        gated.culprits[remaining[culprit].subtask_id] = failing
+        gated.tip = chain.tips[culprit - 1] if culprit else chain.start
+        _announce_culprit(ctx, remaining[culprit].subtask_id, failing, len(remaining) - culprit - 1)
+        remaining = remaining[culprit + 1:]
+    return gated
+
+
+def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
+    return replace(result, outcome=words.CONFLICT, merge_commit=None, conflicted_paths=(),
+                   messages=(f"the check failed on {verdict.commit[:12]} "
+                             f"(exit {verdict.exit_code})",), conflicts=())
+
+
+def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest: int) -> None:
+    ctx.emit(EventKind.BISECT_CULPRIT, f"the check fails once this branch is merged "
+             f"({verdict.commit[:12]}); left out, {rest} later branch(es) merged again",
+             subtask=subtask_id, commit=verdict.commit, log=verdict.log, remerged=rest)
+
+
+async def _bisect(ctx: MergeContext, start: str, tips: list[str], last: Verdict,
+                  last_id: str) -> tuple[int, Verdict]:
+    """The position in `tips` (the chain's commits after each merged branch, in plan order;
+    `start` passes, `tips[-1]` fails with `last`) of the first failing commit whose
+    predecessor passes, and its verdict. Each round probes as many points as there are free
+    slots while the total stays within ceil(log2 n) probes."""
+    passing, failing = -1, len(tips) - 1
+    verdicts: dict[int, Verdict] = {failing: last}
+    ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {last.commit[:12]}; bisecting "
+             f"{len(tips)} branches", commit=last.commit, branches=len(tips), last=last_id)
+    while failing - passing > 1:
+        probes = probe_points(passing, failing, free=int(ctx.limiter.available_tokens))
+        ctx.emit(EventKind.BISECT_ROUND, f"bisect: checking {len(probes)} prefix(es) of "
+                 f"{failing - passing} suspects", probes=[tips[p] for p in probes])
+        async with trio.open_nursery() as nursery:
+            for point in probes:
+                nursery.start_soon(_probe, ctx, tips[point], point, verdicts)
+        first_fail = min((p for p in probes if not verdicts[p].passed), default=failing)
+        passing = max([passing, *(p for p in probes if p < first_fail and verdicts[p].passed)])
+        failing = first_fail
+    return failing, verdicts[failing]
+
+
+async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict]) -> None:
+    into[point] = await judge(ctx, commit)
+
+
+def probe_points(passing: int, failing: int, *, free: int) -> list[int]:
+    """Points strictly between `passing` and `failing` to check at once: as many as `free`
+    allows without needing more probes in all than binary search would."""
+    suspects = failing - passing
+    budget = math.ceil(math.log2(suspects))
+    count = 1
+    for k in range(2, min(free, suspects - 1) + 1):
+        if k + math.ceil(math.log2(math.ceil(suspects / (k + 1)))) <= budget:
+            count = k
+    return [passing + round(suspects * (i + 1) / (count + 1)) for i in range(count)]

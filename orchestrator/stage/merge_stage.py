@@ -1,0 +1,111 @@
+"""The merge stage as the build sees it: finished branches -> merge.integrate -> statuses and the
+conflict report. Integration is plumbing only (no working tree), serialised by one lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import trio
+
+from merge import Candidate, MergeResult, OverlapPolicy, integrate, words
+from orchestrator import names
+from orchestrator.events import EventKind
+from orchestrator.failpoints import failpoint
+from orchestrator.plan.model import Subtask
+from orchestrator.stage.conflict_report import write_conflict_report
+from orchestrator.stage.gate import integrate_checked
+from orchestrator.stage.merge_context import MergeContext, integration_branch
+from orchestrator.stage.verdicts import Verdict
+
+
+def is_committed_unmerged(subtask: Subtask) -> bool:
+    """Kept for callers of the function: the predicate is `Subtask.is_committed_unmerged`."""
+    return subtask.is_committed_unmerged
+
+
+def merged_with_changes(subtask: Subtask) -> bool:
+    """Kept for callers of the function: the predicate is `Subtask.merged_with_changes`."""
+    return subtask.merged_with_changes
+
+
+async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: str | None,
+                         merged_siblings: Sequence[Subtask] = ()) -> list[MergeResult]:
+    """Integrate `subtasks` and record every result. `merged_siblings`, the members of the
+    same parallel phase merged earlier (e.g. before a crash), take part in the overlap checks;
+    all of them belong to one phase. With a check configured the integration branch only
+    moves to a commit that passed it (SPEC 9; culprits come back as `conflict`); when the
+    check fails where merging would start, nothing is merged or recorded and the result is
+    empty (`ctx.checks.base_failure` says why)."""
+    if not subtasks:
+        return []
+    wanted = {s.id for s in subtasks}
+    async with ctx.merge_lock:
+        tips = await ctx.subtask_tips()
+        everyone = sorted([*merged_siblings, *subtasks], key=_position)
+        candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
+        policy: OverlapPolicy = "block" if ctx.settings.overlap == "block" else "merge"
+        culprits: dict[str, Verdict] = {}
+        if ctx.settings.check:
+            gated = await integrate_checked(ctx, candidates, policy)
+            if gated is None:  # the check fails where merging would start: merge nothing
+                return []
+            outcomes, culprits = gated.results, gated.culprits
+        else:
+            outcomes = await trio.to_thread.run_sync(partial(
+                integrate, ctx.repo, ctx.integration_ref, candidates, overlap=policy))
+        results = [r for r in outcomes if r.subtask_id in wanted]
+        candidates = [c for c in candidates if c.subtask_id in wanted]
+        await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates},
+                                 check_failures={s: v.record(str(ctx.settings.check))
+                                                 for s, v in culprits.items()})
+        failpoint("merge-recorded")
+        for result in results:
+            _announce(ctx, result, culprits.get(result.subtask_id))
+        plan = await ctx.records.read()
+        await trio.to_thread.run_sync(write_conflict_report, ctx.spec, plan)
+        failpoint("report-written")
+    for result in results:
+        if result.outcome == words.CONFLICT:
+            if not ctx.resolves_conflicts:  # the user resolves it there
+                ctx.background.start_soon(ctx.worktrees.restore, result.subtask_id,
+                                          ctx.branch_for(result.subtask_id))
+        else:
+            ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,
+                                               keep=ctx.settings.keep_worktrees))
+    return results
+
+
+def _position(subtask: Subtask) -> int:
+    return next(n for n, s in enumerate(subtask.phase.subtasks) if s.id == subtask.id)
+
+
+def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
+               group: str | None) -> Candidate:
+    """The subtask's branch as it is now: a branch fixed by hand carries the fix."""
+    branch = ctx.branch_for(subtask.id)
+    head = tip or str(subtask.meta.get("head"))
+    message = (f"Merge {branch} into {integration_branch(ctx.spec)}\n\n"
+               f"{subtask.id}: {subtask.title}\n\n"
+               + names.trailers(ctx.spec.name, subtask.id))
+    return Candidate(subtask.id, branch, str(subtask.meta.get("base", "")), head, message, group)
+
+
+def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = None) -> None:
+    overlaps = f" (overlaps: {', '.join(result.overlaps)})" if result.overlaps else ""
+    if culprit is not None:
+        ctx.emit(EventKind.SUBTASK_CONFLICT, f"check failed: not merged (the check fails on "
+                 f"{culprit.commit[:12]}, exit {culprit.exit_code}; log: {culprit.log})",
+                 subtask=result.subtask_id, paths=[], reason="check_failed",
+                 commit=culprit.commit, log=culprit.log)
+    elif result.outcome == words.CONFLICT:
+        paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
+        ctx.emit(EventKind.SUBTASK_CONFLICT, f"conflict: not merged ({paths})",
+                 subtask=result.subtask_id, paths=list(result.conflicted_paths))
+    elif result.outcome == "already_merged":
+        ctx.emit(EventKind.SUBTASK_MERGED, "already merged", subtask=result.subtask_id)
+    else:
+        merged = result.merge_commit and result.merge_commit[:12]
+        ctx.emit(EventKind.SUBTASK_MERGED, f"merged as {merged}" + overlaps,
+                 subtask=result.subtask_id, merge_commit=result.merge_commit,
+                 overlaps=list(result.overlaps))
