@@ -81,3 +81,15 @@ def test_no_retry_left_fails_the_subtask(repo: Path) -> None:
     assert build_in_process(repo, SPEC, agent, retries=0) == 1
     assert len(agent.of("once")) == 1
     assert statuses(plan) == {"once": "failed"}
+
+
+def test_subtasks_start_in_plan_order(repo: Path) -> None:
+    """Within a wave, agents start in the order of the plan (which also decides what gets done
+    before --budget runs out or Ctrl-C), whatever order trio wakes the tasks in."""
+    ids = [f"s{i}" for i in range(8)]
+    plan = write_plan(repo, SPEC, plan_of(phase(1, ids, parallel=True)))
+    agent = FakeAgent(work_s=0.02)
+    assert build_in_process(repo, SPEC, agent, max_parallel=2) == 0
+    events = [json.loads(line) for line in
+              (plan.parent / "logs" / "events.jsonl").read_text().splitlines()]
+    assert [e["subtask"] for e in events if e["kind"] == "subtask_started"] == ids

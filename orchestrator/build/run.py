@@ -114,6 +114,8 @@ async def _run(ctx: RunContext, target: Target, started: float) -> int:
             await _return_interrupted(ctx)
         raise Interrupted("interrupted: agents stopped, unfinished subtasks are pending",
                           f"Run `orchestrate build {ctx.spec.name}` again to resume.")
+    if ctx.checks.refused_start and (failure := base_failure_error(ctx)):
+        raise failure  # the check failed on the base: no agent started, nothing to sum up
     return await _finish(ctx, time.monotonic() - started)
 
 
@@ -155,10 +157,15 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
 
 
 async def _phases(ctx: RunContext) -> None:
+    """Every phase, after the check passed on the integration branch's head (when there is a
+    check); a failing check there leaves `ctx.checks.refused_start` set and runs nothing."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_refreshing, ctx)
-        if ctx.settings.check and not ctx.settings.no_merge:
-            nursery.start_soon(check_base, ctx)  # beside the first agents (SPEC 9)
+        if ctx.settings.check and not ctx.settings.no_merge and \
+                not (await check_base(ctx)).passed:  # before any agent starts (SPEC 9)
+            ctx.checks.refused_start = True
+            nursery.cancel_scope.cancel()
+            return
         await run_phases(ctx, await ctx.records.read())
         nursery.cancel_scope.cancel()
 

@@ -14,6 +14,7 @@ import trio
 
 from merge import MergeResult, words
 from orchestrator.build.driver import run_subtask
+from orchestrator.build.plan_order import PlanOrder
 from orchestrator.build.resolution import resolve_conflicts
 from orchestrator.build.run_context import RunContext
 from orchestrator.events import EventKind
@@ -115,9 +116,10 @@ async def _run_wave(ctx: RunContext, phase: Phase, members: set[str]) -> None:
             if s.id in members and _wants_agent(ctx, s)]
     if todo:
         base = await ctx.integration_tip()
+        order = PlanOrder([s.id for s in todo])
         async with trio.open_nursery() as nursery:
             for subtask in todo:
-                nursery.start_soon(run_subtask, ctx, plan, subtask, base)
+                nursery.start_soon(run_subtask, ctx, plan, subtask, base, order)
     if ctx.settings.no_merge:
         return
     fresh = (await ctx.records.read()).phases[phase.index]

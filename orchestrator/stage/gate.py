@@ -118,8 +118,8 @@ async def _remember(ctx: MergeContext, command: str, verdict: Verdict) -> None:
 
 
 async def check_base(ctx: MergeContext) -> Verdict:
-    """The check on the integration branch's head (at build start, beside the first agents);
-    a failure stops every merge of this run."""
+    """The check on the integration branch's head (at build start, before any agent); a
+    failure stops the run: no agent starts and nothing is merged."""
     verdict = await judge(ctx, await ctx.integration_tip())
     if not verdict.passed:
         ctx.checks.base_failure = verdict
@@ -133,14 +133,25 @@ def base_failure_message(ctx: MergeContext, verdict: Verdict) -> str:
     return f"check fails on {branch} at {verdict.commit[:12]}; log: {verdict.log}"
 
 
+BASE_FAILURE_LINES = 12
+
+
 def base_failure_error(ctx: MergeContext) -> CheckFailsOnBase | None:
+    """The error a build or merge ends with when the check fails where merging would start:
+    where, the check's last lines, the log, and what to do (rerunning alone fails again)."""
     verdict = ctx.checks.base_failure
     if verdict is None:
         return None
-    return CheckFailsOnBase(base_failure_message(ctx, verdict),
-                            "Nothing was merged; committed work waits (merge pending). Fix the "
-                            "integration branch or the check, then run "
-                            f"`orchestrate merge {ctx.spec.name}`.")
+    branch = ctx.integration_ref.removeprefix("refs/heads/")
+    lines = [line for line in verdict.output.splitlines() if line.strip()]
+    shown = "".join(f"\n    {line}" for line in lines[-BASE_FAILURE_LINES:])
+    return CheckFailsOnBase(
+        f"check fails on {branch} at {verdict.commit[:12]} (exit {verdict.exit_code}), "
+        f"before any subtask's work is merged:{shown}\nlog: {verdict.log}",
+        f"Nothing was merged (committed work waits). Make `{ctx.settings.check}` pass on "
+        f"{branch} first (reproduce: git worktree add /tmp/check {verdict.commit[:12]}, then "
+        f"run it there) or change the check (--check, `check` in orchestrate.toml); then run "
+        f"`orchestrate build {ctx.spec.name}` again.")
 
 
 async def integrate_checked(ctx: MergeContext, candidates: Sequence[Candidate],

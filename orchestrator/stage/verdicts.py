@@ -33,4 +33,5 @@ class CheckState:
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # tree -> verdict, this run
     running: dict[str, trio.Event] = field(default_factory=dict)  # tree -> set when judged
     base_failure: Verdict | None = None  # the check fails where merging would start
+    refused_start: bool = False  # it failed on the head before any agent: nothing ran
     runs: int = 0  # check runs started by this process (reruns included)

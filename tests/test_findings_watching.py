@@ -1,0 +1,35 @@
+"""One test per finding of a new user's walk through a build (each failed before its fix):
+what the build says and does when the check fails on the base, the order subtasks start in,
+the summary at the end, and the words of status, report and init. Real builds (the spawned
+CLI, small shell agents), real git."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.conftest import phase, plan_of, run_cli, write_plan
+
+SPEC = "001-find"
+INTEGRATION = f"orchestrate/{SPEC}/integration"
+WRITE = "echo $ORCHESTRATE_SUBTASK_ID > $ORCHESTRATE_SUBTASK_ID.txt"
+
+
+def test_a_check_failing_on_the_base_starts_no_agent(repo: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    plan = write_plan(repo, SPEC, plan_of(phase(1, ["a", "b", "c"], parallel=True)))
+    check = "echo 'FAILED tests/test_app.py::test_boot - boom'; exit 1"
+    done = run_cli(repo, "build", SPEC, "--check", check, "--agent-command",
+                   f"touch {started}; {WRITE}", check=1)
+    assert not started.exists()  # no (paid) agent ran
+    message = done.stderr
+    assert re.search(rf"check fails on {INTEGRATION} at [0-9a-f]{{12}}", message)
+    assert "FAILED tests/test_app.py::test_boot - boom" in message  # the check's last lines
+    log = re.search(r"log: (\S+check-[0-9a-f]{12}\.log)", message)
+    assert log
+    assert Path(log.group(1)).exists()
+    assert f"orchestrate build {SPEC}" in message  # not a bare `orchestrate merge`, which fails
+    statuses = {s["id"]: s["status"] for p in json.loads(plan.read_text())["phases"]
+                for s in p["subtasks"]}
+    assert set(statuses.values()) == {"pending"}
