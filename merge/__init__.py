@@ -37,6 +37,7 @@ from merge.integrate import (
     OverlapPolicy,
     group_overlaps,
     integrate,
+    is_ancestor,
     merge_chain,
     move_ref,
 )
@@ -81,7 +82,7 @@ __all__ = [
     "group_overlaps",
     "integrate",
     "intersect",
-    "is_glob",
+    "is_ancestor", "is_glob",
     "is_lock_contention",
     "list_worktrees",
     "matches",

@@ -14,7 +14,7 @@ the text's own `CONFLICT (kind):` prefix when there is one, else from the type.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _KIND = re.compile(r"^CONFLICT \(([^)]+)\)")
@@ -125,3 +125,10 @@ def _primary_path(message: MergeMessage) -> str:
 
 def _paths(primary: str, message: MergeMessage) -> tuple[str, ...]:
     return (primary, *(p for p in message.paths if p != primary))
+
+
+def blocked_overlap(path: str, others: Sequence[str]) -> Conflict:
+    """An overlap `--overlap block` treats as a conflict: `path` was also changed by `others`,
+    merged before this branch, whose work the branch does not contain."""
+    return Conflict(path, "overlap", (path,),
+                    f"{path} was also changed by {', '.join(others)} (--overlap block)")

@@ -21,7 +21,13 @@ from typing import Literal
 
 from merge import words
 from merge.changes import branch_changes_many
-from merge.conflicts import Conflict, MergeTreeOutput, UnexpectedOutput, parse_merge_tree
+from merge.conflicts import (
+    Conflict,
+    MergeTreeOutput,
+    UnexpectedOutput,
+    blocked_overlap,
+    parse_merge_tree,
+)
 from merge.failpoints import crash_if_named
 from merge.gitcmd import GitError, run_git
 from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
@@ -178,9 +184,7 @@ def conflict_result(subtask_id: str, merged: MergeTreeOutput) -> MergeResult:
 
 def blocked_result(subtask_id: str, blocked: Sequence[tuple[Overlap, tuple[str, ...]]]
                    ) -> MergeResult:
-    conflicts = tuple(Conflict(o.path, "overlap", (o.path,),
-                               f"{o.path} was also changed by {', '.join(others)} "
-                               "(--overlap block)") for o, others in blocked)
+    conflicts = tuple(blocked_overlap(o.path, others) for o, others in blocked)
     return MergeResult(subtask_id, words.CONFLICT,
                        conflicted_paths=tuple(c.path for c in conflicts),
                        messages=tuple(c.message for c in conflicts), conflicts=conflicts)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from merge import words
 from merge.changes import BranchChanges, FileChange, branch_changes, branch_changes_many
-from merge.conflicts import Conflict
+from merge.conflicts import Conflict, blocked_overlap
 from merge.gitcmd import GitError, resolve_commit, run_git
 from merge.globs import any_intersect, uncovered
 from merge.integrate import full_ref, is_ancestor, merge_tree
@@ -326,9 +326,7 @@ def _blocking(repo: Path, row: SubtaskRow, head: str, rows: Sequence[SubtaskRow]
         earlier = [s for s in ids[:ids.index(row.id)] if s in merged] if row.id in ids else []
         others = [s for s in earlier if not is_ancestor(repo, merged[s], head)]
         if others:
-            found.append(Conflict(overlap.path, "overlap", (overlap.path,),
-                                  f"{overlap.path} was also changed by {', '.join(others)} "
-                                  "(--overlap block)"))
+            found.append(blocked_overlap(overlap.path, others))
     return found
 
 

@@ -5,8 +5,10 @@ when it started and ended, its prompt, and how many attempts were running at tha
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,8 +20,12 @@ from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.build.run import run_build
 from orchestrator.face.progress import sink_for
+from orchestrator.plan.model import Subtask
 from orchestrator.plan.specs import resolve_spec
 from orchestrator.settings import load_settings
+from orchestrator.workspace.attempt import run_attempt
+from orchestrator.workspace.commit import commit_work
+from orchestrator.workspace.placement import Placement, Workshop
 
 Step = Literal["write", "fail"]
 GATE_S = 20.0
@@ -81,12 +87,72 @@ class FakeAgent:
         return [a for a in self.attempts if a.subtask_id == subtask_id]
 
 
-def build_in_process(repo: Path, spec: str, agent: FakeAgent, **options: object) -> int:
+class FakePlacement:
+    """A placement that is not the user's repository: each subtask works in its own clone
+    under `root` (as a Ray worker would, without Ray), and its commit is fetched back onto the
+    local subtask branch. Every call is recorded, so tests see how the driver uses the seam."""
+
+    name = "fake"
+
+    def __init__(self, shop: Workshop, root: Path) -> None:
+        self.shop, self.root = shop, root
+        self.settings, self.agent = shop.settings, shop.agent  # an attempt.AttemptContext
+        self.calls: list[tuple[str, str]] = []
+
+    def workspace(self, subtask: Subtask, base: str) -> AbstractAsyncContextManager[Path]:
+        return self._clone(subtask, base)
+
+    @asynccontextmanager
+    async def _clone(self, subtask: Subtask, base: str) -> AsyncIterator[Path]:
+        self.calls.append(("workspace", subtask.id))
+        clone = self.root / subtask.id
+        await run_git_async(self.root, "clone", "--quiet", "--shared", "--no-checkout",
+                            str(self.shop.spec.repo), str(clone))
+        await run_git_async(clone, "checkout", "--quiet", "-B", self.shop.branch_for(subtask),
+                            base)
+        yield clone
+
+    async def set_up(self, subtask: Subtask, workspace: Path) -> None:
+        self.calls.append(("set_up", subtask.id))
+
+    async def attempt(self, subtask: Subtask, task: AgentTask) -> AgentResult:
+        self.calls.append(("attempt", subtask.id))
+        return await run_attempt(self, subtask, task)
+
+    async def after_failed_attempt(self, task: AgentTask) -> None:
+        self.calls.append(("after_failed_attempt", task.subtask_id))
+        await run_git_async(task.worktree, "reset", "--hard", "--quiet")
+
+    async def hand_back(self, subtask: Subtask, workspace: Path) -> str:
+        self.calls.append(("hand_back", subtask.id))
+        head = await commit_work(workspace, self.shop.commit_message(subtask), ())
+        branch = self.shop.branch_for(subtask)
+        await run_git_async(self.shop.spec.repo, "fetch", "--quiet", str(workspace),
+                            f"+refs/heads/{branch}:refs/heads/{branch}")
+        return head
+
+    async def release(self, subtask: Subtask) -> None:
+        self.calls.append(("release", subtask.id))
+
+
+async def run_git_async(cwd: Path, *args: str) -> None:
+    await trio.run_process(["git", *args], cwd=cwd, stdout=subprocess.DEVNULL)
+
+
+def build_in_process(repo: Path, spec: str, agent: FakeAgent, *,
+                     placement: Callable[[Workshop], FakePlacement] | None = None,
+                     **options: object) -> int:
     """`orchestrate build SPEC` with `options` as its command-line options, run in this
-    process with `agent`; its exit code."""
+    process with `agent` (and `placement`, when given); its exit code."""
     found = resolve_spec(repo, spec)
     settings = load_settings(repo, {"agent_command": "unused-in-process", "resolve": "manual",
                                     **options})
-    return run_build(found, settings, agent=agent,
+
+    @asynccontextmanager
+    async def opened(shop: Workshop) -> AsyncIterator[Placement]:
+        assert placement is not None
+        yield placement(shop)
+
+    return run_build(found, settings, agent=agent, placement=opened if placement else None,
                      open_sink=partial(sink_for, as_json=settings.json,
                                        events=names.events_log(found.logs)))

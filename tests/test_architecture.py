@@ -433,3 +433,56 @@ def test_the_event_kind_rule_sees_literals(tmp_path: Path) -> None:
     sample.write_text('ctx.emit("subtask_started", "x")\nsink.emit(Event("build_started", ""))\n'
                       'ctx.emit(EventKind.BUILD_STARTED, "fine")\n')
     assert len(literal_event_kinds(sample)) == 2
+
+
+# The plan's `orchestrate` object has one reader, the typed Record in plan/; other rooms ask it.
+PLAN_ROOM = "orchestrator/plan/"
+RAW_META = re.compile(r"meta\.get\(|meta\[")
+
+
+def raw_meta_reads(path: Path) -> list[str]:
+    return [f"{relative(path)}:{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text().splitlines(), 1) if RAW_META.search(line)]
+
+
+def test_only_the_plan_room_reads_the_orchestrate_object() -> None:
+    found = [problem for path in modules("orchestrator")
+             if not relative(path).startswith(PLAN_ROOM) for problem in raw_meta_reads(path)]
+    assert not found, "read Subtask.record / Plan.record instead:\n" + "\n".join(found)
+
+
+def test_the_meta_rule_sees_raw_reads(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('a = subtask.meta.get("head")\nb = plan.meta["cost_usd"]\n'
+                      'c = s.record.head\n')
+    assert len(raw_meta_reads(sample)) == 2
+
+
+# One writer of statuses: Subtask.set_status, called from plan/ (records.py holds every
+# transition of a run); no other module assigns a subtask's `status`.
+STATUS_WRITE = re.compile(r"""\[["']status["']\]\s*=(?!=)""")
+STATUS_WRITER = "orchestrator/plan/model.py"
+
+
+def status_writes(path: Path) -> list[str]:
+    return [f"{relative(path)}:{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text().splitlines(), 1)
+            if STATUS_WRITE.search(line)]
+
+
+def test_statuses_have_one_writer() -> None:
+    found = [problem for path in modules("orchestrator") if relative(path) != STATUS_WRITER
+             for problem in status_writes(path)]
+    calls = [f"{relative(path)}:{n}" for path in modules("orchestrator")
+             if not relative(path).startswith(PLAN_ROOM)
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"\b(subtask|s)\.set_status\(", line)]
+    assert not found + calls, ("change statuses through plan/transitions.py:\n"
+                               + "\n".join(found + calls))
+
+
+def test_the_status_writer_rule_sees_writes(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('subtask.raw["status"] = "completed"\nok = raw["status"] == "x"\n')
+    assert len(status_writes(sample)) == 1
+    assert status_writes(ROOT / STATUS_WRITER)

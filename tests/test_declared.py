@@ -11,7 +11,7 @@ import pytest
 
 from merge.globs import intersect, matches, normalize, uncovered
 from orchestrator.plan.declared import declared_files, predicted_overlaps, wave_numbers, waves
-from orchestrator.plan.model import parse_plan
+from orchestrator.plan.parse import parse_plan
 from tests.conftest import commit_all
 
 INTERSECTING = [

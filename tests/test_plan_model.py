@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.plan.model import MergeState, Plan, Status, Subtask, parse_plan
+from orchestrator.plan.model import MergeState, Plan, Status, Subtask
+from orchestrator.plan.parse import parse_plan
 
 
 def subtask(status: str, **record: Any) -> Subtask:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import resolve_spec
 from orchestrator.stage.conflict_report import (
     REPORT_JSON,

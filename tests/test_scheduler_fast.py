@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.workspace.placement import Workshop
 from tests.conftest import git, phase, plan_of, write_plan
-from tests.inprocess import FakeAgent, build_in_process
+from tests.inprocess import FakeAgent, FakePlacement, build_in_process
 
 SPEC = "001-fast"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
@@ -93,3 +94,28 @@ def test_subtasks_start_in_plan_order(repo: Path) -> None:
     events = [json.loads(line) for line in
               (plan.parent / "logs" / "events.jsonl").read_text().splitlines()]
     assert [e["subtask"] for e in events if e["kind"] == "subtask_started"] == ids
+
+
+def test_a_placement_that_is_not_the_repository_builds_the_same(repo: Path,
+                                                                  tmp_path: Path) -> None:
+    """The driver reaches workspaces only through the placement: with one that clones the
+    repository elsewhere, every subtask is still committed, handed back and merged, and no
+    worktree of the user's repository is made."""
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True), phase(2, ["c"])))
+    clones = tmp_path / "clones"
+    clones.mkdir()
+    made: list[FakePlacement] = []
+
+    def placement(shop: Workshop) -> FakePlacement:
+        made.append(FakePlacement(shop, clones))
+        return made[0]
+
+    assert build_in_process(repo, SPEC, FakeAgent(), placement=placement) == 0
+    assert statuses(repo / ".orchestrate/specs" / SPEC / "implementation_plan.json") == {
+        "a": "completed", "b": "completed", "c": "completed"}
+    assert {"a.txt", "b.txt", "c.txt"} <= integrated_files(repo)
+    assert sorted(p.name for p in clones.iterdir()) == ["a", "b", "c"]
+    assert ".orchestrate/worktrees" not in git(repo, "worktree", "list")
+    for sid in "abc":
+        assert [call for call, who in made[0].calls if who == sid] == [
+            "workspace", "set_up", "attempt", "hand_back", "release"]

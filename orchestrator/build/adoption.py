@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from orchestrator import names
-from orchestrator.door.processes import git
+from orchestrator.door.processes import git, is_ancestor
 from orchestrator.events import EventKind
 from orchestrator.plan.model import Plan
 from orchestrator.stage.merge_context import MergeContext
@@ -28,7 +28,7 @@ async def adopt_crashed_commits(ctx: MergeContext, plan: Plan, ids: Sequence[str
     tips = await ctx.subtask_tips() if ids else {}
     found = {}
     for subtask_id in ids:
-        base = str(plan.subtask(subtask_id).meta.get("base") or "")
+        base = str(plan.subtask(subtask_id).record.base or "")
         tip = tips.get(subtask_id)
         if base and tip and tip != base and await _ours(ctx, subtask_id, base, tip):
             found[subtask_id] = tip
@@ -47,5 +47,4 @@ async def _ours(ctx: MergeContext, subtask_id: str, base: str, tip: str) -> bool
     spec, _, subtask = shown.stdout.strip("\n").partition("\0")
     if ctx.spec.name not in spec.split("\x01") or subtask_id not in subtask.split("\x01"):
         return False
-    ancestor = await git(ctx.repo, "merge-base", "--is-ancestor", base, tip, check=False)
-    return ancestor.returncode == 0
+    return await is_ancestor(ctx.repo, base, tip)

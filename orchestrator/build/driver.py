@@ -19,8 +19,8 @@ import trio
 from orchestrator.agents.base import AgentTask
 from orchestrator.agents.cost import attempt_cost
 from orchestrator.agents.prompts import build_prompt
+from orchestrator.build.context import RunContext
 from orchestrator.build.plan_order import ANY_ORDER, PlanOrder, Queue
-from orchestrator.build.run_context import RunContext
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import GitError
 from orchestrator.events import EventKind

@@ -12,7 +12,7 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
     """One line per thing to do next, from the plan's statuses."""
     counts = Counter(s.status for s in plan.subtasks())
     waiting_merge = sum(1 for s in plan.subtasks() if s.status == Status.IN_PROGRESS
-                        and s.meta.get("merge") == MergeState.PENDING and s.meta.get("head"))
+                        and s.record.merge == MergeState.PENDING and s.record.head)
     total = sum(counts.values())
     steps = []
     if counts.get(Status.FAILED):
@@ -34,8 +34,8 @@ def next_steps(spec: str, plan: Plan) -> list[str]:
     unstarted = counts.get(Status.PENDING, 0) + counts.get(Status.IN_PROGRESS, 0) - waiting_merge
     if unstarted > 0 and not steps:
         steps.append(f"to run the remaining subtasks: `orchestrate build {spec}`")
-    merged_work = any(s.status == Status.COMPLETED and s.meta.get("merge") == MergeState.MERGED
-                      and not s.meta.get("no_changes") for s in plan.subtasks())
+    merged_work = any(s.status == Status.COMPLETED and s.record.merge == MergeState.MERGED
+                      and not s.record.no_changes for s in plan.subtasks())
     if merged_work and counts.get(Status.COMPLETED, 0) < total:
         steps.append(f"`orchestrate pr {spec}` opens (or updates) a pull request with the work "
                      "merged so far; its body, the report, lists what is missing")

@@ -24,13 +24,13 @@ from merge import Finding, overlap_detail, words
 from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.agents.prompts import build_resolution_prompt
-from orchestrator.build.run_context import RunContext
+from orchestrator.build.context import RunContext
 from orchestrator.door.processes import GitError, git, git_out, resolve
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
-from orchestrator.plan.records import resolutions_of
 from orchestrator.plan.store import utc_now
+from orchestrator.plan.transitions import resolutions_of
 from orchestrator.stage.conflict_report import conflict_report
 from orchestrator.stage.merge_context import MergeContext, integration_branch
 from orchestrator.stage.merge_stage import merge_subtasks
@@ -203,7 +203,7 @@ def _other_side(finding: Finding, me: str) -> Finding:
 
 async def _run_agent(ctx: RunContext, plan: Plan, state: Round) -> None:
     subtask = state.subtask
-    check = subtask.meta.get("check")
+    check = subtask.record.check
     output = check.get("output") if isinstance(check, dict) else None
     prompt = build_resolution_prompt(
         plan, subtask, branch=state.branch, integration=integration_branch(ctx.spec),
@@ -325,7 +325,7 @@ async def recover_rounds(ctx: MergeContext) -> None:
     the merge in the worktree and return the subtask to `conflict` with the rounds it has
     left; a round whose merge commit is already on the branch becomes committed work."""
     plan = await ctx.records.read()
-    cut = [s for s in plan.subtasks() if s.status == Status.IN_PROGRESS and s.meta.get("resolving")]
+    cut = [s for s in plan.subtasks() if s.status == Status.IN_PROGRESS and s.record.resolving]
     if not cut:
         return
     interrupted = []
@@ -336,7 +336,7 @@ async def recover_rounds(ctx: MergeContext) -> None:
         if committed is None:
             interrupted.append(subtask.id)
         else:
-            number = int(subtask.meta["resolving"])
+            number = subtask.record.resolving or 1
             tip, merged = committed
             await ctx.records.resolution_committed(
                 subtask.id, number, tip, {},
@@ -374,8 +374,8 @@ async def _committed_resolution(ctx: MergeContext, subtask: Subtask
     found = await git(ctx.repo, "log", "-1", "--format=%H %P%x00%B", branch, "--", check=False)
     commits, _, body = found.stdout.partition("\0")
     tip, *parents = commits.split() or [""]
-    round_line = f"{TRAILER}: {subtask.meta.get('resolving')}"
-    if found.returncode != 0 or parents[:1] != [subtask.meta.get("head")] or \
+    round_line = f"{TRAILER}: {subtask.record.resolving}"
+    if found.returncode != 0 or parents[:1] != [subtask.record.head] or \
             round_line not in body.splitlines():
         return None
     return tip, (parents[1] if len(parents) > 1 else None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 import trio
@@ -15,10 +15,10 @@ from merge import MergeResult, words
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
+from orchestrator.build.context import RunContext
 from orchestrator.build.hints import next_steps
 from orchestrator.build.preflight import Target, check_repository, ensure_identity
 from orchestrator.build.resolution import recover_rounds
-from orchestrator.build.run_context import RunContext
 from orchestrator.build.run_summary import RunFacts, headline, integration_line, subtask_lines
 from orchestrator.build.scheduler import run_phases
 from orchestrator.build.stale import find_stale, reconcile
@@ -30,9 +30,9 @@ from orchestrator.events import EventKind, Sink
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
-from orchestrator.plan.records import Records
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import PlanStore, RunLock
+from orchestrator.plan.transitions import Transitions
 from orchestrator.settings import Settings
 from orchestrator.stage.gate import base_failure_error, check_base
 from orchestrator.stage.merge_context import MergeContext
@@ -44,13 +44,15 @@ from orchestrator.workspace.worktrees import Worktrees
 # Makes the build's sink (the live display, plain lines or JSON) once the plan is read: the
 # command line passes it in, so the build never imports a renderer.
 OpenSink = Callable[[Plan], Sink]
+OpenPlacement = Callable[[Workshop], AbstractAsyncContextManager[Placement]]
 
 
 def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
-              agent: Agent | None = None) -> int:
+              agent: Agent | None = None, placement: OpenPlacement | None = None) -> int:
     """Validate, lock, run every ready subtask, integrate; return the exit code (SPEC 3.7).
     `agent`, when given, is used instead of the one the settings configure (in-process
-    tests run the real scheduler with a fake agent this way)."""
+    tests run the real scheduler with a fake agent this way); `placement` likewise opens the
+    build's placement instead of the one the `runner` setting chooses."""
     plan = PlanStore(spec.folder).read()
     if agent is None:
         check_agent_configured(settings, spec.repo)
@@ -58,7 +60,8 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
     target = check_repository(spec, settings.base, plan)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
-        return _run_trio(partial(_build_main, open_sink=open_sink, given=agent), spec,
+        return _run_trio(partial(_build_main, open_sink=open_sink, given=agent,
+                                 open_given=placement), spec,
                          settings, target, plan)
 
 
@@ -132,7 +135,8 @@ async def open_placement(shop: Workshop) -> AsyncIterator[Placement]:
 
 
 async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan, *,
-                      open_sink: OpenSink, given: Agent | None = None) -> int:
+                      open_sink: OpenSink, given: Agent | None = None,
+                      open_given: OpenPlacement | None = None) -> int:
     sink = open_sink(plan)
     started = time.monotonic()
     try:
@@ -142,9 +146,10 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
             shop = Workshop(spec=spec, settings=settings, worktrees=worktrees, agent=agent,
                             agent_label=agent_label(settings) if given is None else agent.name,
                             run_logs=RunLogs())
-            async with open_placement(shop) as placement, trio.open_nursery() as background:
+            async with (open_given or open_placement)(shop) as placement, \
+                    trio.open_nursery() as background:
                 ctx = RunContext(spec=spec, settings=settings,
-                                 records=Records(PlanStore(spec.folder)), sink=sink,
+                                 records=Transitions(PlanStore(spec.folder)), sink=sink,
                                  worktrees=worktrees, background=background, agent=agent,
                                  agent_label=shop.agent_label, run_logs=shop.run_logs,
                                  limiter=trio.CapacityLimiter(settings.max_parallel),
@@ -227,16 +232,16 @@ async def _recover(ctx: MergeContext) -> None:
     plan = await ctx.records.read()
     tips = await ctx.subtask_tips(merged_only=True)
     merged = [s.id for s in plan.subtasks()
-              if s.status != Status.COMPLETED and s.meta.get("head") and s.id in tips
-              and tips[s.id] != s.meta.get("base")]
+              if s.status != Status.COMPLETED and s.record.head and s.id in tips
+              and tips[s.id] != s.record.base]
     interrupted = [s for s in _interrupted(plan) if s not in merged]
     adopted = await adopt_crashed_commits(ctx, plan, interrupted)
     interrupted = [s for s in interrupted if s not in adopted]
     if merged:
-        commits = await _merge_commits(ctx, str(plan.meta.get("base") or ""))
+        commits = await _merge_commits(ctx, str(plan.record.base or ""))
         await ctx.records.merged(
             [MergeResult(s, "merged", merge_commit=commits.get(tips[s]),
-                         overlaps=tuple(plan.subtask(s).meta.get("overlaps") or ()))
+                         overlaps=tuple(plan.subtask(s).record.overlaps or ()))
              for s in merged], heads={s: tips[s] for s in merged})
     if interrupted:
         await ctx.records.set_status(interrupted, Status.PENDING)
@@ -275,10 +280,10 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     stale = [] if ctx.settings.no_merge else await _stale_at_end(ctx, plan)
     counts = dict(status_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
-    cost = plan.meta.get("cost_usd")
+    cost = plan.record.cost_usd
     steps = next_steps(ctx.spec.name, plan)
     facts = RunFacts(elapsed_s=elapsed_s, tip=tip, check_runs=ctx.checks.runs,
-                     integration_branch=str(plan.meta.get("integration_branch")),
+                     integration_branch=str(plan.record.integration_branch),
                      resolution_rounds=ctx.resolution_rounds, sandbox=sandbox_mode(ctx),
                      check_timeout_s=ctx.settings.check_limit_s)
     lines = subtask_lines(ctx.spec.name, plan, ctx.spec.logs, {s.id for s in stale}, facts)
@@ -305,7 +310,7 @@ async def _stale_at_end(ctx: RunContext, plan: Plan) -> list[Subtask]:
     stale = await find_stale(ctx, plan)
     for subtask in stale:
         ctx.emit(EventKind.SUBTASK_STALE, f"warning: completed but its work is not in "
-                 f"{plan.meta.get('integration_branch')} (the branch was moved during the "
+                 f"{plan.record.integration_branch} (the branch was moved during the "
                  "build); the next build merges it again", subtask=subtask.id)
     return stale
 
@@ -316,7 +321,7 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     try:
         async with trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings,
-                               records=Records(PlanStore(spec.folder)), sink=sink,
+                               records=Transitions(PlanStore(spec.folder)), sink=sink,
                                worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
                                background=background,
                                limiter=trio.CapacityLimiter(settings.max_parallel))

@@ -77,11 +77,11 @@ def _status_word(subtask: Subtask, status: str) -> str:
 def _reason(spec: str, subtask: Subtask, logs: Path, facts: RunFacts) -> str:
     record = subtask.record
     if subtask.status == Status.CONFLICT and record.merge == MergeState.CHECK_FAILED:
-        return check_reason(subtask.meta.get("check"), facts.check_timeout_s)
+        return check_reason(record.check, facts.check_timeout_s)
     if subtask.status == Status.CONFLICT:
-        paths = subtask.meta.get("conflict_paths")
-        if isinstance(paths, list) and paths and not (record.error or "").startswith("not "):
-            return "conflicts in " + ", ".join(str(p) for p in paths[:6]) + (
+        paths = record.conflict_paths
+        if paths and not (record.error or "").startswith("not "):
+            return "conflicts in " + ", ".join(paths[:6]) + (
                 f" and {len(paths) - 6} more" if len(paths) > 6 else "")
         return record.error or "merge conflict"
     if subtask.status == Status.FAILED:

@@ -13,10 +13,10 @@ from functools import partial
 import trio
 
 from merge import MergeResult, words
+from orchestrator.build.context import RunContext
 from orchestrator.build.driver import run_subtask
 from orchestrator.build.plan_order import PlanOrder
 from orchestrator.build.resolution import resolve_conflicts
-from orchestrator.build.run_context import RunContext
 from orchestrator.events import EventKind
 from orchestrator.plan.declared import record_waves, waves
 from orchestrator.plan.model import Phase, Plan, Status, Subtask

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 from merge import run_git
 from orchestrator import names
 from orchestrator.events import EventKind
-from orchestrator.plan.model import MergeState, Plan, Status, Subtask
+from orchestrator.plan.model import Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
+from orchestrator.plan.transitions import mark_stale
 
 if TYPE_CHECKING:
     from orchestrator.stage.merge_context import MergeContext
 
 # What a stale subtask loses besides its status: the record of a merge that is not there.
-STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 
 
 def integration_ref(spec: Spec) -> str:
@@ -34,13 +34,13 @@ def integration_ref(spec: Spec) -> str:
 def recorded_work(plan: Plan) -> list[Subtask]:
     """`completed` subtasks whose recorded head is real work (not their base)."""
     return [s for s in plan.subtasks() if s.status == Status.COMPLETED
-            and s.record.head is not None and s.record.head != s.meta.get("base")]
+            and s.record.head is not None and s.record.head != s.record.base]
 
 
 def rev_list_args(ref: str, plan: Plan) -> list[str]:
     """The one git call that lists the integration branch's commits since the plan's base
     (a missing branch lists nothing)."""
-    base = plan.meta.get("base")
+    base = plan.record.base
     since = [f"^{base}"] if isinstance(base, str) and base else []
     return ["rev-list", "--ignore-missing", ref, *since]
 
@@ -48,7 +48,7 @@ def rev_list_args(ref: str, plan: Plan) -> list[str]:
 def not_contained(candidates: Iterable[Subtask], listing: str) -> list[Subtask]:
     commits = set(listing.split())
     return [s for s in candidates
-            if s.meta.get("head") not in commits and s.meta.get("merge_commit") not in commits]
+            if s.record.head not in commits and s.record.merge_commit not in commits]
 
 
 def stale_ids(spec: Spec, plan: Plan) -> set[str]:
@@ -84,7 +84,7 @@ async def reconcile(ctx: MergeContext) -> None:
     branch = ctx.integration_ref.removeprefix("refs/heads/")
     remerge: dict[str, str] = {s.id: tips[s.id] for s in stale if s.id in tips}
     if stale:
-        await ctx.records.update(partial(_record, [s.id for s in stale], remerge, branch))
+        await ctx.records.update(partial(mark_stale, [s.id for s in stale], remerge, branch))
     failpoint("stale-recorded")
     for subtask in stale:
         action = (f"merging {ctx.branch_for(subtask.id)} again (no agent run)"
@@ -92,29 +92,6 @@ async def reconcile(ctx: MergeContext) -> None:
         ctx.emit(EventKind.SUBTASK_STALE,
                  f"warning: marked completed but its work is not in {branch}; " + action,
                  subtask=subtask.id, remerge=subtask.id in remerge)
-
-
-def _record(stale: list[str], remerge: dict[str, str], branch: str, plan: Plan) -> None:
-    """The plan write of `reconcile`: `remerge` maps a subtask to its branch tip."""
-    from orchestrator.plan.store import utc_now
-
-    plan.write_meta(updated_at=utc_now())
-    for subtask_id in stale:
-        subtask = plan.subtask(subtask_id)
-        if subtask.status != Status.COMPLETED:
-            continue
-        subtask.raw.pop("completed_at", None)
-        for name in STALE_FIELDS:
-            subtask.meta.pop(name, None)
-        if subtask_id in remerge:
-            subtask.raw["status"] = Status.IN_PROGRESS
-            subtask.write_meta(head=remerge[subtask_id], merge=MergeState.PENDING,
-                               error=f"stale: its work was not in {branch}")
-        else:
-            subtask.raw["status"] = Status.PENDING
-            subtask.meta.pop("head", None)
-            subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
-                               "is gone")
 
 
 def rerun_note(spec: Spec, plan: Plan) -> str | None:

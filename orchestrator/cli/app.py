@@ -19,7 +19,7 @@ import click
 from orchestrator import __version__
 from orchestrator.cli.support import EPILOG, run_main
 from orchestrator.errors import OrchestrateError, UsageError
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 from orchestrator.plan.specs import Spec, resolve_spec
 
 if TYPE_CHECKING:

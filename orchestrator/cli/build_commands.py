@@ -11,7 +11,7 @@ import click
 from orchestrator import names
 from orchestrator.cli.app import cli, echo_json, spec_of
 from orchestrator.cli.support import EPILOG, spec_argument
-from orchestrator.plan.model import load_plan, require_subtasks
+from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import Spec
 from orchestrator.settings import AGENT_KINDS
 
@@ -146,7 +146,7 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     from orchestrator.settings import load_settings
 
     found = spec_of(ctx, spec)
-    remembered = {"overlap": load_plan(found.plan_path).meta.get("overlap")}
+    remembered = {"overlap": load_plan(found.plan_path).record.overlap}
     settings = load_settings(found.repo, options, remembered=remembered)
     ctx.exit(run_merge(found, settings, open_sink=partial(
         sink_for, as_json=settings.json, events=names.events_log(found.logs))))

@@ -10,7 +10,7 @@ from orchestrator import names
 from orchestrator.cli.app import cli, echo_json, repo_of, spec_of
 from orchestrator.cli.support import spec_argument
 from orchestrator.errors import OrchestrateError
-from orchestrator.plan.model import load_plan, require_subtasks
+from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import all_specs
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import click
 from orchestrator import names
 from orchestrator.cli.app import cli, note_rerun, spec_of
 from orchestrator.cli.support import complete_subtask, plural, spec_argument
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 
 if TYPE_CHECKING:
     pass

@@ -112,7 +112,7 @@ def complete_spec(ctx: click.Context, param: click.Parameter,
 def complete_subtask(ctx: click.Context, param: click.Parameter,
                      incomplete: str) -> list[CompletionItem]:
     """The ids of the subtasks in the plan of the SPEC typed before."""
-    from orchestrator.plan.model import load_plan
+    from orchestrator.plan.parse import load_plan
     from orchestrator.plan.specs import resolve_spec
 
     spec_name: Any = ctx.params.get("spec")

@@ -8,7 +8,7 @@ import click
 
 from orchestrator.cli.app import cli, spec_of
 from orchestrator.cli.support import complete_subtask, spec_argument
-from orchestrator.plan.model import load_plan
+from orchestrator.plan.parse import load_plan
 
 
 @cli.command(short_help="A subtask's log, or every subtask's; -f follows it.")

@@ -191,6 +191,13 @@ async def verify(cwd: Path, rev: str) -> str:
     return await git_out(cwd, "rev-parse", "--verify", rev)
 
 
+async def is_ancestor(cwd: Path, commit: str, of: str) -> bool:
+    """Whether `of` contains `commit` (`merge-base --is-ancestor`); a commit the repository
+    does not have is no ancestor."""
+    found = await git(cwd, "merge-base", "--is-ancestor", commit, of, check=False)
+    return found.returncode == 0
+
+
 async def resolve(cwd: Path, rev: str) -> str | None:
     """The object `rev` names, or None when it names none (`rev-parse --verify --quiet`)."""
     found = await git(cwd, "rev-parse", "-q", "--verify", rev, check=False)

@@ -35,8 +35,8 @@ def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
     subtask = _find(plan, subtask_id)
     target = _target(spec, plan, subtask)
     if target.tip is None or target.base is None:
-        if subtask.status == Status.BLOCKED and subtask.meta.get("error"):
-            cause = str(subtask.meta["error"]).removeprefix("blocked: ")
+        if subtask.status == Status.BLOCKED and subtask.record.error:
+            cause = str(subtask.record.error).removeprefix("blocked: ")
             raise UsageError(f"argument SUBTASK: {subtask_id!r} is blocked and has no work "
                              f"yet: {cause}", "It runs once those subtasks are completed: fix "
                              f"them, then run `orchestrate build {spec.name}`.")
@@ -54,16 +54,15 @@ def review_diff(spec: Spec, plan: Plan, subtask_id: str, *, color: bool) -> str:
 def _failure_text(spec: Spec, subtask: Subtask) -> str:
     """What a failed subtask left: the error, the log, and the worktree with the last
     attempt's (uncommitted) edits; the branch's committed diff, if any, follows."""
-    meta = subtask.meta
-    attempts = meta.get("attempts")
-    after = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if isinstance(
-        attempts, int) and attempts else ""
-    lines = [f"{subtask.id} failed{after}: {meta.get('error') or 'no error recorded'}"]
+    record = subtask.record
+    attempts = record.attempts
+    after = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+    lines = [f"{subtask.id} failed{after}: {record.error or 'no error recorded'}"]
     log = names.subtask_log(spec.logs, subtask.id)
     if log.exists():
         lines.append(f"  log: {log}")
-    worktree = meta.get("worktree")
-    if isinstance(worktree, str) and Path(worktree).is_dir():
+    worktree = record.worktree
+    if worktree and Path(worktree).is_dir():
         lines.append(f"  worktree: {worktree} (the last attempt's uncommitted edits: "
                      f"git -C {worktree} status)")
     lines.append(f"  run it again: orchestrate build {spec.name} --retry-failed")
@@ -81,7 +80,7 @@ def _find(plan: Plan, subtask_id: str) -> Subtask:
 
 def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
     target = _target(spec, plan, subtask)
-    merge = subtask.meta.get("merge")
+    merge = subtask.record.merge
     header = f"{subtask.id}  {subtask.status}" + (f"  merge={merge}" if merge else "")
     if target.tip is None:
         return f"{header}\n  {target.branch}: no branch yet"
@@ -112,7 +111,7 @@ def _own_base(spec: Spec, plan: Plan, subtask: Subtask, tip: str | None) -> str 
     subtasks' work is below that point, so it is not listed as this subtask's."""
     if tip is None:
         return None
-    merge_commit = _resolve(spec.repo, subtask.meta.get("merge_commit"))
+    merge_commit = _resolve(spec.repo, subtask.record.merge_commit)
     against = (f"{merge_commit}^1" if merge_commit
                else f"refs/heads/{integration_branch(spec, plan)}")
     found = _merge_base(spec.repo, against, tip)

@@ -20,7 +20,7 @@ from pathlib import Path
 from orchestrator import names
 from orchestrator.build.hints import next_steps, ready_blocked
 from orchestrator.events import duration_text
-from orchestrator.face.views import cost_of, progress_line
+from orchestrator.face.views import progress_line
 from orchestrator.plan.model import MergeState, Phase, Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import running_pid
@@ -60,11 +60,11 @@ class Style:
 def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = ()) -> str:
     """`stale`: ids of completed subtasks whose work is not in the integration branch."""
     lines = [f"{spec.name}: {progress_line(plan, stale)}"]
-    if branch := plan.meta.get("integration_branch"):
-        base = str(plan.meta.get("base") or "")[:12]
+    if branch := plan.record.integration_branch:
+        base = str(plan.record.base or "")[:12]
         lines.append(_cut(f"integration branch: {branch}" + (f" (from {base})" if base else ""),
                           style.width))
-    if (total := cost_of(plan.meta)) is not None:
+    if (total := plan.record.cost_usd) is not None:
         lines.append(f"cost: {total:.2f} USD in total")
     running = running_pid(spec.folder)
     if running:
@@ -114,9 +114,9 @@ def _cells(style: Style, id_width: int, sid: str, status: str, merge: str, time:
 
 
 def _description(subtask: Subtask) -> str:
-    meta = subtask.meta
-    marks = ["(no changes)" if meta.get("no_changes") else "",
-             f"(wave {meta['wave']})" if isinstance(meta.get("wave"), int) else "",
+    record = subtask.record
+    marks = ["(no changes)" if record.no_changes else "",
+             f"(wave {record.wave})" if record.wave is not None else "",
              "(ejected by the check)" if subtask.record.merge == MergeState.CHECK_FAILED
              and subtask.status == Status.CONFLICT else ""]
     return " ".join([*(m for m in marks if m), subtask.title])
@@ -124,10 +124,10 @@ def _description(subtask: Subtask) -> str:
 
 def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool,
          stale: bool = False) -> str:
-    meta = subtask.meta
-    merge = MERGE_WORDS.get(str(meta.get("merge")), str(meta.get("merge") or ""))
-    seconds = meta.get("duration_s")
-    time = duration_text(seconds) if isinstance(seconds, int | float) else ""
+    record = subtask.record
+    merge = MERGE_WORDS.get(str(record.merge), record.merge or "")
+    seconds = record.duration_s
+    time = duration_text(seconds) if seconds is not None else ""
     status = "stale" if stale else subtask.status
     return _cells(style, id_width, subtask.id, status.replace("_", " "), merge[:MERGE_WIDTH],
                   time, "" if below else _description(subtask),
@@ -138,7 +138,7 @@ def _summary_notes(spec: Spec, plan: Plan, stale: Collection[str], style: Style)
     lines = []
     if ejected := [s.id for s in plan.subtasks() if s.status == Status.CONFLICT
                    and s.record.merge == MergeState.CHECK_FAILED]:
-        lines += ["", _wrap(f"ejected by the check ({plan.meta.get('check_command')}): "
+        lines += ["", _wrap(f"ejected by the check ({plan.record.check_command}): "
                             f"{', '.join(ejected)}", style.width)]
     if stale:
         lines += ["", _wrap(f"stale: {len(stale)} subtask(s) marked completed whose work is "
@@ -151,32 +151,32 @@ def _summary_notes(spec: Spec, plan: Plan, stale: Collection[str], style: Style)
 def _notes(spec: Spec, subtask: Subtask, style: Style, ready: bool = False) -> list[str]:
     """Under a subtask that needs attention: why, and where its log and worktree are. A
     `ready` blocked subtask (its dependencies are completed now) says so, not its old cause."""
-    meta, status = subtask.meta, subtask.status
+    record, status = subtask.record, subtask.status
     indent = NOTE_INDENT
     notes = []
     if ready:
         notes.append(_cut(f"{indent}ready: its dependencies are completed; "
                           f"`orchestrate build {spec.name}` runs it", style.width))
-    elif meta.get("error") and status not in (Status.COMPLETED, Status.PENDING):
-        error = str(meta["error"]).splitlines()[0]
+    elif record.error and status not in (Status.COMPLETED, Status.PENDING):
+        error = record.error.splitlines()[0]
         label = "cause" if status == Status.BLOCKED else "error"
         notes.append(_cut(f"{indent}{label}: {error.removeprefix('blocked: ')}", style.width))
     if status in (Status.FAILED, Status.CONFLICT):  # paths are never cut: they are to be copied
         log = names.subtask_log(spec.logs, subtask.id)
         if log.exists():
             notes.append(f"{indent}log: {_shown(log)}")
-        worktree = meta.get("worktree")
-        if isinstance(worktree, str) and Path(worktree).is_dir():
+        worktree = record.worktree
+        if worktree and Path(worktree).is_dir():
             notes.append(f"{indent}worktree: {_shown(Path(worktree))}")
-    if isinstance(overlaps := meta.get("overlaps"), list) and overlaps:
-        notes.append(_cut(indent + "overlaps: " + ", ".join(map(str, overlaps)), style.width))
-    if isinstance(verification := meta.get("verification"), str) and verification != "passed":
+    if overlaps := record.overlaps:
+        notes.append(_cut(indent + "overlaps: " + ", ".join(overlaps), style.width))
+    if (verification := record.verification) and verification != "passed":
         notes.append(_cut(f"{indent}verification: {verification}", style.width))
-    if isinstance(meta.get("resolving"), int):
-        notes.append(f"{indent}resolving: round {meta['resolving']}")
-    elif isinstance(meta.get("resolutions"), int) and meta["resolutions"]:
-        notes.append(f"{indent}resolution rounds: {meta['resolutions']}")
-    if (cost := cost_of(meta)) is not None:
+    if record.resolving is not None:
+        notes.append(f"{indent}resolving: round {record.resolving}")
+    elif record.resolutions:
+        notes.append(f"{indent}resolution rounds: {record.resolutions}")
+    if (cost := record.cost_usd) is not None:
         notes.append(f"{indent}cost: {cost:.2f} USD")
     return [style.paint(note, "dim") for note in notes]
 

@@ -38,21 +38,18 @@ def progress_line(plan: Plan, stale: Collection[str] = ()) -> str:
 
 def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
     """A subtask's row; `stale` (SPEC 6) shows as its status, the plan's word beside it."""
-    meta = subtask.meta
+    record = subtask.record
     status = "stale" if subtask.id in stale else subtask.status
-    row: Json = {"id": subtask.id, "status": status, "branch": meta.get("branch"),
-                 "merge": meta.get("merge"), "started_at": subtask.raw.get("started_at"),
+    row: Json = {"id": subtask.id, "status": status,
+                 **record.written("branch", "merge"),
+                 "started_at": subtask.raw.get("started_at"),
                  "completed_at": subtask.raw.get("completed_at"),
-                 "duration_s": meta.get("duration_s"), "attempts": meta.get("attempts"),
-                 "error": meta.get("error")}
-    for extra in ("no_changes", "overlaps", "usage", "cost_usd", "check", "wave", "resolving",
-                  "resolutions"):
-        if meta.get(extra):
-            row[extra] = meta[extra]
+                 **record.written("duration_s", "attempts", "error"),
+                 **record.present("no_changes", "overlaps", "usage", "cost_usd", "check", "wave",
+                                  "resolving", "resolutions")}
     if status == "stale":
         row.update(stale=True, plan_status=subtask.status)
-    if meta.get("verification"):
-        row["verification"] = meta["verification"]
+    row.update(record.present("verification"))
     return row
 
 
@@ -61,15 +58,10 @@ def status_json(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> Json:
                "depends_on": [plan.phases[i].key for i in p.depends_on],
                "subtasks": [subtask_status(s, stale) for s in p.subtasks]} for p in plan.phases]
     return {"spec": spec.name, "plan": str(spec.plan_path),
-            "integration_branch": plan.meta.get("integration_branch"),
-            "base": plan.meta.get("base"), "updated_at": plan.meta.get("updated_at"),
-            "summary": dict(status_counts(plan, stale)), "cost_usd": cost_of(plan.meta),
+            "integration_branch": plan.record.integration_branch,
+            "base": plan.record.base, "updated_at": plan.record.updated_at,
+            "summary": dict(status_counts(plan, stale)), "cost_usd": plan.record.cost_usd,
             "phases": phases}
-
-
-def cost_of(meta: Json) -> float | None:
-    cost = meta.get("cost_usd")
-    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 def steps(plan: Plan) -> list[int]:

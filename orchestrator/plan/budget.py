@@ -25,7 +25,7 @@ def recorded_cost(plan: Plan) -> float:
 @dataclass
 class Budget:
     limit: float | None = None  # USD; None: no budget
-    spent: float = 0.0  # the recorded total, kept current by Records.add_cost's callers
+    spent: float = 0.0  # the recorded total, kept current by Transitions.add_cost's callers
 
     def left(self) -> float | None:
         """USD left before the budget is reached; None when there is no budget."""

@@ -16,7 +16,7 @@ from merge import any_intersect, intersect, is_glob, matches, normalize
 from orchestrator.plan.model import Phase, Plan, Subtask
 
 if TYPE_CHECKING:
-    from orchestrator.plan.records import Records
+    from orchestrator.plan.transitions import Transitions
 
 DECLARING_FIELDS = ("files_to_modify", "files_to_create")
 SCHEDULES = ("spread", "together")
@@ -143,7 +143,7 @@ def wave_numbers(phase: Phase, schedule: str = "spread") -> dict[str, int]:
 
 
 
-async def record_waves(records: Records, phase: Phase,
+async def record_waves(records: Transitions, phase: Phase,
                        found: Sequence[Sequence[Subtask]]) -> None:
     """Write each subtask's wave (`orchestrate.wave`) in one locked update, for `status`; a
     phase that runs as one wave keeps no wave (and the plan is not written at all).

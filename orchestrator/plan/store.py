@@ -20,7 +20,8 @@ from typing import TypeVar
 from merge import pid_alive
 from orchestrator import names
 from orchestrator.errors import LockHeld, PlanError, RunFailed
-from orchestrator.plan.model import Plan, load_plan
+from orchestrator.plan.model import Plan
+from orchestrator.plan.parse import load_plan
 
 T = TypeVar("T")
 PLAN_FILE = names.PLAN_FILE

@@ -13,11 +13,11 @@ import trio
 
 from merge import child_env
 from orchestrator import names
-from orchestrator.door.processes import run_in_group
 from orchestrator.events import Event, EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.store import utc_now
 from orchestrator.stage.verdicts import Verdict
+from orchestrator.workspace.attempt import run_logged
 from orchestrator.workspace.worktrees import copy_untracked
 
 if TYPE_CHECKING:
@@ -80,16 +80,8 @@ async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path,
 async def _shell(command: str, cwd: Path, log: Path, limit_s: float,
                  env: Mapping[str, str]) -> tuple[int, str]:
     """Run `command` with its output appended to `log`; its exit code and last lines."""
-    with log.open("ab") as handle:
-        start = handle.tell()
-        handle.write(f"$ {command}\n".encode())
-        handle.flush()
-        code = TIMED_OUT
-        with trio.move_on_after(limit_s) as scope:
-            code = await run_in_group(command, cwd=cwd, output=handle, env=env)
-        if scope.cancelled_caught:
-            handle.write(f"\n[orchestrate: stopped after {limit_s:g} s (check_timeout)]\n"
-                         .encode())
+    code, start = await run_logged(command, cwd, log, limit_s, env, timed_out=TIMED_OUT,
+                                   timeout_note=f"stopped after {limit_s:g} s (check_timeout)")
     return code, _last_lines(log, start)
 
 

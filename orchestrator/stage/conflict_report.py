@@ -32,7 +32,7 @@ PLACES = Places(worktree_root=names.WORKTREE_ROOT, scratch_dir=names.PRIVATE_DIR
 
 
 def integration_branch(spec: Spec, plan: Plan) -> str:
-    return _text(plan.meta.get("integration_branch")) or names.integration_branch(spec.name)
+    return _text(plan.record.integration_branch) or names.integration_branch(spec.name)
 
 
 def report_rows(plan: Plan) -> list[SubtaskRow]:
@@ -41,17 +41,15 @@ def report_rows(plan: Plan) -> list[SubtaskRow]:
 
 
 def _row(subtask: Subtask) -> SubtaskRow:
-    meta, record, phase = subtask.meta, subtask.record, subtask.phase
+    record, phase = subtask.record, subtask.phase
     return SubtaskRow(id=subtask.id, phase=phase.key, status=subtask.status,
                       group=phase.key if phase.parallel_safe else None,
                       branch=record.branch, base=record.base,
                       head=record.head, merge=record.merge,
-                      merge_commit=_text(meta.get("merge_commit")),
-                      no_changes=meta.get("no_changes") is True,
-                      check=meta["check"] if isinstance(meta.get("check"), dict) else None,
-                      declared=declared_files(subtask),
-                      resolution=_resolution(subtask.id, meta.get("resolution")),
-                      resolved_by_hand=_hand_resolution(meta.get("resolved_by_hand")))
+                      merge_commit=record.merge_commit, no_changes=record.no_changes,
+                      check=record.check, declared=declared_files(subtask),
+                      resolution=_resolution(subtask.id, record.resolution),
+                      resolved_by_hand=_hand_resolution(record.resolved_by_hand))
 
 
 def _resolution(subtask_id: str, record: Any) -> Resolution | None:
@@ -80,25 +78,18 @@ def _text(value: Any) -> str | None:
 
 
 def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> ConflictReport:
-    cost = plan.meta.get("cost_usd")
     return build_report(spec.repo, spec=spec.name, integration_branch=integration_branch(
-        spec, plan), base=_text(plan.meta.get("base")), rows=report_rows(plan),
-        generated_at=now, check=check_summary(plan),
-        cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool)
-        else None)
+        spec, plan), base=plan.record.base, rows=report_rows(plan),
+        generated_at=now, check=check_summary(plan), cost_usd=plan.record.cost_usd)
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
     """The check's command, runs and flaky passes (SPEC 9), when a check judged this plan."""
-    meta = plan.meta
-    command = _text(meta.get("check_command"))
-    if command is None:
+    record = plan.record
+    if record.check_command is None:
         return None
-    checks = meta.get("checks")
-    flaky = meta.get("check_flaky")
-    return {"command": command, "runs": meta.get("check_runs") or 0,
-            "judged": len(checks) if isinstance(checks, dict) else 0,
-            "flaky": list(flaky) if isinstance(flaky, list) else []}
+    return {"command": record.check_command, "runs": record.check_runs,
+            "judged": len(record.checks), "flaky": record.check_flaky}
 
 
 def render(report: ConflictReport, fmt: ReportFormat) -> str:

@@ -86,13 +86,11 @@ async def judge(ctx: MergeContext, commit: str) -> Verdict:
 
 
 async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Verdict | None:
-    meta = (await ctx.records.read()).meta
-    checks = meta.get("checks")
-    if meta.get("check_command") != command or not isinstance(checks, dict) or \
-            checks.get(tree) not in ("pass", "fail"):
+    record = (await ctx.records.read()).record
+    checks = record.checks
+    if record.check_command != command or tree not in checks:
         return None
-    details = meta.get("check_details")
-    detail = details.get(tree) if isinstance(details, dict) else None
+    detail = record.check_details.get(tree)
     detail = detail if isinstance(detail, dict) else {}
     exit_code = detail.get("exit_code")
     verdict = Verdict(str(detail.get("commit") or commit), tree, checks[tree] == "pass",

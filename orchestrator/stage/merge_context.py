@@ -1,6 +1,6 @@
 """What the merge stage shares with everything that integrates: the spec, settings, the plan's
 records, the sink, worktrees, the capacity limiter, ports, and the names of the branches. A build
-adds its agent and placement to it (build/run_context.py)."""
+adds its agent and placement to it (build/context.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import trio
 from orchestrator import names
 from orchestrator.door.processes import git_out, verify
 from orchestrator.events import Event, EventKind, Sink
-from orchestrator.plan.records import Records
 from orchestrator.plan.specs import Spec
+from orchestrator.plan.transitions import Transitions
 from orchestrator.settings import Settings
 from orchestrator.stage.verdicts import CheckState
 from orchestrator.workspace.worktrees import Worktrees
@@ -53,7 +53,7 @@ class MergeContext:
 
     spec: Spec
     settings: Settings
-    records: Records
+    records: Transitions
     sink: Sink
     worktrees: Worktrees
     background: trio.Nursery  # for work off the critical path, e.g. parking worktrees

@@ -84,11 +84,11 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
                group: str | None) -> Candidate:
     """The subtask's branch as it is now: a branch fixed by hand carries the fix."""
     branch = ctx.branch_for(subtask.id)
-    head = tip or str(subtask.meta.get("head"))
+    head = tip or str(subtask.record.head)
     message = (f"Merge {branch} into {integration_branch(ctx.spec)}\n\n"
                f"{subtask.id}: {subtask.title}\n\n"
                + names.trailers(ctx.spec.name, subtask.id))
-    return Candidate(subtask.id, branch, str(subtask.meta.get("base", "")), head, message, group)
+    return Candidate(subtask.id, branch, str(subtask.record.base), head, message, group)
 
 
 def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = None) -> None:

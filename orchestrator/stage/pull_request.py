@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge import GitResult, child_env, resolve_commit, run_command, run_git
+from merge import GitError, GitResult, child_env, is_ancestor, resolve_commit, run_command, run_git
 from orchestrator import names
 from orchestrator.errors import RunFailed, UsageError
 from orchestrator.plan.model import Plan, Status
@@ -95,7 +95,7 @@ def _check_clean(spec: Spec, plan: Plan) -> None:
 
 def _default_base(repo: Path, plan: Plan) -> str:
     """The branch the build started from, else the branch checked out in the main worktree."""
-    recorded = plan.meta.get("base_branch")
+    recorded = plan.record.base_branch
     if isinstance(recorded, str) and recorded:
         return recorded
     found = run_git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
@@ -151,9 +151,10 @@ def _remote_tip(repo: Path, remote: str, ref: str) -> str | None:
 
 
 def _is_ancestor(repo: Path, commit: str, of: str) -> bool:
-    # a commit we do not have cannot be an ancestor of a branch we do have
-    return run_git(repo, "merge-base", "--is-ancestor", commit, of,
-                   check=False).returncode == 0
+    try:
+        return is_ancestor(repo, commit, of)
+    except GitError:
+        return False  # a commit we do not have cannot be an ancestor of a branch we do have
 
 
 def _git_push(repo: Path, remote: str, *refspec: str) -> None:

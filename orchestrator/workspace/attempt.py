@@ -6,6 +6,7 @@ commands that run before the agent."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -100,16 +101,28 @@ def command_env(spec: str, subtask_id: str, worktree: Path, branch: str,
 
 
 async def run_shell(command: str, cwd: Path, log: Path, limit_s: float,
-                    env: dict[str, str]) -> tuple[int, str]:
+                    env: Mapping[str, str]) -> tuple[int, str]:
     """Run a verification or setup command, its output appended to the subtask's log."""
+    code, start = await run_logged(command, cwd, log, limit_s, env)
+    return code, read_tail(log, start)
+
+
+async def run_logged(command: str, cwd: Path, log: Path, limit_s: float,
+                     env: Mapping[str, str], *, timed_out: int = -1,
+                     timeout_note: str = "") -> tuple[int, int]:
+    """Run `command` through the shell in its own process group, its output appended to `log`
+    after a `$ command` line; its exit code (`timed_out` when cut off after `limit_s`, with
+    `timeout_note` logged) and the log offset where its part starts."""
     with log.open("ab") as out:
         start = out.tell()
         out.write(f"$ {command}\n".encode())
         out.flush()
-        code = -1
-        with trio.move_on_after(limit_s):
+        code = timed_out
+        with trio.move_on_after(limit_s) as scope:
             code = await run_in_group(command, cwd=cwd, output=out, env=env)
-    return code, read_tail(log, start)
+        if scope.cancelled_caught and timeout_note:
+            out.write(f"\n[orchestrate: {timeout_note}]\n".encode())
+    return code, start
 
 
 async def branch_problem(worktree: Path, branch: str) -> str | None:

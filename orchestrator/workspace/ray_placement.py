@@ -38,7 +38,7 @@ import merge
 import orchestrator
 from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
-from orchestrator.door.processes import GRACE_S, git, git_out, verify
+from orchestrator.door.processes import GRACE_S, git, git_out, is_ancestor, verify
 from orchestrator.errors import UsageError
 from orchestrator.plan.model import Status, Subtask
 from orchestrator.workspace import ray_probe
@@ -254,7 +254,7 @@ class RayPlacement:
         """The head of the subtask branch on the remote if a worker of an earlier build pushed
         it after a successful attempt and that build ended before recording it: a commit made
         by orchestrate for this subtask on top of the base that build recorded."""
-        earlier_base = subtask.meta.get("base")
+        earlier_base = subtask.record.base
         unfinished = subtask.status in (Status.PENDING, Status.IN_PROGRESS)
         if not unfinished or not isinstance(earlier_base, str):
             return None
@@ -265,12 +265,11 @@ class RayPlacement:
         if fetched.returncode != 0:
             return None  # no such branch: nothing was pushed
         head = await verify(self.repo, tracking)
-        ancestor = await git(self.repo, "merge-base", "--is-ancestor", earlier_base, head,
-                             check=False)
         message = await git_out(self.repo, "log", "-1", "--format=%B", head)
         ours = (f"Orchestrate-Spec: {self.shop.spec.name}" in message.splitlines()
                 and f"Orchestrate-Subtask: {subtask.id}" in message.splitlines())
-        return head if head != earlier_base and ancestor.returncode == 0 and ours else None
+        return head if head != earlier_base and ours and await is_ancestor(
+            self.repo, earlier_base, head) else None
 
     async def set_up(self, subtask: Subtask, workspace: Path) -> None:
         """Nothing here: `copy` and `setup` run in each attempt's fresh clone."""

@@ -19,6 +19,7 @@ from orchestrator.plan.store import PlanStore, utc_now
 
 T = TypeVar("T")
 ERROR_LIMIT = 500
+STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
                "check", "resolving", "resolutions", "resolution", "conflict_paths",
                "resolved_by_hand")
@@ -30,7 +31,7 @@ def short_error(text: str) -> str:
 
 
 @dataclass
-class Records:
+class Transitions:
     store: PlanStore
 
     async def update(self, change: Callable[[Plan], T]) -> T:
@@ -60,7 +61,7 @@ class Records:
 
     async def started(self, subtask_id: str, *, branch: str, worktree: str, base: str) -> None:
         def change(subtask: Subtask) -> None:
-            subtask.raw["status"] = Status.IN_PROGRESS
+            subtask.set_status(Status.IN_PROGRESS)
             subtask.raw["started_at"] = utc_now()
             subtask.raw.pop("completed_at", None)
             attempts = subtask.meta.get("attempts", 0)
@@ -126,7 +127,7 @@ class Records:
             plan.write_meta(updated_at=utc_now())
             for subtask_id in subtask_ids:
                 subtask = plan.subtask(subtask_id)
-                subtask.raw["status"] = Status.PENDING
+                subtask.set_status(Status.PENDING)
                 subtask.write_meta(error=short_error(message))
             total = recorded_cost(plan)
             if subtask_ids and (usage or cost_usd is not None):
@@ -136,7 +137,7 @@ class Records:
 
     async def blocked(self, subtask_ids: Sequence[str], reason: str) -> None:
         def change(subtask: Subtask) -> None:
-            subtask.raw["status"] = Status.BLOCKED
+            subtask.set_status(Status.BLOCKED)
             subtask.write_meta(error=short_error(reason))
         await self._each(subtask_ids, change)
 
@@ -181,12 +182,12 @@ class Records:
                             check_runs=(total if isinstance(total, int) else 0) + runs)
         await self.update(apply)
 
-    async def set_status(self, subtask_ids: Sequence[str], status: str, **meta: Any) -> None:
+    async def set_status(self, subtask_ids: Sequence[str], status: Status, **meta: Any) -> None:
         def change(subtask: Subtask) -> None:
             if status == Status.COMPLETED:
                 _close(subtask, status)
             else:
-                subtask.raw["status"] = status
+                subtask.set_status(status)
             subtask.write_meta(**meta)
         await self._each(subtask_ids, change)
 
@@ -202,7 +203,7 @@ class Records:
     async def resolution_started(self, subtask_id: str, round_: int, worktree: str) -> None:
         """SPEC 10: `conflict` -> `in_progress` with `orchestrate.resolving` = the round."""
         def change(subtask: Subtask) -> None:
-            subtask.raw["status"] = Status.IN_PROGRESS
+            subtask.set_status(Status.IN_PROGRESS)
             subtask.write_meta(resolving=round_, resolutions=resolutions_of(subtask),
                                worktree=worktree)
         await self._each([subtask_id], change)
@@ -223,7 +224,7 @@ class Records:
         subtask's own work (its overlaps, its diffstat), not the others' work it merged."""
         def change(subtask: Subtask) -> None:
             _end_round(subtask, round_, usage)
-            subtask.raw["status"] = Status.IN_PROGRESS
+            subtask.set_status(Status.IN_PROGRESS)
             subtask.write_meta(head=head, merge=MergeState.PENDING, resolution=resolution)
             if base:
                 subtask.write_meta(base=base)
@@ -235,7 +236,7 @@ class Records:
             round_ = subtask.meta.pop("resolving", None)
             subtask.write_meta(error=_round_error(
                 subtask, f"resolution round {round_} was interrupted"))
-            subtask.raw["status"] = Status.CONFLICT
+            subtask.set_status(Status.CONFLICT)
         await self._each(subtask_ids, change)
 
 
@@ -267,8 +268,8 @@ def _count_attempt(subtask: Subtask, error: str | None) -> None:
         subtask.write_meta(error=short_error(error))
 
 
-def _close(subtask: Subtask, status: str) -> None:
-    subtask.raw["status"] = status
+def _close(subtask: Subtask, status: Status) -> None:
+    subtask.set_status(status)
     subtask.raw["completed_at"] = utc_now()
 
 
@@ -335,3 +336,25 @@ def _record_merge(subtask: Subtask, result: MergeResult) -> None:
     subtask.meta.pop("error", None)
     subtask.meta.pop("conflict_paths", None)
     _close(subtask, Status.COMPLETED)
+
+
+def mark_stale(stale: list[str], remerge: dict[str, str], branch: str, plan: Plan) -> None:
+    """Completed subtasks whose work is not in the integration branch `branch`: those in
+    `remerge` (subtask -> its branch tip) wait to be merged again, the others run again."""
+    plan.write_meta(updated_at=utc_now())
+    for subtask_id in stale:
+        subtask = plan.subtask(subtask_id)
+        if subtask.status != Status.COMPLETED:
+            continue
+        subtask.raw.pop("completed_at", None)
+        for name in STALE_FIELDS:
+            subtask.meta.pop(name, None)
+        if subtask_id in remerge:
+            subtask.set_status(Status.IN_PROGRESS)
+            subtask.write_meta(head=remerge[subtask_id], merge=MergeState.PENDING,
+                               error=f"stale: its work was not in {branch}")
+        else:
+            subtask.set_status(Status.PENDING)
+            subtask.meta.pop("head", None)
+            subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
+                               "is gone")
