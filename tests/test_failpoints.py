@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.failpoints import CHECK_FAILPOINTS, ENV, FAILPOINTS, RESOLUTION_FAILPOINTS
+from orchestrator.failpoints import (
+    CHECK_FAILPOINTS,
+    ENV,
+    FAILPOINTS,
+    RESET_FAILPOINTS,
+    RESOLUTION_FAILPOINTS,
+)
 from tests.conftest import git, phase, plan_of, write_plan
 from tests.fault_support import (
     SPEC,
@@ -49,7 +55,8 @@ def test_an_unregistered_failpoint_is_refused() -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in FAILPOINTS
-                                  if n not in CHECK_FAILPOINTS + RESOLUTION_FAILPOINTS])
+                                  if n not in CHECK_FAILPOINTS + RESOLUTION_FAILPOINTS
+                                  + RESET_FAILPOINTS])
 def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None:
     plan_path = write_plan(repo, SPEC, PLAN)
     before = checkout_state(repo)

@@ -17,6 +17,7 @@ from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
 from orchestrator.build.context import RunContext
 from orchestrator.build.hints import next_steps
+from orchestrator.build.only import check_only, selected
 from orchestrator.build.preflight import Target, check_repository, ensure_identity
 from orchestrator.build.resolution import recover_rounds
 from orchestrator.build.run_summary import RunFacts, headline, integration_line, subtask_lines
@@ -54,6 +55,7 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
     tests run the real scheduler with a fake agent this way); `placement` likewise opens the
     build's placement instead of the one the `runner` setting chooses."""
     plan = PlanStore(spec.folder).read()
+    check_only(spec.name, plan, settings.only)
     if agent is None:
         check_agent_configured(settings, spec.repo)
     check_runner(settings)
@@ -301,6 +303,10 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
         return 0 if ctx.agents_failed == 0 else 1
     if failure := base_failure_error(ctx):
         raise failure
+    if ctx.settings.only:  # exit 0 when the subtasks named are done
+        stale_ids = {s.id for s in stale}
+        return 0 if all(s.status == Status.COMPLETED and s.id not in stale_ids
+                        for s in plan.subtasks() if selected(ctx.settings.only, s)) else 1
     return 0 if set(counts) <= {Status.COMPLETED} else 1
 
 

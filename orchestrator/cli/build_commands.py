@@ -46,6 +46,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Run and commit the ready subtasks, then stop before merging."),
         click.option("--retry-failed", is_flag=True, default=None,
                      help="Run failed and conflict subtasks again."),
+        click.option("--only", metavar="ID[,ID...]",
+                     help="Run just these subtasks (failed and conflict ones too); their "
+                     "dependencies must be completed."),
         click.option("--keep-worktrees", is_flag=True, default=None,
                      help="Keep each merged subtask's worktree instead of removing or "
                      "parking it."),

@@ -36,3 +36,28 @@ def logs(ctx: click.Context, spec: str, subtask: str | None, follow: bool,
 
     ctx.exit(show_logs(found, load_plan(found.plan_path), subtask, follow=follow,
                        attempt=attempt, write=write))
+
+
+@cli.command(short_help="Return a subtask to pending; its branch is kept as .prev-N.")
+@spec_argument()
+@click.argument("subtask", shell_complete=complete_subtask)
+@click.option("--drop", is_flag=True, help="Delete the subtask's branch instead of keeping it.")
+@click.pass_context
+def reset(ctx: click.Context, spec: str, subtask: str, drop: bool) -> None:
+    """Return SUBTASK to pending: its worktree is removed and its branch kept as
+    orchestrate/<spec>/<id>.prev-<n> (or deleted with --drop). The next build runs it afresh
+    from the integration branch's head (`orchestrate build SPEC --only SUBTASK`)."""
+    from orchestrator.workspace.reset import reset as reset_subtask
+
+    found = spec_of(ctx, spec)
+    done = reset_subtask(found, subtask, drop=drop)
+    for path in done.worktrees:
+        click.echo(f"removed worktree {path}")
+    for note in done.kept:
+        click.echo(f"kept {note}", err=True)
+    if done.kept_as:
+        click.echo(f"kept its branch as {done.kept_as}")
+    if done.dropped:
+        click.echo(f"deleted branch {done.dropped}")
+    click.echo(f"{subtask}: {done.status_before} -> pending; next: "
+               f"`orchestrate build {found.name} --only {subtask}`")
