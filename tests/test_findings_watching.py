@@ -33,3 +33,25 @@ def test_a_check_failing_on_the_base_starts_no_agent(repo: Path, tmp_path: Path)
     statuses = {s["id"]: s["status"] for p in json.loads(plan.read_text())["phases"]
                 for s in p["subtasks"]}
     assert set(statuses.values()) == {"pending"}
+
+
+def test_check_lines_name_subtasks_and_the_summary_says_what_happened(repo: Path) -> None:
+    """The build's output named commits only and ended `done in 10.7s: 7 completed` although
+    a subtask was ejected by the check; now check and bisection lines name the subtasks a
+    commit holds and the summary has a line per subtask that is not completed."""
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b", "c"], parallel=True)))
+    check = "test ! -e b.txt || { echo 'FAILED tests/test_b.py::test_b - b broke it'; exit 1; }"
+    out = run_cli(repo, "build", SPEC, "--check", check, "--resolve", "manual",
+                  "--agent-command", WRITE, check=1).stdout.splitlines()
+    checks = [line for line in out if line.startswith(("check", "bisect", "the check"))]
+    assert checks
+    assert all("the integration branch" in line for line in checks), checks
+    assert any("a, b, c on the integration branch" in line for line in checks)
+    headline = next(line for line in out if line.startswith("done in "))
+    assert ": 2 completed, 1 conflict; " in headline
+    assert re.search(r"; \d+ check runs; ", headline)
+    assert "; sandbox: none" in headline
+    (culprit,) = [line.strip() for line in out if line.startswith("    b conflict: ")]
+    assert "FAILED tests/test_b.py::test_b - b broke it" in culprit
+    assert f"orchestrate reset {SPEC} b" in culprit
+    assert re.fullmatch(rf"    integration branch {INTEGRATION} at [0-9a-f]{{12}}", out[-1])

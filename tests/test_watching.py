@@ -113,3 +113,62 @@ def test_logs_prints_one_attempt_or_every_log_prefixed(repo: Path) -> None:
     assert "a, b" in unknown.stderr
     missing = run_cli(repo, "logs", SPEC, "a", "--attempt", "3", check=2)
     assert "no attempt 3" in missing.stderr
+
+
+def _drain(master: int) -> bytes:
+    import select
+
+    data = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_the_live_footer_shows_each_agents_last_line_and_what_a_check_holds(
+        tmp_path: Path) -> None:
+    """A running subtask's line ends with the last line its agent wrote (escape sequences
+    dropped); a running check has a row naming the subtasks its commit holds; a resolution
+    round has a running line too."""
+    import fcntl
+    import struct
+    import termios
+
+    import pyte
+
+    from orchestrator.events import Event
+    from orchestrator.face.live import LiveSink
+
+    log = tmp_path / "a.log"
+    log.write_text("===== attempt 1 of a =====\nreading files\n\x1b[1mediting src/app.py\x1b[0m\n")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    screen = pyte.Screen(80, 24)
+    stream = pyte.ByteStream(screen)
+    with os.fdopen(slave, "w", encoding="utf-8") as out:
+        sink = LiveSink(out, [("a", "pending"), ("b", "pending"), ("c", "conflict")])
+        sink.emit(Event("subtask_started", "started", subtask="a", data={"log": str(log)}))
+        sink.emit(Event("check_started", "check: a, b on the integration branch",
+                        data={"display": "check 1: a, b on the integration branch",
+                              "display_key": "check 1234"}))
+        sink.emit(Event("resolution_started", "resolution round 1 of 2", subtask="c",
+                        data={"display": "resolution round 1"}))
+        out.flush()
+        stream.feed(_drain(master))
+        shown = [line.rstrip() for line in screen.display]
+        running = {line.split()[1]: line for line in shown if line.startswith("  ▸ ")}
+        assert running["a"].endswith("editing src/app.py")
+        assert running["c"].endswith("resolution round 1")
+        assert "  check 1: a, b on the integration branch" in shown
+        sink.emit(Event("check_passed", "check passed: a, b on the integration branch",
+                        data={"display": "", "display_key": "check 1234"}))
+        out.flush()
+        stream.feed(_drain(master))
+        assert not [line for line in screen.display if "check 1:" in line]
+        sink.close()
+    os.close(master)

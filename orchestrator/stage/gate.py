@@ -40,7 +40,7 @@ from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Status
 from orchestrator.stage.check_runs import run_check
-from orchestrator.stage.verdicts import Verdict
+from orchestrator.stage.verdicts import Verdict, holding
 
 if TYPE_CHECKING:
     from orchestrator.stage.merge_context import MergeContext
@@ -118,7 +118,9 @@ async def _remember(ctx: MergeContext, command: str, verdict: Verdict) -> None:
 async def check_base(ctx: MergeContext) -> Verdict:
     """The check on the integration branch's head (at build start, before any agent); a
     failure stops the run: no agent starts and nothing is merged."""
-    verdict = await judge(ctx, await ctx.integration_tip())
+    tip = await ctx.integration_tip()
+    ctx.checks.holds.setdefault(tip, "the integration branch's head")
+    verdict = await judge(ctx, tip)
     if not verdict.passed:
         ctx.checks.base_failure = verdict
         ctx.emit(EventKind.CHECK_BASE_FAILED, base_failure_message(ctx, verdict),
@@ -184,6 +186,7 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
             merge_chain, ctx.repo, gated.tip, remaining, overlaps=overlaps, overlap=policy,
             integrated=integrated))
         merged = [i for i, r in enumerate(chain.results) if r.outcome == "merged"]
+        _name_commits(ctx, gated, remaining, chain.tips, merged)
         if not merged or (last := await judge(ctx, chain.tip)).passed:
             gated.results += chain.results
             gated.tip = chain.tip
@@ -203,6 +206,15 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
     return gated
 
 
+def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate],
+                  tips: Sequence[str], merged: list[int]) -> None:
+    """Remember which subtasks each commit of the chain holds, for check and bisect lines."""
+    before = [r.subtask_id for r in gated.results if r.outcome == words.MERGED]
+    ids = [*before, *(remaining[i].subtask_id for i in merged)]
+    for n, i in enumerate(merged):
+        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1]))
+
+
 def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
     return replace(result, outcome=words.CONFLICT, merge_commit=None, conflicted_paths=(),
                    messages=(f"the check failed on {verdict.commit[:12]} "
@@ -211,8 +223,10 @@ def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
 
 def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest: int) -> None:
     ctx.emit(EventKind.BISECT_CULPRIT, f"the check fails once this branch is merged "
-             f"({verdict.commit[:12]}); left out, {rest} later branch(es) merged again",
-             subtask=subtask_id, commit=verdict.commit, log=verdict.log, remerged=rest)
+             f"({ctx.checks.label(verdict.commit)}, {verdict.commit[:12]}); left out, {rest} "
+             "later branch(es) merged again",
+             subtask=subtask_id, commit=verdict.commit, log=verdict.log, remerged=rest,
+             display="", display_key="bisect")
 
 
 async def _bisect(ctx: MergeContext, start: str, tips: list[str], last: Verdict,
@@ -223,12 +237,16 @@ async def _bisect(ctx: MergeContext, start: str, tips: list[str], last: Verdict,
     slots while the total stays within ceil(log2 n) probes."""
     passing, failing = -1, len(tips) - 1
     verdicts: dict[int, Verdict] = {failing: last}
-    ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {last.commit[:12]}; bisecting "
-             f"{len(tips)} branches", commit=last.commit, branches=len(tips), last=last_id)
+    ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {ctx.checks.label(last.commit)} "
+             f"({last.commit[:12]}); bisecting {len(tips)} branches", commit=last.commit,
+             branches=len(tips), last=last_id, display=f"bisecting {len(tips)} branches",
+             display_key="bisect")
     while failing - passing > 1:
         probes = probe_points(passing, failing, free=int(ctx.limiter.available_tokens))
-        ctx.emit(EventKind.BISECT_ROUND, f"bisect: checking {len(probes)} prefix(es) of "
-                 f"{failing - passing} suspects", probes=[tips[p] for p in probes])
+        named = "; ".join(ctx.checks.label(tips[p]) for p in probes)
+        ctx.emit(EventKind.BISECT_ROUND, f"bisect: {failing - passing} suspects; checking "
+                 f"{named}", probes=[tips[p] for p in probes],
+                 display=f"bisect: checking {named}", display_key="bisect")
         async with trio.open_nursery() as nursery:
             for point in probes:
                 nursery.start_soon(_probe, ctx, tips[point], point, verdicts)

@@ -35,3 +35,31 @@ class CheckState:
     base_failure: Verdict | None = None  # the check fails where merging would start
     refused_start: bool = False  # it failed on the head before any agent: nothing ran
     runs: int = 0  # check runs started by this process (reruns included)
+    # commit -> the subtasks it holds, in words ("s01..s12 on the integration branch"), so
+    # that check and bisection lines never name a bare commit id
+    holds: dict[str, str] = field(default_factory=dict)
+
+    def label(self, commit: str) -> str:
+        return self.holds.get(commit, commit[:12])
+
+
+LISTED = 4  # subtasks named one by one; more are shown as a range
+
+
+def holding(subtask_ids: list[str]) -> str:
+    """`s01, s02` or `s01..s12 (12 subtasks)`, merged onto the integration branch."""
+    if not subtask_ids:
+        return "the integration branch"
+    named = (", ".join(subtask_ids) if len(subtask_ids) <= LISTED else
+             f"{subtask_ids[0]}..{subtask_ids[-1]} ({len(subtask_ids)} subtasks)")
+    return f"{named} on the integration branch"
+
+
+def ending(verdict: Verdict, timeout_s: float) -> str:
+    """How a failing check ended: `exit 3`, or `timed out after 60 s (check_timeout)`."""
+    if TIMEOUT_NOTE in verdict.output:
+        return f"timed out after {timeout_s:g} s (check_timeout)"
+    return f"exit {verdict.exit_code}"
+
+
+TIMEOUT_NOTE = "(check_timeout)]"
