@@ -149,3 +149,9 @@ def refname_problem(component: str) -> str | None:
     if len(component.encode("utf-8")) > _MAX_BYTES:
         return f"it is longer than {_MAX_BYTES} bytes"
     return None
+
+
+def attach_keys(log: Path) -> Path:
+    """The FIFO `orchestrate attach` types into while the agent logging to `log` runs under a
+    pseudo-terminal (config `pty`)."""
+    return log.with_suffix(".keys")

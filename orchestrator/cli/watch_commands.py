@@ -61,3 +61,19 @@ def reset(ctx: click.Context, spec: str, subtask: str, drop: bool) -> None:
         click.echo(f"deleted branch {done.dropped}")
     click.echo(f"{subtask}: {done.status_before} -> pending; next: "
                f"`orchestrate build {found.name} --only {subtask}`")
+
+
+@cli.command(short_help="Connect to a running agent's terminal (pty = true); Ctrl-] detaches.")
+@spec_argument()
+@click.argument("subtask", shell_complete=complete_subtask)
+@click.pass_context
+def attach(ctx: click.Context, spec: str, subtask: str) -> None:
+    """Show SUBTASK's running command agent and send it your keystrokes; Ctrl-] detaches and
+    the agent keeps running. Needs `pty = true` in orchestrate.toml (or ORCHESTRATE_PTY=1),
+    which runs command agents under a pseudo-terminal; otherwise see `orchestrate logs`."""
+    from orchestrator.face.attach import attach as attach_to
+    from orchestrator.face.attach import default_streams
+
+    found = spec_of(ctx, spec)
+    stdin, stdout = default_streams()
+    ctx.exit(attach_to(found, load_plan(found.plan_path), subtask, stdin=stdin, stdout=stdout))
