@@ -283,7 +283,7 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     counts = dict(status_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
     cost = plan.record.cost_usd
-    steps = next_steps(ctx.spec.name, plan)
+    steps = next_steps(ctx.spec.name, plan, {s.id for s in stale})
     facts = RunFacts(elapsed_s=elapsed_s, tip=tip, check_runs=ctx.checks.runs,
                      integration_branch=str(plan.record.integration_branch),
                      resolution_rounds=ctx.resolution_rounds, sandbox=sandbox_mode(ctx),

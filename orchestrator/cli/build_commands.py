@@ -11,6 +11,7 @@ import click
 from orchestrator import names
 from orchestrator.cli.app import cli, echo_json, spec_of
 from orchestrator.cli.support import EPILOG, spec_argument
+from orchestrator.errors import UsageError
 from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import Spec
 from orchestrator.settings import AGENT_KINDS
@@ -117,15 +118,18 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
 
 
 def _dry_run(spec: Spec, settings: Settings) -> None:
-    """The schedule, after the same read-only checks as the build (agent, repository, base,
-    branch names): a dry run that passes is a build that starts."""
+    """The schedule, after the same read-only checks as the build (repository, base, branch
+    names). A dry run needs no agent: a missing one is a note, not an error."""
     from orchestrator.agents import check_agent_configured
     from orchestrator.build.preflight import check_repository
     from orchestrator.face.views import schedule_json, schedule_text
     from orchestrator.plan.declared import predicted_overlaps
 
     plan = load_plan(spec.plan_path)
-    check_agent_configured(settings, spec.repo)
+    try:
+        check_agent_configured(settings, spec.repo)
+    except UsageError as exc:
+        click.echo(f"note: {exc.message} (the build will need one)", err=True)
     target = check_repository(spec, settings.base, plan)
     overlaps = predicted_overlaps(plan, spec.repo)
     if settings.json:

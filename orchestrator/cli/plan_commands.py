@@ -9,7 +9,7 @@ import click
 from orchestrator import names
 from orchestrator.cli.app import cli, echo_json, repo_of, spec_of
 from orchestrator.cli.support import spec_argument
-from orchestrator.errors import OrchestrateError
+from orchestrator.errors import OrchestrateError, PlanError
 from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import all_specs
 
@@ -24,18 +24,30 @@ if TYPE_CHECKING:
 def validate(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Check the plan; exit 0 with a summary line (and a warning per predicted overlap of
     declared files), or 2 naming every problem."""
-    from orchestrator.face.views import overlap_warnings, validate_json, validate_line
+    from orchestrator.face.views import (
+        description_warnings,
+        invalid_json,
+        overlap_warnings,
+        validate_json,
+        validate_line,
+    )
     from orchestrator.plan.declared import predicted_overlaps
 
     found = spec_of(ctx, spec)
-    plan = load_plan(found.plan_path)
-    require_subtasks(plan, found.plan_path)
+    try:
+        plan = load_plan(found.plan_path)
+        require_subtasks(plan, found.plan_path)
+    except PlanError as exc:
+        if not as_json:
+            raise
+        echo_json(invalid_json(found, exc))  # a JSON object on stdout either way
+        ctx.exit(exc.exit_code)
     overlaps = predicted_overlaps(plan, found.repo)
     if as_json:
         echo_json(validate_json(found, plan, overlaps))
         return
     click.echo(validate_line(found, plan))
-    for line in overlap_warnings(overlaps):
+    for line in [*description_warnings(plan), *overlap_warnings(overlaps)]:
         click.echo(line)
 
 

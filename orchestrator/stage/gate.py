@@ -40,7 +40,7 @@ from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Status
 from orchestrator.stage.check_runs import run_check
-from orchestrator.stage.verdicts import Verdict, holding
+from orchestrator.stage.verdicts import Verdict, ending, holding
 
 if TYPE_CHECKING:
     from orchestrator.stage.merge_context import MergeContext
@@ -146,8 +146,9 @@ def base_failure_error(ctx: MergeContext) -> CheckFailsOnBase | None:
     lines = [line for line in verdict.output.splitlines() if line.strip()]
     shown = "".join(f"\n    {line}" for line in lines[-BASE_FAILURE_LINES:])
     return CheckFailsOnBase(
-        f"check fails on {branch} at {verdict.commit[:12]} (exit {verdict.exit_code}), "
-        f"before any subtask's work is merged:{shown}\nlog: {verdict.log}",
+        f"check fails on {branch} at {verdict.commit[:12]} "
+        f"({ending(verdict, ctx.settings.check_limit_s)}), before any subtask's work is "
+        f"merged:{shown}\nlog: {verdict.log}",
         f"Nothing was merged (committed work waits). Make `{ctx.settings.check}` pass on "
         f"{branch} first (reproduce: git worktree add /tmp/check {verdict.commit[:12]}, then "
         f"run it there) or change the check (--check, `check` in orchestrate.toml); then run "
