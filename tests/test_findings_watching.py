@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
-from tests.conftest import phase, plan_of, run_cli, write_plan
+from orchestrator.failpoints import ENV
+from tests.conftest import git, phase, plan_of, run_cli, write_plan
 
 SPEC = "001-find"
 INTEGRATION = f"orchestrate/{SPEC}/integration"
@@ -55,3 +57,66 @@ def test_check_lines_name_subtasks_and_the_summary_says_what_happened(repo: Path
     assert "FAILED tests/test_b.py::test_b - b broke it" in culprit
     assert f"orchestrate reset {SPEC} b" in culprit
     assert re.fullmatch(rf"    integration branch {INTEGRATION} at [0-9a-f]{{12}}", out[-1])
+    status = run_cli(repo, "status", SPEC, check=0).stdout
+    (row,) = [line for line in status.splitlines() if line.split()[:1] == ["b"]]
+    assert "ejected" in row  # not `check_failed` cut to `check_fa`
+    assert "check_f" not in row
+
+
+def test_validate_json_prints_an_object_for_an_invalid_plan(repo: Path) -> None:
+    plan = plan_of(phase(1, ["a"]))
+    plan["phases"][0]["subtasks"][0]["status"] = "bogus"
+    write_plan(repo, SPEC, plan)
+    done = run_cli(repo, "validate", SPEC, "--json", check=2)
+    report = json.loads(done.stdout)
+    assert report["valid"] is False
+    assert any("bogus" in problem for problem in report["problems"])
+
+
+def test_the_dry_run_init_suggests_needs_no_agent(repo: Path) -> None:
+    said = run_cli(repo, "init", "002-new", check=0).stdout
+    assert "`orchestrate build 002-new --dry-run`" in said
+    done = run_cli(repo, "build", "002-new", "--dry-run", check=0)
+    assert "phase" in done.stdout.lower()
+
+
+def test_a_subtask_without_a_description_is_warned_of_and_not_committed_as_id_id(
+        repo: Path) -> None:
+    plan = plan_of(phase(1, ["a"]))
+    del plan["phases"][0]["subtasks"][0]["description"]
+    write_plan(repo, SPEC, plan)
+    said = run_cli(repo, "validate", SPEC, check=0).stdout
+    assert "warning: subtask a (phase 1 (Phase 1)) has no description" in said
+    run_cli(repo, "build", SPEC, "--agent-command", WRITE, check=0)
+    subject = git(repo, "log", "-1", "--format=%s", f"orchestrate/{SPEC}/a")
+    assert subject != "a: a"
+    assert "no description" in subject
+
+
+def test_a_check_timeout_is_said_as_a_timeout_not_exit_124(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    done = run_cli(repo, "build", SPEC, "--check", "sleep 5", "--check-timeout", "0.3",
+                   "--check-retries", "0", "--agent-command", WRITE, check=1)
+    assert "timed out after 0.3 s (check_timeout)" in done.stderr
+    assert "exit 124" not in done.stderr + done.stdout
+
+
+def test_status_after_clean_all_does_not_say_all_done(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    run_cli(repo, "build", SPEC, "--agent-command", WRITE, check=0)
+    run_cli(repo, "clean", SPEC, "--all", check=0)
+    status = run_cli(repo, "status", SPEC, check=0).stdout
+    (row,) = [line for line in status.splitlines() if line.split()[:1] == ["a"]]
+    assert row.split()[1:3] == ["stale", "missing"]  # not `stale  merged`
+    assert "all done" not in status
+    assert f"`orchestrate build {SPEC}`" in status
+
+
+def test_status_after_a_killed_build_says_the_subtask_was_stopped(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
+    crashed = run_cli(repo, "build", SPEC, "--agent-command", WRITE,
+                      env={ENV: "subtask-started"})
+    assert crashed.returncode == -signal.SIGKILL
+    status = run_cli(repo, "status", SPEC, check=0).stdout
+    (row,) = [line for line in status.splitlines() if line.split()[:1] == ["a"]]
+    assert row.split()[1:4] == ["in", "progress", "stopped"]
