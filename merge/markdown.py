@@ -169,7 +169,7 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)
-    if finding.merged and (by := _resolved_by(report, finding)):
+    if finding.merged and (by := report.resolution_of(finding)):
         state = (f"resolved by agent in round {by.round} ({code(by.subtask_id)}); check that "
                  "the combined result is right")
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
@@ -215,11 +215,6 @@ def _flaky(check: dict[str, object]) -> str:
             lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
                          f"{code(str(run.get('log', '')))}")
     return "\n".join(lines)
-
-
-def _resolved_by(report: ConflictReport, finding: Finding) -> Resolution | None:
-    return next((r for r in report.resolutions()
-                 if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
 
 
 def _side(side: Side) -> str:

@@ -120,3 +120,31 @@ def test_status_after_a_killed_build_says_the_subtask_was_stopped(repo: Path) ->
     status = run_cli(repo, "status", SPEC, check=0).stdout
     (row,) = [line for line in status.splitlines() if line.split()[:1] == ["a"]]
     assert row.split()[1:4] == ["in", "progress", "stopped"]
+
+
+def test_a_check_round_names_what_the_agent_edited(repo: Path) -> None:
+    """A resolution round for a check failure said `nothing to edit` although the agent edited
+    files, and the JSON report had `"paths": [""]` for it."""
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    agent = ('if [ "$ORCHESTRATE_SUBTASK_ID" = b ] && [ -z "$ORCHESTRATE_RESOLVING" ]; '
+             'then echo bad > b.txt; else echo ok > "$ORCHESTRATE_SUBTASK_ID.txt"; fi')
+    out = run_cli(repo, "build", SPEC, "--check", "! grep -qs bad b.txt",
+                  "--agent-command", agent, check=0).stdout
+    assert "[b] resolved by agent in round 1: the check's failure (edited b.txt)" in out
+    report = json.loads(run_cli(repo, "report", SPEC, "--format", "json", check=0).stdout)
+    (resolved,) = report["resolved"]
+    assert resolved["paths"] == ["b.txt"]
+
+
+def test_github_annotations_say_an_agent_resolved_the_conflict(repo: Path) -> None:
+    """`--format github` said a conflict the agent resolved had `merged cleanly`."""
+    from tests.buildkit import agent_command
+
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    run_cli(repo, "build", SPEC, "--agent-command", agent_command(
+        "--append", "a=shared.txt", "--append", "b=shared.txt", "--resolve", "b=both"),
+        env={"ORCH_TEST_RECORD": str(repo.parent / "record.jsonl")}, check=0)
+    annotations = run_cli(repo, "report", SPEC, "--format", "github", check=0).stdout
+    (line,) = [a for a in annotations.splitlines() if "shared.txt" in a]
+    assert "merged cleanly" not in line
+    assert "resolved by agent in round 1 (b)" in line
