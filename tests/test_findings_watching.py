@@ -148,3 +148,13 @@ def test_github_annotations_say_an_agent_resolved_the_conflict(repo: Path) -> No
     (line,) = [a for a in annotations.splitlines() if "shared.txt" in a]
     assert "merged cleanly" not in line
     assert "resolved by agent in round 1 (b)" in line
+
+
+def test_the_report_for_a_pull_request_has_no_local_absolute_path(repo: Path) -> None:
+    write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    run_cli(repo, "build", SPEC, "--check", "test ! -e b.txt", "--resolve", "manual",
+            "--agent-command", WRITE, check=1)
+    markdown = run_cli(repo, "report", SPEC, check=0).stdout
+    assert "check-" in markdown  # the check failure is there, with its log
+    assert str(repo) not in markdown
+    assert re.search(rf"\.orchestrate/specs/{SPEC}/logs/check-[0-9a-f]{{12}}\.log", markdown)
