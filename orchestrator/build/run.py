@@ -287,7 +287,7 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     facts = RunFacts(elapsed_s=elapsed_s, tip=tip, check_runs=ctx.checks.runs,
                      integration_branch=str(plan.record.integration_branch),
                      resolution_rounds=ctx.resolution_rounds, sandbox=sandbox_mode(ctx),
-                     check_timeout_s=ctx.settings.check_limit_s)
+                     check_timeout_s=ctx.settings.check_limit_s, setbacks=ctx.setbacks)
     lines = subtask_lines(ctx.spec.name, plan, ctx.spec.logs, {s.id for s in stale}, facts)
     ctx.emit(EventKind.BUILD_FINISHED, headline(counts, facts, cost), counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,

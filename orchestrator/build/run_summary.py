@@ -4,20 +4,17 @@ command that comes next), and last the integration branch and its head."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator import names
 from orchestrator.events import duration_text, printable
 from orchestrator.plan.model import MergeState, Plan, Status, Subtask
+from orchestrator.stage.verdicts import failing_test
 
 ORDER = (Status.COMPLETED, Status.FAILED, Status.CONFLICT, Status.BLOCKED, Status.PENDING,
          Status.IN_PROGRESS, "stale")
-# Lines of test runners' output that name a failing test, best first.
-FAILING_TEST = (re.compile(r"^(FAILED|ERROR) \S"), re.compile(r"^(FAIL|ERROR): \S"),
-                re.compile(r"^--- FAIL: "), re.compile(r"\b(failed|error|Error)\b"))
 REASON_WIDTH = 160
 TAIL_BYTES = 8192
 TIMED_OUT = 124
@@ -34,6 +31,7 @@ class RunFacts:
     resolution_rounds: int = 0
     sandbox: str = "none"
     check_timeout_s: float | None = None
+    setbacks: Mapping[str, str] = field(default_factory=dict)  # subtask -> what went wrong
 
 
 def headline(counts: Mapping[str, int], facts: RunFacts, cost: object) -> str:
@@ -57,6 +55,9 @@ def subtask_lines(spec: str, plan: Plan, logs: Path, stale: Collection[str],
     lines = []
     for subtask in plan.subtasks():
         status = "stale" if subtask.id in stale else subtask.status
+        if status == Status.COMPLETED and (setback := facts.setbacks.get(subtask.id)):
+            lines.append(f"{subtask.id} completed after a resolution round: {_cut(setback)}; "
+                         f"next: `orchestrate review {spec} {subtask.id}` shows the fix")
         if status == Status.COMPLETED:
             continue
         why, then = _reason(spec, subtask, logs, facts), _next(spec, subtask, status)
@@ -107,15 +108,6 @@ def check_reason(check: object, timeout_s: float | None = None) -> str:
         ended = f"exit {code}" if code is not None else Status.FAILED
     found = failing_test(output)
     return f"the check fails ({ended})" + (f": {found}" if found else "")
-
-
-def failing_test(output: str) -> str:
-    lines = [printable(line).strip() for line in output.splitlines()]
-    lines = [line for line in lines if line and not line.startswith("[orchestrate:")]
-    for pattern in FAILING_TEST:
-        if hits := [line for line in lines if pattern.search(line)]:
-            return hits[0]
-    return lines[-1] if lines else ""
 
 
 def last_output_line(log: Path) -> str:

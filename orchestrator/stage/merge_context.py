@@ -62,6 +62,9 @@ class MergeContext:
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     ports: Ports = field(default_factory=Ports)
     checks: CheckState = field(default_factory=CheckState)
+    # subtask -> why a merge of it failed in this run (ejected by the check, a conflict), for
+    # the summary of a subtask completed after a resolution round
+    setbacks: dict[str, str] = field(default_factory=dict)
 
     @property
     def repo(self) -> Path:

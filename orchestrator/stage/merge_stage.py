@@ -16,7 +16,7 @@ from orchestrator.plan.model import Subtask
 from orchestrator.stage.conflict_report import write_conflict_report
 from orchestrator.stage.gate import integrate_checked
 from orchestrator.stage.merge_context import MergeContext, integration_branch
-from orchestrator.stage.verdicts import Verdict
+from orchestrator.stage.verdicts import Verdict, ending, failing_test
 
 
 def is_committed_unmerged(subtask: Subtask) -> bool:
@@ -94,12 +94,17 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
 def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = None) -> None:
     overlaps = f" (overlaps: {', '.join(result.overlaps)})" if result.overlaps else ""
     if culprit is not None:
+        found = failing_test(culprit.output)
+        ctx.setbacks[result.subtask_id] = (
+            f"ejected by the check ({ending(culprit, ctx.settings.check_limit_s)}"
+            + (f": {found})" if found else ")"))
         ctx.emit(EventKind.SUBTASK_CONFLICT, f"check failed: not merged (the check fails on "
                  f"{culprit.commit[:12]}, exit {culprit.exit_code}; log: {culprit.log})",
                  subtask=result.subtask_id, paths=[], reason="check_failed",
                  commit=culprit.commit, log=culprit.log)
     elif result.outcome == words.CONFLICT:
         paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
+        ctx.setbacks[result.subtask_id] = f"a merge conflict in {paths}"
         ctx.emit(EventKind.SUBTASK_CONFLICT, f"conflict: not merged ({paths})",
                  subtask=result.subtask_id, paths=list(result.conflicted_paths))
     elif result.outcome == "already_merged":

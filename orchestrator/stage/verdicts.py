@@ -3,9 +3,12 @@ failure of the check on the integration branch's head, which stops every merge."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import trio
+
+from orchestrator.events import printable
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,16 @@ def ending(verdict: Verdict, timeout_s: float) -> str:
 
 
 TIMEOUT_NOTE = "(check_timeout)]"
+# Lines of test runners' output that name a failing test, best first.
+FAILING_TEST = (re.compile(r"^(FAILED|ERROR) \S"), re.compile(r"^(FAIL|ERROR): \S"),
+                re.compile(r"^--- FAIL: "), re.compile(r"\b(failed|error|Error)\b"))
+
+
+def failing_test(output: str) -> str:
+    """The line of a failing check's output that best says what failed, else its last."""
+    lines = [printable(line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("[orchestrate:", "$ "))]
+    for pattern in FAILING_TEST:
+        if hits := [line for line in lines if pattern.search(line)]:
+            return hits[-1] if pattern is FAILING_TEST[-1] else hits[0]
+    return lines[-1] if lines else ""
