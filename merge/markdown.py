@@ -193,7 +193,7 @@ def _check_failure(report: ConflictReport, finding: Finding, number: int,
              f"check {code(command)} {_how_it_fails(check)} on "
              f"{code(commit[:12])}, the first commit of the chain that has it; "
              f"{code(report.integration_branch)} does not contain it. "
-             f"Log: {code(repo_relative(str(check.get('log') or '-')))}."]
+             f"Log (in the spec's folder): {code(spec_relative(str(check.get('log') or '-')))}."]
     if finding.message:
         parts.append(fence(finding.message, "text"))
     reproduce = [wrap_shell(["git", "worktree", "add", "--detach", worktree, commit]),
@@ -206,16 +206,10 @@ def _check_failure(report: ConflictReport, finding: Finding, number: int,
     return "\n\n".join(parts)
 
 
-PRIVATE_FOLDERS = ("/.orchestrate/", "/.auto-claude/")
-
-
-def repo_relative(path: str) -> str:
-    """A log's path from the repository root: a report pasted into a pull request must not
-    carry a local absolute path (a home folder, a user name)."""
-    for folder in PRIVATE_FOLDERS:
-        if folder in path:
-            return folder.lstrip("/") + path.split(folder, 1)[1]
-    return path.rsplit("/", 1)[-1]
+def spec_relative(path: str) -> str:
+    """A log's path from its spec folder (`logs/check-….log`): a report pasted into a pull
+    request must not carry a local absolute path (a home folder, a user name)."""
+    return "/".join(path.rsplit("/", 2)[-2:])
 
 
 def _how_it_fails(check: dict[str, object]) -> str:
@@ -231,7 +225,7 @@ def _flaky(check: dict[str, object]) -> str:
     for run in runs if isinstance(runs, list) else []:
         if isinstance(run, dict):
             lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
-                         f"{code(repo_relative(str(run.get('log', ''))))}")
+                         f"{code(spec_relative(str(run.get('log', ''))))}")
     return "\n".join(lines)
 
 
