@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 from orchestrator.failpoints import ENV
@@ -158,3 +159,24 @@ def test_the_report_for_a_pull_request_has_no_local_absolute_path(repo: Path) ->
     assert "check-" in markdown  # the check failure is there, with its log
     assert str(repo) not in markdown
     assert re.search(r"`logs/check-[0-9a-f]{12}\.log`", markdown)
+
+
+def test_overlaps_after_a_fix_by_hand_are_the_subtasks_own(repo: Path, tmp_path: Path) -> None:
+    """A conflict fixed by hand (the integration branch merged into the subtask's branch) was
+    charged with overlaps on every file the other subtasks changed."""
+    from tests.buildkit import agent_command
+
+    plan = write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
+    run_cli(repo, "build", SPEC, "--resolve", "manual", "--agent-command", agent_command(
+        "--append", "a=shared.txt", "--append", "b=shared.txt"),
+        env={"ORCH_TEST_RECORD": str(tmp_path / "record.jsonl")}, check=1)
+    worktree = repo / ".orchestrate" / "worktrees" / SPEC / "b"
+    merged = subprocess.run(["git", "merge", "-q", "--no-edit", INTEGRATION], cwd=worktree,
+                            capture_output=True, check=False)
+    assert merged.returncode == 1  # the conflict the report describes
+    (worktree / "shared.txt").write_text("edit by a\nedit by b\n")
+    git(worktree, "add", "shared.txt")
+    git(worktree, "commit", "-q", "--no-edit")
+    run_cli(repo, "merge", SPEC, check=0)
+    record = json.loads(plan.read_text())["phases"][0]["subtasks"][1]["orchestrate"]
+    assert record["overlaps"] == ["shared.txt"]  # not a.txt, which only a changed

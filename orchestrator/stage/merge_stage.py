@@ -4,15 +4,17 @@ conflict report. Integration is plumbing only (no working tree), serialised by o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 import trio
 
 from merge import Candidate, MergeResult, OverlapPolicy, integrate, words
 from orchestrator import names
+from orchestrator.door.processes import git
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
-from orchestrator.plan.model import Subtask
+from orchestrator.plan.model import Status, Subtask
 from orchestrator.stage.conflict_report import write_conflict_report
 from orchestrator.stage.gate import integrate_checked
 from orchestrator.stage.merge_context import MergeContext, integration_branch
@@ -43,7 +45,8 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
     async with ctx.merge_lock:
         tips = await ctx.subtask_tips()
         everyone = sorted([*merged_siblings, *subtasks], key=_position)
-        candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
+        candidates = [await _own_base(ctx, s, _candidate(ctx, s, tips.get(s.id), group))
+                      for s in everyone]
         policy: OverlapPolicy = "block" if ctx.settings.overlap == "block" else "merge"
         culprits: dict[str, Verdict] = {}
         if ctx.settings.check:
@@ -74,6 +77,17 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
             ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,
                                                keep=ctx.settings.keep_worktrees))
     return results
+
+
+async def _own_base(ctx: MergeContext, subtask: Subtask, candidate: Candidate) -> Candidate:
+    """A conflict fixed by hand (the integration branch merged into the subtask's branch, as
+    the report says) holds the other subtasks' work too: its own changes, in which overlaps
+    are sought, start at its merge-base with the integration branch, not at its old base."""
+    if subtask.status != Status.CONFLICT or candidate.head == subtask.record.head:
+        return candidate
+    found = await git(ctx.repo, "merge-base", candidate.head, ctx.integration_ref, check=False)
+    base = found.stdout.strip()
+    return replace(candidate, base=base) if found.returncode == 0 and base else candidate
 
 
 def _position(subtask: Subtask) -> int:
