@@ -11,6 +11,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from orchestrator.failpoints import ENV
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 
@@ -38,6 +40,7 @@ def test_a_check_failing_on_the_base_starts_no_agent(repo: Path, tmp_path: Path)
     assert set(statuses.values()) == {"pending"}
 
 
+@pytest.mark.slow
 def test_check_lines_name_subtasks_and_the_summary_says_what_happened(repo: Path) -> None:
     """The build's output named commits only and ended `done in 10.7s: 7 completed` although
     a subtask was ejected by the check; now check and bisection lines name the subtasks a
@@ -102,6 +105,7 @@ def test_a_check_timeout_is_said_as_a_timeout_not_exit_124(repo: Path) -> None:
     assert "exit 124" not in done.stderr + done.stdout
 
 
+@pytest.mark.slow
 def test_status_after_clean_all_does_not_say_all_done(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     run_cli(repo, "build", SPEC, "--agent-command", WRITE, check=0)
@@ -113,6 +117,7 @@ def test_status_after_clean_all_does_not_say_all_done(repo: Path) -> None:
     assert f"`orchestrate build {SPEC}`" in status
 
 
+@pytest.mark.slow
 def test_status_after_a_killed_build_says_the_subtask_was_stopped(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a"])))
     crashed = run_cli(repo, "build", SPEC, "--agent-command", WRITE,
@@ -123,6 +128,7 @@ def test_status_after_a_killed_build_says_the_subtask_was_stopped(repo: Path) ->
     assert row.split()[1:4] == ["in", "progress", "stopped"]
 
 
+@pytest.mark.slow
 def test_a_check_round_names_what_the_agent_edited(repo: Path) -> None:
     """A resolution round for a check failure said `nothing to edit` although the agent edited
     files, and the JSON report had `"paths": [""]` for it."""
@@ -137,6 +143,7 @@ def test_a_check_round_names_what_the_agent_edited(repo: Path) -> None:
     assert resolved["paths"] == ["b.txt"]
 
 
+@pytest.mark.slow
 def test_github_annotations_say_an_agent_resolved_the_conflict(repo: Path) -> None:
     """`--format github` said a conflict the agent resolved had `merged cleanly`."""
     from tests.buildkit import agent_command
@@ -151,6 +158,7 @@ def test_github_annotations_say_an_agent_resolved_the_conflict(repo: Path) -> No
     assert "resolved by agent in round 1 (b)" in line
 
 
+@pytest.mark.slow
 def test_the_report_for_a_pull_request_has_no_local_absolute_path(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
     run_cli(repo, "build", SPEC, "--check", "test ! -e b.txt", "--resolve", "manual",
@@ -161,6 +169,7 @@ def test_the_report_for_a_pull_request_has_no_local_absolute_path(repo: Path) ->
     assert re.search(r"`logs/check-[0-9a-f]{12}\.log`", markdown)
 
 
+@pytest.mark.slow
 def test_overlaps_after_a_fix_by_hand_are_the_subtasks_own(repo: Path, tmp_path: Path) -> None:
     """A conflict fixed by hand (the integration branch merged into the subtask's branch) was
     charged with overlaps on every file the other subtasks changed."""

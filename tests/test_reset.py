@@ -9,6 +9,8 @@ import shlex
 import signal
 from pathlib import Path
 
+import pytest
+
 from orchestrator.failpoints import ENV
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 
@@ -33,6 +35,7 @@ def branches(repo: Path) -> list[str]:
                f"refs/heads/{PREFIX}").splitlines()
 
 
+@pytest.mark.slow
 def test_reset_keeps_the_branch_and_build_only_runs_just_that_subtask(repo: Path,
                                                                       tmp_path: Path) -> None:
     flags = tmp_path / "flags"
@@ -69,6 +72,7 @@ def test_reset_keeps_the_branch_and_build_only_runs_just_that_subtask(repo: Path
                                       PREFIX + "integration"]
 
 
+@pytest.mark.slow
 def test_only_refuses_unknown_ids_and_unfinished_dependencies(repo: Path,
                                                               tmp_path: Path) -> None:
     plan = write_plan(repo, SPEC, plan_of(phase(1, ["a"]), phase(2, ["b"], depends_on=[1])))
@@ -84,6 +88,7 @@ def test_only_refuses_unknown_ids_and_unfinished_dependencies(repo: Path,
     run_cli(repo, "reset", SPEC, "nope", check=2)
 
 
+@pytest.mark.slow
 def test_a_reset_killed_after_moving_the_branch_is_finished_by_the_next(repo: Path,
                                                                        tmp_path: Path) -> None:
     flags = tmp_path / "flags"

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ORCHESTRATE, phase, plan_of, run_cli, write_plan
 from tests.watchdog import kill_tree
 
@@ -97,6 +99,7 @@ def test_every_event_is_appended_to_events_jsonl_as_json_prints_it(repo: Path) -
     assert json.loads(appended[-1])["kind"] == "merge_finished"
 
 
+@pytest.mark.slow
 def test_logs_prints_one_attempt_or_every_log_prefixed(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
     agent = ('echo "try $ORCHESTRATE_ATTEMPT of $ORCHESTRATE_SUBTASK_ID"; '
