@@ -119,7 +119,8 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
 
 def _dry_run(spec: Spec, settings: Settings) -> None:
     """The schedule, after the same read-only checks as the build (repository, base, branch
-    names). A dry run needs no agent: a missing one is a note, not an error."""
+    names, and an agent that was given). A dry run needs no agent: none is a note, not an
+    error."""
     from orchestrator.agents import check_agent_configured
     from orchestrator.build.preflight import check_repository
     from orchestrator.face.views import schedule_json, schedule_text
@@ -129,6 +130,8 @@ def _dry_run(spec: Spec, settings: Settings) -> None:
     try:
         check_agent_configured(settings, spec.repo)
     except UsageError as exc:
+        if settings.agent is not None:
+            raise  # an agent that was given and cannot run is refused like the build
         click.echo(f"note: {exc.message} (the build will need one)", err=True)
     target = check_repository(spec, settings.base, plan)
     overlaps = predicted_overlaps(plan, spec.repo)
