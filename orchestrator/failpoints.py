@@ -31,7 +31,7 @@ CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fa
     "check-culprit-found",  # bisection named a culprit; nothing of it is recorded yet
     "check-green-chosen",  # the passing commit to move to is chosen; the branch has not moved
 )
-# reached only when a conflict goes back to the agent (SPEC 10); tests/test_resolve.py
+# reached only when a conflict goes back to the agent (SPEC 10); tests/build/test_resolve.py
 RESOLUTION_FAILPOINTS = (
     "resolution-started",  # in_progress with `resolving` written; no merge in the worktree yet
     "resolution-merging",  # the merge is in progress in the worktree; the agent has not run

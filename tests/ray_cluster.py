@@ -5,7 +5,7 @@ no Ray traffic leaves 127.0.0.1 (Ray binds the machine's routable address otherw
 commands in it with `nsenter`. `RayCluster` starts `ray start --head` and further nodes there
 with a private --temp-dir; every process it starts carries a marker variable in its environment,
 so that `stop` kills exactly those (never `ray stop`, which kills every Ray on the machine).
-Used by tests/test_ray_runner.py and scripts/bench_ray.py.
+Used by tests/workspace/test_ray_runner.py and scripts/bench_ray.py.
 """
 
 from __future__ import annotations

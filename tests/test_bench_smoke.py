@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the benchmarks end to end
+
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = re.compile(r"^  (?P<name>.+?)\s+(?P<value>\d+\.\d{3})( s| MB)?$")
 

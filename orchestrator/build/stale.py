@@ -19,7 +19,6 @@ from orchestrator import names
 from orchestrator.events import EventKind
 from orchestrator.plan.model import Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
-from orchestrator.plan.transitions import mark_stale
 
 if TYPE_CHECKING:
     from orchestrator.stage.merge_context import MergeContext
@@ -78,6 +77,7 @@ async def reconcile(ctx: MergeContext) -> None:
     from functools import partial
 
     from orchestrator.failpoints import failpoint
+    from orchestrator.plan.transitions import mark_stale  # imports trio: not at the top
 
     stale = await find_stale(ctx, await ctx.records.read())
     tips = await ctx.subtask_tips() if stale else {}
