@@ -109,7 +109,8 @@ def _summary(report: ConflictReport) -> str:
     checked = ""
     if report.check is not None:
         checked = (f" Check {code(str(report.check.get('command')))}: "
-                   f"{_count(s['check_runs'], 'run')}, {s['check_failed']} left out, "
+                   f"{_count(s['check_runs'], 'run')} (a sequential gate: "
+                   f"{s['check_runs_sequential']}), {s['check_failed']} left out, "
                    f"{s['check_flaky']} flaky.")
     cost = "" if report.cost_usd is None else f" Cost {report.cost_usd:.2f} USD."
     return (f"**{headline}**: {s['merged']} of {s['subtasks']} subtasks merged into "

@@ -178,6 +178,7 @@ class ConflictReport:
         if self.check is not None:
             counts.update(check_failed=len(self.check_failures()),
                           check_runs=int(self.check.get("runs") or 0),
+                          check_runs_sequential=int(self.check.get("sequential_runs") or 0),
                           check_flaky=len(self.check.get("flaky") or ()))
         return counts
 

@@ -63,6 +63,9 @@ class EventKind(StrEnum):
     ORPHANS_STOPPED = "orphans_stopped"
     CHECKOUT_DIRTY = "checkout_dirty"
     BUILD_FINISHED = "build_finished"
+    # the conflict radar
+    OVERLAP_PREDICTED = "overlap_predicted"
+    RADAR_OFF = "radar_off"
 
 
 # Event kinds that end a subtask's part in the run, and the status each one leaves.

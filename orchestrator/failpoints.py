@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
-__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "RESET_FAILPOINTS", "RESOLUTION_FAILPOINTS",
-           "failpoint"]
+__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "PROBE_ROUND_FAILPOINTS", "RESET_FAILPOINTS",
+           "RESOLUTION_FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
@@ -31,6 +31,10 @@ CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fa
     "check-culprit-found",  # bisection named a culprit; nothing of it is recorded yet
     "check-green-chosen",  # the passing commit to move to is chosen; the branch has not moved
 )
+# reached only when a bisection probes several prefixes at once (free slots, >= 5 suspects)
+PROBE_ROUND_FAILPOINTS = (
+    "check-round-started",  # a round's probes are under way; none of their verdicts is cached
+)
 # reached only when a conflict goes back to the agent (SPEC 10); tests/build/test_resolve.py
 RESOLUTION_FAILPOINTS = (
     "resolution-started",  # in_progress with `resolving` written; no merge in the worktree yet
@@ -44,7 +48,7 @@ RESET_FAILPOINTS = (
     "reset-branch-moved",  # worktree removed, branch kept as .prev-N; the plan has the old status
 )
 FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
-              + CHECK_FAILPOINTS + RESET_FAILPOINTS)
+              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + RESET_FAILPOINTS)
 
 
 def failpoint(name: str) -> None:

@@ -155,3 +155,13 @@ def attach_keys(log: Path) -> Path:
     """The FIFO `orchestrate attach` types into while the agent logging to `log` runs under a
     pseudo-terminal (config `pty`)."""
     return log.with_suffix(".keys")
+
+
+def radar_file(logs: Path, subtask_id: str) -> Path:
+    """ORCHESTRATE_RADAR_FILE: where the conflict radar tells a subtask's agent of overlaps."""
+    return logs / f"{subtask_id}.radar"
+
+
+def radar_cache(repo: Path, spec_name: str) -> Path:
+    """The conflict radar's private indexes (its stat cache) for one build of the spec."""
+    return repo / PRIVATE_DIR / "radar" / spec_name

@@ -79,6 +79,9 @@ class Settings:
     runner: str = "local"
     ray_address: str = "auto"
     remote: str = "origin"
+    # conflict radar: off, show (events and the plan) or tell (the agents too), every N seconds
+    radar: str = "show"
+    radar_interval: float = 5.0
     # Watching and steering a build: `build --only`, and `pty` for `orchestrate attach`.
     only: tuple[str, ...] = ()  # run just these subtasks (their dependencies are completed)
     pty: bool = False  # command agents run under a pseudo-terminal one can attach to
@@ -196,6 +199,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "resolve": _choice("agent", "manual"), "resolve_attempts": _int,
     "runner": _choice("local", "ray"), "ray_address": _text, "remote": _text,
 }
+# conflict radar
+PARSERS.update({"radar": _choice("off", "show", "tell"), "radar_interval": _seconds})
 # Watching and steering a build: `build --only ID[,ID...]` and `pty = true`.
 PARSERS.update({"only": _str_list, "pty": _bool})
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")

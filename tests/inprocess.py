@@ -93,6 +93,7 @@ class FakePlacement:
     local subtask branch. Every call is recorded, so tests see how the driver uses the seam."""
 
     name = "fake"
+    reads_workspaces = True  # its clones are on this machine: the conflict radar reads them
 
     def __init__(self, shop: Workshop, root: Path) -> None:
         self.shop, self.root = shop, root

@@ -25,6 +25,8 @@ class AgentTask:
     # returns no result, and what it spent is still recorded from here
     usage: dict[str, int] = field(default_factory=dict)
     resolving: int = 0  # the resolution round (SPEC 10) this run is, 0 for the subtask itself
+    # with `--radar tell`: where the conflict radar appends what the agent should hear
+    radar_file: Path | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anthropic
+import trio
 
 from orchestrator.agents.base import Agent, AgentResult, AgentTask, anthropic_api_key
 from orchestrator.agents.claude_api import USAGE_KEYS, ApiFailure, Reply, ToolUse, create_message
@@ -131,6 +132,7 @@ class _Session:
         self.usage = task.usage
         self.usage.update(dict.fromkeys(USAGE_KEYS, 0))
         self.tail: deque[str] = deque(maxlen=TAIL_ENTRIES)
+        self.radar_read = 0  # how much of the task's radar file has been passed on
 
     async def converse(self) -> str:
         """Empty when the model finished, else why the attempt failed."""
@@ -183,10 +185,31 @@ class _Session:
         if not reply.tool_uses:
             why = ("Your reply was cut off by the max_tokens limit. Continue, in smaller steps."
                    if reply.stop_reason == "max_tokens" else "Continue.")
-            self.messages.append({"role": "user", "content": why})
-            return
-        results = [await self._run_tool(use) for use in reply.tool_uses]
-        self.messages.append({"role": "user", "content": results})
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": why}]
+        else:
+            blocks = [await self._run_tool(use) for use in reply.tool_uses]
+        news = await self._radar_news()
+        if news:
+            blocks.append({"type": "text", "text": news})
+        plain = not reply.tool_uses and not news  # just "Continue.", as a plain string
+        self.messages.append({"role": "user", "content": blocks[0]["text"] if plain else blocks})
+
+    async def _radar_news(self) -> str:
+        """What the conflict radar wrote to the task's radar file since the last turn."""
+        if self.task.radar_file is None:
+            return ""
+        try:
+            data = await trio.Path(self.task.radar_file).read_bytes()
+        except FileNotFoundError:
+            return ""
+        news = data[self.radar_read:]
+        if not news.endswith(b"\n\n"):  # a note being written: take it at the next turn
+            news = news[:news.rfind(b"\n\n") + 2] if b"\n\n" in news else b""
+        self.radar_read += len(news)
+        text = news.decode("utf-8", errors="replace").strip()
+        if text:
+            await self.log.write("radar", text)
+        return text
 
     async def _run_tool(self, use: ToolUse) -> dict[str, Any]:
         await self.log.write(f"tool {use.name}", _show_input(use.input))

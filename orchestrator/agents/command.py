@@ -99,8 +99,9 @@ class CommandAgent:
     def _environment(self, task: AgentTask, prompt_file: Path) -> dict[str, str]:
         model = {"ORCHESTRATE_MODEL": self.model} if self.model else {}
         resolving = {"ORCHESTRATE_RESOLVING": str(task.resolving)} if task.resolving else {}
+        radar = {"ORCHESTRATE_RADAR_FILE": str(task.radar_file)} if task.radar_file else {}
         return child_env({
-            **model, **resolving,
+            **model, **resolving, **radar,
             "ORCHESTRATE_PROMPT": _clip_for_env(task.prompt),
             "ORCHESTRATE_PROMPT_FILE": str(prompt_file),
             "ORCHESTRATE_SPEC": task.spec,
@@ -110,7 +111,7 @@ class CommandAgent:
             "ORCHESTRATE_PORT": str(task.port),
             "ORCHESTRATE_ATTEMPT": str(task.attempt),
             "GIT_CEILING_DIRECTORIES": git_ceiling(task.worktree)},
-            hidden=("ORCHESTRATE_RESOLVING",))
+            hidden=("ORCHESTRATE_RESOLVING", "ORCHESTRATE_RADAR_FILE"))
 
 
 def _clip_for_env(prompt: str) -> str:

@@ -10,6 +10,7 @@ import trio
 from orchestrator.agents.base import Agent
 from orchestrator.plan.budget import Budget
 from orchestrator.stage.merge_context import MergeContext, Ports
+from orchestrator.stage.radar import Radar
 from orchestrator.workspace.placement import Placement
 from orchestrator.workspace.run_log import RunLogs
 
@@ -28,6 +29,7 @@ class RunContext(MergeContext):
     resolution_rounds: int = 0  # agent rounds on conflicts this build (for the summary)
     budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
     run_logs: RunLogs = field(default_factory=RunLogs)  # the run header of each subtask log
+    radar: Radar = field(default_factory=Radar.off)  # the conflict radar; build/run.py sets it
 
     def budget_left(self) -> float | None:
         """USD left before --budget is reached (None: no budget). Anything about to start paid

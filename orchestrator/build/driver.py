@@ -79,10 +79,14 @@ async def _run_in_order(ctx: RunContext, plan: Plan, subtask: Subtask, base: str
                 failpoint("agent-finished")
                 outcome.head = await ctx.placement.hand_back(subtask, worktree)
                 failpoint("work-committed")
+                await ctx.radar.finished(subtask.id, base=base, head=outcome.head)
                 await ctx.placement.release(subtask)
     except (AttemptFailed, GitError, OSError) as exc:
         outcome.ok, outcome.error = False, str(exc)
     finally:
+        if not outcome.ok:
+            with trio.CancelScope(shield=True):
+                await ctx.radar.finished(subtask.id, base=base, head=None)
         if ctx.settings.setup or subtask.verification_command:
             with trio.CancelScope(shield=True):  # what setup or verification left running
                 await stop_orphaned_agents(ctx.worktrees.path_for(subtask.id))
@@ -134,6 +138,7 @@ async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pa
                  log=str(_log_path(ctx, subtask)))
         order.queued_in(subtask.id, Queue.AGENT)  # the next in plan order may take a slot now
         failpoint("subtask-started")
+        await ctx.radar.running(subtask, worktree, base)
         return await _attempts(ctx, plan, subtask, worktree, branch)
     finally:
         ctx.limiter.release()
@@ -155,7 +160,8 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
                 break
             task = AgentTask(ctx.spec.name, subtask.id,
                              build_prompt(ctx.spec, plan, subtask, branch, feedback),
-                             worktree, branch, _log_path(ctx, subtask), port, attempt)
+                             worktree, branch, _log_path(ctx, subtask), port, attempt,
+                             radar_file=ctx.radar.file_for(subtask.id))
             await ctx.run_logs.start(task.log_path, subtask.id, ctx.agent_label)
             result = await ctx.placement.attempt(subtask, task)
             outcome.verification = result.verification

@@ -12,6 +12,7 @@ from functools import partial
 import trio
 
 from merge import MergeResult, words
+from orchestrator import names
 from orchestrator.agents import agent_label, check_agent_configured, open_agent
 from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
@@ -38,6 +39,7 @@ from orchestrator.settings import Settings
 from orchestrator.stage.gate import base_failure_error, check_base
 from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
+from orchestrator.stage.radar import Radar
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
 from orchestrator.workspace.worktrees import Worktrees
@@ -158,7 +160,16 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                  lookahead=trio.Semaphore(settings.max_parallel),
                                  budget=Budget(settings.budget, recorded_cost(plan)),
                                  placement=placement)
-                return await _run(ctx, target, started)
+                ctx.radar = Radar.for_build(repo=spec.repo, logs=spec.logs,
+                                            cache=names.radar_cache(spec.repo, spec.name),
+                                            settings=settings, records=ctx.records,
+                                            emit=ctx.emit,
+                                            reads_workspaces=placement.reads_workspaces)
+                try:
+                    return await _run(ctx, target, started)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await ctx.radar.close()
     finally:
         sink.close()
 

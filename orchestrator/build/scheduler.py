@@ -115,7 +115,10 @@ async def _run_wave(ctx: RunContext, phase: Phase, members: set[str]) -> None:
     if todo:
         base = await ctx.integration_tip()
         order = PlanOrder([s.id for s in todo])
-        async with trio.open_nursery() as nursery:
+        running = {s.id for s in todo}
+        committed = [s for s in plan.phases[phase.index].subtasks if s.id not in running
+                     and (s.is_committed_unmerged or s.merged_with_changes)]
+        async with ctx.radar.watching(phase, committed), trio.open_nursery() as nursery:
             for subtask in todo:
                 nursery.start_soon(run_subtask, ctx, plan, subtask, base, order)
     if ctx.settings.no_merge:

@@ -73,10 +73,21 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The Ray cluster for --runner ray (default auto)."),
         click.option("--remote", metavar="NAME",
                      help="Git remote Ray workers fetch from and push to (default origin)."),
+        *_radar_options(),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _radar_options() -> list[Callable[[Any], Any]]:
+    return [
+        click.option("--radar", type=click.Choice(["off", "show", "tell"]),
+                     help="Watch running agents for edits to the same path: show them "
+                          "(default), also tell the agents, or off."),
+        click.option("--radar-interval", type=float, metavar="S",
+                     help="Seconds between the radar's looks at the worktrees (default 5)."),
+    ]
 
 
 def _check_options() -> list[Callable[[Any], Any]]:

@@ -28,10 +28,12 @@ def report(ctx: click.Context, spec: str, fmt: str, exit_code: bool) -> None:
     from typing import cast
 
     from orchestrator.stage.conflict_report import ReportFormat, conflict_report, render
+    from orchestrator.stage.radar_report import radar_outcomes
 
     found = spec_of(ctx, spec)
-    built = conflict_report(found, load_plan(found.plan_path))
-    click.echo(render(built, cast(ReportFormat, fmt)), nl=False)
+    plan = load_plan(found.plan_path)
+    built = conflict_report(found, plan)
+    click.echo(render(built, cast(ReportFormat, fmt), radar_outcomes(plan)), nl=False)
     if exit_code and (built.conflicts() or built.check_failures()):
         ctx.exit(1)
 

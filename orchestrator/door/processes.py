@@ -23,7 +23,7 @@ import struct
 import subprocess
 import termios
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import IO
@@ -128,11 +128,13 @@ async def _copy(stream: trio.lowlevel.FdStream, log: CappedLog, done: trio.Event
 
 async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[bytes],
                        stdin: IO[bytes] | None = None,
-                       env: Mapping[str, str] | None = None) -> int:
+                       env: Mapping[str, str] | None = None,
+                       on_start: Callable[[int], None] | None = None) -> int:
     """Run `command` (a string through /bin/sh, or an argument list without a shell) in a new
     session and return its exit code; 127 or 126 when the program is missing or cannot run.
 
     stdout and stderr are copied into `output` (a file), bounded as described above.
+    `on_start` gets the process id (= its group id) once it runs, e.g. to signal the group.
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     read_fd, write_fd = os.pipe()
@@ -152,6 +154,8 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
         raise
     finally:
         os.close(write_fd)
+    if on_start is not None:
+        on_start(process.pid)
     log, copied = CappedLog(output), trio.Event()
     try:
         async with trio.lowlevel.FdStream(read_fd) as stream, trio.open_nursery() as nursery:
@@ -249,10 +253,12 @@ async def _type_into(typed: trio.lowlevel.FdStream, terminal: trio.lowlevel.FdSt
 
 
 async def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,
-              env: Mapping[str, str] | None = None) -> GitResult:
-    """`git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files."""
+              env: Mapping[str, str] | None = None, background: bool = False) -> GitResult:
+    """`git ARGS` in `cwd`, retrying briefly when another git holds one of its lock files.
+    `background`: work nothing waits for (the conflict radar), at the lowest CPU priority."""
+    argv = [*(["nice", "-n", "19"] if background else []), "git", *args]
     for delay in (*LOCK_RETRIES, None):
-        done = await trio.run_process(["git", *args], cwd=cwd, stdin=input or b"",
+        done = await trio.run_process(argv, cwd=cwd, stdin=input or b"",
                                       capture_stdout=True, capture_stderr=True, check=False,
                                       env=git_env(env))
         result = GitResult(done.returncode, decode(done.stdout), decode(done.stderr))

@@ -153,6 +153,18 @@ class Subtask:
         return self.status == Status.IN_PROGRESS and not self.is_committed_unmerged
 
 
+@dataclass(frozen=True)
+class RadarNote:
+    """One entry of `orchestrate.radar`: the radar saw this subtask and `with_` change `path`."""
+
+    with_: str
+    path: str
+    overlapping: bool
+
+    def to_json(self) -> Json:
+        return {"with": self.with_, "path": self.path, "overlapping": self.overlapping}
+
+
 class _TypedFields:
     """Typed reads of a JSON object that a hand edit may have left in any shape: each reader
     answers None (or an empty value) when the field is absent or not of its type."""
@@ -271,11 +283,6 @@ class Record(_TypedFields):
         return [path for path in self._list("overlaps") if isinstance(path, str)]
 
     @property
-    def conflict_paths(self) -> list[str]:
-        """The paths a merge conflict (or a blocked overlap) left unmerged."""
-        return [path for path in self._list("conflict_paths") if isinstance(path, str)]
-
-    @property
     def check(self) -> Json | None:
         """The check failure that ejected the subtask: command, exit_code, commit, log, output."""
         return self._object("check")
@@ -289,6 +296,25 @@ class Record(_TypedFields):
     def resolved_by_hand(self) -> object:
         """A fix by hand, as written (the report parses it)."""
         return self.raw.get("resolved_by_hand")
+
+    @property
+    def radar(self) -> list[RadarNote]:
+        """What the conflict radar saw (well-formed entries only)."""
+        return [RadarNote(e["with"], e["path"], e.get("overlapping") is True)
+                for e in self._list("radar")
+                if isinstance(e, dict) and isinstance(e.get("with"), str)
+                and isinstance(e.get("path"), str)]
+
+    @property
+    def conflict_paths(self) -> list[str]:
+        return [path for path in self._list("conflict_paths") if isinstance(path, str)]
+
+    @property
+    def resolution_paths(self) -> list[str]:
+        """The paths a resolution round (SPEC 10) had to resolve."""
+        found = self.raw.get("resolution")
+        paths = found.get("paths") if isinstance(found, dict) else None
+        return [v for v in paths if isinstance(v, str)] if isinstance(paths, list) else []
 
 
 @dataclass(frozen=True)
@@ -344,6 +370,17 @@ class PlanRecord(_TypedFields):
     @property
     def check_flaky(self) -> list[Any]:
         return self._list("check_flaky")
+
+    @property
+    def check_runs_sequential(self) -> int:
+        """The runs a sequential gate would have needed for what the check judged."""
+        return self._int("check_runs_sequential") or 0
+
+    @property
+    def gate_rate(self) -> tuple[int, int]:
+        """(culprits, branches judged) by the check in all merge stages of the spec."""
+        culprits, judged = self._int("gate_culprits") or 0, self._int("gate_judged") or 0
+        return (culprits, judged) if 0 <= culprits <= judged else (0, 0)
 
 
 @dataclass(frozen=True)

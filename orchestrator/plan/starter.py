@@ -38,9 +38,10 @@ what not to touch.
 """
 
 
-def create_spec(repo: Path, name: str) -> Spec:
-    """Write `.orchestrate/specs/NAME/` with a starter plan and spec.md; never overwrite."""
-    _check_name(name)
+def create_spec(repo: Path, name: str, plan_text: str | None = None) -> Spec:
+    """Write `.orchestrate/specs/NAME/` with a starter plan (or `plan_text`, already
+    validated by the caller) and spec.md; never overwrite."""
+    check_spec_name(name)
     for root in SPEC_ROOTS:
         if (repo / root / name).exists():
             raise UsageError(f"argument NAME: {root}/{name} already exists; nothing was "
@@ -49,12 +50,14 @@ def create_spec(repo: Path, name: str) -> Spec:
     folder = repo / SPEC_ROOTS[0] / name
     folder.mkdir(parents=True)
     title = _title(name)
-    (folder / PLAN_FILE).write_text(dump_json(starter_plan(title)), encoding="utf-8")
+    text = dump_json(starter_plan(title)) if plan_text is None else plan_text
+    (folder / PLAN_FILE).write_text(text, encoding="utf-8")
     (folder / "spec.md").write_text(SPEC_MD.format(title=title), encoding="utf-8")
     return Spec(repo, name, folder)
 
 
-def _check_name(name: str) -> None:
+def check_spec_name(name: str) -> None:
+    """Refuse (exit 2) a NAME that cannot be a spec folder and a branch name component."""
     if not name or name.startswith(".") or "/" in name:
         raise UsageError(f"argument NAME: {name!r} cannot be a spec folder name",
                          "Use a plain folder name such as 001-user-login.")

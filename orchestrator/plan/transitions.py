@@ -22,7 +22,7 @@ ERROR_LIMIT = 500
 STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
                "check", "resolving", "resolutions", "resolution", "conflict_paths",
-               "resolved_by_hand")
+               "resolved_by_hand", "radar")
 
 
 def short_error(text: str) -> str:
@@ -142,9 +142,12 @@ class Transitions:
         await self._each(subtask_ids, change)
 
     async def merged(self, results: Sequence[MergeResult], heads: dict[str, str],
-                     check_failures: dict[str, dict[str, Any]] | None = None) -> None:
+                     check_failures: dict[str, dict[str, Any]] | None = None,
+                     gate: tuple[int, int] | None = None) -> None:
         """Record a merge stage's results; `check_failures` (subtask id -> its
-        `orchestrate.check` record) names the branches the check ejected (SPEC 9)."""
+        `orchestrate.check` record) names the branches the check ejected (SPEC 9); `gate`,
+        (culprits, branches judged) by the check, adds to the spec's culprit rate and to
+        the runs a sequential gate would have needed (one per branch judged)."""
         by_id = {r.subtask_id: r for r in results}
         ejected = check_failures or {}
 
@@ -157,14 +160,46 @@ class Transitions:
             else:
                 subtask.meta.pop("check", None)
                 _record_merge(subtask, by_id[subtask.id])
-        await self._each(by_id, change)
+
+        def apply(plan: Plan) -> None:  # one write: a crash counts a stage once or not at all
+            plan.write_meta(updated_at=utc_now())
+            for subtask_id in by_id:
+                change(plan.subtask(subtask_id))
+            if gate is not None:
+                _count_gate(*gate, plan)
+        await self.update(apply)
+
+    async def gate_history(self) -> tuple[int, int]:
+        """(culprits, branches judged) by the check in the spec's merge stages so far."""
+        return (await self.read()).record.gate_rate
+
+    async def radar_predicted(self, subtasks: tuple[str, str], path: str,
+                              overlapping: bool) -> None:
+        """The radar saw both subtasks change `path`: each one's `orchestrate.radar` gets
+        {with, path, overlapping} (one entry per other subtask and path)."""
+        first, second = subtasks
+
+        def note(subtask: Subtask, other: str) -> None:
+            kept = [entry for entry in subtask.record.radar
+                    if (entry.with_, entry.path) != (other, path)]
+            subtask.write_meta(radar=[*(e.to_json() for e in kept),
+                                      {"with": other, "path": path,
+                                       "overlapping": overlapping}])
+
+        def apply(plan: Plan) -> None:
+            plan.write_meta(updated_at=utc_now())
+            note(plan.subtask(first), second)
+            note(plan.subtask(second), first)
+        await self.update(apply)
 
     async def check_judged(self, command: str, tree: str, verdict: str,
                            detail: dict[str, Any] | None = None,
-                           flaky: dict[str, Any] | None = None, *, runs: int = 1) -> None:
+                           flaky: dict[str, Any] | None = None, *, runs: int = 1,
+                           sequential: int = 0) -> None:
         """Cache the check's verdict on `tree` in the plan's `orchestrate.checks` (emptied
-        when the check command changed), with the failing run's `detail`, any flaky run, and
-        the number of check runs it took added to `orchestrate.check_runs`."""
+        when the check command changed), with the failing run's `detail`, any flaky run, the
+        number of check runs it took added to `orchestrate.check_runs` and `sequential` (the
+        runs a sequential gate needed for it) to `orchestrate.check_runs_sequential`."""
         def apply(plan: Plan) -> None:
             meta = plan.meta
             same = meta.get("check_command") == command
@@ -176,10 +211,11 @@ class Transitions:
                 details[tree] = detail
             if flaky is not None:
                 flakies.append(flaky)
-            total = meta.get("check_runs") if same else 0
             plan.write_meta(check_command=command, checks=checks, check_details=details,
                             check_flaky=flakies, updated_at=utc_now(),
-                            check_runs=(total if isinstance(total, int) else 0) + runs)
+                            check_runs=_count(meta, "check_runs", same) + runs,
+                            check_runs_sequential=_count(meta, "check_runs_sequential", same)
+                            + sequential)
         await self.update(apply)
 
     async def set_status(self, subtask_ids: Sequence[str], status: Status, **meta: Any) -> None:
@@ -376,3 +412,16 @@ def mark_stale(stale: list[str], remerge: dict[str, str], branch: str, plan: Pla
             subtask.meta.pop("head", None)
             subtask.write_meta(error=f"stale: its work was not in {branch} and its branch "
                                "is gone")
+
+
+def _count(meta: dict[str, Any], key: str, keep: bool) -> int:
+    value = meta.get(key) if keep else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _count_gate(culprits: int, judged: int, plan: Plan) -> None:
+    """The culprits and branches the check judged in one merge stage (SPEC 9)."""
+    meta = plan.meta
+    plan.write_meta(gate_culprits=_count(meta, "gate_culprits", True) + culprits,
+                    gate_judged=_count(meta, "gate_judged", True) + judged,
+                    check_runs_sequential=_count(meta, "check_runs_sequential", True) + judged)

@@ -31,24 +31,33 @@ def check_log(ctx: MergeContext, commit: str) -> Path:
     return names.check_log(ctx.spec.logs, commit)
 
 
-async def run_check(ctx: MergeContext, command: str, commit: str, tree: str) -> Verdict:
-    """Check `commit`: pass on the first run that exits 0 (flaky if one failed before)."""
+async def run_check(ctx: MergeContext, command: str, commit: str, tree: str, *,
+                    retries: int, failed: Verdict | None = None) -> Verdict:
+    """Check `commit`: pass on the first run that exits 0, rerunning a failure `retries`
+    times (flaky if one failed before). With `failed`, an earlier failure taken at its word,
+    only the reruns happen: they confirm it or revise it to a (flaky) pass."""
     log = check_log(ctx, commit)
     await trio.Path(log.parent).mkdir(parents=True, exist_ok=True)
     label = ctx.checks.label(commit)
-    ctx.emit(EventKind.CHECK_STARTED, f"check: {label} ({commit[:12]})", command=command,
+    ctx.emit(EventKind.CHECK_STARTED, f"check: {label} ({commit[:12]})"
+             + (" again: it would name a culprit" if failed else ""), command=command,
              commit=commit, tree=tree, log=str(log), holds=label,
              display=f"check {ctx.checks.runs + 1}: {label}", display_key=f"check {commit}")
+    attempts = retries if failed else 1 + retries
     async with ctx.worktrees.hold_detached(names.check_worktree_name(commit), commit) as worktree, \
             ctx.limiter:
-        code, output = await _setup(ctx, worktree, log)
-        runs = 0
-        while (code == 0 and runs == 0) or (code != 0 and 0 < runs <= ctx.settings.check_retries):
+        setup, output = await _setup(ctx, worktree, log)
+        code, runs = setup, 0
+        while setup == 0 and runs < attempts and (runs == 0 or code != 0):
             runs += 1
             code, output = await _one_run(ctx, command, commit, worktree, log, runs)
-    verdict = Verdict(commit, tree, code == 0, exit_code=code, log=str(log),
-                      output="" if code == 0 else output, flaky=code == 0 and runs > 1,
-                      runs=runs)
+    if failed and runs == 0:  # nothing to rerun: the failure stands
+        code, output = failed.exit_code or 1, failed.output
+    passed = code == 0
+    verdict = Verdict(commit, tree, passed, exit_code=code, log=str(log),
+                      output="" if passed else output,
+                      flaky=passed and (runs > 1 or failed is not None), runs=runs,
+                      confirmed=passed or retries >= ctx.settings.check_retries)
     _announce(ctx, verdict, runs)
     return verdict
 

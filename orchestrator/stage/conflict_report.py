@@ -24,6 +24,7 @@ from orchestrator import names
 from orchestrator.plan.declared import declared_files
 from orchestrator.plan.model import Plan, Subtask
 from orchestrator.plan.specs import Spec
+from orchestrator.stage.radar_report import radar_markdown, radar_outcomes
 
 ReportFormat = Literal["md", "json", "github"]
 REPORT_MD = names.REPORT_MD
@@ -84,32 +85,40 @@ def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> Confli
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:
-    """The check's command, runs and flaky passes (SPEC 9), when a check judged this plan."""
+    """The check's command, runs (and those a sequential gate would have needed) and flaky
+    passes (SPEC 9), when a check judged this plan."""
     record = plan.record
     if record.check_command is None:
         return None
     return {"command": record.check_command, "runs": record.check_runs,
+            "sequential_runs": record.check_runs_sequential,
             "judged": len(record.checks), "flaky": record.check_flaky}
 
 
-def render(report: ConflictReport, fmt: ReportFormat) -> str:
+def render(report: ConflictReport, fmt: ReportFormat,
+           radar: list[dict[str, Any]] | None = None) -> str:
+    """The report in `fmt`; `radar`: the radar's predictions and their outcomes."""
     if fmt == "json":
-        return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps({**report.to_json(), "radar": radar or []}, indent=2,
+                          ensure_ascii=False) + "\n"
     if fmt == "github":
         return render_github(report)
-    return render_markdown(report, PLACES)
+    markdown = render_markdown(report, PLACES)
+    section = radar_markdown(radar or [])
+    return markdown if section is None else f"{markdown}\n{section}\n"
 
 
 def render_report(spec: Spec, plan: Plan, fmt: ReportFormat, *, now: str | None = None) -> str:
-    return render(conflict_report(spec, plan, now=now), fmt)
+    return render(conflict_report(spec, plan, now=now), fmt, radar_outcomes(plan))
 
 
 def write_conflict_report(spec: Spec, plan: Plan, *, now: str | None = None
                           ) -> ConflictReport:
     """Write <spec>/conflict_report.md and .json for the plan's current state."""
     report = conflict_report(spec, plan, now=now)
-    _write_atomic(spec.folder / REPORT_JSON, render(report, "json"))
-    _write_atomic(spec.folder / REPORT_MD, render(report, "md"))
+    radar = radar_outcomes(plan)
+    _write_atomic(spec.folder / REPORT_JSON, render(report, "json", radar))
+    _write_atomic(spec.folder / REPORT_MD, render(report, "md", radar))
     return report
 
 

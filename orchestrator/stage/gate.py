@@ -13,7 +13,6 @@ run while they are under way, so no tree is ever checked twice.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -39,6 +38,7 @@ from orchestrator.errors import OrchestrateError
 from orchestrator.events import EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Status
+from orchestrator.stage.batching import CulpritRate, Step, next_step
 from orchestrator.stage.check_runs import run_check
 from orchestrator.stage.verdicts import Verdict, ending, holding
 
@@ -60,23 +60,34 @@ class Gated:
     results: list[MergeResult]
     culprits: dict[str, Verdict] = field(default_factory=dict)
     tip: str = ""
+    rate: CulpritRate = field(default_factory=CulpritRate)  # branches judged, culprits
 
 
-async def judge(ctx: MergeContext, commit: str) -> Verdict:
-    """The check's verdict on `commit`: this run's, the plan's cache, or a new check run."""
+async def judge(ctx: MergeContext, commit: str, *, decisive: bool = True,
+                base: bool = False) -> Verdict:
+    """The check's verdict on `commit`: this run's, the plan's cache, or a new check run.
+    A `decisive` judgement reruns a failure `check_retries` times (also one taken at its
+    word before); otherwise a failure stands unconfirmed. A `base` judgement run now counts
+    as one run of a sequential gate too."""
     command = ctx.settings.check
     assert command is not None
     tree = await verify(ctx.repo, f"{commit}^{{tree}}")
     state = ctx.checks
     while tree in state.running:
         await state.running[tree].wait()
-    if tree in state.verdicts:
-        return state.verdicts[tree]
+    known = state.verdicts.get(tree)
+    if known is not None and (known.passed or known.confirmed or not decisive):
+        return known
     state.running[tree] = done = trio.Event()
     try:
-        verdict = await _cached(ctx, command, commit, tree)
+        verdict = known or await _cached(ctx, command, commit, tree)
+        retries = ctx.settings.check_retries if decisive else 0
         if verdict is None:
-            verdict = await run_check(ctx, command, commit, tree)
+            verdict = await run_check(ctx, command, commit, tree, retries=retries)
+            await _remember(ctx, command, verdict, sequential=int(base))
+        elif decisive and not verdict.passed and not verdict.confirmed:
+            verdict = await run_check(ctx, command, verdict.commit, tree, retries=retries,
+                                      failed=verdict)
             await _remember(ctx, command, verdict)
         state.verdicts[tree] = verdict
         return verdict
@@ -96,7 +107,7 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
     verdict = Verdict(str(detail.get("commit") or commit), tree, checks[tree] == "pass",
                       exit_code=exit_code if isinstance(exit_code, int) else None,
                       log=str(detail.get("log") or ""), output=str(detail.get("output") or ""),
-                      cached=True)
+                      cached=True, confirmed=not detail.get("unconfirmed"))
     said = "passed" if verdict.passed else Status.FAILED
     ctx.emit(EventKind.CHECK_CACHED, f"check {verdict.commit[:12]}: "
              f"{said} before (tree {tree[:12]}), not rerun",
@@ -104,14 +115,17 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
     return verdict
 
 
-async def _remember(ctx: MergeContext, command: str, verdict: Verdict) -> None:
+async def _remember(ctx: MergeContext, command: str, verdict: Verdict, *,
+                    sequential: int = 0) -> None:
     detail = None if verdict.passed else {"commit": verdict.commit, "exit_code":
                                           verdict.exit_code, "log": verdict.log,
                                           "output": verdict.output}
+    if detail is not None and not verdict.confirmed:
+        detail["unconfirmed"] = True  # a probe's failure, taken at its word (SPEC 9)
     flaky = {"commit": verdict.commit, "tree": verdict.tree, "log": verdict.log} \
         if verdict.flaky else None
     await ctx.records.check_judged(command, verdict.tree, "pass" if verdict.passed else "fail",
-                                   detail, flaky, runs=verdict.runs)
+                                   detail, flaky, runs=verdict.runs, sequential=sequential)
     failpoint("check-recorded")
 
 
@@ -120,7 +134,7 @@ async def check_base(ctx: MergeContext) -> Verdict:
     failure stops the run: no agent starts and nothing is merged."""
     tip = await ctx.integration_tip()
     ctx.checks.holds.setdefault(tip, "the integration branch's head")
-    verdict = await judge(ctx, tip)
+    verdict = await judge(ctx, tip, base=True)
     if not verdict.passed:
         ctx.checks.base_failure = verdict
         ctx.emit(EventKind.CHECK_BASE_FAILED, base_failure_message(ctx, verdict),
@@ -163,7 +177,7 @@ async def integrate_checked(ctx: MergeContext, candidates: Sequence[Candidate],
     overlaps = await trio.to_thread.run_sync(group_overlaps, ctx.repo, candidates)
     for _ in range(CAS_RETRIES):
         start = await trio.to_thread.run_sync(rev_parse, ctx.repo, ctx.integration_ref)
-        if not (verdict := await judge(ctx, start)).passed:
+        if not (verdict := await judge(ctx, start, base=True)).passed:
             ctx.checks.base_failure = verdict
             return None
         gated = await _green_chain(ctx, start, candidates, overlaps, policy)
@@ -182,18 +196,21 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
     gated = Gated(results=[], tip=start)
     remaining = list(candidates)
     integrated: dict[str, str] = {}
+    history = await culprit_history(ctx)
     while remaining:
         chain = await trio.to_thread.run_sync(partial(
             merge_chain, ctx.repo, gated.tip, remaining, overlaps=overlaps, overlap=policy,
             integrated=integrated))
         merged = [i for i, r in enumerate(chain.results) if r.outcome == "merged"]
         _name_commits(ctx, gated, remaining, chain.tips, merged)
-        if not merged or (last := await judge(ctx, chain.tip)).passed:
+        found = await _search(ctx, [chain.tips[i] for i in merged], history + gated.rate,
+                              [remaining[i].subtask_id for i in merged])
+        if found is None:
             gated.results += chain.results
             gated.tip = chain.tip
+            gated.rate += CulpritRate(0, len(merged))
             return gated
-        position, failing = await _bisect(ctx, chain.start, [chain.tips[i] for i in merged],
-                                          last, remaining[merged[-1]].subtask_id)
+        position, failing = found
         culprit = merged[position]
         failpoint("check-culprit-found")
         settled = list(chain.results[:culprit])
@@ -201,6 +218,7 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
                            for i, r in enumerate(settled) if r.outcome != words.CONFLICT})
         gated.results += [*settled, _ejected(chain.results[culprit], failing)]
         gated.culprits[remaining[culprit].subtask_id] = failing
+        gated.rate += CulpritRate(1, position + 1)
         gated.tip = chain.tips[culprit - 1] if culprit else chain.start
         _announce_culprit(ctx, remaining[culprit].subtask_id, failing, len(remaining) - culprit - 1)
         remaining = remaining[culprit + 1:]
@@ -214,6 +232,11 @@ def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate
     ids = [*before, *(remaining[i].subtask_id for i in merged)]
     for n, i in enumerate(merged):
         ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1]))
+
+
+async def culprit_history(ctx: MergeContext) -> CulpritRate:
+    """The culprits and judged branches of the spec's earlier merge stages (the plan's)."""
+    return CulpritRate(*await ctx.records.gate_history())
 
 
 def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
@@ -230,44 +253,51 @@ def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest
              display="", display_key="bisect")
 
 
-async def _bisect(ctx: MergeContext, start: str, tips: list[str], last: Verdict,
-                  last_id: str) -> tuple[int, Verdict]:
+async def _search(ctx: MergeContext, tips: list[str], rate: CulpritRate,
+                  ids: list[str]) -> tuple[int, Verdict] | None:
     """The position in `tips` (the chain's commits after each merged branch, in plan order;
-    `start` passes, `tips[-1]` fails with `last`) of the first failing commit whose
-    predecessor passes, and its verdict. Each round probes as many points as there are free
-    slots while the total stays within ceil(log2 n) probes."""
-    passing, failing = -1, len(tips) - 1
-    verdicts: dict[int, Verdict] = {failing: last}
-    ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {ctx.checks.label(last.commit)} "
-             f"({last.commit[:12]}); bisecting {len(tips)} branches", commit=last.commit,
-             branches=len(tips), last=last_id, display=f"bisecting {len(tips)} branches",
-             display_key="bisect")
-    while failing - passing > 1:
-        probes = probe_points(passing, failing, free=int(ctx.limiter.available_tokens))
-        named = "; ".join(ctx.checks.label(tips[p]) for p in probes)
-        ctx.emit(EventKind.BISECT_ROUND, f"bisect: {failing - passing} suspects; checking "
-                 f"{named}", probes=[tips[p] for p in probes],
-                 display=f"bisect: checking {named}", display_key="bisect")
+    the commit before them passes) of the first failing commit whose predecessor passes,
+    and its verdict; None when the last one passes. Batches of `rate.batch_size` branches
+    are checked while no failure is known (their failures rerun); a failing stretch is
+    bisected, each round probing as many points as there are free slots while the total
+    stays within ceil(log2 n) probes (a probe's failure taken at its word until it would
+    name the culprit)."""
+    known: dict[int, Verdict] = {}
+    bisected: set[int] = set()  # failing positions whose stretch is being bisected
+    while True:
+        step = next_step({p: v.passed for p, v in known.items()}, len(tips) - 1, rate,
+                         free=int(ctx.limiter.available_tokens))
+        if step.culprit is not None:
+            verdict = known[step.culprit]
+            if verdict.confirmed:
+                return step.culprit, verdict
+            known[step.culprit] = await judge(ctx, tips[step.culprit])  # rerun: it decides
+            continue
+        if not step.probes:
+            return None
+        if step.failing is not None:
+            _announce_round(ctx, step, known[step.failing], tips, ids, bisected)
         async with trio.open_nursery() as nursery:
-            for point in probes:
-                nursery.start_soon(_probe, ctx, tips[point], point, verdicts)
-        first_fail = min((p for p in probes if not verdicts[p].passed), default=failing)
-        passing = max([passing, *(p for p in probes if p < first_fail and verdicts[p].passed)])
-        failing = first_fail
-    return failing, verdicts[failing]
+            for point in step.probes:
+                nursery.start_soon(_probe, ctx, tips[point], point, known,
+                                   step.failing is None)
+            if len(step.probes) > 1:
+                failpoint("check-round-started")
 
 
-async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict]) -> None:
-    into[point] = await judge(ctx, commit)
+def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, tips: list[str],
+                    ids: list[str], bisected: set[int]) -> None:
+    assert step.failing is not None
+    suspects = step.failing - step.passing
+    if step.failing not in bisected:
+        bisected.add(step.failing)
+        ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {failing.commit[:12]}; bisecting "
+                 f"{suspects} branches", commit=failing.commit, branches=suspects,
+                 last=ids[step.failing])
+    ctx.emit(EventKind.BISECT_ROUND, f"bisect: checking {len(step.probes)} prefix(es) of "
+             f"{suspects} suspects", probes=[tips[p] for p in step.probes])
 
 
-def probe_points(passing: int, failing: int, *, free: int) -> list[int]:
-    """Points strictly between `passing` and `failing` to check at once: as many as `free`
-    allows without needing more probes in all than binary search would."""
-    suspects = failing - passing
-    budget = math.ceil(math.log2(suspects))
-    count = 1
-    for k in range(2, min(free, suspects - 1) + 1):
-        if k + math.ceil(math.log2(math.ceil(suspects / (k + 1)))) <= budget:
-            count = k
-    return [passing + round(suspects * (i + 1) / (count + 1)) for i in range(count)]
+async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict],
+                 decisive: bool) -> None:
+    into[point] = await judge(ctx, commit, decisive=decisive)

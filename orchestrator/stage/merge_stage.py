@@ -49,11 +49,13 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
                       for s in everyone]
         policy: OverlapPolicy = "block" if ctx.settings.overlap == "block" else "merge"
         culprits: dict[str, Verdict] = {}
+        gate: tuple[int, int] | None = None
         if ctx.settings.check:
             gated = await integrate_checked(ctx, candidates, policy)
             if gated is None:  # the check fails where merging would start: merge nothing
                 return []
             outcomes, culprits = gated.results, gated.culprits
+            gate = (gated.rate.culprits, gated.rate.judged)
         else:
             outcomes = await trio.to_thread.run_sync(partial(
                 integrate, ctx.repo, ctx.integration_ref, candidates, overlap=policy))
@@ -61,7 +63,7 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
         candidates = [c for c in candidates if c.subtask_id in wanted]
         await ctx.records.merged(results, heads={c.subtask_id: c.head for c in candidates},
                                  check_failures={s: v.record(str(ctx.settings.check))
-                                                 for s, v in culprits.items()})
+                                                 for s, v in culprits.items()}, gate=gate)
         failpoint("merge-recorded")
         for result in results:
             _announce(ctx, result, culprits.get(result.subtask_id))

@@ -24,6 +24,7 @@ class Verdict:
     flaky: bool = False  # failed, then passed on a rerun
     cached: bool = False  # known from an earlier judgement, not run now
     runs: int = 0  # check runs it took (reruns included)
+    confirmed: bool = True  # a failure that had its `check_retries` reruns (or needs none)
 
     def record(self, command: str) -> dict[str, object]:
         """The culprit's `orchestrate.check` field."""
@@ -38,6 +39,7 @@ class CheckState:
     base_failure: Verdict | None = None  # the check fails where merging would start
     refused_start: bool = False  # it failed on the head before any agent: nothing ran
     runs: int = 0  # check runs started by this process (reruns included)
+    sequential: int = 0  # runs a sequential gate would have needed for what this process judged
     # commit -> the subtasks it holds, in words ("s01..s12 on the integration branch"), so
     # that check and bisection lines never name a bare commit id
     holds: dict[str, str] = field(default_factory=dict)

@@ -43,6 +43,7 @@ RAY_HINT = "Install it with `pip install 'orchestrate[ray]'`, or use --runner lo
 
 class Placement(Protocol):
     name: str
+    reads_workspaces: bool  # a running workspace can be read from here (the conflict radar)
 
     def workspace(self, subtask: Subtask, base: str) -> AbstractAsyncContextManager[Path]:
         """Hold a workspace on the subtask's branch made from `base` for its whole run."""
@@ -91,6 +92,7 @@ class LocalPlacement:
     """Worktrees of the user's repository under .orchestrate/worktrees on this machine."""
 
     name = "local"
+    reads_workspaces = True
 
     def __init__(self, shop: Workshop) -> None:
         self.shop = shop

@@ -204,6 +204,7 @@ class RayPlacement:
     """Attempts as Ray tasks; the workspace is a fresh clone of `remote` on a worker."""
 
     name = "ray"
+    reads_workspaces = False  # the conflict radar cannot see a worker's clone
 
     def __init__(self, shop: Workshop, fetch_url: str, push_url: str, *,
                  credentials: Any, identity: tuple[str, str], address: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.failpoints import CHECK_FAILPOINTS, ENV
+from orchestrator.failpoints import CHECK_FAILPOINTS, ENV, PROBE_ROUND_FAILPOINTS
 from tests.buildkit import (
     INTEGRATION,
     SPEC,
@@ -293,6 +293,108 @@ def test_a_kill_during_the_gate_never_leaves_the_branch_at_a_failing_commit(
     assert_always_green(repo, check)
 
 
+def runs_by_commit(check: Check) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in check.runs():
+        commit = line.split()[0]
+        counts[commit] = counts.get(commit, 0) + 1
+    return counts
+
+
+def test_only_the_verdicts_that_decide_are_rerun_and_the_report_names_the_gate_cost(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    ids = [f"s{i}" for i in range(1, 9)]
+    write_plan(repo, SPEC, parallel_plan(ids))
+    check = Check(tmp_path, "broken.flag")
+    build(repo, recorder, "--append", "s5=broken.flag", options=("--check", check.command),
+          check=1)
+    assert statuses(repo) == {**dict.fromkeys(ids, "completed"), "s5": "conflict"}
+    culprit = subtasks(repo)["s5"]["orchestrate"]["check"]["commit"]
+    runs = runs_by_commit(check)
+    chain_tip = git(repo, "rev-parse", f"refs/heads/{INTEGRATION}")
+    # reruns (check_retries = 1) only for the wave's failing check and the culprit's
+    # commit; the bisection's other failing probes were taken at their word
+    rerun = {commit for commit, n in runs.items() if n > 1}
+    assert culprit in rerun
+    assert len(rerun) == 2
+    assert all(check.fails_on(repo, commit) for commit in rerun)
+    assert chain_tip not in rerun
+    # the base, the wave, 3 probes, the rest (s6..s8 again, on the green prefix) + 2 reruns
+    assert len(check.runs()) == 1 + 1 + 3 + 1 + 2
+    plan = read_json(plan_path(repo))["orchestrate"]
+    assert plan["check_runs"] == len(check.runs())
+    assert plan["check_runs_sequential"] == 1 + 8  # the base, then one run per branch
+    assert (plan["gate_culprits"], plan["gate_judged"]) == (1, 8)
+    report = read_json(repo / ".orchestrate/specs" / SPEC / "conflict_report.json")
+    assert report["summary"]["check_runs_sequential"] == 9
+    assert "(a sequential gate: 9)" in run_cli(repo, "report", SPEC, check=0).stdout
+    assert_always_green(repo, check)
+
+
+def test_a_probe_that_failed_by_chance_is_revised_by_its_rerun_and_reported_flaky(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    """Every commit fails its first run: each failing probe is taken at its word until it
+    would name a culprit, where its rerun passes; the culprit is still the one a sequential
+    gate names."""
+    ids = [f"s{i}" for i in range(1, 7)]
+    write_plan(repo, SPEC, parallel_plan(ids))
+    check = Check(tmp_path, f"flaky:{tmp_path / 'seen'}", "broken.flag")
+    build(repo, recorder, "--append", "s4=broken.flag", options=("--check", check.command),
+          check=1)
+    assert statuses(repo) == {**dict.fromkeys(ids, "completed"), "s4": "conflict"}
+    assert "s4.txt" not in branch_files(repo, INTEGRATION)
+    plan = read_json(plan_path(repo))["orchestrate"]
+    flaky = {f["commit"] for f in plan["check_flaky"]}
+    assert git(repo, "rev-parse", INTEGRATION) in flaky
+    assert subtasks(repo)["s3"]["orchestrate"]["merge_commit"] in flaky
+    assert plan["checks"][git(repo, "rev-parse", f"{INTEGRATION}^{{tree}}")] == "pass"
+    assert_always_green(repo, check)
+
+
+def test_a_spec_whose_earlier_builds_had_many_culprits_checks_one_branch_at_a_time(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    ids = ["a", "b", "c", "d"]
+    plan = parallel_plan(ids)
+    plan["orchestrate"] = {"gate_culprits": 6, "gate_judged": 10}
+    write_plan(repo, SPEC, plan)
+    check = Check(tmp_path, "broken.flag")
+    build(repo, recorder, options=("--check", check.command), check=0)
+    assert len(check.runs()) == 1 + 4  # the base, then each branch: a batch of one
+    recorded = read_json(plan_path(repo))["orchestrate"]
+    assert (recorded["gate_culprits"], recorded["gate_judged"]) == (6, 14)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(repo, "branch", "-D", INTEGRATION)
+    write_plan(repo, SPEC, parallel_plan(ids))
+    other = Check(fresh, "broken.flag")
+    build(repo, recorder, options=("--check", other.command, "--retry-failed"), check=0)
+    assert len(other.runs()) == 1 + 1  # no culprit seen yet: the whole wave at once
+
+
+@pytest.mark.parametrize("name", PROBE_ROUND_FAILPOINTS)
+def test_a_kill_during_a_round_of_several_probes_resumes_to_the_same_verdicts(
+        repo: Path, recorder: Recorder, tmp_path: Path, name: str) -> None:
+    ids = [f"s{i}" for i in range(1, 7)]  # 6 suspects: two probes at once
+    write_plan(repo, SPEC, parallel_plan(ids))
+    check = Check(tmp_path, "broken.flag")
+    options = ("--check", check.command, "--max-parallel", "4")
+    crashed = run_cli(repo, "build", SPEC, *options, "--json", "--agent-command",
+                      agent_command("--append", "s5=broken.flag"),
+                      env={**recorder.env, ENV: name})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    rounds = [json.loads(line) for line in crashed.stdout.splitlines()
+              if '"bisect_round"' in line]
+    assert len(rounds[-1]["data"]["probes"]) == 2
+    assert_always_green(repo, check)
+    build(repo, recorder, "--append", "s5=broken.flag", options=options, check=1)
+    assert statuses(repo) == {**dict.fromkeys(ids, "completed"), "s5": "conflict"}
+    assert subtasks(repo)["s5"]["orchestrate"]["merge"] == "check_failed"
+    assert "broken.flag" not in branch_files(repo, INTEGRATION)
+    assert {f"{i}.txt" for i in ids if i != "s5"} <= branch_files(repo, INTEGRATION)
+    assert_always_green(repo, check)
+
+
 def test_check_settings_come_from_options_environment_and_config(repo: Path) -> None:
     from orchestrator.settings import load_settings
 
@@ -320,11 +422,11 @@ def test_a_bad_check_setting_is_refused_before_anything_happens(repo: Path) -> N
 
 @pytest.mark.parametrize("free", [1, 2, 3, 5, 8])
 def test_bisection_with_any_free_slots_needs_at_most_ceil_log2_n_probes(free: int) -> None:
-    """The narrowing of orchestrator.checking._bisect, driven by its probe_points, for every
+    """The narrowing of the gate's bisection, driven by probe_points, for every
     batch size and every culprit position: it finds the culprit within ceil(log2 n) probes."""
     import math
 
-    from orchestrator.stage.gate import probe_points
+    from orchestrator.stage.batching import probe_points
 
     for size in range(1, 40):
         for culprit in range(size):
