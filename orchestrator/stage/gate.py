@@ -291,11 +291,15 @@ def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, tips: list[
     suspects = step.failing - step.passing
     if step.failing not in bisected:
         bisected.add(step.failing)
-        ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {failing.commit[:12]}; bisecting "
+        ctx.emit(EventKind.BISECT_STARTED, f"the check fails on "
+                 f"{ctx.checks.label(failing.commit)} ({failing.commit[:12]}); bisecting "
                  f"{suspects} branches", commit=failing.commit, branches=suspects,
-                 last=ids[step.failing])
-    ctx.emit(EventKind.BISECT_ROUND, f"bisect: checking {len(step.probes)} prefix(es) of "
-             f"{suspects} suspects", probes=[tips[p] for p in step.probes])
+                 last=ids[step.failing], display=f"bisecting {suspects} branches",
+                 display_key="bisect")
+    named = "; ".join(ctx.checks.label(tips[p]) for p in step.probes)
+    ctx.emit(EventKind.BISECT_ROUND, f"bisect: {suspects} suspects; checking {named}",
+             probes=[tips[p] for p in step.probes], display=f"bisect: checking {named}",
+             display_key="bisect")
 
 
 async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict],
