@@ -57,6 +57,8 @@ def _overlap_text(report: ConflictReport, finding: Finding) -> str:
     state = "merged cleanly" if finding.merged else "not all merged"
     if finding.merged and (hand := report.hand_resolution_of(finding)):
         state = f"the conflict was resolved by hand in {hand[1][:12]} ({hand[0]})"
+    if finding.merged and (by := report.resolution_of(finding)):
+        state = f"the conflict was resolved by agent in round {by.round} ({by.subtask_id})"
     return (f"{finding.path} was changed by {', '.join(finding.subtasks)} in the same "
             f"parallel phase ({finding.detail}; {state}).")
 

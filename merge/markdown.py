@@ -181,7 +181,7 @@ def _overlap(report: ConflictReport, finding: Finding, number: int) -> str:
     if finding.sequential:
         state = ("one after another: each started from the earlier ones' merged work "
                  "(waves of declared files); " + state)
-    if finding.merged and (by := _resolved_by(report, finding)):
+    if finding.merged and (by := report.resolution_of(finding)):
         state = (f"resolved by agent in round {by.round} ({code(by.subtask_id)}); check that "
                  "the combined result is right")
     parts = [f"### Overlap {number}: {code(finding.path)} ({finding.detail})",
@@ -202,10 +202,10 @@ def _check_failure(report: ConflictReport, finding: Finding, number: int,
     worktree = f"{places.scratch_dir}/check-{commit[:12]}"
     parts = [f"### Check failure {number}: {code(finding.subtask)} was left out",
              f"{code(finding.subtask)} ({code(finding.branches[0])}) merges cleanly, but the "
-             f"check {code(command)} fails (exit {check.get('exit_code')}) on "
+             f"check {code(command)} {_how_it_fails(check)} on "
              f"{code(commit[:12])}, the first commit of the chain that has it; "
              f"{code(report.integration_branch)} does not contain it. "
-             f"Log: {code(str(check.get('log') or '-'))}."]
+             f"Log (in the spec's folder): {code(spec_relative(str(check.get('log') or '-')))}."]
     if finding.message:
         parts.append(fence(finding.message, "text"))
     reproduce = [wrap_shell(["git", "worktree", "add", "--detach", worktree, commit]),
@@ -218,6 +218,18 @@ def _check_failure(report: ConflictReport, finding: Finding, number: int,
     return "\n\n".join(parts)
 
 
+def spec_relative(path: str) -> str:
+    """A log's path from its spec folder (`logs/check-….log`): a report pasted into a pull
+    request must not carry a local absolute path (a home folder, a user name)."""
+    return "/".join(path.rsplit("/", 2)[-2:])
+
+
+def _how_it_fails(check: dict[str, object]) -> str:
+    if check.get("exit_code") == 124 and "(check_timeout)]" in str(check.get("output") or ""):
+        return "times out (check_timeout)"
+    return f"fails (exit {check.get('exit_code')})"
+
+
 def _flaky(check: dict[str, object]) -> str:
     runs = check.get("flaky")
     lines = ["### Flaky checks",
@@ -225,13 +237,8 @@ def _flaky(check: dict[str, object]) -> str:
     for run in runs if isinstance(runs, list) else []:
         if isinstance(run, dict):
             lines.append(f"- {code(str(run.get('commit', ''))[:14])}: log "
-                         f"{code(str(run.get('log', '')))}")
+                         f"{code(spec_relative(str(run.get('log', ''))))}")
     return "\n".join(lines)
-
-
-def _resolved_by(report: ConflictReport, finding: Finding) -> Resolution | None:
-    return next((r for r in report.resolutions()
-                 if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
 
 
 def _side(side: Side) -> str:

@@ -156,6 +156,11 @@ class ConflictReport:
         folded = {id(o) for c in self.conflicts() for o in self.folded_overlaps(c)}
         return [o for o in self.overlaps() if id(o) not in folded]
 
+    def resolution_of(self, finding: Finding) -> Resolution | None:
+        """The agent's resolution round that resolved `finding`'s path, if one did."""
+        return next((r for r in self.resolutions()
+                     if r.subtask_id in finding.subtasks and finding.path in r.paths), None)
+
     def hand_resolution_of(self, finding: Finding) -> tuple[str, str] | None:
         """(subtask, commit) when a side of `finding` had its conflict on this path resolved
         by hand."""

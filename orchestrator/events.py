@@ -5,9 +5,12 @@ Conventions every renderer honours, so a new kind of event needs no renderer cha
 * Any event's `message` is printed as one log line (prefixed with `[subtask]`); an event with
   an empty message prints no line.
 * `data["detail"]`: extra lines printed, indented, under the message (e.g. an output tail).
-* `data["display"]`: a short status text shown in the live footer, on the running line of
-  `subtask` when given, else as a footer line of its own; "" clears it. Plain and JSON output
-  ignore it beyond the event itself.
+* `data["display"]`: a short status text shown in the live footer, as a footer line of its own
+  under `data["display_key"]` when given (a check of one commit, the bisection), else on the
+  running line of `subtask`, else as a footer line of the event's kind; "" clears it. Plain
+  and JSON output ignore it beyond the event itself.
+* `data["log"]` on subtask_started and resolution_started: the subtask's log, whose last line
+  the live footer shows on its running line.
 """
 
 from __future__ import annotations

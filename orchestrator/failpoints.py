@@ -10,6 +10,7 @@ from __future__ import annotations
 from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
 __all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "PROBE_ROUND_FAILPOINTS",
+           "RESET_FAILPOINTS",
            "RESOLUTION_FAILPOINTS", "SHARED_GIT_FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
@@ -48,8 +49,13 @@ RESOLUTION_FAILPOINTS = (
     "resolution-recorded",  # the new head and merge=pending written; not merged again yet
     "resolution-failed-recorded",  # a failed round is recorded as conflict; the next not begun
 )
+# reached only by `orchestrate reset`; tests/test_reset.py
+RESET_FAILPOINTS = (
+    "reset-branch-moved",  # worktree removed, branch kept as .prev-N; the plan has the old status
+)
 FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
-              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS)
+              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS
+              + RESET_FAILPOINTS)
 
 
 def failpoint(name: str) -> None:

@@ -118,6 +118,11 @@ def check_log(logs: Path, commit: str) -> Path:
     return logs / f"check-{commit[:12]}.log"
 
 
+def events_log(logs: Path) -> Path:
+    """Every event of every build and merge of the spec, one JSON object a line."""
+    return logs / "events.jsonl"
+
+
 # Which strings can be one component of a git branch name and a folder name: the rules of
 # `git check-ref-format` applied to a single component, plus what `git branch` and file systems
 # refuse; tests compare them with git itself.
@@ -170,6 +175,14 @@ def repo_state_dir(repo: Path, spec_name: str) -> Path:
 
     key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
     return state_home() / f"{repo.resolve().name}-{key}" / spec_name
+
+
+def attach_keys(log: Path) -> Path:
+    """The FIFO `orchestrate attach` types into while the agent logging to `log` runs under a
+    pseudo-terminal (config `pty`)."""
+    return log.with_suffix(".keys")
+
+
 def radar_file(logs: Path, subtask_id: str) -> Path:
     """ORCHESTRATE_RADAR_FILE: where the conflict radar tells a subtask's agent of overlaps."""
     return logs / f"{subtask_id}.radar"

@@ -84,6 +84,9 @@ class Settings:
     sandbox_allow: tuple[str, ...] = ()
     sandbox_paths: tuple[str, ...] = ()
     check_network: str = "none"
+    # Watching and steering a build: `build --only`, and `pty` for `orchestrate attach`.
+    only: tuple[str, ...] = ()  # run just these subtasks (their dependencies are completed)
+    pty: bool = False  # command agents run under a pseudo-terminal one can attach to
 
     @property
     def check_limit_s(self) -> float:
@@ -255,6 +258,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 # conflict radar
 PARSERS.update({"radar": _choice("off", "show", "tell"), "radar_interval": _seconds})
+# Watching and steering a build: `build --only ID[,ID...]` and `pty = true`.
+PARSERS.update({"only": _str_list, "pty": _bool})
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,
@@ -343,7 +348,7 @@ def _prices(table: Any) -> dict[str, Price]:
 
 
 def _check_unknown_keys(config: Mapping[str, Any]) -> None:
-    known = {f.name for f in fields(Settings)} - {"dry_run", "json", "model_given"}
+    known = {f.name for f in fields(Settings)} - {"dry_run", "json", "model_given", "only"}
     for key in config:
         if key not in known:
             raise UsageError(f"{CONFIG_FILE} key `{key}` is not a setting",

@@ -14,9 +14,11 @@ if [ ! -x "$VENV/bin/orchestrate" ] || [ pyproject.toml -nt "$VENV/.installed" ]
     fi
   done
   [ -n "$PY" ] || { echo "orchestrate needs Python >= 3.11 on PATH" >&2; exit 2; }
+  echo "== installing orchestrate and its dependencies into $VENV (once; about a minute)" >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
   echo "$EXTRAS" > "$VENV/.installed"
+  echo "== installed" >&2
 fi
 export PATH="$VENV/bin:$PATH"

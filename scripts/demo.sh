@@ -98,4 +98,8 @@ if [ -f .orchestrate/specs/001-calculator/conflict_report.md ]; then
 fi
 echo "== your checkout was not touched: git status"
 git status --short --branch
+echo "== the demo repository is $DEMO; to look around:"
+echo "   cd $DEMO"
+echo "   export PATH=\"$VENV/bin:\$PATH\"   # orchestrate, as installed by this script"
+echo "   orchestrate status 001; orchestrate logs 001 subtract; orchestrate report 001"
 exit $status

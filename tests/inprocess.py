@@ -16,6 +16,7 @@ from typing import Literal
 
 import trio
 
+from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.build.run import run_build
 from orchestrator.face.progress import sink_for
@@ -155,4 +156,5 @@ def build_in_process(repo: Path, spec: str, agent: FakeAgent, *,
         yield placement(shop)
 
     return run_build(found, settings, agent=agent, placement=opened if placement else None,
-                     open_sink=partial(sink_for, as_json=settings.json))
+                     open_sink=partial(sink_for, as_json=settings.json,
+                                       events=names.events_log(found.logs)))

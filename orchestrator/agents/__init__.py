@@ -101,7 +101,7 @@ async def open_agent(settings: Settings, sink: Sink | None = None) -> AsyncItera
     if settings.agent in PRESETS:
         yield CommandAgent("", preset=PRESETS[settings.agent],
                            model=settings.model if settings.model_given else None,
-                           extra_args=settings.agent_args)
+                           extra_args=settings.agent_args, pty=settings.pty)
         return
     yield CommandAgent(command_line(settings),
-                       model=settings.model if settings.model_given else None)
+                       model=settings.model if settings.model_given else None, pty=settings.pty)

@@ -1,6 +1,7 @@
 """Any command-line agent (Claude Code, Aider, Codex, a script) as a child process group.
 
-The prompt reaches it on stdin, in ORCHESTRATE_PROMPT and in the file ORCHESTRATE_PROMPT_FILE;
+The prompt reaches it on stdin (not with config `pty`: then its terminal is a pseudo-terminal
+`orchestrate attach` connects to), in ORCHESTRATE_PROMPT and in the file ORCHESTRATE_PROMPT_FILE;
 it is never put into a shell command line, so nothing in a plan can reach a shell unquoted.
 A preset (orchestrator/presets.py) runs as an argument list without any shell.
 
@@ -17,10 +18,11 @@ from pathlib import Path
 import trio
 
 from merge import child_env
+from orchestrator import names
 from orchestrator.agents.base import AgentResult, AgentTask, git_ceiling
 from orchestrator.agents.presets import Preset, command_program
 from orchestrator.door.orphans import stop_orphaned_agents
-from orchestrator.door.processes import run_in_group
+from orchestrator.door.processes import run_in_group, run_in_pty
 
 TAIL_BYTES = 4000
 RESULT_BYTES = 1024 * 1024  # how much of an attempt's output is searched for a result object
@@ -32,8 +34,10 @@ class CommandAgent:
     name = "command"
 
     def __init__(self, command: str, *, preset: Preset | None = None,
-                 model: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+                 model: str | None = None, extra_args: tuple[str, ...] = (),
+                 pty: bool = False) -> None:
         self.command = command
+        self.pty = pty  # under a pseudo-terminal one can attach to; no prompt on stdin
         self.preset = preset
         self.model = model
         self.extra_args = extra_args
@@ -44,11 +48,16 @@ class CommandAgent:
         await trio.Path(prompt_file).write_text(task.prompt, encoding="utf-8")
         with task.log_path.open("ab") as log, prompt_file.open("rb") as stdin:
             start = log.tell()
+            command, env = self._command_line(task, prompt_file), self._environment(
+                task, prompt_file)
             try:
-                code = await run_in_group(self._command_line(task, prompt_file),
-                                          cwd=task.worktree, output=log, stdin=stdin,
-                                          env=self._environment(task, prompt_file),
-                                          confinement=task.confinement)
+                if self.pty:
+                    code = await run_in_pty(command, cwd=task.worktree, output=log, env=env,
+                                            keys=names.attach_keys(task.log_path),
+                                            confinement=task.confinement)
+                else:
+                    code = await run_in_group(command, cwd=task.worktree, output=log,
+                                              stdin=stdin, env=env, confinement=task.confinement)
             finally:
                 with trio.CancelScope(shield=True):  # what escaped the group dies too
                     await stop_orphaned_agents(task.worktree)

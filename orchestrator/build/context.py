@@ -27,6 +27,7 @@ class RunContext(MergeContext):
     lookahead: trio.Semaphore  # worktrees prepared ahead of a free agent slot
     ports: Ports = field(default_factory=Ports)
     agents_failed: int = 0
+    resolution_rounds: int = 0  # agent rounds on conflicts this build (for the summary)
     budget: Budget = field(default_factory=Budget)  # --budget and the spec's recorded cost
     run_logs: RunLogs = field(default_factory=RunLogs)  # the run header of each subtask log
     shared_git: SharedGit | None = None  # the shared .git's fingerprint (workspace/shared_git)

@@ -20,6 +20,7 @@ from orchestrator.agents.base import AgentTask
 from orchestrator.agents.cost import attempt_cost
 from orchestrator.agents.prompts import build_prompt
 from orchestrator.build.context import RunContext
+from orchestrator.build.plan_order import ANY_ORDER, PlanOrder, Queue
 from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import GitError
 from orchestrator.events import EventKind
@@ -43,25 +44,38 @@ class Outcome:
     tail: str = ""  # the end of the failed attempt's output
 
 
-async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str) -> Outcome:
-    """Run `subtask` on a branch made from `base`; record and return how it ended."""
+async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str,
+                      order: PlanOrder = ANY_ORDER) -> Outcome:
+    """Run `subtask` on a branch made from `base`; record and return how it ended. `order`:
+    the subtask's wave, whose subtasks take worktrees and agent slots in plan order."""
+    try:
+        return await _run_in_order(ctx, plan, subtask, base, order)
+    finally:
+        order.gone(subtask.id)
+
+
+async def _run_in_order(ctx: RunContext, plan: Plan, subtask: Subtask, base: str,
+                        order: PlanOrder) -> Outcome:
     started = trio.current_time()
     outcome = Outcome(subtask.id, ok=False)
     if ctx.budget.reached():
         return await _stop_for_budget(ctx, subtask, outcome)
     try:
         async with AsyncExitStack() as holding:
+            await order.my_turn(subtask.id, Queue.WORKTREE)
+            order.queued_in(subtask.id, Queue.WORKTREE)
             async with ctx.lookahead:  # at most max_parallel subtasks get ready ahead
                 worktree = await holding.enter_async_context(
                     ctx.placement.workspace(subtask, base))
                 failpoint("worktree-prepared")
                 await ctx.placement.set_up(subtask, worktree)
+                await order.my_turn(subtask.id, Queue.AGENT)
                 await ctx.limiter.acquire()
             if ctx.budget.reached():  # spent while this subtask waited for an agent slot
                 ctx.limiter.release()
                 return await _stop_for_budget(ctx, subtask, outcome)
             started = trio.current_time()
-            outcome = await _run_agent(ctx, plan, subtask, worktree, base)
+            outcome = await _run_agent(ctx, plan, subtask, worktree, base, order)
             if outcome.ok:
                 failpoint("agent-finished")
                 outcome.head = await ctx.placement.hand_back(subtask, worktree)
@@ -117,13 +131,15 @@ def _announce(ctx: RunContext, subtask: Subtask, outcome: Outcome, base: str) ->
 
 
 async def _run_agent(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Path,
-                     base: str) -> Outcome:
+                     base: str, order: PlanOrder) -> Outcome:
     """Holding one agent slot (released at the end): record the start, run the attempts."""
     try:
         branch = ctx.branch_for(subtask.id)
         await ctx.records.started(subtask.id, branch=branch, worktree=str(worktree), base=base)
         ctx.emit(EventKind.SUBTASK_STARTED, f"started on {branch}", subtask=subtask.id,
-                 phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base)
+                 phase=subtask.phase.key, branch=branch, worktree=str(worktree), base=base,
+                 log=str(_log_path(ctx, subtask)))
+        order.queued_in(subtask.id, Queue.AGENT)  # the next in plan order may take a slot now
         failpoint("subtask-started")
         await ctx.radar.running(subtask, worktree, base)
         return await _attempts(ctx, plan, subtask, worktree, branch)

@@ -69,6 +69,7 @@ class Round:
     head: str = ""  # the branch's head before the merge
     merging: str | None = None  # MERGE_HEAD: the integration head being merged
     paths: list[str] = field(default_factory=list)  # the files the agent has to resolve
+    edited: list[str] = field(default_factory=list)  # the files the agent changed
     findings: list[Finding] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
 
@@ -123,9 +124,12 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
                  limit: int) -> bool:
     """One round; True when its merge commit is on the branch and recorded."""
     branch = ctx.branch_for(subtask.id)
+    ctx.resolution_rounds += 1
     ctx.emit(EventKind.RESOLUTION_STARTED, f"resolution round {number} of {limit}: merging "
              f"{integration_branch(ctx.spec)} into {branch}", subtask=subtask.id,
-             round=number, attempts=limit)
+             round=number, attempts=limit,
+             log=str(names.subtask_log(ctx.spec.logs, subtask.id)),
+             display=f"resolution round {number}: merging the integration branch")
     state: Round | None = None
     try:
         async with ctx.worktrees.hold_on_branch(subtask.id, branch) as worktree:
@@ -143,9 +147,8 @@ async def _round(ctx: RunContext, plan: Plan, subtask: Subtask, number: int,
         ctx.emit(EventKind.RESOLUTION_FAILED, reason, subtask=subtask.id, round=number,
                  attempts=limit, error=str(exc), last=number >= limit)
         return False
-    ctx.emit(EventKind.RESOLVED, f"resolved by agent in round {number}: "
-             + (", ".join(state.paths) or "nothing to edit"), subtask=subtask.id,
-             round=number, paths=state.paths)
+    ctx.emit(EventKind.RESOLVED, f"resolved by agent in round {number}: {_what(state)}",
+             subtask=subtask.id, round=number, paths=state.paths, edited=state.edited)
     return True
 
 
@@ -156,9 +159,10 @@ async def _play(ctx: RunContext, plan: Plan, state: Round) -> None:
     failpoint("resolution-merging")
     state.findings = await trio.to_thread.run_sync(partial(_findings, ctx, plan, state.subtask))
     state.paths = list(dict.fromkeys([*state.paths, *(f.path for f in state.findings
-                                                      if f.detail != "check")]))
+                                                      if f.kind != "check" and f.path)]))
     async with ctx.limiter:
         await _run_agent(ctx, plan, state)
+    state.edited = await _edited(state.worktree)
     commit = await _commit(ctx, state)
     await trio.to_thread.run_sync(record_head, ctx.spec, state.subtask.id, commit)
     failpoint("resolution-committed")
@@ -261,6 +265,26 @@ async def _merge_problem(state: Round) -> str | None:
     return None
 
 
+def _what(state: Round) -> str:
+    """What the round resolved, in words: the conflicted paths, else what the agent edited
+    (a round for the check's failure has no conflicted path)."""
+    about = ("the check's failure" if state.subtask.record.merge == MergeState.CHECK_FAILED
+             else "")
+    edited = f"edited {', '.join(state.edited)}" if state.edited else "no file edited"
+    if state.paths:
+        return ", ".join(state.paths)
+    return f"{about} ({edited})" if about else edited
+
+
+async def _edited(worktree: Path) -> list[str]:
+    """The files changed in the worktree since the merge was staged (the agent's edits)."""
+    changed = await git(worktree, "diff", "--name-only", "-z", check=False)
+    added = await git(worktree, "ls-files", "--others", "--exclude-standard", "-z", check=False)
+    paths = [p for p in (changed.stdout + added.stdout).split("\0") if p]
+    private = tuple(f"{folder}/" for folder in names.PRIVATE_DIRS)
+    return sorted(p for p in dict.fromkeys(paths) if not p.startswith(private))
+
+
 def _markers_problem(state: Round) -> str | None:
     left = [path for path in state.paths if _has_markers(state.worktree / path)]
     return f"conflict markers left in {', '.join(left)}" if left else None
@@ -298,7 +322,8 @@ def _resolution_record(state: Round) -> dict[str, Any]:
     kind = ("check" if state.subtask.record.merge == MergeState.CHECK_FAILED
             else words.CONFLICT if any(f.detail != "overlap" for f in state.findings)
             else "overlap")
-    return {"round": state.number, "kind": kind, "paths": state.paths, "subtasks": others,
+    return {"round": state.number, "kind": kind, "paths": state.paths or state.edited,
+            "subtasks": others,
             "merged": state.merging}
 
 

@@ -18,8 +18,10 @@ from orchestrator.agents.base import Agent
 from orchestrator.build.adoption import adopt_crashed_commits
 from orchestrator.build.context import RunContext
 from orchestrator.build.hints import next_steps
+from orchestrator.build.only import check_only, selected
 from orchestrator.build.preflight import Target, check_repository, ensure_identity
 from orchestrator.build.resolution import recover_rounds
+from orchestrator.build.run_summary import RunFacts, headline, integration_line, subtask_lines
 from orchestrator.build.scheduler import run_phases
 from orchestrator.build.stale import find_stale, reconcile
 from orchestrator.build.user_checkout import checkout_note
@@ -28,7 +30,7 @@ from orchestrator.door.orphans import stop_orphaned_agents
 from orchestrator.door.processes import git
 from orchestrator.door.sandbox_policy import SandboxPolicy
 from orchestrator.errors import Interrupted, OrchestrateError, RunFailed
-from orchestrator.events import Event, EventKind, Sink, duration_text
+from orchestrator.events import Event, EventKind, Sink
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
@@ -61,6 +63,7 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
     build's placement instead of the one the `runner` setting chooses. `alongside` runs for
     as long as the build does (the web page of `build --ui`), cancelled when it ends."""
     plan = PlanStore(spec.folder).read()
+    check_only(spec.name, plan, settings.only)
     if agent is None:
         check_agent_configured(settings, spec.repo)
     check_runner(settings)
@@ -140,6 +143,8 @@ async def _run(ctx: RunContext, target: Target, started: float) -> int:
             await _return_interrupted(ctx)
         raise Interrupted("interrupted: agents stopped, unfinished subtasks are pending",
                           f"Run `orchestrate build {ctx.spec.name}` again to resume.")
+    if ctx.checks.refused_start and (failure := base_failure_error(ctx)):
+        raise failure  # the check failed on the base: no agent started, nothing to sum up
     return await _finish(ctx, time.monotonic() - started)
 
 
@@ -219,10 +224,15 @@ async def _release_shared_git(shared: SharedGit, sink: Sink) -> None:
 
 
 async def _phases(ctx: RunContext) -> None:
+    """Every phase, after the check passed on the integration branch's head (when there is a
+    check); a failing check there leaves `ctx.checks.refused_start` set and runs nothing."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_refreshing, ctx)
-        if ctx.settings.check and not ctx.settings.no_merge:
-            nursery.start_soon(check_base, ctx)  # beside the first agents (SPEC 9)
+        if ctx.settings.check and not ctx.settings.no_merge and \
+                not (await check_base(ctx)).passed:  # before any agent starts (SPEC 9)
+            ctx.checks.refused_start = True
+            nursery.cancel_scope.cancel()
+            return
         await run_phases(ctx, await ctx.records.read())
         nursery.cancel_scope.cancel()
 
@@ -317,6 +327,11 @@ async def _merge_commits(ctx: MergeContext, base: str) -> dict[str, str]:
             if len(parents := line.split()) > 2}
 
 
+def sandbox_mode(ctx: RunContext) -> str:
+    """The sandbox the build's agents ran in: bwrap or none (what `auto` decided)."""
+    return ctx.sandbox.mode
+
+
 def _interrupted(plan: Plan) -> list[str]:
     """Subtasks that were running and had not committed their work."""
     return [s.id for s in plan.subtasks()
@@ -334,14 +349,18 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     stale = [] if ctx.settings.no_merge else await _stale_at_end(ctx, plan)
     counts = dict(status_counts(plan, {s.id for s in stale}))
     tip = await ctx.integration_tip()
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     cost = plan.record.cost_usd
-    spent = f"; cost {cost:.2f} USD" if isinstance(cost, int | float) else ""
-    steps = next_steps(ctx.spec.name, plan)
-    ctx.emit(EventKind.BUILD_FINISHED, f"done in {duration_text(elapsed_s)}: {summary}; "
-             f"{plan.record.integration_branch} at {tip[:12]}{spent}", counts=counts,
+    steps = next_steps(ctx.spec.name, plan, {s.id for s in stale})
+    facts = RunFacts(elapsed_s=elapsed_s, tip=tip, check_runs=ctx.checks.runs,
+                     integration_branch=str(plan.record.integration_branch),
+                     resolution_rounds=ctx.resolution_rounds, sandbox=sandbox_mode(ctx),
+                     check_timeout_s=ctx.settings.check_limit_s, setbacks=ctx.setbacks)
+    lines = subtask_lines(ctx.spec.name, plan, ctx.spec.logs, {s.id for s in stale}, facts)
+    ctx.emit(EventKind.BUILD_FINISHED, headline(counts, facts, cost), counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
-             elapsed_s=round(elapsed_s, 3), next=steps, detail=steps)
+             elapsed_s=round(elapsed_s, 3), next=steps, subtasks=lines,
+             check_runs=facts.check_runs, resolution_rounds=facts.resolution_rounds,
+             sandbox=facts.sandbox, detail=[*lines, *steps, integration_line(facts)])
     if ctx.budget.reached() and counts.get(Status.PENDING):
         ctx.emit(EventKind.BUDGET_REACHED, f"stopped: {ctx.budget.message()}; "
                  f"{counts[Status.PENDING]} subtask(s) left pending", spent_usd=ctx.budget.spent,
@@ -351,6 +370,10 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
         return 0 if ctx.agents_failed == 0 else 1
     if failure := base_failure_error(ctx):
         raise failure
+    if ctx.settings.only:  # exit 0 when the subtasks named are done
+        stale_ids = {s.id for s in stale}
+        return 0 if all(s.status == Status.COMPLETED and s.id not in stale_ids
+                        for s in plan.subtasks() if selected(ctx.settings.only, s)) else 1
     return 0 if set(counts) <= {Status.COMPLETED} else 1
 
 

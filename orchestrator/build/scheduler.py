@@ -15,6 +15,8 @@ import trio
 from merge import MergeResult, words
 from orchestrator.build.context import RunContext
 from orchestrator.build.driver import run_subtask
+from orchestrator.build.only import selected, unfinished_dependencies
+from orchestrator.build.plan_order import PlanOrder
 from orchestrator.build.resolution import resolve_conflicts
 from orchestrator.events import EventKind
 from orchestrator.plan.declared import record_waves, waves
@@ -38,7 +40,9 @@ async def _phase_when_ready(ctx: RunContext, phase: Phase, finished: list[trio.E
             await finished[dep].wait()
         plan = await ctx.records.read()
         current = plan.phases[phase.index]
-        unfinished = _unfinished_dependencies(plan, current)
+        unfinished = unfinished_dependencies(plan, current)
+        if not any(selected(ctx.settings.only, s) for s in current.subtasks):
+            return  # build --only: none of this phase's subtasks was named
         if ctx.budget.reached():
             await _stop_phase_for_budget(ctx, current)
         elif not unfinished:
@@ -47,11 +51,6 @@ async def _phase_when_ready(ctx: RunContext, phase: Phase, finished: list[trio.E
             await _block_phase(ctx, current, unfinished)
     finally:
         finished[phase.index].set()
-
-
-def _unfinished_dependencies(plan: Plan, phase: Phase) -> list[Subtask]:
-    return [s for dep in phase.depends_on for s in plan.phases[dep].subtasks
-            if s.status != Status.COMPLETED]
 
 
 async def _block_phase(ctx: RunContext, phase: Phase, unfinished: list[Subtask]) -> None:
@@ -78,10 +77,10 @@ async def _stop_phase_for_budget(ctx: RunContext, phase: Phase) -> None:
 
 
 def _wants_agent(ctx: RunContext, subtask: Subtask) -> bool:
-    if subtask.is_committed_unmerged:
+    if subtask.is_committed_unmerged or not selected(ctx.settings.only, subtask):
         return False
     return subtask.status in RUNNABLE or (
-        ctx.settings.retry_failed and subtask.status in RETRYABLE)
+        (ctx.settings.retry_failed or bool(ctx.settings.only)) and subtask.status in RETRYABLE)
 
 
 async def _run_phase(ctx: RunContext, phase: Phase) -> None:
@@ -115,20 +114,22 @@ async def _run_wave(ctx: RunContext, phase: Phase, members: set[str]) -> None:
             if s.id in members and _wants_agent(ctx, s)]
     if todo:
         base = await ctx.integration_tip()
+        order = PlanOrder([s.id for s in todo])
         running = {s.id for s in todo}
         committed = [s for s in plan.phases[phase.index].subtasks if s.id not in running
                      and (s.is_committed_unmerged or s.merged_with_changes)]
         async with ctx.radar.watching(phase, committed), trio.open_nursery() as nursery:
             for subtask in todo:
-                nursery.start_soon(run_subtask, ctx, plan, subtask, base)
+                nursery.start_soon(run_subtask, ctx, plan, subtask, base, order)
     if ctx.settings.no_merge:
         return
     fresh = (await ctx.records.read()).phases[phase.index]
     ready = [s for s in fresh.subtasks if s.id in members and s.status == Status.IN_PROGRESS
-             and s.is_committed_unmerged]
+             and s.is_committed_unmerged and selected(ctx.settings.only, s)]
     results = await merge_subtasks(ctx, ready, group=phase.key, merged_siblings=[
         s for s in fresh.subtasks if s.merged_with_changes])
-    await resolve_conflicts(ctx, [s.id for s in fresh.subtasks if s.id in members],
+    await resolve_conflicts(ctx, [s.id for s in fresh.subtasks if s.id in members
+                                  and selected(ctx.settings.only, s)],
                             ended=_conflicted(results))
 
 
@@ -140,6 +141,8 @@ async def _run_sequential(ctx: RunContext, phase: Phase) -> None:
     for position in range(len(phase.subtasks)):
         plan = await ctx.records.read()
         subtask = plan.phases[phase.index].subtasks[position]
+        if not selected(ctx.settings.only, subtask):
+            continue
         if _wants_agent(ctx, subtask):
             outcome = await run_subtask(ctx, plan, subtask, await ctx.integration_tip())
             if ctx.settings.no_merge:

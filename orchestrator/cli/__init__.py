@@ -6,8 +6,9 @@ from orchestrator.cli import (
     plan_commands,
     review_commands,
     ui_command,
+    watch_commands,
 )
 from orchestrator.cli.app import cli, main
 
 __all__ = ["build_commands", "cli", "main", "mcp_command", "plan_commands", "review_commands",
-           "ui_command"]
+           "ui_command", "watch_commands"]

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from orchestrator import names
 from orchestrator.cli.app import cli, echo_json, spec_of
 from orchestrator.cli.support import EPILOG, spec_argument
+from orchestrator.errors import UsageError
 from orchestrator.names import AGENT_KINDS
 from orchestrator.plan.parse import load_plan, require_subtasks
 from orchestrator.plan.specs import Spec
@@ -45,6 +47,9 @@ def _build_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Run and commit the ready subtasks, then stop before merging."),
         click.option("--retry-failed", is_flag=True, default=None,
                      help="Run failed and conflict subtasks again."),
+        click.option("--only", metavar="ID[,ID...]",
+                     help="Run just these subtasks (failed and conflict ones too); their "
+                     "dependencies must be completed."),
         click.option("--keep-worktrees", is_flag=True, default=None,
                      help="Keep each merged subtask's worktree instead of removing or "
                      "parking it."),
@@ -130,20 +135,26 @@ def build(ctx: click.Context, /, spec: str, **options: Any) -> None:
         from orchestrator.cli.ui_command import build_page
 
         alongside = build_page(found, settings.budget)
-    ctx.exit(run_build(found, settings, open_sink=partial(sink_for, as_json=settings.json),
-                       alongside=alongside))
+    ctx.exit(run_build(found, settings, alongside=alongside, open_sink=partial(
+        sink_for, as_json=settings.json, events=names.events_log(found.logs))))
 
 
 def _dry_run(spec: Spec, settings: Settings) -> None:
-    """The schedule, after the same read-only checks as the build (agent, repository, base,
-    branch names): a dry run that passes is a build that starts."""
+    """The schedule, after the same read-only checks as the build (repository, base, branch
+    names, and an agent that was given). A dry run needs no agent: none is a note, not an
+    error."""
     from orchestrator.agents import check_agent_configured
     from orchestrator.build.preflight import check_repository
     from orchestrator.face.views import schedule_json, schedule_text, shown_pairs
     from orchestrator.plan.declared import predicted_overlaps
 
     plan = load_plan(spec.plan_path)
-    check_agent_configured(settings, spec.repo)
+    try:
+        check_agent_configured(settings, spec.repo)
+    except UsageError as exc:
+        if settings.agent is not None:
+            raise  # an agent that was given and cannot run is refused like the build
+        click.echo(f"note: {exc.message} (the build will need one)", err=True)
     target = check_repository(spec, settings.base, plan)
     overlaps = predicted_overlaps(plan, spec.repo, shown_pairs(plan))
     if settings.json:
@@ -169,6 +180,7 @@ def merge_cmd(ctx: click.Context, /, spec: str, **options: Any) -> None:
     found = spec_of(ctx, spec)
     remembered = {"overlap": load_plan(found.plan_path).record.overlap}
     settings = load_settings(found.repo, options, remembered=remembered)
-    ctx.exit(run_merge(found, settings, open_sink=partial(sink_for, as_json=settings.json)))
+    ctx.exit(run_merge(found, settings, open_sink=partial(
+        sink_for, as_json=settings.json, events=names.events_log(found.logs))))
 
 

@@ -5,7 +5,8 @@ the one process-group killer (SIGTERM, a grace period, SIGKILL).
 Its synchronous twin is merge/gitcmd.py (merge/ cannot import trio); both make environments
 with `child_env`/`git_env` and raise the same GitError.
 
-Agent and command output goes through a pipe that we copy into a log: the first
+Agent and command output goes through a pipe that we copy into a log as it arrives (flushed
+at once, so `orchestrate logs -f` shows each line as the agent wrote it): the first
 LOG_HEAD_BYTES, then only the last LOG_TAIL_BYTES with a line saying how much was left out, so
 an agent printing without end cannot fill the disk. Bytes are copied as they are (invalid
 UTF-8 included). Each such child runs in its own process group, killed on cancellation or
@@ -14,9 +15,13 @@ after the leader exits, so a backgrounded grandchild cannot outlive its step.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
+import struct
 import subprocess
+import termios
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,7 +55,8 @@ from orchestrator.door.seccomp import filter_fd, unix_socket_filter
 SandboxedStart = tuple[list[str], Mapping[str, str] | None, tuple[int, ...]]
 
 __all__ = ["WORKTREE_LIST", "CappedLog", "GitError", "GitResult", "WorktreeEntry", "git", "git_out",
-           "kill_group", "parse_worktree_list", "resolve", "run_in_group", "run_with_time_limit",
+           "kill_group", "parse_worktree_list", "resolve", "run_in_group", "run_in_pty",
+           "run_with_time_limit",
            "verify"]
 
 GRACE_S = 3.0
@@ -93,7 +99,7 @@ class CappedLog:
         if self.room > 0:
             head, data = data[:self.room], data[self.room:]
             self.room -= len(head)
-            self._put(head)
+            self._put(head, flush=True)  # as produced: `logs -f` and `attach` read it live
         if not data:
             return
         self.tail.append(data)
@@ -180,6 +186,88 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
     finally:
         log.close()
     return process.returncode if process.returncode is not None else -1
+
+
+PTY_SIZE = (40, 120)  # rows, columns of an agent's pseudo-terminal
+
+
+async def run_in_pty(command: str | Sequence[str], *, cwd: Path, output: IO[bytes],
+                     keys: Path, env: Mapping[str, str] | None = None,
+                     confinement: Confinement | None = None) -> int:
+    """Like `run_in_group`, but the child's stdin, stdout and stderr are a pseudo-terminal
+    (its controlling terminal) whose output is logged as it comes. Bytes written to the FIFO
+    `keys` (made here, removed at the end) are typed into it: `orchestrate attach`. With a
+    `confinement` it runs in a bubblewrap sandbox, as `run_in_group` does."""
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *PTY_SIZE, 0, 0))
+    keys_fd = _open_keys(keys)
+    try:
+        with _sandboxed(argv, cwd, env, confinement) as (words, environment, fds):
+            process = await trio.lowlevel.open_process(
+                words, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, pass_fds=fds,
+                start_new_session=True, preexec_fn=_take_terminal,
+                env=dict(environment) if environment is not None else None)
+    except BaseException:
+        for fd in (master, keys_fd):
+            os.close(fd)
+        _remove_keys(keys)
+        raise
+    finally:
+        os.close(slave)
+    log, copied = CappedLog(output), trio.Event()
+    try:
+        async with trio.lowlevel.FdStream(master) as terminal, \
+                trio.lowlevel.FdStream(keys_fd) as typed, trio.open_nursery() as nursery:
+            nursery.start_soon(_copy_terminal, terminal, log, copied)
+            nursery.start_soon(_type_into, typed, terminal)
+            try:
+                await process.wait()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await kill_group(process.pid, process)
+                    await process.wait()
+                    with trio.move_on_after(DRAIN_S):
+                        await copied.wait()
+                    nursery.cancel_scope.cancel()
+    finally:
+        log.close()
+        _remove_keys(keys)
+    return process.returncode if process.returncode is not None else -1
+
+
+def _open_keys(keys: Path) -> int:
+    """The FIFO `attach` types into, opened for reading and writing: never at EOF."""
+    _remove_keys(keys)
+    os.mkfifo(keys, 0o600)
+    return os.open(keys, os.O_RDWR | os.O_NONBLOCK)
+
+
+def _remove_keys(keys: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(keys)
+
+
+def _take_terminal() -> None:
+    """In the child, after setsid: make its stdin (the pty) its controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+async def _copy_terminal(terminal: trio.lowlevel.FdStream, log: CappedLog,
+                         done: trio.Event) -> None:
+    try:
+        while chunk := await terminal.receive_some(CHUNK):
+            log.write(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # EIO: every process holding the terminal has exited
+    finally:
+        done.set()
+
+
+async def _type_into(typed: trio.lowlevel.FdStream, terminal: trio.lowlevel.FdStream) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while chunk := await typed.receive_some(CHUNK):
+            await terminal.send_all(chunk)
 
 
 async def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
+from orchestrator.build.run_summary import last_output_line
 from orchestrator.events import Event, EventKind, event_lines
 from orchestrator.plan.model import Status
 
@@ -25,7 +27,9 @@ FINISHED_AGENT = frozenset({"committed", Status.FAILED, Status.CONFLICT, "merged
 STATE_AFTER = {EventKind.SUBTASK_STARTED: "running", EventKind.SUBTASK_COMMITTED: "committed",
                EventKind.SUBTASK_SKIPPED: "merged", EventKind.SUBTASK_FAILED: Status.FAILED,
                EventKind.SUBTASK_MERGED: "merged", EventKind.SUBTASK_CONFLICT: Status.CONFLICT,
-               EventKind.SUBTASK_BLOCKED: Status.BLOCKED}
+               EventKind.SUBTASK_BLOCKED: Status.BLOCKED,
+               EventKind.RESOLUTION_STARTED: "running", EventKind.RESOLVED: "committed",
+               EventKind.RESOLUTION_FAILED: Status.CONFLICT}
 BAR_MAX = 30
 
 
@@ -41,6 +45,7 @@ class LiveSink:
         self.state = {sid: _initial_state(status) for sid, status in subtasks}
         self.started: dict[str, float] = {}
         self.notes: dict[str, str] = {}  # subtask -> its `display` text
+        self.logs: dict[str, Path] = {}  # running subtask -> its log, whose last line is shown
         self.footer_notes: dict[str, str] = {}  # event kind -> a footer line of its own
         self.start = time.monotonic()
         self.live = Live(_Footer(self), console=self.console, auto_refresh=False,
@@ -72,13 +77,17 @@ class LiveSink:
         if sid is not None and event.kind in STATE_AFTER:
             self.state[sid] = STATE_AFTER[event.kind]
             self.notes.pop(sid, None)
-            if event.kind == EventKind.SUBTASK_STARTED:
+            if event.kind in (EventKind.SUBTASK_STARTED, EventKind.RESOLUTION_STARTED):
                 self.started[sid] = time.monotonic()
+            log = event.data.get("log")
+            if self.state[sid] == "running" and isinstance(log, str):
+                self.logs[sid] = Path(log)
         if sid is not None and event.kind == EventKind.ATTEMPT_FAILED:
             self.notes[sid] = f"attempt {event.data.get('attempt', '?')} failed, retrying"
-        display = event.data.get("display")
+        display, display_key = event.data.get("display"), event.data.get("display_key")
         if isinstance(display, str):
-            target, key = (self.notes, sid) if sid else (self.footer_notes, event.kind)
+            target, key = ((self.footer_notes, display_key) if isinstance(display_key, str)
+                           else (self.notes, sid) if sid else (self.footer_notes, event.kind))
             if display:
                 target[key] = display
             else:
@@ -101,6 +110,8 @@ class LiveSink:
             line.append(f"  {seconds:4.0f}s", style="dim")
             if note := self.notes.get(sid):
                 line.append(f"  {note}", style="yellow")
+            elif (log := self.logs.get(sid)) and (said := last_output_line(log)):
+                line.append(f"  {said}", style="dim")
             yield _cut(line, width)
         if len(shown) < len(running):
             yield _cut(Text(f"  … and {len(running) - len(shown)} more running", style="dim"),

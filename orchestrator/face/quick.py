@@ -185,9 +185,13 @@ def show_status(repo: Path | None, spec: str, as_json: bool) -> None:
 
 
 def show_validation(repo: Path | None, spec: str, as_json: bool) -> None:
-    """The plan checked: a summary line and a warning per predicted overlap of declared files,
-    or an error naming every problem."""
+    """The plan checked: a summary line and a warning per predicted overlap of declared files
+    (and per subtask without a description), or an error naming every problem; with `as_json`
+    a JSON object on stdout either way."""
+    from orchestrator.errors import PlanError
     from orchestrator.face.views import (
+        description_warnings,
+        invalid_json,
         overlap_warnings,
         shown_pairs,
         validate_json,
@@ -196,14 +200,19 @@ def show_validation(repo: Path | None, spec: str, as_json: bool) -> None:
     from orchestrator.plan.declared import predicted_overlaps
 
     found = spec_at(repo, spec)
-    plan = load_plan(found.plan_path)
-    require_subtasks(plan, found.plan_path)
+    try:
+        plan = load_plan(found.plan_path)
+        require_subtasks(plan, found.plan_path)
+    except PlanError as exc:
+        if as_json:
+            say_json(invalid_json(found, exc))
+        raise
     overlaps = predicted_overlaps(plan, found.repo, shown_pairs(plan))
     if as_json:
         say_json(validate_json(found, plan, overlaps))
         return
     say(validate_line(found, plan))
-    for line in overlap_warnings(overlaps):
+    for line in [*description_warnings(plan), *overlap_warnings(overlaps)]:
         say(line)
 
 

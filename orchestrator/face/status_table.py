@@ -27,7 +27,8 @@ COLOURS = {Status.COMPLETED: "32", Status.FAILED: "31", Status.CONFLICT: "31",
            Status.BLOCKED: "33", Status.IN_PROGRESS: "36", "header": "1", "dim": "2"}
 MERGE_WORDS: dict[str, str] = {MergeState.MERGED: "merged",
                                MergeState.CONFLICT: MergeState.CONFLICT,
-                               MergeState.PENDING: "waiting"}
+                               MergeState.PENDING: "waiting",
+                               MergeState.CHECK_FAILED: "ejected"}
 STATUS_WIDTH, MERGE_WIDTH, TIME_WIDTH = 11, 8, 7
 MIN_ID, MIN_DESCRIPTION = 12, 12
 FIXED = 2 + 2 * 4 + STATUS_WIDTH + MERGE_WIDTH + TIME_WIDTH  # all but the id and description
@@ -88,12 +89,13 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
                   style.paint(_cells(style, id_width, "SUBTASK", "STATUS", "MERGE", "TIME",
                                      "" if below else "DESCRIPTION"), "dim")]
         for subtask in phase.subtasks:
-            lines.append(_row(spec, subtask, style, id_width, below, subtask.id in stale))
+            lines.append(_row(spec, subtask, style, id_width, below, subtask.id in stale,
+                              stopped=not running and subtask.is_interrupted))
             if below:  # long ids leave no room: the description gets a line of its own
                 lines.append(_cut(NOTE_INDENT + _description(subtask), style.width))
             lines += _notes(spec, subtask, style, subtask.id in ready)
     lines += _summary_notes(spec, plan, stale, style)
-    if not running and (steps := next_steps(spec.name, plan)):
+    if not running and (steps := next_steps(spec.name, plan, stale)):
         lines += ["", *(_wrap(step, style.width) for step in steps)]
     return "\n".join(lines)
 
@@ -132,9 +134,11 @@ def _description(subtask: Subtask) -> str:
 
 
 def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool,
-         stale: bool = False) -> str:
+         stale: bool = False, stopped: bool = False) -> str:
+    """`stopped`: in progress, but no build runs (one was killed or interrupted twice)."""
     record = subtask.record
-    merge = MERGE_WORDS.get(str(record.merge), record.merge or "")
+    merge = ("missing" if stale else "stopped" if stopped
+             else MERGE_WORDS.get(str(record.merge), record.merge or ""))
     seconds = record.duration_s
     from orchestrator.events import duration_text  # here: events builds an enum, rarely needed
 

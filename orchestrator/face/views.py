@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import names
+from orchestrator.errors import OrchestrateError
 from orchestrator.plan.declared import (
     PredictedOverlap,
     declared_files,
@@ -177,7 +178,7 @@ def schedule_json(spec: Spec, plan: Plan, settings: Settings,
 
 def validate_json(spec: Spec, plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:
     return {"spec": spec.name, "valid": True, "summary": validate_line(spec, plan),
-            **overlaps_json(plan, overlaps)}
+            **overlaps_json(plan, overlaps), "warnings": description_warnings(plan)}
 
 
 def overlaps_json(plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:
@@ -192,6 +193,20 @@ def overlaps_json(plan: Plan, overlaps: Sequence[PredictedOverlap]) -> Json:
 def shown_pairs(plan: Plan) -> int:
     """How many predicted overlaps are shown one by one: at most one per subtask."""
     return sum(1 for _ in plan.subtasks())
+
+
+def invalid_json(spec: Spec, error: OrchestrateError) -> Json:
+    """`validate --json` on a plan that is not valid: the problems, one a line."""
+    lines = [line.strip().removeprefix("- ") for line in error.message.splitlines()]
+    return {"spec": spec.name, "valid": False, "error": lines[0] if lines else "",
+            "problems": [line for line in lines[1:] if line] or lines[:1], "hint": error.hint}
+
+
+def description_warnings(plan: Plan) -> list[str]:
+    """A subtask without a description gives its agent no task and its commit no subject."""
+    return [f"warning: subtask {s.id} ({s.phase.label}) has no description: its agent gets "
+            "no task beyond the id; add `description` to the plan" for s in plan.subtasks()
+            if not s.description.strip()]
 
 
 def overlap_warnings(overlaps: Sequence[PredictedOverlap]) -> list[str]:

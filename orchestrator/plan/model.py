@@ -72,9 +72,10 @@ class Subtask:
 
     @property
     def title(self) -> str:
-        """The first line of the description, or the id when there is none."""
+        """The first line of the description, or a note that there is none (a commit subject
+        `a: a` says nothing)."""
         lines = self.description.strip().splitlines()
-        return lines[0].strip() if lines else str(self.id)
+        return lines[0].strip() if lines else f"(no description) in {self.phase.label}"
 
     @property
     def status(self) -> Status:

@@ -352,6 +352,24 @@ def _end_round(subtask: Subtask, round_: int, usage: dict[str, int]) -> None:
         subtask.write_meta(usage=_add_usage(subtask.meta.get("usage"), usage))
 
 
+RESET_FIELDS = (*OPEN_FIELDS, "branch", "worktree", "base", "verification", "wave",
+                "recovered")
+
+
+def reset_to_pending(plan: Plan, subtask_id: str, kept_as: str | None) -> None:
+    """`orchestrate reset`: the subtask back to `pending`, its work forgotten (tokens and cost
+    it spent stay counted); `kept_as` names the branch its old work was kept on."""
+    subtask = plan.subtask(subtask_id)
+    subtask.set_status(Status.PENDING)
+    for key in ("started_at", "completed_at"):
+        subtask.raw.pop(key, None)
+    for key in RESET_FIELDS:
+        subtask.meta.pop(key, None)
+    resets = subtask.meta.get("resets")
+    subtask.write_meta(resets=(resets if isinstance(resets, int) else 0) + 1,
+                       previous_branch=kept_as)
+
+
 def _count_attempt(subtask: Subtask, error: str | None) -> None:
     attempts = subtask.meta.get("attempts")
     subtask.write_meta(attempts=(attempts if isinstance(attempts, int) else 0) + 1)

@@ -18,7 +18,7 @@ from orchestrator.door.sandbox import Confinement
 from orchestrator.events import Event, EventKind
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.store import utc_now
-from orchestrator.stage.verdicts import Verdict
+from orchestrator.stage.verdicts import Verdict, ending
 from orchestrator.workspace.attempt import run_logged
 from orchestrator.workspace.worktrees import copy_untracked
 
@@ -40,9 +40,11 @@ async def run_check(ctx: MergeContext, command: str, commit: str, tree: str, *,
     only the reruns happen: they confirm it or revise it to a (flaky) pass."""
     log = check_log(ctx, commit)
     await trio.Path(log.parent).mkdir(parents=True, exist_ok=True)
-    ctx.emit(EventKind.CHECK_STARTED, f"check `{command}` on {commit[:12]}"
-             + (" again: it would name a culprit" if failed else ""), commit=commit,
-             tree=tree, log=str(log))
+    label = ctx.checks.label(commit)
+    ctx.emit(EventKind.CHECK_STARTED, f"check: {label} ({commit[:12]})"
+             + (" again: it would name a culprit" if failed else ""), command=command,
+             commit=commit, tree=tree, log=str(log), holds=label,
+             display=f"check {ctx.checks.runs + 1}: {label}", display_key=f"check {commit}")
     attempts = retries if failed else 1 + retries
     async with ctx.worktrees.hold_detached(names.check_worktree_name(commit), commit) as worktree, \
             ctx.limiter:
@@ -120,16 +122,29 @@ def _last_lines(log: Path, start: int) -> str:
 
 
 def _announce(ctx: MergeContext, verdict: Verdict, runs: int) -> None:
-    where = verdict.commit[:12]
+    where = f"{ctx.checks.label(verdict.commit)} ({verdict.commit[:12]})"
     data: dict[str, object] = {"commit": verdict.commit, "tree": verdict.tree,
-                               "log": verdict.log, "runs": runs,
-                               "exit_code": verdict.exit_code}
+                               "log": verdict.log, "runs": runs, "holds": where,
+                               "exit_code": verdict.exit_code, "display": "",
+                               "display_key": f"check {verdict.commit}"}
     if verdict.flaky:
-        kind, text = EventKind.CHECK_FLAKY, (f"check passed on {where} on run {runs} after failing "
-                                     f"(flaky); log: {verdict.log}")
+        kind, text = EventKind.CHECK_FLAKY, (f"check passed on run {runs} after failing "
+                                             f"(flaky): {where}; log: {verdict.log}")
     elif verdict.passed:
-        kind, text = EventKind.CHECK_PASSED, f"check passed on {where}"
+        kind, text = EventKind.CHECK_PASSED, f"check passed: {where}"
     else:
-        kind, text = EventKind.CHECK_FAILED, (f"check failed on {where} (exit {verdict.exit_code}, "
-                                      f"{runs} run(s)); log: {verdict.log}")
+        kind = EventKind.CHECK_FAILED
+        text = (f"check failed: {where}, {ending(verdict, ctx.settings.check_limit_s)}, "
+                f"{runs} run(s); log: {verdict.log}")
+        data["detail"] = failure_excerpt(verdict.output)
     ctx.sink.emit(Event(kind, text, None, None, data))
+
+
+EXCERPT_LINES = 6
+
+
+def failure_excerpt(output: str) -> list[str]:
+    """The last lines of a failing check's output, shown under its event line."""
+    lines = [line for line in output.splitlines()
+             if line.strip() and not line.startswith(("$ ", "===== "))]
+    return lines[-EXCERPT_LINES:]

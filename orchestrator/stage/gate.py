@@ -40,7 +40,7 @@ from orchestrator.failpoints import failpoint
 from orchestrator.plan.model import Status
 from orchestrator.stage.batching import CulpritRate, Step, next_step
 from orchestrator.stage.check_runs import run_check
-from orchestrator.stage.verdicts import Verdict
+from orchestrator.stage.verdicts import Verdict, ending, holding
 
 if TYPE_CHECKING:
     from orchestrator.stage.merge_context import MergeContext
@@ -132,9 +132,11 @@ async def _remember(ctx: MergeContext, command: str, verdict: Verdict, *,
 
 
 async def check_base(ctx: MergeContext) -> Verdict:
-    """The check on the integration branch's head (at build start, beside the first agents);
-    a failure stops every merge of this run."""
-    verdict = await judge(ctx, await ctx.integration_tip(), base=True)
+    """The check on the integration branch's head (at build start, before any agent); a
+    failure stops the run: no agent starts and nothing is merged."""
+    tip = await ctx.integration_tip()
+    ctx.checks.holds.setdefault(tip, "the integration branch's head")
+    verdict = await judge(ctx, tip, base=True)
     if not verdict.passed:
         ctx.checks.base_failure = verdict
         ctx.emit(EventKind.CHECK_BASE_FAILED, base_failure_message(ctx, verdict),
@@ -147,14 +149,26 @@ def base_failure_message(ctx: MergeContext, verdict: Verdict) -> str:
     return f"check fails on {branch} at {verdict.commit[:12]}; log: {verdict.log}"
 
 
+BASE_FAILURE_LINES = 12
+
+
 def base_failure_error(ctx: MergeContext) -> CheckFailsOnBase | None:
+    """The error a build or merge ends with when the check fails where merging would start:
+    where, the check's last lines, the log, and what to do (rerunning alone fails again)."""
     verdict = ctx.checks.base_failure
     if verdict is None:
         return None
-    return CheckFailsOnBase(base_failure_message(ctx, verdict),
-                            "Nothing was merged; committed work waits (merge pending). Fix the "
-                            "integration branch or the check, then run "
-                            f"`orchestrate merge {ctx.spec.name}`.")
+    branch = ctx.integration_ref.removeprefix("refs/heads/")
+    lines = [line for line in verdict.output.splitlines() if line.strip()]
+    shown = "".join(f"\n    {line}" for line in lines[-BASE_FAILURE_LINES:])
+    return CheckFailsOnBase(
+        f"check fails on {branch} at {verdict.commit[:12]} "
+        f"({ending(verdict, ctx.settings.check_limit_s)}), before any subtask's work is "
+        f"merged:{shown}\nlog: {verdict.log}",
+        f"Nothing was merged (committed work waits). Make `{ctx.settings.check}` pass on "
+        f"{branch} first (reproduce: git worktree add /tmp/check {verdict.commit[:12]}, then "
+        f"run it there) or change the check (--check, `check` in orchestrate.toml); then run "
+        f"`orchestrate build {ctx.spec.name}` again.")
 
 
 async def integrate_checked(ctx: MergeContext, candidates: Sequence[Candidate],
@@ -190,6 +204,7 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
             merge_chain, ctx.repo, gated.tip, remaining, overlaps=overlaps, overlap=policy,
             integrated=integrated))
         merged = [i for i, r in enumerate(chain.results) if r.outcome == "merged"]
+        _name_commits(ctx, gated, remaining, chain.tips, merged)
         found = await _search(ctx, [chain.tips[i] for i in merged], history + gated.rate,
                               [remaining[i].subtask_id for i in merged])
         if found is None:
@@ -212,6 +227,15 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
     return gated
 
 
+def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate],
+                  tips: Sequence[str], merged: list[int]) -> None:
+    """Remember which subtasks each commit of the chain holds, for check and bisect lines."""
+    before = [r.subtask_id for r in gated.results if r.outcome == words.MERGED]
+    ids = [*before, *(remaining[i].subtask_id for i in merged)]
+    for n, i in enumerate(merged):
+        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1]))
+
+
 async def culprit_history(ctx: MergeContext) -> CulpritRate:
     """The culprits and judged branches of the spec's earlier merge stages (the plan's)."""
     return CulpritRate(*await ctx.records.gate_history())
@@ -225,8 +249,10 @@ def _ejected(result: MergeResult, verdict: Verdict) -> MergeResult:
 
 def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest: int) -> None:
     ctx.emit(EventKind.BISECT_CULPRIT, f"the check fails once this branch is merged "
-             f"({verdict.commit[:12]}); left out, {rest} later branch(es) merged again",
-             subtask=subtask_id, commit=verdict.commit, log=verdict.log, remerged=rest)
+             f"({ctx.checks.label(verdict.commit)}, {verdict.commit[:12]}); left out, {rest} "
+             "later branch(es) merged again",
+             subtask=subtask_id, commit=verdict.commit, log=verdict.log, remerged=rest,
+             display="", display_key="bisect")
 
 
 async def _search(ctx: MergeContext, tips: list[str], rate: CulpritRate,
@@ -267,11 +293,15 @@ def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, tips: list[
     suspects = step.failing - step.passing
     if step.failing not in bisected:
         bisected.add(step.failing)
-        ctx.emit(EventKind.BISECT_STARTED, f"the check fails on {failing.commit[:12]}; bisecting "
+        ctx.emit(EventKind.BISECT_STARTED, f"the check fails on "
+                 f"{ctx.checks.label(failing.commit)} ({failing.commit[:12]}); bisecting "
                  f"{suspects} branches", commit=failing.commit, branches=suspects,
-                 last=ids[step.failing])
-    ctx.emit(EventKind.BISECT_ROUND, f"bisect: checking {len(step.probes)} prefix(es) of "
-             f"{suspects} suspects", probes=[tips[p] for p in step.probes])
+                 last=ids[step.failing], display=f"bisecting {suspects} branches",
+                 display_key="bisect")
+    named = "; ".join(ctx.checks.label(tips[p]) for p in step.probes)
+    ctx.emit(EventKind.BISECT_ROUND, f"bisect: {suspects} suspects; checking {named}",
+             probes=[tips[p] for p in step.probes], display=f"bisect: checking {named}",
+             display_key="bisect")
 
 
 async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict],

@@ -69,6 +69,9 @@ class MergeContext:
     known_tip: str | None = None
     sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # decided once per build
     egress: EgressProxy | None = None  # the build's proxy (sandbox network `allow`)
+    # subtask -> why a merge of it failed in this run (ejected by the check, a conflict), for
+    # the summary of a subtask completed after a resolution round
+    setbacks: dict[str, str] = field(default_factory=dict)
 
     @property
     def repo(self) -> Path:

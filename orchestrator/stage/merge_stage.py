@@ -4,6 +4,7 @@ conflict report. Integration is plumbing only (no working tree), serialised by o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 import trio
@@ -18,7 +19,7 @@ from orchestrator.plan.own_record import recorded_heads
 from orchestrator.stage.conflict_report import write_conflict_report
 from orchestrator.stage.gate import integrate_checked
 from orchestrator.stage.merge_context import MergeContext, integration_branch
-from orchestrator.stage.verdicts import Verdict
+from orchestrator.stage.verdicts import Verdict, ending, failing_test
 
 
 def is_committed_unmerged(subtask: Subtask) -> bool:
@@ -53,7 +54,8 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
             if not subtasks:
                 return []
         everyone = sorted([*merged_siblings, *subtasks], key=_position)
-        candidates = [_candidate(ctx, s, tips.get(s.id), group) for s in everyone]
+        candidates = [await _own_base(ctx, s, _candidate(ctx, s, tips.get(s.id), group))
+                      for s in everyone]
         policy: OverlapPolicy = "block" if ctx.settings.overlap == "block" else "merge"
         culprits: dict[str, Verdict] = {}
         gate: tuple[int, int] | None = None
@@ -87,6 +89,17 @@ async def merge_subtasks(ctx: MergeContext, subtasks: Sequence[Subtask], group: 
             ctx.background.start_soon(partial(ctx.worktrees.release, result.subtask_id,
                                                keep=ctx.settings.keep_worktrees))
     return results
+
+
+async def _own_base(ctx: MergeContext, subtask: Subtask, candidate: Candidate) -> Candidate:
+    """A conflict fixed by hand (the integration branch merged into the subtask's branch, as
+    the report says) holds the other subtasks' work too: its own changes, in which overlaps
+    are sought, start at its merge-base with the integration branch, not at its old base."""
+    if subtask.status != Status.CONFLICT or candidate.head == subtask.record.head:
+        return candidate
+    found = await git(ctx.repo, "merge-base", candidate.head, ctx.integration_ref, check=False)
+    base = found.stdout.strip()
+    return replace(candidate, base=base) if found.returncode == 0 and base else candidate
 
 
 def _position(subtask: Subtask) -> int:
@@ -136,12 +149,17 @@ def _candidate(ctx: MergeContext, subtask: Subtask, tip: str | None,
 def _announce(ctx: MergeContext, result: MergeResult, culprit: Verdict | None = None) -> None:
     overlaps = f" (overlaps: {', '.join(result.overlaps)})" if result.overlaps else ""
     if culprit is not None:
+        found = failing_test(culprit.output)
+        ctx.setbacks[result.subtask_id] = (
+            f"ejected by the check ({ending(culprit, ctx.settings.check_limit_s)}"
+            + (f": {found})" if found else ")"))
         ctx.emit(EventKind.SUBTASK_CONFLICT, f"check failed: not merged (the check fails on "
                  f"{culprit.commit[:12]}, exit {culprit.exit_code}; log: {culprit.log})",
                  subtask=result.subtask_id, paths=[], reason="check_failed",
                  commit=culprit.commit, log=culprit.log)
     elif result.outcome == words.CONFLICT:
         paths = ", ".join(result.conflicted_paths) or ", ".join(result.overlaps)
+        ctx.setbacks[result.subtask_id] = f"a merge conflict in {paths}"
         ctx.emit(EventKind.SUBTASK_CONFLICT, f"conflict: not merged ({paths})",
                  subtask=result.subtask_id, paths=list(result.conflicted_paths))
     elif result.outcome == "already_merged":

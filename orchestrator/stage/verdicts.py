@@ -3,9 +3,12 @@ failure of the check on the integration branch's head, which stops every merge."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import trio
+
+from orchestrator.events import printable
 
 
 @dataclass(frozen=True)
@@ -34,5 +37,47 @@ class CheckState:
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # tree -> verdict, this run
     running: dict[str, trio.Event] = field(default_factory=dict)  # tree -> set when judged
     base_failure: Verdict | None = None  # the check fails where merging would start
+    refused_start: bool = False  # it failed on the head before any agent: nothing ran
     runs: int = 0  # check runs started by this process (reruns included)
     sequential: int = 0  # runs a sequential gate would have needed for what this process judged
+    # commit -> the subtasks it holds, in words ("s01..s12 on the integration branch"), so
+    # that check and bisection lines never name a bare commit id
+    holds: dict[str, str] = field(default_factory=dict)
+
+    def label(self, commit: str) -> str:
+        return self.holds.get(commit, commit[:12])
+
+
+LISTED = 4  # subtasks named one by one; more are shown as a range
+
+
+def holding(subtask_ids: list[str]) -> str:
+    """`s01, s02` or `s01..s12 (12 subtasks)`, merged onto the integration branch."""
+    if not subtask_ids:
+        return "the integration branch"
+    named = (", ".join(subtask_ids) if len(subtask_ids) <= LISTED else
+             f"{subtask_ids[0]}..{subtask_ids[-1]} ({len(subtask_ids)} subtasks)")
+    return f"{named} on the integration branch"
+
+
+def ending(verdict: Verdict, timeout_s: float) -> str:
+    """How a failing check ended: `exit 3`, or `timed out after 60 s (check_timeout)`."""
+    if TIMEOUT_NOTE in verdict.output:
+        return f"timed out after {timeout_s:g} s (check_timeout)"
+    return f"exit {verdict.exit_code}"
+
+
+TIMEOUT_NOTE = "(check_timeout)]"
+# Lines of test runners' output that name a failing test, best first.
+FAILING_TEST = (re.compile(r"^(FAILED|ERROR) \S"), re.compile(r"^(FAIL|ERROR): \S"),
+                re.compile(r"^--- FAIL: "), re.compile(r"\b(failed|error|Error)\b"))
+
+
+def failing_test(output: str) -> str:
+    """The line of a failing check's output that best says what failed, else its last."""
+    lines = [printable(line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("[orchestrate:", "$ "))]
+    for pattern in FAILING_TEST:
+        if hits := [line for line in lines if pattern.search(line)]:
+            return hits[-1] if pattern is FAILING_TEST[-1] else hits[0]
+    return lines[-1] if lines else ""

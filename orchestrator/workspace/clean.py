@@ -36,7 +36,7 @@ def clean(spec: Spec, *, branches: bool = False, all_branches: bool = False) -> 
     result = CleanResult()
     with RunLock(spec.folder).hold():
         for worktree in spec_worktrees(spec):
-            _remove_worktree(spec.repo, worktree.path, result)
+            remove_worktree(spec.repo, worktree.path, result)
         for folder in _spec_folders(spec):
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)  # leftovers git no longer knows
@@ -66,7 +66,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _remove_worktree(repo: Path, path: Path, result: CleanResult) -> None:
+def remove_worktree(repo: Path, path: Path, result: CleanResult) -> None:
     # Unlocked first, so that `worktree prune` forgets it even if git cannot remove it.
     run_git(repo, "worktree", "unlock", str(path), check=False)
     done = run_git(repo, "worktree", "remove", "--force", str(path), check=False)

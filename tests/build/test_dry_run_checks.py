@@ -58,8 +58,11 @@ def test_a_branch_name_clash_is_refused_like_the_build(planned: Path) -> None:
     assert "branch 'orchestrate' exists" in refused_alike(planned, *AGENT)
 
 
-def test_a_missing_agent_is_refused_like_the_build(planned: Path) -> None:
-    assert "no agent configured" in refused_alike(planned)
+def test_a_missing_agent_is_a_note_and_a_broken_one_is_refused_like_the_build(
+        planned: Path) -> None:
+    dry = run_cli(planned, "build", SPEC, "--dry-run", check=0)  # a dry run needs no agent
+    assert "no agent configured" in dry.stderr
+    assert "no agent configured" in run_cli(planned, "build", SPEC, check=2).stderr
     assert "`no-such-agent-program` is not on PATH" in refused_alike(
         planned, "--agent-command", "no-such-agent-program -p")
 

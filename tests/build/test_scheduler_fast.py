@@ -84,6 +84,18 @@ def test_no_retry_left_fails_the_subtask(repo: Path) -> None:
     assert statuses(plan) == {"once": "failed"}
 
 
+def test_subtasks_start_in_plan_order(repo: Path) -> None:
+    """Within a wave, agents start in the order of the plan (which also decides what gets done
+    before --budget runs out or Ctrl-C), whatever order trio wakes the tasks in."""
+    ids = [f"s{i}" for i in range(8)]
+    plan = write_plan(repo, SPEC, plan_of(phase(1, ids, parallel=True)))
+    agent = FakeAgent(work_s=0.02)
+    assert build_in_process(repo, SPEC, agent, max_parallel=2) == 0
+    events = [json.loads(line) for line in
+              (plan.parent / "logs" / "events.jsonl").read_text().splitlines()]
+    assert [e["subtask"] for e in events if e["kind"] == "subtask_started"] == ids
+
+
 def test_a_placement_that_is_not_the_repository_builds_the_same(repo: Path,
                                                                   tmp_path: Path) -> None:
     """The driver reaches workspaces only through the placement: with one that clones the

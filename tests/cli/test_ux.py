@@ -139,12 +139,13 @@ def test_the_final_line_has_the_total_time_and_next_steps(repo: Path,
                                                           recorder: Recorder) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["a", "b"], parallel=True)))
     lines = build(repo, recorder).splitlines()
-    assert re.fullmatch(r"done in \d+\.\ds: 2 completed; orchestrate/001-demo/integration at "
-                        r"[0-9a-f]{12}", lines[-2])
-    assert lines[-1] == (f"    next: all done: `orchestrate review {SPEC}`, then `orchestrate "
+    assert re.fullmatch(r"done in \d+\.\ds: 2 completed; cost n/a; sandbox: none", lines[-3])
+    assert lines[-2] == (f"    next: all done: `orchestrate review {SPEC}`, then `orchestrate "
                          f"pr {SPEC}` (or merge the integration branch yourself)")
+    assert re.fullmatch(r"    integration branch orchestrate/001-demo/integration at "
+                        r"[0-9a-f]{12}", lines[-1])
     status = run_cli(repo, "status", SPEC, check=0).stdout
-    assert status.splitlines()[-1] == lines[-1].strip()
+    assert status.splitlines()[-1] == lines[-2].strip()
 
 
 @pytest.mark.slow

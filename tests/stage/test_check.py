@@ -188,18 +188,20 @@ def test_a_check_failing_on_the_base_merges_nothing_until_it_passes(
     assert str(log) in done.stderr
     assert log.exists()
     assert git(repo, "rev-parse", INTEGRATION) == base
-    records = subtasks(repo)
-    assert {r["status"] for r in records.values()} == {"in_progress"}
-    assert {r["orchestrate"]["merge"] for r in records.values()} == {"pending"}
+    assert statuses(repo) == {"one": "pending", "two": "pending"}
+    assert recorder.starts() == []  # no agent starts on a base the check fails on
     assert len(check.runs()) == 2  # failed, so rerun once (check_retries)
 
-    again = run_cli(repo, "merge", SPEC, "--check", check.command, check=1)
+    again = run_cli(repo, "build", SPEC, "--check", check.command, "--agent-command",
+                    agent_command(), env=recorder.env, check=1)
     assert "check fails on" in again.stderr
     assert len(check.runs()) == 2  # the tree was judged: never checked again
+    assert recorder.starts() == []
 
     fixed = commit_files(repo, base, {"broken.flag": None}, "fix the build")
     git(repo, "update-ref", f"refs/heads/{INTEGRATION}", fixed, base)
-    run_cli(repo, "merge", SPEC, "--check", check.command, check=0)
+    run_cli(repo, "build", SPEC, "--check", check.command, "--agent-command", agent_command(),
+            env=recorder.env, check=0)
     assert statuses(repo) == {"one": "completed", "two": "completed"}
     assert len(check.runs()) == 2 + 2  # the fixed head, then the batch
     assert {"one.txt", "two.txt"} <= branch_files(repo, INTEGRATION)
