@@ -48,10 +48,12 @@ def test_auto_without_a_working_bwrap_warns_once_and_builds_without(repo: Path,
     write_plan(repo, SPEC, plan_of(phase(1, ["sub-a", "sub-b"], parallel=True)))
     done = run_cli(repo, "build", SPEC, "--sandbox", "auto", "--agent-command", WRITES,
                    env=_broken_bwrap(tmp_path), check=0)
-    warnings = [line for line in done.stdout.splitlines() if "sandbox: none" in line]
+    warnings = [line for line in done.stdout.splitlines() if "warning: sandbox: none" in line]
     assert len(warnings) == 1, done.stdout
     assert "cannot create a sandbox" in warnings[0]
     assert "apt-get install -y bubblewrap" in warnings[0]
+    assert any(line.startswith("done in") and "sandbox: none" in line  # the summary says it
+               for line in done.stdout.splitlines())
     status = run_cli(repo, "status", SPEC, check=0).stdout
     assert "sandbox: none" in status
 
