@@ -35,7 +35,7 @@ CHECK
 # All five operations declare docs/operations.md, each editing its own section, which git
 # merges cleanly: `schedule = "together"` runs them at once (the overlaps are flagged in the
 # report) instead of one wave each, as the default `spread` would (SPEC 11).
-printf 'check = "python3 check.py"\ncheck_retries = 0\nschedule = "together"\n' > orchestrate.toml
+printf 'check = "python3 check.py"\ncheck_retries = 0\nschedule = "together"\nradar_interval = 1\n' > orchestrate.toml
 git add -A && git commit -qm "Start the calculator"
 
 cat > .orchestrate/specs/001-calculator/spec.md <<'SPEC'

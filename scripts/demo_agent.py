@@ -69,13 +69,20 @@ def write_cli() -> None:
 def main() -> int:
     subtask = os.environ["ORCHESTRATE_SUBTASK_ID"]
     print(f"demo agent: working on {subtask} in {Path.cwd()}")
-    time.sleep(float(os.environ.get("DEMO_AGENT_SECONDS", "3")))
+    thinking = float(os.environ.get("DEMO_AGENT_SECONDS", "3"))
+    if subtask in OPERATIONS and not os.environ.get("ORCHESTRATE_RESOLVING"):
+        # writes first, then looks it over: the conflict radar sees the edits while it works
+        time.sleep(thinking / 3)
+        write_operation(subtask, FIRST_TRY)
+        print("demo agent: written; reading it over")
+        time.sleep(2 * thinking / 3)
+        print("demo agent: done")
+        return 0
+    time.sleep(thinking)
     if os.environ.get("ORCHESTRATE_RESOLVING"):
         resolve_conflicts()
         if subtask in OPERATIONS:  # a second look at its own code, as a check failure asks
             write_operation(subtask, SYMBOLS)
-    elif subtask in OPERATIONS:
-        write_operation(subtask, FIRST_TRY)
     elif subtask == "registry":
         write_registry()
     elif subtask == "cli":
