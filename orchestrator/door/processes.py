@@ -174,18 +174,25 @@ async def run_in_group(command: str | Sequence[str], *, cwd: Path, output: IO[by
     try:
         async with trio.lowlevel.FdStream(read_fd) as stream, trio.open_nursery() as nursery:
             nursery.start_soon(_copy, stream, log, copied)
-            try:
-                await process.wait()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await kill_group(process.pid, process)
-                    await process.wait()
-                    with trio.move_on_after(DRAIN_S):
-                        await copied.wait()
-                    nursery.cancel_scope.cancel()
+            await _until_exit(process, copied, nursery)
     finally:
         log.close()
     return process.returncode if process.returncode is not None else -1
+
+
+async def _until_exit(process: trio.Process, copied: trio.Event,
+                      nursery: trio.Nursery) -> None:
+    """Wait for the process; then, however the wait ended, kill what is left of its group,
+    give its output a moment to drain into the log, and stop copying."""
+    try:
+        await process.wait()
+    finally:
+        with trio.CancelScope(shield=True):
+            await kill_group(process.pid, process)
+            await process.wait()
+            with trio.move_on_after(DRAIN_S):
+                await copied.wait()
+            nursery.cancel_scope.cancel()
 
 
 PTY_SIZE = (40, 120)  # rows, columns of an agent's pseudo-terminal
@@ -221,15 +228,7 @@ async def run_in_pty(command: str | Sequence[str], *, cwd: Path, output: IO[byte
                 trio.lowlevel.FdStream(keys_fd) as typed, trio.open_nursery() as nursery:
             nursery.start_soon(_copy_terminal, terminal, log, copied)
             nursery.start_soon(_type_into, typed, terminal)
-            try:
-                await process.wait()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await kill_group(process.pid, process)
-                    await process.wait()
-                    with trio.move_on_after(DRAIN_S):
-                        await copied.wait()
-                    nursery.cancel_scope.cancel()
+            await _until_exit(process, copied, nursery)
     finally:
         log.close()
         _remove_keys(keys)
