@@ -40,6 +40,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
                                      "[advice]\n\tdetachedHead = false\n")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    # orchestrate's own record (what it decided, outside the plan) beside the home, not in it:
+    # tests that check nothing wrote into the home see only what the agents did
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
     for key, value in PINNED_ENV.items():
         monkeypatch.setenv(key, value)
     for key in list(os.environ):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from orchestrator import names
 from orchestrator.plan.specs import Spec
@@ -30,14 +33,32 @@ def recorded_heads(spec: Spec) -> dict[str, str]:
 
 
 def record_head(spec: Spec, subtask_id: str, head: str) -> None:
-    """Remember `head` as what orchestrate made of the subtask's branch (written atomically)."""
-    heads = recorded_heads(spec)
-    heads[subtask_id] = head
-    path = _path(spec)
+    """Remember `head` as what orchestrate made of the subtask's branch."""
+    def change(data: Any) -> Any:
+        return {**(data if isinstance(data, dict) else {}), subtask_id: head}
+
+    _update(_path(spec), change)
+
+
+def _update(path: Path, change: Callable[[Any], Any]) -> None:
+    """Read-modify-write of one JSON file under a lock (parallel subtasks record at once),
+    written to a temporary file of its own and renamed over it, so no reader sees half."""
+    from filelock import FileLock  # here: `status` never needs it
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(heads, indent=1))
-    os.replace(temporary, path)
+    with FileLock(path.with_suffix(".lock")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = None
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(change(data), indent=1))
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 # --- which `completed` statuses orchestrate wrote (or found when it first saw the spec) -------
@@ -60,15 +81,16 @@ def believed_completions(spec_folder: Path) -> set[str] | None:
 
 
 def record_completions(spec_folder: Path, subtask_ids: set[str]) -> None:
-    """Add `subtask_ids` to the completions orchestrate believes (written atomically)."""
+    """Add `subtask_ids` to the completions orchestrate believes."""
     known = believed_completions(spec_folder) or set()
     if subtask_ids <= known and _completed_path(spec_folder).exists():
         return
-    path = _completed_path(spec_folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(sorted(known | subtask_ids), indent=1))
-    os.replace(temporary, path)
+
+    def change(data: Any) -> Any:
+        before = {str(i) for i in data} if isinstance(data, list) else set()
+        return sorted(before | subtask_ids)
+
+    _update(_completed_path(spec_folder), change)
 
 
 # --- check verdicts orchestrate reached (a verdict in the plan counts only if here too) -------
@@ -91,14 +113,8 @@ def recorded_verdicts(spec_folder: Path, command: str) -> dict[str, str]:
 
 
 def record_verdict(spec_folder: Path, command: str, tree: str, verdict: str) -> None:
-    path = _verdicts_path(spec_folder)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data = {command: {**(data.get(command) or {}), tree: verdict}} if isinstance(data, dict) \
-        else {command: {tree: verdict}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)
+    def change(data: Any) -> Any:
+        known = data.get(command) if isinstance(data, dict) else None
+        return {command: {**(known if isinstance(known, dict) else {}), tree: verdict}}
+
+    _update(_verdicts_path(spec_folder), change)

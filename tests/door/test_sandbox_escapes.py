@@ -114,7 +114,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
     env = {**PINNED_ENV, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-           "ANTHROPIC_API_KEY": SECRET}
+           "ANTHROPIC_API_KEY": SECRET,
+           # orchestrate's own record goes beside the home: the home shows what agents did
+           "XDG_STATE_HOME": str(root / "state")}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the test's own git calls see the same home
     try:

@@ -159,15 +159,25 @@ else:
 """
 
 
-def test_a_sparse_checkout_one_agent_set_up_is_not_handed_on(
+def test_a_sparse_checkout_one_agent_set_up_is_undone_and_not_handed_on(
         repo: Path, tmp_path: Path) -> None:
-    """`git sparse-checkout` lives in the worktree's own settings, which reset and clean leave
-    alone: the worktree is removed instead of parked, and the next subtask sees every file."""
+    """`git sparse-checkout` in a worktree turns on per-worktree settings in the shared
+    .git/config, which agents have no business changing: the change is undone, the attempt
+    fails saying so, and the next subtask's worktree sees every file."""
     (repo / "docs").mkdir()
     (repo / "docs" / "guide.md").write_text("guide\n")
     commit_all(repo, "docs")
+    config_before = (repo / ".git" / "config").read_bytes()
     write_plan(repo, SPEC, plan_of(phase(1, ["narrow"]), phase(2, ["wide"])))
     agent = agent_script(tmp_path, SPARSE_AGENT)
+    done = run_cli(repo, "build", SPEC, "--agent-command", agent, "--retries", "0", check=1)
+    assert "changed the shared repository: config changed" in done.stdout
+    assert (repo / ".git" / "config").read_bytes() == config_before
+    plan = json.loads((repo / ".orchestrate" / "specs" / SPEC
+                       / "implementation_plan.json").read_text())
+    statuses = {s["id"]: s["status"] for p in plan["phases"] for s in p["subtasks"]}
+    assert statuses == {"narrow": "failed", "wide": "blocked"}
+    # the next subtask, run on its own, gets a worktree with every file
+    write_plan(repo, SPEC, plan_of(phase(1, ["wide"])))
     run_cli(repo, "build", SPEC, "--agent-command", agent, check=0)
     assert git(repo, "show", f"{INTEGRATION}:seen.txt") == "True"
-    assert git(repo, "show", f"{INTEGRATION}:src/narrow.py") == "narrow = True"
