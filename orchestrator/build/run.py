@@ -34,6 +34,7 @@ from orchestrator.events import Event, EventKind, Sink
 from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
+from orchestrator.plan.own_record import forget
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import PlanStore, RunLock
 from orchestrator.plan.transitions import Transitions
@@ -265,6 +266,7 @@ async def _until_signal(work: Callable[[], Awaitable[None]]) -> bool:
 async def _start(ctx: RunContext, target: Target) -> None:
     await ctx.worktrees.exclude_orchestrate_dir()
     if not target.exists:
+        await trio.to_thread.run_sync(forget, ctx.spec)
         await git(ctx.repo, "update-ref", "-m", "orchestrate: create integration branch",
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")

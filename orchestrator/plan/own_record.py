@@ -23,6 +23,15 @@ def _path(spec: Spec) -> Path:
     return names.repo_state_dir(spec.repo, spec.name) / HEADS
 
 
+def forget(spec: Spec) -> None:
+    """Drop what orchestrate recorded for the spec: its integration branch is about to be made
+    anew, so heads, completions and verdicts of a repository that stood at this path before
+    (deleted and made again, as tests and scripts do) say nothing about this one."""
+    import shutil
+
+    shutil.rmtree(names.repo_state_dir(spec.repo, spec.name), ignore_errors=True)
+
+
 def recorded_heads(spec: Spec) -> dict[str, str]:
     """Subtask id -> the last head orchestrate committed or recorded for it."""
     try:
