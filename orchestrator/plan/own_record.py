@@ -26,10 +26,11 @@ def _path(spec: Spec) -> Path:
 def forget(spec: Spec) -> None:
     """Drop what orchestrate recorded for the spec: its integration branch is about to be made
     anew, so heads, completions and verdicts of a repository that stood at this path before
-    (deleted and made again, as tests and scripts do) say nothing about this one."""
-    import shutil
-
-    shutil.rmtree(names.repo_state_dir(spec.repo, spec.name), ignore_errors=True)
+    (deleted and made again, as tests and scripts do) say nothing about this one. (The shared
+    .git fingerprint kept beside them stays: it belongs to the build that is starting.)"""
+    folder = names.repo_state_dir(spec.repo, spec.name)
+    for name in (HEADS, COMPLETED, VERDICTS):
+        (folder / name).unlink(missing_ok=True)
 
 
 def recorded_heads(spec: Spec) -> dict[str, str]:
