@@ -188,23 +188,27 @@ def ours(repo: Path, scratch: Path, scenario: Scenario, args: argparse.Namespace
 
 def sequential(repo: Path, scratch: Path, scenario: Scenario, base: str,
                args: argparse.Namespace, env: dict[str, str]) -> Outcome:
+    return sequential_gate(repo, scratch, base, _ids(scenario.n),
+                           check_command(scratch, "gate", scenario), args.check_retries, env)
+
+
+def sequential_gate(repo: Path, scratch: Path, base: str, ids: list[str], check: list[str],
+                    retries: int, env: dict[str, str]) -> Outcome:
+    """The naive gate: merge one branch at a time in a worktree at `base`, check, keep it or
+    reset it; a failing check is run again `retries` times. Its runs are logged to gate.log."""
     work = scratch / "gate-worktree"
     git(repo, "worktree", "add", "-q", "--detach", str(work), base, env=env)
-    check = check_command(scratch, "gate", scenario)
 
     def passes() -> bool:
         head = git(work, "rev-parse", "HEAD", env=env)
-        for _ in range(1 + args.check_retries):
-            if subprocess.run(check, cwd=work, env={**env, "GATE_COMMIT": head},
-                              check=False).returncode == 0:
-                return True
-        return False
+        return any(subprocess.run(check, cwd=work, env={**env, "GATE_COMMIT": head},
+                                  check=False).returncode == 0 for _ in range(1 + retries))
 
     start = time.perf_counter()
     ejected = set()
     if not passes():
         raise SystemExit("the base fails the check")
-    for subtask in _ids(scenario.n):
+    for subtask in ids:
         git(work, "merge", "-q", "--no-ff", "--no-edit", f"orchestrate/{SPEC}/{subtask}",
             env=env)
         if not passes():

@@ -31,7 +31,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gate import SPEC, Outcome, counted, git  # type: ignore[import-not-found]
+from bench_gate import (  # type: ignore[import-not-found]
+    SPEC,
+    Outcome,
+    counted,
+    git,
+    sequential_gate,
+)
 
 # 11.2.0's suite fails on Python 3.11 and 11.2.1 repairs it: with 11.2.1 in the range a batch
 # gate keeps 11.2.0 (the chain's last commit passes) where a sequential gate drops it; see
@@ -115,29 +121,8 @@ def write_plan(repo: Path, base: str, ids: list[str], env: dict[str, str]) -> No
 
 def sequential(repo: Path, scratch: Path, base: str, ids: list[str], retries: int,
                env: dict[str, str]) -> Outcome:
-    work = scratch / "gate-worktree"
-    git(repo, "worktree", "add", "-q", "--detach", str(work), base, env=env)
     check = [sys.executable, str(scratch / "suite.py"), str(scratch / "gate.log")]
-
-    def passes() -> bool:
-        head = git(work, "rev-parse", "HEAD", env=env)
-        return any(subprocess.run(check, cwd=work, env={**env, "GATE_COMMIT": head},
-                                  check=False).returncode == 0 for _ in range(1 + retries))
-
-    start = time.perf_counter()
-    if not passes():
-        raise SystemExit("the first release fails its own suite here: choose other versions")
-    ejected = set()
-    for subtask in ids:
-        git(work, "merge", "-q", "--no-ff", "--no-edit", f"orchestrate/{SPEC}/{subtask}",
-            env=env)
-        if not passes():
-            git(work, "reset", "-q", "--hard", "HEAD~1", env=env)
-            ejected.add(subtask)
-    seconds = time.perf_counter() - start
-    runs, reruns = counted(scratch / "gate.log")
-    return Outcome(runs, reruns, seconds, frozenset(ejected),
-                   git(work, "rev-parse", "HEAD^{tree}", env=env))
+    return sequential_gate(repo, scratch, base, ids, check, retries, env)
 
 
 def ours(repo: Path, scratch: Path, args: argparse.Namespace, env: dict[str, str]) -> Outcome:
