@@ -11,7 +11,7 @@ from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
 __all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "PROBE_ROUND_FAILPOINTS",
            "RESET_FAILPOINTS",
-           "RESOLUTION_FAILPOINTS", "SHARED_GIT_FAILPOINTS", "failpoint"]
+           "RESOLUTION_FAILPOINTS", "SHARED_GIT_FAILPOINTS", "STASH_FAILPOINTS", "failpoint"]
 
 ORCHESTRATOR_FAILPOINTS = (
     "integration-branch-created",  # the branch exists; the plan has no run record yet
@@ -30,6 +30,10 @@ ORCHESTRATOR_FAILPOINTS = (
 SHARED_GIT_FAILPOINTS = (
     "shared-git-changed",  # a change is found and pinned on the running attempts; not undone
     "shared-git-undone",  # the change is undone; the attempts are not failed yet
+)
+# reached only when the stash changed while attempts ran; tests/workspace/test_trust_stash.py
+STASH_FAILPOINTS = (
+    "shared-stash-changed",  # a stash change is found; what was taken from it is not back yet
 )
 CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fails it
     "check-started",  # a check's worktree is ready; its process is about to start
@@ -54,7 +58,7 @@ RESET_FAILPOINTS = (
     "reset-branch-moved",  # worktree removed, branch kept as .prev-N; the plan has the old status
 )
 FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
-              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS
+              + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS + STASH_FAILPOINTS
               + RESET_FAILPOINTS)
 
 

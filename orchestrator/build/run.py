@@ -192,9 +192,12 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                                             settings=settings, records=ctx.records,
                                             emit=ctx.emit,
                                             reads_workspaces=placement.reads_workspaces)
+                watching_stash = trio.CancelScope()
+                background.start_soon(_watch_stash, shared, watching_stash)
                 try:
                     code = await _run(ctx, target, started)
                 finally:
+                    watching_stash.cancel()
                     with trio.CancelScope(shield=True):
                         await ctx.radar.close()
         await _release_shared_git(shared, sink)
@@ -214,6 +217,11 @@ async def _guard_shared_git(spec: Spec, worktrees: Worktrees, sink: Sink) -> Sha
                         "repository left by an earlier build: " + "; ".join(undone[:5]),
                         None, None, {"changes": undone}))
     return shared
+
+
+async def _watch_stash(shared: SharedGit, scope: trio.CancelScope) -> None:
+    with scope:
+        await shared.watch_stash()
 
 
 async def _release_shared_git(shared: SharedGit, sink: Sink) -> None:

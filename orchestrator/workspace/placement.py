@@ -14,6 +14,7 @@ merge stage and every plan write stay on the coordinator whatever the placement.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Protocol
 from orchestrator import names
 from orchestrator.agents.base import Agent, AgentResult, AgentTask
 from orchestrator.door.egress import EgressProxy
+from orchestrator.door.processes import GitError, resolve
 from orchestrator.door.sandbox_policy import SandboxPolicy, no_sandbox
 from orchestrator.errors import UsageError
 from orchestrator.plan.model import Subtask
@@ -39,7 +41,7 @@ from orchestrator.workspace.attempt import (
 from orchestrator.workspace.commit import commit_work
 from orchestrator.workspace.run_log import RunLogs
 from orchestrator.workspace.shared_git import SharedGit
-from orchestrator.workspace.worktrees import Worktrees, copy_untracked
+from orchestrator.workspace.worktrees import Worktrees, copy_untracked, reset_worktree
 
 RAY_HINT = "Install it with `pip install 'orchestrate[ray]'`, or use --runner local."
 
@@ -122,12 +124,19 @@ class LocalPlacement:
     async def attempt(self, subtask: Subtask, task: AgentTask) -> AgentResult:
         if self.shop.shared is None:
             return await run_attempt(self, subtask, task)
+        start = await resolve(task.worktree, "HEAD")
         async with self.shop.shared.watching() as watch:
             result = await run_attempt(self, subtask, task)
-        if watch.changed:
-            return AgentResult(ok=False, error=watch.error, output_tail=result.output_tail,
-                               usage=result.usage, cost_usd=result.cost_usd)
-        return result
+        if not watch.changed:
+            return result
+        error = watch.error
+        if watch.stash and start is not None:
+            # it may hold another attempt's stashed work: no later attempt commits that
+            with contextlib.suppress(GitError):
+                await reset_worktree(task.worktree, start)
+                error += f"; its worktree was reset to {start[:12]}"
+        return AgentResult(ok=False, error=error, output_tail=result.output_tail,
+                           usage=result.usage, cost_usd=result.cost_usd)
 
     async def after_failed_attempt(self, task: AgentTask) -> None:
         await restore_branch(task.worktree, task.branch)

@@ -4,7 +4,9 @@
 A build fingerprints them when it starts (kept in orchestrate's own state folder too, so a
 build killed with SIGKILL is undone by the next one) and checks them around every attempt. A
 change is undone from the fingerprint, and every attempt running when it was found is failed
-with `changed the shared repository: <what>` (and retried as usual). Refs are not part of it.
+with `changed the shared repository: <what>` (and retried as usual). Refs are not part of it,
+except the stash, which every worktree shares (workspace/shared_stash.py): a stash pushed or
+popped while attempts run fails them too, and whatever was taken out of it is stored again.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import trio
 from orchestrator import names
 from orchestrator.door.processes import git, git_out
 from orchestrator.failpoints import failpoint
+from orchestrator.workspace.shared_stash import WHY, StashGuard
 
 # path -> (kind, content or link target, mode); kind is "file", "link" or "dir"
 Entry = tuple[str, bytes, int]
 Fingerprint = dict[str, Entry]
 RECORD = "shared-git.json"
+STASH_RECORD = "shared-stash.json"
 
 
 def take(roots: list[Path]) -> Fingerprint:
@@ -134,6 +138,14 @@ class Watch:
     """One attempt under watch: what changed in the shared repository while it ran."""
 
     changed: list[str] = field(default_factory=list)
+    stash: bool = False  # the stash changed: the worktree may hold another attempt's work
+
+    def pin(self, found: list[str], *, stash: bool = False) -> None:
+        """Add what was `found`; a fuller account replaces a shorter one it starts with."""
+        self.changed = [c for c in self.changed
+                        if not any(f != c and f.startswith(c) for f in found)]
+        self.changed += [c for c in found if not any(e.startswith(c) for e in self.changed)]
+        self.stash = self.stash or stash
 
     @property
     def error(self) -> str:
@@ -145,8 +157,9 @@ class SharedGit:
     """The build's fingerprint of the shared repository and the attempts it watches."""
 
     def __init__(self, common: Path, roots: list[Path], baseline: Fingerprint,
-                 record: Path) -> None:
+                 record: Path, stash: StashGuard | None = None) -> None:
         self.common, self.roots, self.baseline, self.record = common, roots, baseline, record
+        self.stash = stash
         self.running: dict[int, Watch] = {}
         self.lock = trio.Lock()
 
@@ -171,21 +184,39 @@ class SharedGit:
                 await trio.to_thread.run_sync(restore, earlier, now)
         baseline = await trio.to_thread.run_sync(take, roots)
         await trio.to_thread.run_sync(save, baseline, record)
-        return cls(common, roots, baseline, record), undone
+        stash, unstashed = await StashGuard.open(repo, common, record.with_name(STASH_RECORD))
+        return cls(common, roots, baseline, record, stash), undone + unstashed
 
     async def check(self) -> list[str]:
         """Compare with the fingerprint; undo a change and pin it on every running attempt."""
         async with self.lock:
+            stashed = [] if self.stash is None else await self.stash.check(bool(self.running))
+            for watch in self.running.values():
+                watch.pin(stashed, stash=bool(stashed))
             now = await trio.to_thread.run_sync(take, self.roots)
             found = changes(self.baseline, now, self.common)
             if not found:
-                return []
+                return stashed
             for watch in self.running.values():
-                watch.changed += [c for c in found if c not in watch.changed]
+                watch.pin(found)
             failpoint("shared-git-changed")
             await trio.to_thread.run_sync(restore, self.baseline, now)
             failpoint("shared-git-undone")
-            return found
+            return found + stashed
+
+    async def watch_stash(self) -> None:
+        """For the whole build: pin a write to the stash, as the kernel reports it, on every
+        attempt running at that moment (the next check says what changed and restores)."""
+        if self.stash is None or self.stash.events is None:
+            return
+        while True:
+            names = await self.stash.events.names()
+            if not self.stash.written(names):
+                continue
+            for watch in self.running.values():
+                watch.pin([WHY], stash=True)
+            if not self.running:
+                await self.check()  # no attempt runs: the user's own stash
 
     @asynccontextmanager
     async def watching(self) -> AsyncIterator[Watch]:
@@ -205,3 +236,5 @@ class SharedGit:
     def close(self) -> None:
         """The build ended (not killed): the next one starts from a new fingerprint."""
         self.record.unlink(missing_ok=True)
+        if self.stash is not None:
+            self.stash.close()

@@ -359,6 +359,15 @@ async def _sparse(worktree: Path) -> bool:
     return done.stdout.strip() == "true"
 
 
+async def reset_worktree(worktree: Path, commit: str) -> None:
+    """Put a subtask's worktree back at `commit` on its branch, clean (ignored files stay):
+    nothing an attempt left there is committed by the next one."""
+    await remove_stale_index_lock(worktree)
+    await git(worktree, "reset", "--hard", "--quiet", commit,
+              env={"GIT_REFLOG_ACTION": "orchestrate: reset after a failed attempt"})
+    await git(worktree, "clean", "-ffdq", *NEVER_KEPT)
+
+
 async def remove_stale_index_lock(worktree: Path) -> None:
     """Delete an index.lock left in a subtask's worktree: its agent's process group is gone,
     so the lock can only be stale."""

@@ -22,6 +22,7 @@ from orchestrator.failpoints import (
     RESET_FAILPOINTS,
     RESOLUTION_FAILPOINTS,
     SHARED_GIT_FAILPOINTS,
+    STASH_FAILPOINTS,
 )
 from tests.conftest import git, phase, plan_of, write_plan
 from tests.fault_support import (
@@ -62,7 +63,7 @@ def test_an_unregistered_failpoint_is_refused() -> None:
 @pytest.mark.parametrize("name", [n for n in FAILPOINTS
                                   if n not in CHECK_FAILPOINTS + RESOLUTION_FAILPOINTS
                                   + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS
-                                  + RESET_FAILPOINTS])
+                                  + STASH_FAILPOINTS + RESET_FAILPOINTS])
 def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None:
     plan_path = write_plan(repo, SPEC, PLAN)
     before = checkout_state(repo)
