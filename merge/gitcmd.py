@@ -61,6 +61,8 @@ class GitError(Exception):
         self.result = result
 
     def __str__(self) -> str:
+        if said := lock_message(self):  # every step stopped by a lock file says the same
+            return f"{said[0]}. {said[1]}"
         parts = [f"`git {' '.join(self.args_)}` failed with exit code {self.result.returncode} "
                  f"(in {self.cwd})"]
         if self.result.stderr.strip():

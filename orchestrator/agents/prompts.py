@@ -18,6 +18,8 @@ RULES = """\
 - Do not commit, do not switch or create branches, do not rebase: the orchestrator commits your
   work on branch {branch} when you finish and merges it.
 - Do only this subtask; other subtasks run at the same time in other worktrees.
+- Do not use `git stash`: every worktree shares one stash, so it would take or hand out other
+  subtasks' work (a stash written while agents run fails their attempts).
 - When the subtask is done, stop. (A command-line agent exits with status 0 then, and with
   a non-zero status if it could not do the subtask.)"""
 
