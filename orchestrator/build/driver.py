@@ -80,6 +80,7 @@ async def _run_in_order(ctx: RunContext, plan: Plan, subtask: Subtask, base: str
                 failpoint("agent-finished")
                 outcome.head = await ctx.placement.hand_back(subtask, worktree)
                 await trio.to_thread.run_sync(record_head, ctx.spec, subtask.id, outcome.head)
+                ctx.heads_made[subtask.id] = outcome.head
                 failpoint("work-committed")
                 await ctx.radar.finished(subtask.id, base=base, head=outcome.head)
                 await ctx.placement.release(subtask)

@@ -165,6 +165,7 @@ async def _play(ctx: RunContext, plan: Plan, state: Round) -> None:
     state.edited = await _edited(state.worktree)
     commit = await _commit(ctx, state)
     await trio.to_thread.run_sync(record_head, ctx.spec, state.subtask.id, commit)
+    ctx.heads_made[state.subtask.id] = commit
     failpoint("resolution-committed")
     await ctx.records.resolution_committed(state.subtask.id, state.number, commit, state.usage,
                                            _resolution_record(state), base=state.merging)

@@ -72,6 +72,9 @@ class MergeContext:
     # subtask -> why a merge of it failed in this run (ejected by the check, a conflict), for
     # the summary of a subtask completed after a resolution round
     setbacks: dict[str, str] = field(default_factory=dict)
+    # subtask -> the head this run committed for it: until merged, its branch stays exactly
+    # there (a commit added on top meanwhile is an agent's, not a fix by hand)
+    heads_made: dict[str, str] = field(default_factory=dict)
 
     @property
     def repo(self) -> Path:

@@ -110,15 +110,19 @@ async def _moved_branches(ctx: MergeContext, subtasks: Sequence[Subtask],
                           tips: dict[str, str]) -> dict[str, str]:
     """Subtask id -> why: branches that no longer contain the head orchestrate recorded for
     them (its own record, else the plan's) were moved outside orchestrate; commits added on
-    top (a fix by hand) are fine, and a branch with unrelated history is a conflict instead."""
+    top (a fix by hand) are fine, unless this run made the head (the fix would be an agent's,
+    made while the build ran), and a branch with unrelated history is a conflict instead."""
     own = await trio.to_thread.run_sync(recorded_heads, ctx.spec)
     found: dict[str, str] = {}
     for subtask in subtasks:
-        recorded = own.get(subtask.id) or subtask.record.head
+        made = ctx.heads_made.get(subtask.id)
+        recorded = made or own.get(subtask.id) or subtask.record.head
         tip = tips.get(subtask.id)
         if not recorded or not tip or tip == recorded:
             continue
-        if await is_ancestor(ctx.repo, recorded, tip) or not await _shares_history(ctx, tip):
+        if not await _shares_history(ctx, tip):
+            continue
+        if not made and await is_ancestor(ctx.repo, recorded, tip):
             continue
         found[subtask.id] = f"branch moved outside orchestrate ({recorded} -> {tip})"
     return found

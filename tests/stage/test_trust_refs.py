@@ -125,3 +125,48 @@ def test_a_faked_cached_check_pass_in_the_plan_is_not_believed(repo: Path) -> No
     run_cli(repo, "merge", "001", "--check", check, check=1)
     assert "bad.txt" not in git(repo, "ls-tree", "-r", "--name-only", INTEGRATION)
     assert statuses(plan_path)["bad"] == "conflict"
+
+
+# `mover-*` waits for its sibling `victim` to be committed, then points the victim's branch at
+# a commit of its own: on top of the victim's head (`mover-top`) or beside it (`mover-aside`)
+MOVER = r"""
+me=$ORCHESTRATE_SUBTASK_ID
+echo "work of $me" > "$me.txt"
+[ "$ORCHESTRATE_ATTEMPT" = 1 ] && [ "$me" != victim ] || exit 0
+victim=refs/heads/orchestrate/$ORCHESTRATE_SPEC/victim
+base=$(git rev-parse HEAD); i=0
+while [ "$(git rev-parse $victim)" = "$base" ]; do
+  i=$((i+1)); [ $i -lt 200 ] || exit 3; sleep 0.05
+done
+head=$(git rev-parse $victim)
+blob=$(echo "injected by $me" | git hash-object -w --stdin)
+tree=$(printf '100644 blob %s\tinjected.txt\n' "$blob" | git mktree)
+[ "$me" = mover-top ] && parent=$head || parent=$base
+git update-ref $victim "$(echo "not victim's work" | git commit-tree "$tree" -p "$parent")"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mover", ["mover-top", "mover-aside"])
+def test_a_siblings_branch_moved_during_the_build_is_not_merged_under_its_name(
+        repo: Path, tmp_path: Path, mover: str) -> None:
+    """Even a commit added on top of the head this build committed: that is no fix by hand."""
+    script = tmp_path / "mover.sh"
+    script.write_text(MOVER)
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["victim", mover], parallel=True)))
+    checkout = checkout_state(repo)
+    done = run_cli(repo, "build", "001", "--agent-command", f"sh {script}", check=1)
+    assert "internal error" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    recorded = str(subtasks(plan_path)["victim"]["orchestrate"]["head"])
+    moved = git(repo, "rev-parse", f"orchestrate/{SPEC}/victim")
+    assert statuses(plan_path) == {"victim": "failed", mover: "completed"}
+    assert subtasks(plan_path)["victim"]["orchestrate"]["error"] == (
+        f"branch moved outside orchestrate ({recorded} -> {moved})")
+    assert merged_subtasks(repo) == {mover: 1}
+    assert "injected.txt" not in git(repo, "ls-tree", "-r", "--name-only", INTEGRATION)
+    assert checkout_state(repo) == checkout
+    run_cli(repo, "build", "001", "--agent-command", f"sh {script}", "--retry-failed",
+            check=0)
+    assert git(repo, "show", f"{INTEGRATION}:victim.txt") == "work of victim"
+    assert "injected.txt" not in git(repo, "ls-tree", "-r", "--name-only", INTEGRATION)
