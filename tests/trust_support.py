@@ -34,7 +34,6 @@ def disarm(tmp_path: Path) -> None:
     commands afterwards cannot trip the spy."""
     home = Path(os.environ["HOME"])
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-    attributes = home / ".config" / "git" / "attributes"
-    if attributes.exists():
-        attributes.unlink()
+    for planted in ("attributes", "ignore"):
+        (home / ".config" / "git" / planted).unlink(missing_ok=True)
     assert not (tmp_path / "SPY").exists(), "the spy was touched by the test's own git"

@@ -307,7 +307,8 @@ async def _commit(ctx: RunContext, state: Round) -> str:
                                 resolution=state.number))
     try:
         commit = await commit_merge(state.worktree, message, ctx.settings.copy,
-                                    head=state.head, merging=state.merging)
+                                    head=state.head, merging=state.merging,
+                                    pinned=ctx.shared_git.pinned if ctx.shared_git else ())
     except GitError as exc:
         unmerged = await git(state.worktree, "ls-files", "-u", check=False)
         if unmerged.stdout.strip():

@@ -13,10 +13,12 @@ from orchestrator.workspace.worktrees import remove_stale_index_lock
 NEVER_COMMITTED = names.PRIVATE_DIRS
 
 
-async def commit_work(worktree: Path, message: str, copied: tuple[str, ...]) -> str:
-    """Commit everything left in `worktree` on its branch; return the new head."""
+async def commit_work(worktree: Path, message: str, copied: tuple[str, ...],
+                      pinned: tuple[str, ...] = ()) -> str:
+    """Commit everything left in `worktree` on its branch; return the new head. `pinned`:
+    git options for `add` (SharedGit.pinned)."""
     await remove_stale_index_lock(worktree)
-    await git(worktree, "add", "--all")
+    await git(worktree, *pinned, "add", "--all")
     head = await git_out(worktree, "rev-parse", "HEAD")
     excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
     if unwanted := sorted({spec for spec in excluded if spec}):
@@ -50,12 +52,12 @@ def _unwanted(status: str, path: str, copied: tuple[str, ...]) -> str | None:
 
 
 async def commit_merge(worktree: Path, message: str, copied: tuple[str, ...], *, head: str,
-                       merging: str | None) -> str:
+                       merging: str | None, pinned: tuple[str, ...] = ()) -> str:
     """Commit the merge in progress in `worktree` (everything left there staged, as for
     commit_work): a merge commit of `head` and `merging`, or a plain commit on `head` when
     there was nothing to merge. Moves the branch from `head` only; returns the new commit."""
     await remove_stale_index_lock(worktree)
-    await git(worktree, "add", "--all")
+    await git(worktree, *pinned, "add", "--all")
     excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
     if unwanted := sorted({spec for spec in excluded if spec}):
         await git(worktree, "reset", "--quiet", "--", *unwanted)

@@ -150,7 +150,8 @@ class LocalPlacement:
 
     async def _commit(self, subtask: Subtask, workspace: Path) -> str:
         return await commit_work(workspace, self.shop.commit_message(subtask),
-                                 self.shop.settings.copy)
+                                 self.shop.settings.copy,
+                                 self.shop.shared.pinned if self.shop.shared else ())
 
     async def release(self, subtask: Subtask) -> None:
         await self.shop.worktrees.release(subtask.id, keep=self.shop.settings.keep_worktrees)

@@ -33,6 +33,7 @@ Entry = tuple[str, bytes, int]
 Fingerprint = dict[str, Entry]
 RECORD = "shared-git.json"
 STASH_RECORD = "shared-stash.json"
+EXCLUDES = "excludes-at-start"
 
 
 def take(roots: list[Path]) -> Fingerprint:
@@ -133,6 +134,35 @@ def load(where: Path) -> Fingerprint | None:
         return None
 
 
+async def pin_excludes(repo: Path, copy: Path, *, keep: bool) -> Path:
+    """A copy of the user's own excludes file (`core.excludesFile`, else git's default under
+    XDG_CONFIG_HOME) as it is now; a killed build's copy is `kept` (the file may hold what
+    its agents added since)."""
+    configured = (await git(repo, "config", "--path", "--get", "core.excludesFile",
+                            check=False)).stdout.strip()
+    source = repo / configured if configured else _default_excludes()  # `--path`: no ~
+    if keep and await trio.Path(copy).is_file():
+        return copy
+    await trio.to_thread.run_sync(_copy_file, source, copy)
+    return copy
+
+
+def _default_excludes() -> Path:
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "git" / "ignore"
+
+
+def _copy_file(source: Path, copy: Path) -> None:
+    try:
+        content = source.read_bytes()
+    except OSError:
+        content = b""
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    temporary = copy.with_suffix(".tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, copy)
+
+
 @dataclass
 class Watch:
     """One attempt under watch: what changed in the shared repository while it ran."""
@@ -160,6 +190,7 @@ class SharedGit:
                  record: Path, stash: StashGuard | None = None) -> None:
         self.common, self.roots, self.baseline, self.record = common, roots, baseline, record
         self.stash = stash
+        self.excludes: Path | None = None
         self.running: dict[int, Watch] = {}
         self.lock = trio.Lock()
 
@@ -185,7 +216,16 @@ class SharedGit:
         baseline = await trio.to_thread.run_sync(take, roots)
         await trio.to_thread.run_sync(save, baseline, record)
         stash, unstashed = await StashGuard.open(repo, common, record.with_name(STASH_RECORD))
-        return cls(common, roots, baseline, record, stash), undone + unstashed
+        guard = cls(common, roots, baseline, record, stash)
+        guard.excludes = await pin_excludes(repo, record.with_name(EXCLUDES),
+                                            keep=earlier is not None)
+        return guard, undone + unstashed
+
+    @property
+    def pinned(self) -> tuple[str, ...]:
+        """Options for orchestrate's `git add`: the user's own excludes file as it was when
+        the build started (an agent's `*.py` added to it drops no later subtask's files)."""
+        return () if self.excludes is None else ("-c", f"core.excludesFile={self.excludes}")
 
     async def check(self) -> list[str]:
         """Compare with the fingerprint; undo a change and pin it on every running attempt."""

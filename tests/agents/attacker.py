@@ -8,7 +8,8 @@ The attacks (words in the subtask id): `hooks` (shared hooks/, core.hooksPath an
 core.fsmonitor in the user's global config), `filters` (a clean/smudge filter and a textconv
 named for every path), `mergers` (`merge=union` in info/attributes, a merge driver named for
 every path in the user's global attributes), `exclude` (`*.py` in the shared info/exclude),
-`config` (a line in the shared .git/config), `symlink` / `gitdir` (the worktree's .git made
+`ignore` (`*.py` in the user's own global excludes file), `config` (a line in the shared
+.git/config), `symlink` / `gitdir` (the worktree's .git made
 a link to, or a `gitdir:` line naming, the user's own .git), `inject` (a commit on top of
 the integration branch), `unbranch` (the integration branch deleted), `orphan` (its branch
 rewritten to unrelated history), `fakedone` (every other subtask marked completed in the
@@ -94,6 +95,13 @@ def plant_exclude() -> None:
         out.write("*.py\n")
 
 
+def plant_ignore() -> None:
+    ignore = Path(os.environ["HOME"]) / ".config" / "git" / "ignore"
+    ignore.parent.mkdir(parents=True, exist_ok=True)
+    with ignore.open("a") as out:
+        out.write("*.py\n")
+
+
 def plant_config() -> None:
     git("config", "--file", str(common_dir() / "config"), "attacker.planted", "yes")
 
@@ -149,7 +157,7 @@ def delete_integration() -> None:
 ATTACKS = {"fakedone": fake_done, "orphan": orphan_branch, "inject": inject_commit,
            "unbranch": delete_integration, "symlink": dotgit_symlink, "gitdir": dotgit_gitdir,
            "hooks": plant_hooks, "filters": plant_filters, "mergers": plant_mergers,
-           "exclude": plant_exclude, "config": plant_config}
+           "exclude": plant_exclude, "ignore": plant_ignore, "config": plant_config}
 
 
 def first_attempt(subtask: str) -> bool:

@@ -4,6 +4,7 @@ killed while it checks or undoes is finished by the next one."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from orchestrator.failpoints import SHARED_GIT_FAILPOINTS
 from tests.conftest import git, phase, plan_of, run_cli, write_plan
 from tests.fault_support import INTEGRATION, SPEC, checkout_state, merged_subtasks, subtasks
-from tests.trust_support import AGENT, attack_env, attacked_build
+from tests.trust_support import AGENT, attack_env, attacked_build, disarm
 
 
 def shared_files(repo: Path) -> dict[str, bytes]:
@@ -38,6 +39,23 @@ def test_a_planted_exclude_is_undone_and_drops_nothing(repo: Path, tmp_path: Pat
     # as before, plus the line orchestrate adds for its own folder
     assert shared_files(repo) == before | {"info/exclude": before["info/exclude"]
                                            + b"/.orchestrate/\n"}
+    assert checkout_state(repo) == checkout
+
+
+@pytest.mark.slow
+def test_a_planted_global_excludes_file_drops_nothing(repo: Path, tmp_path: Path) -> None:
+    """The user's own excludes file is not orchestrate's to undo: its `git add` reads the
+    file as it was when the build started."""
+    ignore = Path(os.environ["HOME"]) / ".config" / "git" / "ignore"
+    ignore.parent.mkdir(parents=True, exist_ok=True)
+    ignore.write_text("*.log\n")  # the user's own, which keeps working
+    write_plan(repo, SPEC, plan_of(phase(1, ["plant-ignore"]), phase(2, ["later"])))
+    checkout = checkout_state(repo)
+    attacked_build(repo, tmp_path, check=0)
+    assert ignore.read_text() == "*.log\n*.py\n"  # what the agent did
+    disarm(tmp_path)
+    assert git(repo, "show", f"{INTEGRATION}:later.py") == "print('later')"
+    assert git(repo, "show", f"{INTEGRATION}:plant-ignore.py") == "print('plant-ignore')"
     assert checkout_state(repo) == checkout
 
 
