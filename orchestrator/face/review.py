@@ -11,6 +11,7 @@ from pathlib import Path
 from merge import resolve_commit, run_git
 from orchestrator import names
 from orchestrator.errors import UsageError
+from orchestrator.events import printable
 from orchestrator.plan.model import Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
 from orchestrator.stage.conflict_report import integration_branch
@@ -91,7 +92,7 @@ def _subtask_block(spec: Spec, plan: Plan, subtask: Subtask) -> str:
                    "--format=%h %s", f"{target.base}..{target.tip}")
     stat = _git(spec.repo, "diff", "--stat=100", "--no-ext-diff", target.base, target.tip,
                 "--")
-    lines += [f"    {line}" for line in commits.splitlines()] or ["    (no commits)"]
+    lines += [f"    {printable(line)}" for line in commits.splitlines()] or ["    (no commits)"]
     lines += [f"    {line}" for line in stat.splitlines()]
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from orchestrator import names
 from orchestrator.build.hints import next_steps, ready_blocked
+from orchestrator.events import printable
 from orchestrator.face.views import progress_line
 from orchestrator.plan.model import MergeState, Phase, Plan, Status, Subtask
 from orchestrator.plan.specs import Spec
@@ -103,7 +104,7 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
 def _phase_title(plan: Plan, phase: Phase) -> str:
     deps = ", ".join(plan.phases[i].key for i in phase.depends_on) or "none"
     mode = "parallel" if phase.parallel_safe else "sequential"
-    return f"{phase.label}  ({mode}; depends on: {deps})"
+    return printable(f"{phase.label}  ({mode}; depends on: {deps})")
 
 
 def _id_width(plan: Plan, width: int | None) -> int:
@@ -130,7 +131,7 @@ def _description(subtask: Subtask) -> str:
              f"(wave {record.wave})" if record.wave is not None else "",
              "(ejected by the check)" if subtask.record.merge == MergeState.CHECK_FAILED
              and subtask.status == Status.CONFLICT else ""]
-    return " ".join([*(m for m in marks if m), subtask.title])
+    return " ".join([*(m for m in marks if m), printable(subtask.title)])
 
 
 def _row(spec: Spec, subtask: Subtask, style: Style, id_width: int, below: bool,

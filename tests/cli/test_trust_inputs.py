@@ -33,6 +33,22 @@ def test_a_nul_in_plan_text_is_refused_naming_the_field(repo: Path) -> None:
     assert plan_path.read_bytes() == before
 
 
+def test_control_characters_in_plan_text_never_reach_the_terminal(repo: Path) -> None:
+    """An agent without a sandbox may write escape sequences into the plan: `status` and
+    `review` show the text without them (a title that clears the screen or renames the
+    terminal window stays text)."""
+    plan = plan_of(phase(1, ["a"]))
+    plan["phases"][0]["name"] = "P\x1b[2J"
+    plan["phases"][0]["subtasks"][0]["description"] = "x\x1b]0;pwned\x07\x1b[31my\rz"
+    write_plan(repo, SPEC, plan)
+    run_cli(repo, "build", "001", "--agent-command", AGENT, check=0)
+    for command in (["status", "001"], ["review", "001"], ["validate", "001"]):
+        done = run_cli(repo, *command, check=0)
+        output = no_crash(done)
+        assert not [c for c in output if c < " " and c not in "\n"], (command, output)
+    assert "  xy" in run_cli(repo, "status", "001").stdout  # the title: its first line
+
+
 def many_subtasks(repo: Path, count: int) -> Path:
     subtasks = [{"id": f"s{i:03}", "description": "x", "status": "pending",
                  "files_to_modify": ["src/**", f"src/own{i}.py"]} for i in range(count)]
