@@ -12,6 +12,7 @@ popped while attempts run fails them too, and whatever was taken out of it is st
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from pathlib import Path
 import trio
 
 from orchestrator import names
-from orchestrator.door.processes import git, git_out
+from orchestrator.door.processes import GitError, git, git_out
 from orchestrator.failpoints import failpoint
 from orchestrator.workspace.shared_stash import WHY, StashGuard
 
@@ -256,7 +257,8 @@ class SharedGit:
             for watch in self.running.values():
                 watch.pin([WHY], stash=True)
             if not self.running:
-                await self.check()  # no attempt runs: the user's own stash
+                with contextlib.suppress(GitError, OSError):  # the next check says it again
+                    await self.check()  # no attempt runs: the user's own stash
 
     @asynccontextmanager
     async def watching(self) -> AsyncIterator[Watch]:

@@ -130,3 +130,21 @@ def test_killed_before_the_stash_is_stored_again_the_next_build_stores_it(
     assert committed_by(repo, "stasher-work.txt") == {"stasher"}
     assert committed_by(repo, "popper-work.txt") == {"popper"}
     assert checkout_state(repo) == checkout
+
+
+@pytest.mark.slow
+def test_a_stash_made_while_no_attempt_runs_is_the_users_and_fails_nothing(
+        repo: Path, tmp_path: Path) -> None:
+    """The user stashes in their checkout while the build prepares a worktree (a `setup`
+    command stands in for the user, at a moment when no attempt runs)."""
+    (repo / "orchestrate.toml").write_text(
+        'setup = ["cd \\"$USERS_CHECKOUT\\" && echo edit >> README.md && '
+        'git stash push -q -m mine"]\n')
+    agent, env = agent_env(tmp_path)
+    write_plan(repo, SPEC, plan_of(phase(1, ["quiet"])))
+    done = run_cli(repo, "build", "001", "--agent-command", agent,
+                   env={**env, "USERS_CHECKOUT": str(repo)}, check=0)
+    assert "refs/stash" not in done.stdout + done.stderr
+    found = subtasks(repo / ".orchestrate/specs" / SPEC / "implementation_plan.json")
+    assert found["quiet"]["orchestrate"]["attempts"] == 1
+    assert stash_subjects(repo) == ["On main: mine"]
