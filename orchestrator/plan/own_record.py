@@ -17,6 +17,7 @@ from orchestrator import names
 from orchestrator.plan.specs import Spec
 
 HEADS = "heads.json"
+HOOKS = "hooks-at-start"  # the folder git took hooks from when the last build started
 
 
 def _path(spec: Spec) -> Path:
@@ -128,3 +129,14 @@ def record_verdict(spec_folder: Path, command: str, tree: str, verdict: str) -> 
         return {command: {**(known if isinstance(known, dict) else {}), tree: verdict}}
 
     _update(_verdicts_path(spec_folder), change)
+
+
+def hooks_at_start(spec: Spec) -> tuple[str, ...]:
+    """Options for `git push`: the hooks folder as it was when the spec's last build started
+    (workspace/shared_git.py writes it), so that push runs no hook path an agent set since;
+    none before any build, when git's own configuration holds."""
+    try:
+        folder = (names.repo_state_dir(spec.repo, spec.name) / HOOKS).read_text().strip()
+    except OSError:
+        return ()
+    return ("-c", f"core.hooksPath={folder}") if folder else ()

@@ -22,6 +22,7 @@ from merge import GitError, GitResult, child_env, is_ancestor, resolve_commit, r
 from orchestrator import names
 from orchestrator.errors import RunFailed, UsageError
 from orchestrator.plan.model import Plan, Status
+from orchestrator.plan.own_record import hooks_at_start
 from orchestrator.plan.specs import Spec
 from orchestrator.stage.conflict_report import integration_branch, render_report
 
@@ -56,7 +57,8 @@ def open_pull_request(spec: Spec, plan: Plan, options: PullRequestOptions,
     if options.require_clean:
         _check_clean(spec, plan)
     base = options.base or _default_base(spec.repo, plan)
-    pushed = push_branch(spec.repo, options.remote, branch, head)
+    pushed = push_branch(spec.repo, options.remote, branch, head,
+                         hooks_at_start(spec))
     say(pushed)
     body = _body(spec, plan)
     existing = gh.open_pull_request(branch)
@@ -121,17 +123,19 @@ def _body(spec: Spec, plan: Plan) -> str:
             f"and `orchestrate report {spec.name}`.]\n")
 
 
-def push_branch(repo: Path, remote: str, branch: str, head: str) -> str:
+def push_branch(repo: Path, remote: str, branch: str, head: str,
+                hooks: tuple[str, ...] = ()) -> str:
     """Push `branch` to `remote`; force (with a lease on what is there) only when the remote
-    branch has commits the local one lacks. Returns a line saying what happened."""
+    branch has commits the local one lacks. Returns a line saying what happened. `hooks`:
+    git options naming the hooks folder push may run (shared_git.hooks_at_start)."""
     ref = f"refs/heads/{branch}"
     there = _remote_tip(repo, remote, ref)
     if there == head:
         return f"{remote}/{branch} is already at {head[:12]}"
     if there is None or _is_ancestor(repo, there, head):
-        _git_push(repo, remote, f"{ref}:{ref}")
+        _git_push(repo, remote, hooks, f"{ref}:{ref}")
         return f"pushed {branch} to {remote} ({head[:12]})"
-    _git_push(repo, remote, f"--force-with-lease={ref}:{there}", f"{ref}:{ref}")
+    _git_push(repo, remote, hooks, f"--force-with-lease={ref}:{there}", f"{ref}:{ref}")
     return (f"{remote}/{branch} ({there[:12]}) is not an ancestor of {branch}: replaced it "
             f"with --force-with-lease ({head[:12]})")
 
@@ -157,8 +161,8 @@ def _is_ancestor(repo: Path, commit: str, of: str) -> bool:
         return False  # a commit we do not have cannot be an ancestor of a branch we do have
 
 
-def _git_push(repo: Path, remote: str, *refspec: str) -> None:
-    done = run_git(repo, "push", "--porcelain", remote, *refspec, check=False)
+def _git_push(repo: Path, remote: str, hooks: tuple[str, ...], *refspec: str) -> None:
+    done = run_git(repo, *hooks, "push", "--porcelain", remote, *refspec, check=False)
     if done.returncode != 0:
         raise RunFailed(f"git push to {remote!r} failed: "
                         f"{(done.stderr.strip() or done.stdout.strip())[-1500:]}",

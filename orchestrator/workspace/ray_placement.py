@@ -41,6 +41,7 @@ from orchestrator.agents.base import AgentResult, AgentTask
 from orchestrator.door.processes import GRACE_S, git, git_out, is_ancestor, verify
 from orchestrator.errors import UsageError
 from orchestrator.plan.model import Status, Subtask
+from orchestrator.plan.own_record import hooks_at_start
 from orchestrator.workspace import ray_probe
 from orchestrator.workspace.attempt import AttemptFailed
 from orchestrator.workspace.placement import Workshop
@@ -249,7 +250,8 @@ class RayPlacement:
             if base in self.published:
                 return
             branch = names.integration_branch(self.shop.spec.name)
-            pushed = await git(self.repo, "push", "--quiet", "--no-verify", self.settings.remote,
+            pushed = await git(self.repo, *hooks_at_start(self.shop.spec), "push", "--quiet",
+                               "--no-verify", self.settings.remote,
                                f"{base}:refs/heads/{branch}", check=False)
             if pushed.returncode != 0:
                 reason = (pushed.stderr.strip().splitlines() or ["?"])[-1]

@@ -27,6 +27,7 @@ import trio
 from orchestrator import names
 from orchestrator.door.processes import GitError, git, git_out
 from orchestrator.failpoints import failpoint
+from orchestrator.plan.own_record import HOOKS
 from orchestrator.workspace.shared_stash import WHY, StashGuard
 
 # path -> (kind, content or link target, mode); kind is "file", "link" or "dir"
@@ -148,6 +149,34 @@ async def pin_excludes(repo: Path, copy: Path, *, keep: bool) -> Path:
     return copy
 
 
+async def users_hooks_path(repo: Path) -> str:
+    """`core.hooksPath` as the user set it, if at all: not the `-c core.hooksPath=/dev/null`
+    with which orchestrate's own git runs (that one has the command line's scope)."""
+    listing = await git(repo, "config", "--show-scope", "--type=path", "--get-all",
+                        "core.hooksPath", check=False)
+    values = [value for scope, _, value in (line.partition("\t")
+                                            for line in listing.stdout.splitlines())
+              if scope != "command"]
+    return values[-1] if values else ""
+
+
+async def pin_hooks(folder: Path, record: Path, *, keep: bool) -> None:
+    """Remember `folder`, where git takes hooks from now, for the one git command of
+    orchestrate's that runs hooks: `git push`. A hook path an agent sets in your global config
+    later is not followed; what the folder holds is in the fingerprint. A killed build's
+    record is `kept`."""
+    if keep and await trio.Path(record).is_file():
+        return
+    await trio.to_thread.run_sync(_write_text, record, f"{folder}\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 def _default_excludes() -> Path:
     config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config) / "git" / "ignore"
@@ -202,8 +231,7 @@ class SharedGit:
         common = Path(await git_out(repo, "rev-parse", "--path-format=absolute",
                                     "--git-common-dir"))
         roots = [common / "config", common / "hooks", common / "info"]
-        hooks_path = (await git(repo, "config", "--type=path", "--get", "core.hooksPath",
-                                check=False)).stdout.strip()
+        hooks_path = await users_hooks_path(repo)
         if hooks_path:
             roots.append(repo / hooks_path)
         record = names.repo_state_dir(repo, spec_name) / RECORD
@@ -220,6 +248,8 @@ class SharedGit:
         guard = cls(common, roots, baseline, record, stash)
         guard.excludes = await pin_excludes(repo, record.with_name(EXCLUDES),
                                             keep=earlier is not None)
+        hooks = repo / hooks_path if hooks_path else common / "hooks"
+        await pin_hooks(hooks, record.with_name(HOOKS), keep=earlier is not None)
         return guard, undone + unstashed
 
     @property

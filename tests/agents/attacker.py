@@ -56,7 +56,8 @@ def plant_hooks() -> None:
         spy_script(hooks / name)
     elsewhere = Path(os.environ["ATTACK_DIR"]) / "hooks"
     elsewhere.mkdir(exist_ok=True)
-    for name in ("post-checkout", "reference-transaction", "post-index-change", "pre-commit"):
+    for name in ("post-checkout", "reference-transaction", "post-index-change", "pre-commit",
+                 "pre-push"):
         spy_script(elsewhere / name)
     global_config("core.hooksPath", str(elsewhere))
     global_config("core.fsmonitor", str(spy_script(Path(os.environ["ATTACK_DIR"]) / "fsmon")))

@@ -200,3 +200,27 @@ def tmp_spec_without_work(repo: Path, recorder: Recorder) -> str:
     write_plan(repo, "002-other", plan_of(phase(1, ["x"])))
     return run_cli(repo, "build", "002", "--agent-command", agent_command("--fail", "x"),
                    env=recorder.env, check=1).stdout
+
+
+def test_pr_pushes_with_the_users_hooks_and_none_an_agent_planted(
+        repo: Path, tmp_path: Path, origin: Path, github: FakeGitHub) -> None:
+    """The attacker points core.hooksPath (in the user's global config) at hooks of its own,
+    pre-push included: `pr`'s push runs the user's hooks as they were before the build."""
+    from tests.trust_support import attacked_build, disarm
+
+    # the remote is a repository on this machine: its own receiving end must not read the
+    # global config the agent wrote to (a real remote never reads it)
+    git(origin, "config", "core.hooksPath", os.devnull)
+    mine = tmp_path / "pre-push-ran"
+    hook = repo / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\ntouch '{mine}'\n")
+    hook.chmod(0o755)
+    write_plan(repo, SPEC, plan_of(phase(1, ["plant-hooks"])))
+    attacked_build(repo, tmp_path, check=0)
+    assert "attack" in git(repo, "config", "--global", "core.hooksPath")  # still planted
+    done = pr(repo, github)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert remote_tip(origin) == git(repo, "rev-parse", INTEGRATION)
+    assert mine.exists(), "the user's own pre-push hook did not run"
+    assert not (tmp_path / "SPY").exists(), (tmp_path / "SPY").read_text()
+    disarm(tmp_path)

@@ -78,3 +78,22 @@ def test_killed_while_checking_or_undoing_the_next_build_finishes(
     assert merged_subtasks(repo) == {"plant-config-hooks": 1, "later": 1}
     assert not (tmp_path / "SPY").exists()
     assert checkout_state(repo) == checkout
+
+
+@pytest.mark.slow
+def test_a_hook_planted_in_the_users_own_hooks_path_is_undone(repo: Path, tmp_path: Path) -> None:
+    """`core.hooksPath`'s folder is fingerprinted too (read as the user set it, not as the
+    `-c core.hooksPath=/dev/null` of orchestrate's own git)."""
+    hooks = tmp_path / "my-hooks"
+    hooks.mkdir()
+    (hooks / "pre-push").write_text("#!/bin/sh\nexit 0\n")
+    git(repo, "config", "core.hooksPath", str(hooks))
+    agent = tmp_path / "agent.sh"
+    agent.write_text('echo work > "$ORCHESTRATE_SUBTASK_ID.txt"\n'
+                     '[ "$ORCHESTRATE_ATTEMPT" = 1 ] || exit 0\n'
+                     f"printf '#!/bin/sh\\ntouch {tmp_path}/SPY\\n' > {hooks}/post-commit\n")
+    plan_path = write_plan(repo, SPEC, plan_of(phase(1, ["plant"])))
+    done = run_cli(repo, "build", "001", "--agent-command", f"sh {agent}", check=0)
+    assert f"changed the shared repository: {hooks}/post-commit added" in done.stdout
+    assert subtasks(plan_path)["plant"]["orchestrate"]["attempts"] == 2
+    assert sorted(p.name for p in hooks.iterdir()) == ["pre-push"]
