@@ -279,6 +279,7 @@ async def _search(ctx: MergeContext, tips: list[str], rate: CulpritRate,
             return None
         if step.failing is not None:
             _announce_round(ctx, step, known[step.failing], tips, ids, bisected)
+        ctx.checks.expect(tips[p] for p in step.probes)
         async with trio.open_nursery() as nursery:
             for point in step.probes:
                 nursery.start_soon(_probe, ctx, tips[point], point, known,
@@ -306,4 +307,7 @@ def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, tips: list[
 
 async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict],
                  decisive: bool) -> None:
-    into[point] = await judge(ctx, commit, decisive=decisive)
+    try:
+        into[point] = await judge(ctx, commit, decisive=decisive)
+    finally:
+        ctx.checks.waiting.discard(commit)  # judged without a run (known, cached)
