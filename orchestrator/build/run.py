@@ -280,7 +280,8 @@ async def _start(ctx: RunContext, target: Target) -> None:
                  reason=ctx.sandbox.warning)
     ctx.emit(EventKind.BUILD_STARTED, f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
-             integration_branch=target.integration_branch, budget_usd=ctx.settings.budget)
+             integration_branch=target.integration_branch, budget_usd=ctx.settings.budget,
+             only=list(ctx.settings.only), retry_failed=ctx.settings.retry_failed)
     if target.note:
         ctx.emit(EventKind.BASE_CHOSEN, target.note, base=target.base)
     start_name = target.integration_branch if target.exists else target.start_name
