@@ -111,7 +111,7 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
                       log=str(detail.get("log") or ""), output=str(detail.get("output") or ""),
                       cached=True, confirmed=not detail.get("unconfirmed"))
     said = "passed" if verdict.passed else Status.FAILED
-    ctx.emit(EventKind.CHECK_CACHED, f"check {verdict.commit[:12]}: "
+    ctx.emit(EventKind.CHECK_CACHED, f"check: {ctx.checks.label(commit)} ({commit[:12]}) "
              f"{said} before (tree {tree[:12]}), not rerun",
              commit=commit, tree=tree, passed=verdict.passed)
     return verdict

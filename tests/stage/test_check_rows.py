@@ -16,7 +16,7 @@ from tests.conftest import phase, plan_of, write_plan
 from tests.inprocess import FakeAgent, build_in_process
 
 SPEC = "001-rows"
-TWELVE = [f"s{n:02d}" for n in range(1, 13)]
+SIX = [f"s{n:02d}" for n in range(1, 7)]
 ROW = re.compile(r"check (\d+)/(\d+): (.+)")
 
 
@@ -28,13 +28,13 @@ def check_events(repo: Path) -> list[Event]:
 
 
 def test_check_rows_count_the_runs_so_far_and_name_the_subtasks(repo: Path) -> None:
-    write_plan(repo, SPEC, plan_of(phase(1, TWELVE, parallel=True)))
-    assert build_in_process(repo, SPEC, FakeAgent(), check="test ! -e s07.txt",
+    write_plan(repo, SPEC, plan_of(phase(1, SIX, parallel=True)))
+    assert build_in_process(repo, SPEC, FakeAgent(), check="test ! -e s04.txt",
                             max_parallel=5) == 1
     events = check_events(repo)
     rows = [e.data["display"] for e in events if e.kind == EventKind.CHECK_STARTED]
     assert rows[:2] == ["check 1/1: the integration branch's head",
-                        "check 2/2: s01..s12 on the integration branch"]
+                        "check 2/2: s01..s06 on the integration branch"]
     matched = [ROW.fullmatch(row) for row in rows]
     assert all(matched), rows
     ordinals = [(int(m[1]), int(m[2])) for m in matched if m]
@@ -43,10 +43,13 @@ def test_check_rows_count_the_runs_so_far_and_name_the_subtasks(repo: Path) -> N
     assert any(n < planned for n, planned in ordinals), rows  # a round of parallel probes
     runs = next(e for e in events if e.kind == EventKind.CHECK_FAILED).data["runs"]
     assert ordinals[2][0] == 2 + runs  # the failure's rerun counted as a run of its own
-    for event in events:  # plain lines name subtasks too, never a bare commit id alone
+    assert build_in_process(repo, SPEC, FakeAgent(), check="test ! -e s04.txt") == 1
+    again = check_events(repo)[len(events):]  # a second build: the head's verdict is cached
+    assert [e.kind for e in again] == [EventKind.CHECK_CACHED]
+    for event in events + again:  # plain lines name subtasks too, never a bare commit id alone
         assert re.search(r"s\d\d|integration branch's head", event.message), event.message
     out = io.StringIO()
-    sink = LiveSink(out, [(sid, "pending") for sid in TWELVE])
+    sink = LiveSink(out, [(sid, "pending") for sid in SIX])
     parallel = next(i for i, (n, planned) in enumerate(ordinals) if n < planned)
     started = [e for e in events if e.kind == EventKind.CHECK_STARTED]
     for event in started[parallel:parallel + 2]:
