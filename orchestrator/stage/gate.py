@@ -232,8 +232,9 @@ def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate
     """Remember which subtasks each commit of the chain holds, for check and bisect lines."""
     before = [r.subtask_id for r in gated.results if r.outcome == words.MERGED]
     ids = [*before, *(remaining[i].subtask_id for i in merged)]
+    order = [*(r.subtask_id for r in gated.results), *(c.subtask_id for c in remaining)]
     for n, i in enumerate(merged):
-        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1]))
+        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1], order))
 
 
 async def culprit_history(ctx: MergeContext) -> CulpritRate:

@@ -4,7 +4,7 @@ failure of the check on the integration branch's head, which stops every merge."
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -65,13 +65,24 @@ class CheckState:
 LISTED = 4  # subtasks named one by one; more are shown as a range
 
 
-def holding(subtask_ids: list[str]) -> str:
-    """`s01, s02` or `s01..s12`, merged onto the integration branch."""
+def holding(subtask_ids: list[str], order: Sequence[str] = ()) -> str:
+    """`s01, s02` or `s01..s12`, merged onto the integration branch; `order`: the subtasks of
+    the merge stage in plan order, so that a range names those it skips (`s01..s12 without
+    s07`: a culprit left out, a conflict)."""
     if not subtask_ids:
         return "the integration branch"
     named = (", ".join(subtask_ids) if len(subtask_ids) <= LISTED else
-             f"{subtask_ids[0]}..{subtask_ids[-1]}")
+             f"{subtask_ids[0]}..{subtask_ids[-1]}" + _skipped(subtask_ids, order))
     return f"{named} on the integration branch"
+
+
+def _skipped(subtask_ids: list[str], order: Sequence[str]) -> str:
+    if subtask_ids[0] not in order or subtask_ids[-1] not in order:
+        return ""
+    span = order[order.index(subtask_ids[0]):order.index(subtask_ids[-1]) + 1]
+    held = set(subtask_ids)
+    left_out = [sid for sid in span if sid not in held]
+    return f" without {', '.join(left_out)}" if left_out else ""
 
 
 def ending(verdict: Verdict, timeout_s: float) -> str:
