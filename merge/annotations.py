@@ -19,7 +19,16 @@ def render_github(report: ConflictReport) -> str:
             lines.append(f"::warning title={escape_property('Flaky check')}::" + escape_data(
                 f"the check failed, then passed when rerun, on {run.get('commit')}; log: "
                 f"{run.get('log')}"))
+    if report.sandbox is not None:
+        lines.append(_sandbox_annotation(report.sandbox))
     return "".join(line + "\n" for line in lines)
+
+
+def _sandbox_annotation(sandbox: dict[str, object]) -> str:
+    """The build's sandbox: a notice, or a warning when some subtasks ran without one."""
+    level = "warning" if sandbox.get("without_sandbox") else "notice"
+    text = f"sandbox: {sandbox.get('text') or sandbox.get('mode')}"
+    return f"::{level} title={escape_property('Sandbox')}::{escape_data(text)}"
 
 
 def _check_annotation(report: ConflictReport, finding: Finding) -> str:

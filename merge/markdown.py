@@ -125,7 +125,7 @@ def _sandbox(report: ConflictReport) -> str:
         return ""
     refused = report.sandbox.get("egress_refused") or {}
     listed = ", ".join(f"{code(str(s))} ({n})" for s, n in refused.items())
-    return (f" Sandbox: {report.sandbox.get('mode')}."
+    return (f" Sandbox: {report.sandbox.get('text') or report.sandbox.get('mode')}."
             + (f" Egress refused: {listed}." if listed else ""))
 
 

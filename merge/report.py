@@ -124,7 +124,8 @@ class ConflictReport:
     check: Json | None = None  # with a check configured: command, runs, flaky
     unrealised: tuple[Prediction, ...] = ()  # predicted overlaps that did not happen
     cost_usd: float | None = None  # what the spec's agents cost, all builds (SPEC 12)
-    # the last build's sandbox: {"mode": "bwrap"|"none", "egress_refused": {subtask: count}}
+    # the last build's sandbox: {"mode": "bwrap"|"none", "egress_refused": {subtask: count}},
+    # and where subtasks ran without one: "without_sandbox" {subtask: why}, "text" (in words)
     sandbox: Json | None = None
 
     def conflicts(self) -> list[Finding]:

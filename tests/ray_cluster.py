@@ -111,9 +111,12 @@ class RayCluster:
     @classmethod
     def start(cls, namespace: Namespace, env: dict[str, str], *, nodes: int = 1,
               slots: int | None = 2, dashboard: bool = False,
-              cpus: tuple[int, ...] = ()) -> RayCluster:
+              cpus: tuple[int, ...] = (),
+              node_envs: dict[int, dict[str, str]] | None = None) -> RayCluster:
         """`nodes` nodes, the head first; each declares `slots` `orchestrate_agents` (none at
-        all if None, a plain cluster) and the CPUs `cpus` gives it (2 where it gives none)."""
+        all if None, a plain cluster) and the CPUs `cpus` gives it (2 where it gives none);
+        `node_envs`: node number (0: the head) -> variables that node's processes get besides
+        (e.g. another PATH)."""
         marker = f"ORCH_RAY_CLUSTER={uuid.uuid4().hex}"
         name, _, value = marker.partition("=")
         temp_dir = Path(tempfile.mkdtemp(prefix="oray-", dir="/tmp"))  # short: socket paths
@@ -123,24 +126,27 @@ class RayCluster:
         node_cpus = [*cpus, *[2] * nodes][:nodes]
         began = time.monotonic()
         try:
+            extra = node_envs or {}
             cluster._ray_start("--head", "--port", str(HEAD_PORT), "--include-dashboard",
                                "true" if dashboard else "false", "--dashboard-host", "127.0.0.1",
                                "--dashboard-port", str(DASHBOARD_PORT), slots=slots,
-                               cpus=node_cpus[0])
-            for count in node_cpus[1:]:
-                cluster._ray_start("--address", cluster.address, slots=slots, cpus=count)
+                               cpus=node_cpus[0], env=extra.get(0, {}))
+            for number, count in enumerate(node_cpus[1:], start=1):
+                cluster._ray_start("--address", cluster.address, slots=slots, cpus=count,
+                                   env=extra.get(number, {}))
         except BaseException:
             cluster.stop()
             raise
         cluster.started_s = time.monotonic() - began
         return cluster
 
-    def _ray_start(self, *args: str, slots: int | None, cpus: int) -> None:
+    def _ray_start(self, *args: str, slots: int | None, cpus: int,
+                   env: dict[str, str] | None = None) -> None:
         resources = ["--resources", f'{{"orchestrate_agents": {slots}}}'] if slots else []
         done = self.namespace.run(
             str(BIN / "ray"), "start", *args, "--node-ip-address", "127.0.0.1",
             "--temp-dir", str(self.temp_dir), "--num-cpus", str(cpus), "--disable-usage-stats",
-            *resources, env=self.env, timeout=180)
+            *resources, env={**self.env, **(env or {})}, timeout=180)
         self.logs.append(done.stdout + done.stderr)
         if done.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{done.stderr[-3000:]}")

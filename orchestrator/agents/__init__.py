@@ -1,54 +1,49 @@
 """Agents behind one small protocol (base.Agent); `open_agent` picks and opens one per build.
 
-Every kind of agent is registered here: `claude` (the built-in loop on the Messages API),
-`command` (--agent-command), and the presets of orchestrator/presets.py, which are command
-agents with a fixed command line.
+Each kind of agent is one entry of agents/kinds.py; nothing here branches on the kind.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.agents.base import Agent, anthropic_api_key
-from orchestrator.agents.presets import PRESETS, command_program
+from orchestrator.agents.base import Agent
+from orchestrator.agents.kinds import KINDS, AgentKind
+from orchestrator.agents.presets import PRESETS
 from orchestrator.errors import UsageError
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from orchestrator.events import Sink
 
+__all__ = ["KINDS", "agent_label", "check_agent_configured", "open_agent"]
 
-def check_agent_configured(settings: Settings, repo: Path | None = None) -> None:
-    """Refuse a build whose agent cannot start, before anything is created; with `repo`,
-    also that the agent's program exists (a relative path is taken from the repo root)."""
+
+def _kind(settings: Settings) -> AgentKind:
     if settings.agent is None:
         raise UsageError("no agent configured",
                          "Pass --agent-command 'CMD' (e.g. a Claude Code, Aider or Codex command) "
                          f"or --agent PRESET ({', '.join(PRESETS)}), or set agent_command in "
                          "orchestrate.toml; or set ANTHROPIC_API_KEY to use the built-in claude "
                          "agent.")
-    if settings.agent == "command" and not settings.agent_command:
-        raise UsageError("option --agent command needs --agent-command 'CMD'",
-                         "Or set agent_command in orchestrate.toml or ORCHESTRATE_AGENT_COMMAND.")
-    if settings.agent == "claude":
-        anthropic_api_key()
+    return KINDS[settings.agent]
+
+
+def check_agent_configured(settings: Settings, repo: Path | None = None) -> None:
+    """Refuse a build whose agent cannot start, before anything is created; with `repo`,
+    also that the agent's program exists (a relative path is taken from the repo root)."""
+    kind = _kind(settings)
+    kind.check(settings)
     if repo is not None:
-        _check_program(settings, repo)
+        _check_program(*kind.program(settings), repo)
 
 
-def _check_program(settings: Settings, repo: Path) -> None:
-    if settings.agent in PRESETS:
-        program, source = PRESETS[settings.agent].program, f"--agent {settings.agent}"
-    elif settings.agent == "command":
-        program, source = command_program(settings.agent_command or ""), "--agent-command"
-    else:
-        return
+def _check_program(program: str, source: str, repo: Path) -> None:
     if not program or _runnable(program, repo):
         return
     where = "is not an executable file" if "/" in program else "is not on PATH"
@@ -66,23 +61,7 @@ def _runnable(program: str, repo: Path) -> bool:
 
 def agent_label(settings: Settings) -> str:
     """How commits name the agent: its kind and program, never the full command line."""
-    if settings.agent == "claude":
-        return f"claude ({settings.model})"
-    if settings.agent in PRESETS:
-        return f"{settings.agent} ({settings.model})" if settings.model_given else settings.agent
-    try:
-        words = shlex.split(settings.agent_command or "")
-    except ValueError:  # unbalanced quotes: the shell will say so when it runs
-        words = (settings.agent_command or "").split()
-    program = next((w for w in words if "=" not in w), "")
-    return f"command ({program.rsplit('/', 1)[-1]})" if program else "command"
-
-
-def command_line(settings: Settings) -> str:
-    """--agent-command with agent_args appended, each quoted for the shell."""
-    command = settings.agent_command or ""
-    return " ".join([command, shlex.join(settings.agent_args)]) if settings.agent_args \
-        else command
+    return KINDS[settings.agent].label(settings) if settings.agent in KINDS else "command"
 
 
 @asynccontextmanager
@@ -90,18 +69,5 @@ async def open_agent(settings: Settings, sink: Sink | None = None) -> AsyncItera
     """The build's agent; `sink` receives the agent's own events (the claude agent's
     request limit)."""
     check_agent_configured(settings)
-    if settings.agent == "claude":
-        from orchestrator.agents.claude import open_claude_agent
-
-        async with open_claude_agent(settings, sink) as agent:
-            yield agent
-        return
-    from orchestrator.agents.command import CommandAgent
-
-    if settings.agent in PRESETS:
-        yield CommandAgent("", preset=PRESETS[settings.agent],
-                           model=settings.model if settings.model_given else None,
-                           extra_args=settings.agent_args, pty=settings.pty)
-        return
-    yield CommandAgent(command_line(settings),
-                       model=settings.model if settings.model_given else None, pty=settings.pty)
+    async with _kind(settings).open(settings, sink) as agent:
+        yield agent

@@ -43,6 +43,8 @@ class AgentResult:
     cost_usd: float | None = None  # what the attempt cost, when the agent knows (claude-code)
     retry: bool = True  # False: another attempt would fail the same way (command not found)
     verification: str | None = None  # passed or failed (exit N), when it ran (SPEC 2a)
+    sandbox: str | None = None  # what the attempt ran in: bwrap or none (None: no agent ran)
+    sandbox_reason: str = ""  # why it ran without one where `auto` found no working bwrap
 
 
 def anthropic_api_key() -> str:

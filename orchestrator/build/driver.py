@@ -42,6 +42,8 @@ class Outcome:
     budget_stopped: bool = False  # the budget was reached: the subtask stays pending
     verification: str | None = None  # passed, failed (exit N) or skipped (<type>) (SPEC 2a)
     tail: str = ""  # the end of the failed attempt's output
+    sandbox: str | None = None  # what the last attempt ran in: bwrap or none (on its worker)
+    sandbox_reason: str = ""  # why none, where `auto` found no working bwrap
 
 
 async def run_subtask(ctx: RunContext, plan: Plan, subtask: Subtask, base: str,
@@ -99,7 +101,8 @@ async def _run_in_order(ctx: RunContext, plan: Plan, subtask: Subtask, base: str
         subtask.id, ok=outcome.ok, head=outcome.head, error=outcome.error, usage=outcome.usage,
         cost_usd=outcome.cost_usd, duration_s=trio.current_time() - started,
         verification=outcome.verification or subtask.verification_skipped,
-        egress_refused=ctx.egress.refused.pop(subtask.id, 0) if ctx.egress else 0))
+        egress_refused=ctx.egress.refused.pop(subtask.id, 0) if ctx.egress else 0,
+        sandbox=outcome.sandbox, sandbox_reason=outcome.sandbox_reason))
     failpoint("commit-recorded")
     _announce(ctx, subtask, outcome, base)
     return outcome
@@ -169,6 +172,8 @@ async def _attempts(ctx: RunContext, plan: Plan, subtask: Subtask, worktree: Pat
             await ctx.run_logs.start(task.log_path, subtask.id, ctx.agent_label)
             result = await ctx.placement.attempt(subtask, task)
             outcome.verification = result.verification
+            if result.sandbox is not None:
+                outcome.sandbox, outcome.sandbox_reason = result.sandbox, result.sandbox_reason
             cost = attempt_cost(ctx.settings, result)
             if result.ok:
                 outcome.ok, outcome.usage, outcome.cost_usd = True, result.usage, cost

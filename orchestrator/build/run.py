@@ -35,6 +35,7 @@ from orchestrator.failpoints import failpoint
 from orchestrator.plan.budget import Budget, recorded_cost
 from orchestrator.plan.model import Plan, Status, Subtask, status_counts
 from orchestrator.plan.own_record import forget
+from orchestrator.plan.sandbox_note import sandbox_text, without_sandbox
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import PlanStore, RunLock
 from orchestrator.plan.transitions import Transitions
@@ -287,7 +288,8 @@ async def _start(ctx: RunContext, target: Target) -> None:
                  reason=ctx.sandbox.warning)
     ctx.emit(EventKind.BUILD_STARTED, f"building {ctx.spec.name} into {target.integration_branch} "
              f"(max {ctx.settings.max_parallel} agents at once)",
-             integration_branch=target.integration_branch, budget_usd=ctx.settings.budget)
+             integration_branch=target.integration_branch, budget_usd=ctx.settings.budget,
+             only=list(ctx.settings.only), retry_failed=ctx.settings.retry_failed)
     if target.note:
         ctx.emit(EventKind.BASE_CHOSEN, target.note, base=target.base)
     start_name = target.integration_branch if target.exists else target.start_name
@@ -363,14 +365,16 @@ async def _finish(ctx: RunContext, elapsed_s: float) -> int:
     steps = next_steps(ctx.spec.name, plan, {s.id for s in stale})
     facts = RunFacts(elapsed_s=elapsed_s, tip=tip, check_runs=ctx.checks.runs,
                      integration_branch=str(plan.record.integration_branch),
-                     resolution_rounds=ctx.resolution_rounds, sandbox=sandbox_mode(ctx),
+                     resolution_rounds=ctx.resolution_rounds,
+                     sandbox=sandbox_text(plan) or sandbox_mode(ctx),
                      check_timeout_s=ctx.settings.check_limit_s, setbacks=ctx.setbacks)
     lines = subtask_lines(ctx.spec.name, plan, ctx.spec.logs, {s.id for s in stale}, facts)
     ctx.emit(EventKind.BUILD_FINISHED, headline(counts, facts, cost), counts=counts,
              integration_head=tip, plan_writes=ctx.records.store.writes, cost_usd=cost,
              elapsed_s=round(elapsed_s, 3), next=steps, subtasks=lines,
              check_runs=facts.check_runs, resolution_rounds=facts.resolution_rounds,
-             sandbox=facts.sandbox, detail=[*lines, *steps, integration_line(facts)])
+             sandbox=sandbox_mode(ctx), ran_without_sandbox=without_sandbox(plan),
+             detail=[*lines, *steps, integration_line(facts)])
     if ctx.budget.reached() and counts.get(Status.PENDING):
         ctx.emit(EventKind.BUDGET_REACHED, f"stopped: {ctx.budget.message()}; "
                  f"{counts[Status.PENDING]} subtask(s) left pending", spent_usd=ctx.budget.spent,

@@ -35,7 +35,7 @@ def logs(ctx: click.Context, spec: str, subtask: str | None, follow: bool,
             out.flush()
 
     ctx.exit(show_logs(found, load_plan(found.plan_path), subtask, follow=follow,
-                       attempt=attempt, write=write))
+                       attempt=attempt, write=write, note=lambda line: click.echo(line, err=True)))
 
 
 @cli.command(short_help="Return a subtask to pending; its branch is kept as .prev-N.")

@@ -25,7 +25,8 @@ from orchestrator.errors import UsageError
 @dataclass(frozen=True)
 class SandboxPolicy:
     mode: str  # what the build runs with: bwrap or none
-    warning: str = ""  # why `auto` fell back to none
+    warning: str = ""  # why `auto` fell back to none, with how to install bwrap
+    reason: str = ""  # why `auto` fell back to none, short (the probe's finding)
     bwrap: str = "bwrap"
     network: str = "allow"
     check_network: str = "none"
@@ -104,8 +105,8 @@ class SandboxPolicy:
                 shutil.copy2(source, target)
 
 
-def no_sandbox(warning: str = "") -> SandboxPolicy:
-    return SandboxPolicy(mode="none", warning=warning)
+def no_sandbox(warning: str = "", reason: str = "") -> SandboxPolicy:
+    return SandboxPolicy(mode="none", warning=warning, reason=reason)
 
 
 def decide(mode: str, *, repo: Path, network: str, check_network: str,
@@ -122,7 +123,8 @@ def decide(mode: str, *, repo: Path, network: str, check_network: str,
             raise UsageError(f"option --sandbox bwrap: bubblewrap cannot run: {problem}",
                              f"To run agents in a sandbox, {INSTALL_HINT}; or pass "
                              "--sandbox none (or auto) to run them without one.")
-        return no_sandbox(f"sandbox: none ({problem}; to sandbox agents, {INSTALL_HINT})")
+        return no_sandbox(f"sandbox: none ({problem}; to sandbox agents, {INSTALL_HINT})",
+                          reason=problem)
     home = Path.home()
     extra = [ExtraPath.parse(entry) for entry in paths]
     python = [Path(sys.executable).parent, Path(os.path.realpath(sys.executable)).parent,

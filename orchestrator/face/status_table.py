@@ -21,6 +21,7 @@ from orchestrator.build.hints import next_steps, ready_blocked
 from orchestrator.events import printable
 from orchestrator.face.views import progress_line
 from orchestrator.plan.model import MergeState, Phase, Plan, Status, Subtask
+from orchestrator.plan.sandbox_note import sandbox_text
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import running_pid
 
@@ -75,8 +76,8 @@ def status_table(spec: Spec, plan: Plan, style: Style, stale: Collection[str] = 
                           style.width))
     if (total := plan.record.cost_usd) is not None:
         lines.append(f"cost: {total:.2f} USD in total")
-    if sandbox := plan.record.sandbox:
-        lines.append(f"sandbox: {sandbox}")
+    if sandbox := sandbox_text(plan):
+        lines.append(_wrap(f"sandbox: {sandbox}", style.width))
     running = running_pid(spec.folder)
     if running:
         lines.append(style.paint(_wrap(f"a build of this spec is running (pid {running}); "

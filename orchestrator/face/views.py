@@ -16,6 +16,7 @@ from orchestrator.plan.declared import (
     waves,
 )
 from orchestrator.plan.model import Phase, Plan, Status, Subtask, status_counts
+from orchestrator.plan.sandbox_note import sandbox_text
 from orchestrator.plan.specs import Spec
 
 if TYPE_CHECKING:  # preflight runs git; status and validate import this module
@@ -54,7 +55,8 @@ def subtask_status(subtask: Subtask, stale: Collection[str] = ()) -> Json:
                  "completed_at": subtask.raw.get("completed_at"),
                  **record.written("duration_s", "attempts", "error"),
                  **record.present("no_changes", "overlaps", "usage", "cost_usd", "check", "wave",
-                                  "resolving", "resolutions", "egress_refused")}
+                                  "resolving", "resolutions", "egress_refused", "sandbox",
+                                  "sandbox_reason")}
     if status == "stale":
         row.update(stale=True, plan_status=subtask.status)
     row.update(record.present("verification"))
@@ -69,7 +71,8 @@ def status_json(spec: Spec, plan: Plan, stale: Collection[str] = ()) -> Json:
             "integration_branch": plan.record.integration_branch,
             "base": plan.record.base, "updated_at": plan.record.updated_at,
             "summary": dict(status_counts(plan, stale)), "cost_usd": plan.record.cost_usd,
-            "sandbox": plan.record.sandbox, "phases": phases}
+            "sandbox": plan.record.sandbox, "sandbox_text": sandbox_text(plan),
+            "phases": phases}
 
 
 def steps(plan: Plan) -> list[int]:

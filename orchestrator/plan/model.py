@@ -275,6 +275,16 @@ class Record(_TypedFields):
         return self._int("egress_refused") or 0
 
     @property
+    def sandbox(self) -> str | None:
+        """The sandbox the subtask's last attempt ran in: bwrap or none (on its Ray worker)."""
+        return self._text("sandbox")
+
+    @property
+    def sandbox_reason(self) -> str | None:
+        """Why that attempt ran without a sandbox, where `auto` found no working bwrap."""
+        return self._text("sandbox_reason")
+
+    @property
     def resolving(self) -> int | None:
         """The resolution round running now, if any."""
         return self._int("resolving")

@@ -28,7 +28,7 @@ ERROR_LIMIT = 500
 STALE_FIELDS = ("merge", "merge_commit", "no_changes", "overlaps")
 OPEN_FIELDS = ("head", "merge", "merge_commit", "error", "overlaps", "no_changes", "duration_s",
                "check", "resolving", "resolutions", "resolution", "conflict_paths",
-               "resolved_by_hand", "radar")
+               "resolved_by_hand", "radar", "sandbox", "sandbox_reason")
 
 
 def completed_ids(plan: Plan) -> set[str]:
@@ -140,10 +140,16 @@ class Transitions:
     async def finished_agent(self, subtask_id: str, *, ok: bool, head: str | None,
                              error: str, duration_s: float, usage: dict[str, int],
                              verification: str | None = None,
-                             cost_usd: float | None = None, egress_refused: int = 0) -> float:
-        """Record how the subtask's agent ended; return the spec's total cost."""
+                             cost_usd: float | None = None, egress_refused: int = 0,
+                             sandbox: str | None = None, sandbox_reason: str = "") -> float:
+        """Record how the subtask's agent ended (and the sandbox its last attempt ran in);
+        return the spec's total cost."""
         def change(subtask: Subtask) -> None:
             fields: dict[str, Any] = {"duration_s": round(duration_s, 3)}
+            if sandbox is not None:
+                fields["sandbox"] = sandbox
+                if sandbox_reason:
+                    fields["sandbox_reason"] = short_error(sandbox_reason)
             if egress_refused:
                 fields["egress_refused"] = egress_refused
             if verification:

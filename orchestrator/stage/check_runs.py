@@ -41,10 +41,11 @@ async def run_check(ctx: MergeContext, command: str, commit: str, tree: str, *,
     log = check_log(ctx, commit)
     await trio.Path(log.parent).mkdir(parents=True, exist_ok=True)
     label = ctx.checks.label(commit)
-    ctx.emit(EventKind.CHECK_STARTED, f"check: {label} ({commit[:12]})"
+    row = f"check {ctx.checks.begin(commit)}: {label}"  # check 3/5: s01..s12 on the ...
+    ctx.emit(EventKind.CHECK_STARTED, f"{row} ({commit[:12]})"
              + (" again: it would name a culprit" if failed else ""), command=command,
              commit=commit, tree=tree, log=str(log), holds=label,
-             display=f"check {ctx.checks.runs + 1}: {label}", display_key=f"check {commit}")
+             display=row, display_key=f"check {commit}")
     attempts = retries if failed else 1 + retries
     async with ctx.worktrees.hold_detached(names.check_worktree_name(commit), commit) as worktree, \
             ctx.limiter:
@@ -79,6 +80,8 @@ async def _setup(ctx: MergeContext, worktree: Path, log: Path) -> tuple[int, str
 async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path, log: Path,
                    run: int) -> tuple[int, str]:
     ctx.checks.runs += 1
+    if run > 1:  # a rerun of a failure is a check run of its own
+        ctx.checks.started += 1
     port = ctx.ports.take()
     env = child_env({"ORCHESTRATE_CHECK_COMMIT": commit, "ORCHESTRATE_SPEC": ctx.spec.name,
                      "ORCHESTRATE_PORT": str(port), "ORCHESTRATE_WORKTREE": str(worktree)})

@@ -23,6 +23,7 @@ from merge import (
 from orchestrator import names
 from orchestrator.plan.declared import declared_files
 from orchestrator.plan.model import Plan, Subtask
+from orchestrator.plan.sandbox_note import sandbox_text, without_sandbox
 from orchestrator.plan.specs import Spec
 from orchestrator.stage.radar_report import radar_markdown, radar_outcomes
 
@@ -86,12 +87,19 @@ def conflict_report(spec: Spec, plan: Plan, *, now: str | None = None) -> Confli
 
 
 def sandbox_summary(plan: Plan) -> dict[str, Any] | None:
-    """The last build's sandbox mode and the egress its proxy refused, per subtask."""
+    """The last build's sandbox mode, the subtasks that ran without one (subtask -> why; with
+    `--runner ray` a worker without a working bwrap), the same in words, and the egress its
+    proxy refused, per subtask."""
     if plan.record.sandbox is None:
         return None
     refused = {s.id: s.record.egress_refused for s in plan.subtasks()
                if s.record.egress_refused}
-    return {"mode": plan.record.sandbox, "egress_refused": refused}
+    found: dict[str, Any] = {"mode": plan.record.sandbox, "egress_refused": refused}
+    if without := without_sandbox(plan):
+        found["without_sandbox"] = without
+    if (text := sandbox_text(plan)) != plan.record.sandbox:
+        found["text"] = text
+    return found
 
 
 def check_summary(plan: Plan) -> dict[str, Any] | None:

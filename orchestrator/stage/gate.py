@@ -111,7 +111,7 @@ async def _cached(ctx: MergeContext, command: str, commit: str, tree: str) -> Ve
                       log=str(detail.get("log") or ""), output=str(detail.get("output") or ""),
                       cached=True, confirmed=not detail.get("unconfirmed"))
     said = "passed" if verdict.passed else Status.FAILED
-    ctx.emit(EventKind.CHECK_CACHED, f"check {verdict.commit[:12]}: "
+    ctx.emit(EventKind.CHECK_CACHED, f"check: {ctx.checks.label(commit)} ({commit[:12]}) "
              f"{said} before (tree {tree[:12]}), not rerun",
              commit=commit, tree=tree, passed=verdict.passed)
     return verdict
@@ -232,8 +232,9 @@ def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate
     """Remember which subtasks each commit of the chain holds, for check and bisect lines."""
     before = [r.subtask_id for r in gated.results if r.outcome == words.MERGED]
     ids = [*before, *(remaining[i].subtask_id for i in merged)]
+    order = [*(r.subtask_id for r in gated.results), *(c.subtask_id for c in remaining)]
     for n, i in enumerate(merged):
-        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1]))
+        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1], order))
 
 
 async def culprit_history(ctx: MergeContext) -> CulpritRate:
@@ -279,6 +280,7 @@ async def _search(ctx: MergeContext, tips: list[str], rate: CulpritRate,
             return None
         if step.failing is not None:
             _announce_round(ctx, step, known[step.failing], tips, ids, bisected)
+        ctx.checks.expect(tips[p] for p in step.probes)
         async with trio.open_nursery() as nursery:
             for point in step.probes:
                 nursery.start_soon(_probe, ctx, tips[point], point, known,
@@ -306,4 +308,7 @@ def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, tips: list[
 
 async def _probe(ctx: MergeContext, commit: str, point: int, into: dict[int, Verdict],
                  decisive: bool) -> None:
-    into[point] = await judge(ctx, commit, decisive=decisive)
+    try:
+        into[point] = await judge(ctx, commit, decisive=decisive)
+    finally:
+        ctx.checks.waiting.discard(commit)  # judged without a run (known, cached)

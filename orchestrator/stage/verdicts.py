@@ -4,6 +4,7 @@ failure of the check on the integration branch's head, which stops every merge."
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -43,21 +44,45 @@ class CheckState:
     # commit -> the subtasks it holds, in words ("s01..s12 on the integration branch"), so
     # that check and bisection lines never name a bare commit id
     holds: dict[str, str] = field(default_factory=dict)
+    started: int = 0  # check runs begun by this process: a running one's ordinal
+    waiting: set[str] = field(default_factory=set)  # commits of probes decided, not yet begun
 
     def label(self, commit: str) -> str:
         return self.holds.get(commit, commit[:12])
+
+    def expect(self, commits: Iterable[str]) -> None:
+        """Probes about to be checked: counted among the runs planned so far."""
+        self.waiting.update(commits)
+
+    def begin(self, commit: str) -> str:
+        """A check run of `commit` begins: `3/5`, its ordinal among the check runs of this
+        process and the number of those begun or planned so far."""
+        self.waiting.discard(commit)
+        self.started += 1
+        return f"{self.started}/{self.started + len(self.waiting)}"
 
 
 LISTED = 4  # subtasks named one by one; more are shown as a range
 
 
-def holding(subtask_ids: list[str]) -> str:
-    """`s01, s02` or `s01..s12 (12 subtasks)`, merged onto the integration branch."""
+def holding(subtask_ids: list[str], order: Sequence[str] = ()) -> str:
+    """`s01, s02` or `s01..s12`, merged onto the integration branch; `order`: the subtasks of
+    the merge stage in plan order, so that a range names those it skips (`s01..s12 without
+    s07`: a culprit left out, a conflict)."""
     if not subtask_ids:
         return "the integration branch"
     named = (", ".join(subtask_ids) if len(subtask_ids) <= LISTED else
-             f"{subtask_ids[0]}..{subtask_ids[-1]} ({len(subtask_ids)} subtasks)")
+             f"{subtask_ids[0]}..{subtask_ids[-1]}" + _skipped(subtask_ids, order))
     return f"{named} on the integration branch"
+
+
+def _skipped(subtask_ids: list[str], order: Sequence[str]) -> str:
+    if subtask_ids[0] not in order or subtask_ids[-1] not in order:
+        return ""
+    span = order[order.index(subtask_ids[0]):order.index(subtask_ids[-1]) + 1]
+    held = set(subtask_ids)
+    left_out = [sid for sid in span if sid not in held]
+    return f" without {', '.join(left_out)}" if left_out else ""
 
 
 def ending(verdict: Verdict, timeout_s: float) -> str:

@@ -58,10 +58,12 @@ async def run_agent_timed(ctx: AttemptContext, task: AgentTask) -> AgentResult:
 
 async def run_attempt(ctx: AttemptContext, subtask: Subtask, task: AgentTask) -> AgentResult:
     """The agent, then the checks that its worktree is still on its branch, the verification
-    and the nested-repository guard: the result says whether the attempt succeeded."""
+    and the nested-repository guard: the result says whether the attempt succeeded, and which
+    sandbox it ran in (local runs and Ray workers record it the same way)."""
     await write_header(task)
     async with sandboxed(ctx, task) as task:
-        return await _checked_attempt(ctx, subtask, task)
+        result = await _checked_attempt(ctx, subtask, task)
+    return replace(result, sandbox=ctx.sandbox.mode, sandbox_reason=ctx.sandbox.reason)
 
 
 @asynccontextmanager

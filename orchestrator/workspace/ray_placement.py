@@ -305,14 +305,17 @@ class RayPlacement:
                     f"{_first_line(exc)}"
             await _append(task.log_path, f"\n[orchestrate: {error}]\n")
             return AgentResult(ok=False, error=error)
+        unconfined = (f"; it ran without a sandbox: {report.sandbox_reason}"
+                      if report.sandbox == "none" and report.sandbox_reason else "")
         await _append(task.log_path, f"\n[orchestrate: attempt {task.attempt} ran as a Ray task "
-                      f"on {report.node} with orchestrate from {report.code_from}]\n"
-                      f"{report.log}")
+                      f"on {report.node} with orchestrate from {report.code_from}{unconfined}]"
+                      f"\n{report.log}")
         if report.ok and report.head:
             self.heads[subtask.id] = report.head
         return AgentResult(ok=report.ok, error=report.error, output_tail=report.output_tail,
                            usage=report.usage, cost_usd=report.cost_usd,
-                           verification=report.verification, retry=report.retry)
+                           verification=report.verification, retry=report.retry,
+                           sandbox=report.sandbox, sandbox_reason=report.sandbox_reason)
 
     async def after_failed_attempt(self, task: AgentTask) -> None:
         """Nothing: every attempt starts from a fresh clone at the base."""

@@ -85,6 +85,8 @@ class AttemptReport:
     head: str | None = None  # pushed to the remote's `branch`
     log: str = ""  # what the attempt wrote to its log
     node: str = ""  # "node <id> (<host>)"
+    sandbox: str | None = None  # what the attempt ran in on this worker: bwrap or none
+    sandbox_reason: str = ""  # why none, where `auto` found no working bwrap on this node
     code_from: str = CODE_FROM  # where the worker imported orchestrate from
 
 
@@ -94,7 +96,7 @@ class WorkerContext:
 
     settings: Settings
     agent: Agent
-    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # not yet made on workers
+    sandbox: SandboxPolicy = field(default_factory=no_sandbox)  # _worker_sandbox's
     egress: EgressProxy | None = None
 
 
@@ -199,7 +201,8 @@ async def _work(order: AttemptOrder, repo: Path, log: Path, *, reused: bool) -> 
     return AttemptReport(ok=result.ok, error=result.error, output_tail=result.output_tail,
                          usage=result.usage, cost_usd=result.cost_usd,
                          verification=result.verification, retry=result.retry, head=head,
-                         log=_log_text(log), node=_node())
+                         log=_log_text(log), node=_node(), sandbox=result.sandbox,
+                         sandbox_reason=_on_this_node(result.sandbox_reason))
 
 
 async def _checkout(order: AttemptOrder, repo: Path, *, reused: bool) -> None:
@@ -323,11 +326,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _node() -> str:
+def _node(id_length: int | None = None) -> str:
     try:
         import ray
 
         node_id = ray.get_runtime_context().get_node_id()
     except Exception:  # outside Ray (tests of this module) there is no node
         node_id = "?"
-    return f"node {node_id} ({platform.node()})"
+    return f"node {node_id[:id_length]} ({platform.node()})"
+
+
+def _on_this_node(reason: str) -> str:
+    """Why this worker ran an attempt without a sandbox, naming the node (its id cut short)."""
+    return f"{reason} on {_node(12)}" if reason else ""

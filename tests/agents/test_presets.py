@@ -136,3 +136,10 @@ def test_the_settings_list_every_preset_in_order() -> None:
     from orchestrator.settings import PRESET_NAMES
 
     assert tuple(PRESETS) == PRESET_NAMES
+
+
+def test_every_kind_the_settings_accept_is_registered_once() -> None:
+    from orchestrator.agents import KINDS
+    from orchestrator.settings import AGENT_KINDS
+
+    assert tuple(KINDS) == AGENT_KINDS

@@ -55,7 +55,10 @@ def test_auto_without_a_working_bwrap_warns_once_and_builds_without(repo: Path,
     assert any(line.startswith("done in") and "sandbox: none" in line  # the summary says it
                for line in done.stdout.splitlines())
     status = run_cli(repo, "status", SPEC, check=0).stdout
-    assert "sandbox: none" in status
+    assert "sandbox: none\n" in status  # every subtask ran as the build did: none listed
+    for record in subtasks(repo).values():  # each attempt's own sandbox, recorded as on Ray
+        assert record["orchestrate"]["sandbox"] == "none"
+        assert "cannot create a sandbox" in record["orchestrate"]["sandbox_reason"]
 
 
 def test_a_bad_sandbox_setting_is_refused_naming_its_source(repo: Path) -> None:
