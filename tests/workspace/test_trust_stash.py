@@ -32,6 +32,7 @@ case "$me" in
   popper) touch "$MARKS/popper-running"; wait_for stashed
           git stash pop -q; touch "$MARKS/popped" ;;
   user-popper) git stash pop -q ;;
+  pusher) git stash push -q -u -m "$me's work" ;;
 esac
 """
 
@@ -87,6 +88,18 @@ def test_a_stash_pushed_by_one_agent_and_popped_by_another_is_caught(
     kept = git(repo, "stash", "show", "--include-untracked", "--name-only", "stash@{0}")
     assert kept.splitlines() == ["stasher-work.txt"]
     assert checkout_state(repo) == checkout
+
+
+@pytest.mark.slow
+def test_an_agent_that_stashes_its_work_is_failed_and_the_work_stays_in_the_stash(
+        repo: Path, tmp_path: Path) -> None:
+    output = stash_build(repo, tmp_path, "pusher", check=0)
+    found = subtasks(repo / ".orchestrate/specs" / SPEC / "implementation_plan.json")
+    assert found["pusher"]["orchestrate"]["attempts"] == 2
+    assert "refs/stash changed" in output
+    assert f"On orchestrate/{SPEC}/pusher: pusher's work" in output  # where the work is
+    assert committed_by(repo, "pusher-work.txt") == {"pusher"}
+    assert stash_subjects(repo) == [f"On orchestrate/{SPEC}/pusher: pusher's work"]
 
 
 @pytest.mark.slow
