@@ -23,6 +23,7 @@ import trio
 from merge import (
     CAS_RETRIES,
     Candidate,
+    Chain,
     IntegrationRace,
     MergeResult,
     Overlap,
@@ -198,39 +199,90 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
     gated = Gated(results=[], tip=start)
     remaining = list(candidates)
     integrated: dict[str, str] = {}
-    history = await culprit_history(ctx)
+    rate = await culprit_history(ctx)
+    chain = await _chain(ctx, gated.tip, remaining, overlaps, policy, integrated)
     while remaining:
-        chain = await trio.to_thread.run_sync(partial(
-            merge_chain, ctx.repo, gated.tip, remaining, overlaps=overlaps, overlap=policy,
-            integrated=integrated))
         merged = [i for i, r in enumerate(chain.results) if r.outcome == "merged"]
-        _name_commits(ctx, gated, remaining, chain.tips, merged)
-        found = await _search(ctx, [chain.tips[i] for i in merged], history + gated.rate,
-                              [remaining[i].subtask_id for i in merged])
-        if found is None:
-            gated.results += chain.results
-            gated.tip = chain.tip
-            gated.rate += CulpritRate(0, len(merged))
-            return gated
-        position, failing = found
-        culprit = merged[position]
+        tips = [chain.tips[i] for i in merged]
+        _name_commits(ctx, _merged_ids(gated.results), remaining, chain.tips, merged)
+        search = _Search(tips, [remaining[i].subtask_id for i in merged])
+        while True:
+            found = await _search(ctx, search, rate + gated.rate)
+            if found is None:
+                gated.results += chain.results
+                gated.tip = chain.tip
+                gated.rate += CulpritRate(0, len(merged))
+                return gated
+            position, failing = found
+            culprit = merged[position]
+            settled = list(chain.results[:culprit])
+            now = {**integrated, **{remaining[i].subtask_id: remaining[i].head
+                                    for i, r in enumerate(settled) if r.outcome != words.CONFLICT}}
+            rest = await _chain(ctx, chain.tips[culprit - 1] if culprit else chain.start,
+                                remaining[culprit + 1:], overlaps, policy, now)
+            if not failing.confirmed:  # its rerun decides; the rest's first check meanwhile
+                ahead = rate + gated.rate + CulpritRate(1, position + 1)
+                failing = await _confirm_with_rest(
+                    ctx, tips[position], rest, ahead,
+                    [*_merged_ids(gated.results), *_merged_ids(settled)], remaining[culprit + 1:])
+                search.known[position] = failing
+                if failing.passed:  # a flaky failure: the search goes on
+                    continue
+            break
         failpoint("check-culprit-found")
-        settled = list(chain.results[:culprit])
-        integrated.update({remaining[i].subtask_id: remaining[i].head
-                           for i, r in enumerate(settled) if r.outcome != words.CONFLICT})
+        integrated = now
         gated.results += [*settled, _ejected(chain.results[culprit], failing)]
         gated.culprits[remaining[culprit].subtask_id] = failing
         gated.rate += CulpritRate(1, position + 1)
-        gated.tip = chain.tips[culprit - 1] if culprit else chain.start
+        gated.tip = rest.start
         _announce_culprit(ctx, remaining[culprit].subtask_id, failing, len(remaining) - culprit - 1)
         remaining = remaining[culprit + 1:]
+        chain = rest
     return gated
 
 
-def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate],
+async def _chain(ctx: MergeContext, start: str, candidates: Sequence[Candidate],
+                 overlaps: list[Overlap], policy: OverlapPolicy,
+                 integrated: dict[str, str]) -> Chain:
+    return await trio.to_thread.run_sync(partial(
+        merge_chain, ctx.repo, start, candidates, overlaps=overlaps, overlap=policy,
+        integrated=integrated))
+
+
+def _merged_ids(results: Sequence[MergeResult]) -> list[str]:
+    return [r.subtask_id for r in results if r.outcome == words.MERGED]
+
+
+async def _confirm_with_rest(ctx: MergeContext, commit: str, rest: Chain, rate: CulpritRate,
+                             before: list[str], candidates: Sequence[Candidate]) -> Verdict:
+    """The rerun that would name a culprit (the failure at `commit`), and at the same time,
+    on free slots, the first check of the branches after it merged again without it (`rest`,
+    the next batch's search): its verdict is cached by tree, so the next search finds it
+    there when the failure is confirmed; a flaky failure only wasted that run."""
+    merged = [i for i, r in enumerate(rest.results) if r.outcome == "merged"]
+    step = next_step({}, len(merged) - 1, rate, free=int(ctx.limiter.available_tokens)) \
+        if merged else Step()
+    _name_commits(ctx, before, candidates, rest.tips, merged)
+    confirmed: list[Verdict] = []
+    ctx.checks.beside_rest = True  # check_runs' failpoint `check-rest-started`
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_confirm, ctx, commit, confirmed)
+            for point in step.probes:
+                nursery.start_soon(partial(judge, ctx, rest.tips[merged[point]]))
+    finally:
+        ctx.checks.beside_rest = False
+    return confirmed[0]
+
+
+async def _confirm(ctx: MergeContext, commit: str, into: list[Verdict]) -> None:
+    into.append(await judge(ctx, commit))
+
+
+def _name_commits(ctx: MergeContext, before: list[str], remaining: Sequence[Candidate],
                   tips: Sequence[str], merged: list[int]) -> None:
-    """Remember which subtasks each commit of the chain holds, for check and bisect lines."""
-    before = [r.subtask_id for r in gated.results if r.outcome == words.MERGED]
+    """Remember which subtasks each commit of the chain holds (after `before`, the subtasks
+    already on the passing prefix), for check and bisect lines."""
     ids = [*before, *(remaining[i].subtask_id for i in merged)]
     for n, i in enumerate(merged):
         ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1]))
@@ -255,30 +307,36 @@ def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest
              display="", display_key="bisect")
 
 
-async def _search(ctx: MergeContext, tips: list[str], rate: CulpritRate,
-                  ids: list[str]) -> tuple[int, Verdict] | None:
-    """The position in `tips` (the chain's commits after each merged branch, in plan order;
-    the commit before them passes) of the first failing commit whose predecessor passes,
-    and its verdict; None when the last one passes. Batches of `rate.batch_size` branches
-    are checked while no failure is known (their failures rerun); a failing stretch is
-    bisected, each round probing as many points as there are free slots while the total
-    stays within ceil(log2 n) probes (a probe's failure taken at its word until it would
-    name the culprit)."""
-    known: dict[int, Verdict] = {}
-    bisected: set[int] = set()  # failing positions whose stretch is being bisected
+@dataclass
+class _Search:
+    """One chain's search: its commits after each merged branch (plan order; the commit
+    before them passes), their subtasks, the verdicts known so far by position, and the
+    failing positions whose stretch is being bisected (announced once)."""
+
+    tips: list[str]
+    ids: list[str]
+    known: dict[int, Verdict] = field(default_factory=dict)
+    bisected: set[int] = field(default_factory=set)
+
+
+async def _search(ctx: MergeContext, search: _Search,
+                  rate: CulpritRate) -> tuple[int, Verdict] | None:
+    """The position in the chain of the first failing commit whose predecessor passes, and
+    its verdict (unconfirmed when a probe's failure was taken at its word: its rerun is the
+    caller's); None when the last one passes. Batches of `rate.batch_size` branches are
+    checked while no failure is known (their failures rerun); a failing stretch is bisected,
+    each round probing as many points as there are free slots while the total stays within
+    ceil(log2 n) probes."""
+    tips, known = search.tips, search.known
     while True:
         step = next_step({p: v.passed for p, v in known.items()}, len(tips) - 1, rate,
                          free=int(ctx.limiter.available_tokens))
         if step.culprit is not None:
-            verdict = known[step.culprit]
-            if verdict.confirmed:
-                return step.culprit, verdict
-            known[step.culprit] = await judge(ctx, tips[step.culprit])  # rerun: it decides
-            continue
+            return step.culprit, known[step.culprit]
         if not step.probes:
             return None
         if step.failing is not None:
-            _announce_round(ctx, step, known[step.failing], tips, ids, bisected)
+            _announce_round(ctx, step, known[step.failing], tips, search.ids, search.bisected)
         async with trio.open_nursery() as nursery:
             for point in step.probes:
                 nursery.start_soon(_probe, ctx, tips[point], point, known,
