@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from merge.integrate import (
         CAS_RETRIES,
         Candidate,
-        Chain,
         IntegrationRace,
         MergeResult,
         OverlapPolicy,
@@ -90,7 +89,7 @@ _MODULES: dict[str, tuple[str, ...]] = {  # where each public name lives
     ),
     "merge.globs": ("any_intersect", "intersect", "is_glob", "matches", "normalize"),
     "merge.integrate": (
-        "CAS_RETRIES", "Candidate", "Chain", "IntegrationRace", "MergeResult", "OverlapPolicy",
+        "CAS_RETRIES", "Candidate", "IntegrationRace", "MergeResult", "OverlapPolicy",
         "group_overlaps", "integrate", "is_ancestor", "merge_chain", "move_ref"
     ),
     "merge.markdown": ("Places", "describe_hunk", "render_markdown"),
@@ -135,7 +134,6 @@ __all__ = [
     "MERGE_FAILPOINTS",
     "WORKTREE_LIST",
     "Candidate",
-    "Chain",
     "ConflictReport",
     "Finding",
     "GitError",

@@ -50,6 +50,9 @@ for rule in sys.argv[2:]:
             seen.write_text("failed once")
             print(f"flaky failure on {commit}")
             sys.exit(3)
+    elif rule.startswith("sleep:"):
+        import time
+        time.sleep(float(rule[6:]))
     elif rule.startswith("outside:"):
         if Path(rule[8:]).exists():
             print(f"{rule[8:]} exists: failing")
@@ -403,7 +406,7 @@ def test_a_kill_while_a_culprit_is_confirmed_beside_the_next_batch_resumes_to_it
     assert "check-rest-started" in PROBE_ROUND_FAILPOINTS
     ids = [f"s{i}" for i in range(1, 7)]
     write_plan(repo, SPEC, parallel_plan(ids))
-    check = Check(tmp_path, "broken.flag")
+    check = Check(tmp_path, "sleep:0.4", "broken.flag")  # long enough to overlap
     options = ("--check", check.command, "--max-parallel", "4")
     crashed = run_cli(repo, "build", SPEC, *options, "--json", "--agent-command",
                       agent_command("--append", "s2=broken.flag"),
