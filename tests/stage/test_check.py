@@ -438,6 +438,31 @@ def test_a_kill_while_a_culprit_is_confirmed_beside_the_next_batch_resumes_to_it
     assert_always_green(repo, check)
 
 
+def test_small_batches_merge_their_chain_as_far_as_needed_past_conflicts_and_culprits(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    """With culprits common in the spec's history the batches are small and each chain is
+    merged only as far as its search needs: a merge conflict on the way and a culprit after
+    it end as a sequential gate ends, and the branch holds every other subtask's work."""
+    ids = [f"s{i:02d}" for i in range(1, 13)]
+    plan = parallel_plan(ids)
+    plan["orchestrate"] = {"gate_culprits": 3, "gate_judged": 10}  # batches of 2
+    write_plan(repo, SPEC, plan)
+    check = Check(tmp_path, "broken.flag")
+    build(repo, recorder, "--append", "s04=shared.txt", "--append", "s06=shared.txt",
+          "--append", "s10=broken.flag",
+          options=("--check", check.command), check=1)
+    assert statuses(repo) == {**dict.fromkeys(ids, "completed"), "s06": "conflict",
+                              "s10": "conflict"}
+    records = subtasks(repo)
+    assert records["s06"]["orchestrate"]["merge"] == "conflict"
+    assert records["s10"]["orchestrate"]["merge"] == "check_failed"
+    files = branch_files(repo, INTEGRATION)
+    assert {f"{i}.txt" for i in ids if i not in ("s06", "s10")} <= files
+    assert "broken.flag" not in files
+    assert len(check.runs()) <= 1 + 12  # never more than a sequential gate
+    assert_always_green(repo, check)
+
+
 def test_check_settings_come_from_options_environment_and_config(repo: Path) -> None:
     from orchestrator.settings import load_settings
 
