@@ -41,9 +41,13 @@ CHECK_FAILPOINTS = (  # reached only with a check configured and a batch that fa
     "check-culprit-found",  # bisection named a culprit; nothing of it is recorded yet
     "check-green-chosen",  # the passing commit to move to is chosen; the branch has not moved
 )
-# reached only when a bisection probes several prefixes at once (free slots, >= 5 suspects)
+# reached only when several checks of the gate run at once: a round of probes (free slots,
+# >= 5 suspects), or a culprit's confirming rerun beside the next batch's first check
 PROBE_ROUND_FAILPOINTS = (
     "check-round-started",  # a round's probes are under way; none of their verdicts is cached
+    # a culprit's confirming rerun and the next batch's first check (the branches after it,
+    # merged again without it) are under way; neither verdict is cached, nothing recorded
+    "check-rest-started",
 )
 # reached only when a conflict goes back to the agent (SPEC 10); tests/build/test_resolve.py
 RESOLUTION_FAILPOINTS = (

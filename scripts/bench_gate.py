@@ -174,7 +174,9 @@ def ours(repo: Path, scratch: Path, scenario: Scenario, args: argparse.Namespace
     start = time.perf_counter()
     done = subprocess.run([*ORCHESTRATE, "merge", SPEC, "--json", "--check", check,
                            "--check-retries", str(args.check_retries)], cwd=repo,
-                          env={**env, "ORCHESTRATE_MAX_PARALLEL": str(args.parallel)},
+                          env={**env, "ORCHESTRATE_MAX_PARALLEL": str(args.parallel),
+                               # like the sequential gate's: the check lives in a scratch folder
+                               "ORCHESTRATE_SANDBOX": "none"},
                           capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 1):

@@ -132,7 +132,8 @@ def ours(repo: Path, scratch: Path, args: argparse.Namespace, env: dict[str, str
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "orchestrator", "merge", SPEC, "--json",
                            "--check", check, "--check-retries", str(args.check_retries)],
-                          cwd=repo, env={**env, "ORCHESTRATE_MAX_PARALLEL": str(args.parallel)},
+                          cwd=repo, env={**env, "ORCHESTRATE_MAX_PARALLEL": str(args.parallel),
+                                         "ORCHESTRATE_SANDBOX": "none"},  # as the gate's
                           capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 1):

@@ -83,18 +83,22 @@ async def _one_run(ctx: MergeContext, command: str, commit: str, worktree: Path,
     if run > 1:  # a rerun of a failure is a check run of its own
         ctx.checks.started += 1
     port = ctx.ports.take()
+    ctx.checks.running_now += 1
     env = child_env({"ORCHESTRATE_CHECK_COMMIT": commit, "ORCHESTRATE_SPEC": ctx.spec.name,
                      "ORCHESTRATE_PORT": str(port), "ORCHESTRATE_WORKTREE": str(worktree)})
     try:
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"\n===== {utc_now()} check run {run} on {commit} =====\n")
         failpoint("check-started")
+        if ctx.checks.beside_rest and ctx.checks.running_now > 1:
+            failpoint("check-rest-started")
         async with ctx.sandbox.private_home() as home, \
                 check_gate(ctx, log) as proxy_socket:
             confinement = ctx.sandbox.check(worktree, home, proxy_socket)
             return await _shell(command, worktree, log, ctx.settings.check_limit_s, env,
                                 confinement)
     finally:
+        ctx.checks.running_now -= 1
         ctx.ports.release(port)
 
 

@@ -196,45 +196,138 @@ async def _green_chain(ctx: MergeContext, start: str, candidates: Sequence[Candi
                        overlaps: list[Overlap], policy: OverlapPolicy) -> Gated:
     """Results for every candidate and the last passing commit, culprits left out."""
     gated = Gated(results=[], tip=start)
-    remaining = list(candidates)
-    integrated: dict[str, str] = {}
-    history = await culprit_history(ctx)
-    while remaining:
-        chain = await trio.to_thread.run_sync(partial(
-            merge_chain, ctx.repo, gated.tip, remaining, overlaps=overlaps, overlap=policy,
-            integrated=integrated))
-        merged = [i for i, r in enumerate(chain.results) if r.outcome == "merged"]
-        _name_commits(ctx, gated, remaining, chain.tips, merged)
-        found = await _search(ctx, [chain.tips[i] for i in merged], history + gated.rate,
-                              [remaining[i].subtask_id for i in merged])
-        if found is None:
-            gated.results += chain.results
-            gated.tip = chain.tip
-            gated.rate += CulpritRate(0, len(merged))
-            return gated
-        position, failing = found
-        culprit = merged[position]
+    rate = await culprit_history(ctx)
+    chain = _Growing(start, list(candidates), overlaps, policy)
+    while chain.candidates:
+        search = _Search(chain)
+        while True:
+            found = await _search(ctx, search, rate + gated.rate)
+            if found is None:
+                gated.results += chain.results
+                gated.tip = chain.tip
+                gated.rate += CulpritRate(0, len(chain.merged))
+                return gated
+            position, failing = found
+            culprit = chain.merged[position]
+            rest = chain.rest_after(culprit)
+            if not failing.confirmed:  # its rerun decides; the rest's first check meanwhile
+                ahead = rate + gated.rate + CulpritRate(1, position + 1)
+                failing = await _confirm_with_rest(ctx, chain.tips[culprit], rest, ahead)
+                search.known[position] = failing
+                if failing.passed:  # a flaky failure: the search goes on
+                    continue
+            break
         failpoint("check-culprit-found")
-        settled = list(chain.results[:culprit])
-        integrated.update({remaining[i].subtask_id: remaining[i].head
-                           for i, r in enumerate(settled) if r.outcome != words.CONFLICT})
-        gated.results += [*settled, _ejected(chain.results[culprit], failing)]
-        gated.culprits[remaining[culprit].subtask_id] = failing
+        gated.results += [*chain.results[:culprit], _ejected(chain.results[culprit], failing)]
+        gated.culprits[chain.candidates[culprit].subtask_id] = failing
         gated.rate += CulpritRate(1, position + 1)
-        gated.tip = chain.tips[culprit - 1] if culprit else chain.start
-        _announce_culprit(ctx, remaining[culprit].subtask_id, failing, len(remaining) - culprit - 1)
-        remaining = remaining[culprit + 1:]
+        gated.tip = rest.start
+        _announce_culprit(ctx, chain.candidates[culprit].subtask_id, failing,
+                          len(rest.candidates))
+        chain = rest
     return gated
 
 
-def _name_commits(ctx: MergeContext, gated: Gated, remaining: Sequence[Candidate],
-                  tips: Sequence[str], merged: list[int]) -> None:
-    """Remember which subtasks each commit of the chain holds, for check and bisect lines."""
-    before = [r.subtask_id for r in gated.results if r.outcome == words.MERGED]
-    ids = [*before, *(remaining[i].subtask_id for i in merged)]
-    order = [*(r.subtask_id for r in gated.results), *(c.subtask_id for c in remaining)]
+GROWTH = 8  # merges computed at least at a time when a search needs more of its chain
+
+
+@dataclass
+class _Growing:
+    """A batch's chain of merge commits (merge.merge_chain), computed only as far as its
+    search has needed: after a culprit the rest is merged again, and re-merging all of it
+    each time would cost more than the checks when culprits are common."""
+
+    start: str
+    candidates: list[Candidate]
+    overlaps: list[Overlap]
+    policy: OverlapPolicy
+    integrated: dict[str, str] = field(default_factory=dict)  # in `start` (--overlap block)
+    before: list[str] = field(default_factory=list)  # subtasks merged in `start`, for lines
+    seen: list[str] = field(default_factory=list)  # every subtask judged before `start`
+    results: list[MergeResult] = field(default_factory=list)
+    tips: list[str] = field(default_factory=list)  # tips[i]: the chain once candidate i is in
+
+    @property
+    def merged(self) -> list[int]:
+        """Indices of the candidates merged so far: the search's positions."""
+        return [i for i, r in enumerate(self.results) if r.outcome == words.MERGED]
+
+    @property
+    def pending(self) -> int:
+        return len(self.candidates) - len(self.results)
+
+    @property
+    def tip(self) -> str:
+        return self.tips[-1] if self.tips else self.start
+
+    def done(self, upto: int) -> dict[str, str]:
+        """Subtask id -> head of what the chain holds before candidate `upto`."""
+        return {**self.integrated, **{c.subtask_id: c.head for c, r in
+                                      zip(self.candidates[:upto], self.results[:upto], strict=True)
+                                      if r.outcome != words.CONFLICT}}
+
+    async def grow(self, ctx: MergeContext, positions: int) -> None:
+        """Merge more candidates until the chain has `positions` merged commits (or all)."""
+        while self.pending and len(self.merged) < positions:
+            count = max(GROWTH, positions - len(self.merged))
+            more = self.candidates[len(self.results):len(self.results) + count]
+            chain = await trio.to_thread.run_sync(partial(
+                merge_chain, ctx.repo, self.tip, more, overlaps=self.overlaps,
+                overlap=self.policy, integrated=self.done(len(self.results))))
+            first = len(self.results)
+            self.results += chain.results
+            self.tips += chain.tips
+            _name_commits(ctx, self.before, self.candidates, self.tips,
+                          [i for i in self.merged if i >= first],
+                          [self.candidates[i].subtask_id for i in self.merged if i < first],
+                          [*self.seen, *(c.subtask_id for c in self.candidates)])
+
+    def rest_after(self, culprit: int) -> _Growing:
+        """The candidates after `culprit`, to be merged again onto the commit before it."""
+        return _Growing(self.tips[culprit - 1] if culprit else self.start,
+                        self.candidates[culprit + 1:], self.overlaps, self.policy,
+                        self.done(culprit),
+                        [*self.before, *(self.candidates[i].subtask_id for i in self.merged
+                                         if i < culprit)],
+                        [*self.seen, *(c.subtask_id for c in self.candidates[:culprit + 1])])
+
+
+async def _confirm_with_rest(ctx: MergeContext, commit: str, rest: _Growing,
+                             rate: CulpritRate) -> Verdict:
+    """The rerun that would name a culprit (the failure at `commit`), and at the same time,
+    on free slots, the first check of the branches after it merged again without it (`rest`,
+    the next batch's search): its verdict is cached by tree, so the next search finds it
+    there when the failure is confirmed; a flaky failure only wasted that run."""
+    step = await _next_step(ctx, _Search(rest), rate) if rest.candidates else Step()
+    confirmed: list[Verdict] = []
+    ctx.checks.beside_rest = True  # check_runs' failpoint `check-rest-started`
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_confirm, ctx, commit, confirmed)
+            ahead = {point: rest.tips[rest.merged[point]] for point in step.probes}
+            ctx.checks.expect(ahead.values())
+            for point, tip in ahead.items():
+                nursery.start_soon(_probe, ctx, tip, point, {}, True)
+    finally:
+        ctx.checks.beside_rest = False
+    return confirmed[0]
+
+
+async def _confirm(ctx: MergeContext, commit: str, into: list[Verdict]) -> None:
+    into.append(await judge(ctx, commit))
+
+
+def _name_commits(ctx: MergeContext, before: list[str], candidates: Sequence[Candidate],
+                  tips: Sequence[str], merged: list[int], earlier: Sequence[str],
+                  order: Sequence[str]) -> None:
+    """Remember which subtasks each commit of the chain holds (after `before`, the subtasks
+    already on the passing prefix, and `earlier`, those merged in the chain before `merged`),
+    for check and bisect lines; `order`: every subtask of the stage so far, in plan order, so
+    that a range names those it leaves out."""
+    ids = [*before, *earlier, *(candidates[i].subtask_id for i in merged)]
+    offset = len(before) + len(earlier)
     for n, i in enumerate(merged):
-        ctx.checks.holds.setdefault(tips[i], holding(ids[:len(before) + n + 1], order))
+        ctx.checks.holds.setdefault(tips[i], holding(ids[:offset + n + 1], order))
 
 
 async def culprit_history(ctx: MergeContext) -> CulpritRate:
@@ -256,53 +349,74 @@ def _announce_culprit(ctx: MergeContext, subtask_id: str, verdict: Verdict, rest
              display="", display_key="bisect")
 
 
-async def _search(ctx: MergeContext, tips: list[str], rate: CulpritRate,
-                  ids: list[str]) -> tuple[int, Verdict] | None:
-    """The position in `tips` (the chain's commits after each merged branch, in plan order;
-    the commit before them passes) of the first failing commit whose predecessor passes,
-    and its verdict; None when the last one passes. Batches of `rate.batch_size` branches
-    are checked while no failure is known (their failures rerun); a failing stretch is
-    bisected, each round probing as many points as there are free slots while the total
-    stays within ceil(log2 n) probes (a probe's failure taken at its word until it would
-    name the culprit)."""
-    known: dict[int, Verdict] = {}
-    bisected: set[int] = set()  # failing positions whose stretch is being bisected
+@dataclass
+class _Search:
+    """One chain's search: the verdicts known so far by position (the chain's merged commits
+    in plan order; the commit before them passes), and the failing positions whose stretch is
+    being bisected (announced once)."""
+
+    chain: _Growing
+    known: dict[int, Verdict] = field(default_factory=dict)
+    bisected: set[int] = field(default_factory=set)
+
+    def tip(self, position: int) -> str:
+        return self.chain.tips[self.chain.merged[position]]
+
+
+async def _next_step(ctx: MergeContext, search: _Search, rate: CulpritRate) -> Step:
+    """next_step over the chain, merged as far as the step's probes need: until all of it is
+    merged, its length counts the candidates still to merge as if they merged cleanly."""
+    chain = search.chain
     while True:
-        step = next_step({p: v.passed for p, v in known.items()}, len(tips) - 1, rate,
+        last = len(chain.merged) - 1 + chain.pending
+        step = next_step({p: v.passed for p, v in search.known.items()}, last, rate,
                          free=int(ctx.limiter.available_tokens))
+        needed = max(step.probes, default=-1) + 1
+        if step.culprit is not None or not chain.pending or needed <= len(chain.merged):
+            return step
+        await chain.grow(ctx, needed)
+
+
+async def _search(ctx: MergeContext, search: _Search,
+                  rate: CulpritRate) -> tuple[int, Verdict] | None:
+    """The position in the chain of the first failing commit whose predecessor passes, and
+    its verdict (unconfirmed when a probe's failure was taken at its word: its rerun is the
+    caller's); None when the last one passes. Batches of `rate.batch_size` branches are
+    checked while no failure is known (their failures rerun); a failing stretch is bisected,
+    each round probing as many points as there are free slots while the total stays within
+    ceil(log2 n) probes."""
+    known = search.known
+    while True:
+        step = await _next_step(ctx, search, rate)
         if step.culprit is not None:
-            verdict = known[step.culprit]
-            if verdict.confirmed:
-                return step.culprit, verdict
-            known[step.culprit] = await judge(ctx, tips[step.culprit])  # rerun: it decides
-            continue
+            return step.culprit, known[step.culprit]
         if not step.probes:
             return None
         if step.failing is not None:
-            _announce_round(ctx, step, known[step.failing], tips, ids, bisected)
-        ctx.checks.expect(tips[p] for p in step.probes)
+            _announce_round(ctx, step, known[step.failing], search)
+        ctx.checks.expect(search.tip(p) for p in step.probes)
         async with trio.open_nursery() as nursery:
             for point in step.probes:
-                nursery.start_soon(_probe, ctx, tips[point], point, known,
+                nursery.start_soon(_probe, ctx, search.tip(point), point, known,
                                    step.failing is None)
             if len(step.probes) > 1:
                 failpoint("check-round-started")
 
 
-def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, tips: list[str],
-                    ids: list[str], bisected: set[int]) -> None:
+def _announce_round(ctx: MergeContext, step: Step, failing: Verdict, search: _Search) -> None:
     assert step.failing is not None
     suspects = step.failing - step.passing
-    if step.failing not in bisected:
-        bisected.add(step.failing)
+    if step.failing not in search.bisected:
+        search.bisected.add(step.failing)
+        last = search.chain.candidates[search.chain.merged[step.failing]].subtask_id
         ctx.emit(EventKind.BISECT_STARTED, f"the check fails on "
                  f"{ctx.checks.label(failing.commit)} ({failing.commit[:12]}); bisecting "
                  f"{suspects} branches", commit=failing.commit, branches=suspects,
-                 last=ids[step.failing], display=f"bisecting {suspects} branches",
+                 last=last, display=f"bisecting {suspects} branches",
                  display_key="bisect")
-    named = "; ".join(ctx.checks.label(tips[p]) for p in step.probes)
+    named = "; ".join(ctx.checks.label(search.tip(p)) for p in step.probes)
     ctx.emit(EventKind.BISECT_ROUND, f"bisect: {suspects} suspects; checking {named}",
-             probes=[tips[p] for p in step.probes], display=f"bisect: checking {named}",
+             probes=[search.tip(p) for p in step.probes], display=f"bisect: checking {named}",
              display_key="bisect")
 
 

@@ -41,6 +41,8 @@ class CheckState:
     refused_start: bool = False  # it failed on the head before any agent: nothing ran
     runs: int = 0  # check runs started by this process (reruns included)
     sequential: int = 0  # runs a sequential gate would have needed for what this process judged
+    running_now: int = 0  # check processes under way at this moment
+    beside_rest: bool = False  # a culprit's rerun and the next batch's check run at once
     # commit -> the subtasks it holds, in words ("s01..s12 on the integration branch"), so
     # that check and bisection lines never name a bare commit id
     holds: dict[str, str] = field(default_factory=dict)

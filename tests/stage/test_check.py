@@ -50,6 +50,9 @@ for rule in sys.argv[2:]:
             seen.write_text("failed once")
             print(f"flaky failure on {commit}")
             sys.exit(3)
+    elif rule.startswith("sleep:"):
+        import time
+        time.sleep(float(rule[6:]))
     elif rule.startswith("outside:"):
         if Path(rule[8:]).exists():
             print(f"{rule[8:]} exists: failing")
@@ -372,7 +375,7 @@ def test_a_spec_whose_earlier_builds_had_many_culprits_checks_one_branch_at_a_ti
     assert len(other.runs()) == 1 + 1  # no culprit seen yet: the whole wave at once
 
 
-@pytest.mark.parametrize("name", PROBE_ROUND_FAILPOINTS)
+@pytest.mark.parametrize("name", ["check-round-started"])
 def test_a_kill_during_a_round_of_several_probes_resumes_to_the_same_verdicts(
         repo: Path, recorder: Recorder, tmp_path: Path, name: str) -> None:
     ids = [f"s{i}" for i in range(1, 7)]  # 6 suspects: two probes at once
@@ -392,6 +395,71 @@ def test_a_kill_during_a_round_of_several_probes_resumes_to_the_same_verdicts(
     assert subtasks(repo)["s5"]["orchestrate"]["merge"] == "check_failed"
     assert "broken.flag" not in branch_files(repo, INTEGRATION)
     assert {f"{i}.txt" for i in ids if i != "s5"} <= branch_files(repo, INTEGRATION)
+    assert_always_green(repo, check)
+
+
+def test_a_kill_while_a_culprit_is_confirmed_beside_the_next_batch_resumes_to_its_verdicts(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    """The culprit's confirming rerun and the first check of the branches after it (merged
+    again without it) run at once on free slots; a kill -9 there, then a rerun: the plan and
+    git agree and the verdicts are a sequential gate's."""
+    assert "check-rest-started" in PROBE_ROUND_FAILPOINTS
+    ids = [f"s{i}" for i in range(1, 7)]
+    write_plan(repo, SPEC, parallel_plan(ids))
+    check = Check(tmp_path, "sleep:0.4", "broken.flag")  # long enough to overlap
+    options = ("--check", check.command, "--max-parallel", "4")
+    crashed = run_cli(repo, "build", SPEC, *options, "--json", "--agent-command",
+                      agent_command("--append", "s2=broken.flag"),
+                      env={**recorder.env, ENV: "check-rest-started"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    events = [json.loads(line) for line in crashed.stdout.splitlines() if line.startswith("{")]
+    started = [e["data"]["commit"] for e in events if e["kind"] == "check_started"]
+    ended = [e["data"]["commit"] for e in events
+             if e["kind"] in ("check_passed", "check_failed", "check_flaky")]
+    under_way = list(dict.fromkeys(c for c in started if started.count(c) > ended.count(c)))
+    assert len(under_way) == 2, events  # the confirming rerun and the next batch's check
+    culprit_commit, rest_commit = under_way
+    assert check.fails_on(repo, culprit_commit)
+    assert not check.fails_on(repo, rest_commit)
+    assert git(repo, "rev-parse", f"{rest_commit}^1") == git(repo, "rev-parse",
+                                                             f"{culprit_commit}^1")
+    assert_always_green(repo, check)
+    assert statuses(repo)["s2"] == "in_progress"  # nothing of the culprit recorded yet
+
+    build(repo, recorder, "--append", "s2=broken.flag", options=options, check=1)
+    assert statuses(repo) == {**dict.fromkeys(ids, "completed"), "s2": "conflict"}
+    assert subtasks(repo)["s2"]["orchestrate"]["merge"] == "check_failed"
+    files = branch_files(repo, INTEGRATION)
+    assert "broken.flag" not in files
+    assert {f"{i}.txt" for i in ids if i != "s2"} <= files
+    for subtask_id in set(ids) - {"s2"}:
+        merge_commit = subtasks(repo)[subtask_id]["orchestrate"]["merge_commit"]
+        assert git(repo, "merge-base", "--is-ancestor", merge_commit, INTEGRATION) == ""
+    assert_always_green(repo, check)
+
+
+def test_small_batches_merge_their_chain_as_far_as_needed_past_conflicts_and_culprits(
+        repo: Path, recorder: Recorder, tmp_path: Path) -> None:
+    """With culprits common in the spec's history the batches are small and each chain is
+    merged only as far as its search needs: a merge conflict on the way and a culprit after
+    it end as a sequential gate ends, and the branch holds every other subtask's work."""
+    ids = [f"s{i:02d}" for i in range(1, 13)]
+    plan = parallel_plan(ids)
+    plan["orchestrate"] = {"gate_culprits": 3, "gate_judged": 10}  # batches of 2
+    write_plan(repo, SPEC, plan)
+    check = Check(tmp_path, "broken.flag")
+    build(repo, recorder, "--append", "s04=shared.txt", "--append", "s06=shared.txt",
+          "--append", "s10=broken.flag",
+          options=("--check", check.command), check=1)
+    assert statuses(repo) == {**dict.fromkeys(ids, "completed"), "s06": "conflict",
+                              "s10": "conflict"}
+    records = subtasks(repo)
+    assert records["s06"]["orchestrate"]["merge"] == "conflict"
+    assert records["s10"]["orchestrate"]["merge"] == "check_failed"
+    files = branch_files(repo, INTEGRATION)
+    assert {f"{i}.txt" for i in ids if i not in ("s06", "s10")} <= files
+    assert "broken.flag" not in files
+    assert len(check.runs()) <= 1 + 12  # never more than a sequential gate
     assert_always_green(repo, check)
 
 
