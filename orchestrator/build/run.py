@@ -169,7 +169,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     started = time.monotonic()
     try:
         worktrees = Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
-                              pool_limit=2 * settings.max_parallel)
+                              pool_limit=2 * settings.max_parallel,
+                              workspace=settings.workspace)
         shared = await _guard_shared_git(spec, worktrees, sink)
         async with _agent(settings, sink, given) as agent, \
                 open_egress(sandbox.needs_proxy) as egress:
@@ -296,6 +297,7 @@ async def _recover(ctx: MergeContext) -> None:
     conflict, completed work missing from the integration branch is merged again or rerun,
     merged branches become completed, work committed just before a crash is adopted, and
     subtasks interrupted before their commit go back to pending."""
+    await ctx.worktrees.recover()  # overlays a killed build left mounted
     for doubted in await ctx.records.distrust_completions():
         ctx.emit(EventKind.SUBTASK_STALE, "marked completed outside orchestrate (no merge it "
                  "recorded): not believed, it runs again", subtask=doubted)
@@ -398,7 +400,8 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                 trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings, sandbox=sandbox, egress=egress,
                                records=Transitions(PlanStore(spec.folder)), sink=sink,
-                               worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
+                               worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
+                                                   workspace=settings.workspace),
                                background=background,
                                limiter=trio.CapacityLimiter(settings.max_parallel))
             await _recover(ctx)

@@ -18,6 +18,7 @@ from orchestrator.failpoints import (
     CHECK_FAILPOINTS,
     ENV,
     FAILPOINTS,
+    OVERLAY_FAILPOINTS,
     PROBE_ROUND_FAILPOINTS,
     RESET_FAILPOINTS,
     RESOLUTION_FAILPOINTS,
@@ -62,7 +63,7 @@ def test_an_unregistered_failpoint_is_refused() -> None:
 @pytest.mark.parametrize("name", [n for n in FAILPOINTS
                                   if n not in CHECK_FAILPOINTS + RESOLUTION_FAILPOINTS
                                   + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS
-                                  + RESET_FAILPOINTS])
+                                  + RESET_FAILPOINTS + OVERLAY_FAILPOINTS])
 def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None:
     plan_path = write_plan(repo, SPEC, PLAN)
     before = checkout_state(repo)
