@@ -15,6 +15,12 @@ status    `orchestrate status` of a 20-subtask plan against `git status` in the 
 merge     `orchestrate merge` of 50 finished branches against a `git merge --no-ff` loop.
 
 The machine is shared: the load average (`uptime`) is printed before and after each part.
+`--workspace auto|overlay|worktree` is passed to every build (ORCHESTRATE_WORKSPACE); the
+first line says which kind of workspace the builds get (copy-on-write overlays or full
+checkouts), as orchestrate decides it on this machine.
+
+    .venv/bin/python scripts/bench_speed.py --only build,overhead --repeat 1
+    .venv/bin/python scripts/bench_speed.py --only build,overhead --repeat 1 --workspace worktree
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench  # the shared helpers of scripts/bench.py
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def load() -> str:
@@ -112,6 +119,28 @@ def parts(args: argparse.Namespace) -> dict[str, tuple[
     }
 
 
+def workspace_kind(scratch: Path, mode: str) -> str:
+    """The kind of workspace orchestrate gives subtasks here, decided as a build decides it."""
+    from orchestrator.workspace.overlay import unavailable
+
+    if mode == "worktree":
+        return "worktree (full checkouts: --workspace worktree)"
+    reason = unavailable(scratch)
+    if reason is None:
+        return f"overlay (copy-on-write; --workspace {mode})"
+    if mode == "overlay":
+        raise SystemExit(f"--workspace overlay, but {reason}")
+    return f"worktree (full checkouts: {reason})"
+
+
+def run_parts(args: argparse.Namespace, scratch: Path) -> None:
+    for part in args.only.split(","):
+        title, measure, ratios = parts(args)[part]
+        before = load()
+        figures = measure(args, scratch)
+        bench.report(f"{title}  ({before} -> {load()})", figures, ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="build,overhead,status,merge")
@@ -124,15 +153,19 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--overhead-subtasks", type=int, default=6)
     parser.add_argument("--overhead-parallel", type=int, default=3)
+    parser.add_argument("--workspace", choices=("auto", "overlay", "worktree"), default="auto")
     args = parser.parse_args()
+    bench.ENV["ORCHESTRATE_WORKSPACE"] = args.workspace
     print(f"orchestrate speed: medians of {args.repeat} runs, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     with tempfile.TemporaryDirectory(prefix="orchestrate-speed-") as tmp:
-        for part in args.only.split(","):
-            title, measure, ratios = parts(args)[part]
-            before = load()
-            figures = measure(args, Path(tmp))
-            bench.report(f"{title}  ({before} -> {load()})", figures, ratios)
+        print(f"workspaces: {workspace_kind(Path(tmp), args.workspace)}")
+        try:
+            run_parts(args, Path(tmp))
+        finally:
+            from orchestrator.workspace.overlay import unmount_under
+
+            unmount_under(Path(tmp))  # overlays a failed build left, before the folder goes
     if "build" in args.only:
         print(f"\n  ideal = ceil({args.subtasks}/{args.parallel}) x {args.sleep:g} s = "
               f"{math.ceil(args.subtasks / args.parallel) * args.sleep:g} s")

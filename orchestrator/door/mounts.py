@@ -43,12 +43,15 @@ def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
 
     Directory renames of the lower layer fail with EXDEV (`redirect_dir=off`; `mv` then
     copies), and a change of a file's metadata copies its data too (`metacopy=off`): every
-    change is then a plain entry in `upper`, which is what the commit reads."""
+    change is then a plain entry in `upper`, which is what the commit reads. `volatile`: the
+    overlay never syncs the upper file system (else every unmount waits for the write-back of
+    the whole disk's dirty pages: 0.23 s against 0.2 ms here with 300 MB dirty); an upper layer
+    is never mounted twice, and one whose mount did not survive is discarded anyway."""
     for path in (lower, upper, work, target):
         if not safe_for_options(path):
             raise OSError(errno.EINVAL, f"a path overlay options cannot name: {path}")
     options = (f"lowerdir={lower},upperdir={upper},workdir={work},"
-               "redirect_dir=off,metacopy=off,index=off")
+               "redirect_dir=off,metacopy=off,index=off,volatile")
     done = _libc().mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
     if done != 0:
         code = ctypes.get_errno()

@@ -29,6 +29,7 @@ import trio
 
 from orchestrator import names
 from orchestrator.door.processes import GitResult, git
+from orchestrator.workspace import overlay
 
 # Reads only: no optional lock (index refresh), no hook, no fsmonitor, paths taken literally.
 RADAR_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_LITERAL_PATHSPECS": "1"}
@@ -39,6 +40,7 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
 BINARY_PROBE = 8000
 ADDED = "A"
 DELETED = "D"
+MOST_NAMED = 1000  # an overlay's changed paths named to git at most; more: the whole tree
 
 StatKey = tuple[int, int, int, int, int]
 
@@ -173,11 +175,28 @@ class WorktreeReader:
         """Path -> status letter of everything the worktree changed against the base."""
         if not self.ready:
             await self._prepare()
-        raw = await self._git("diff-files", "-z", "--raw", "--no-abbrev", *DIFF_OPTIONS)
+        named = await self._overlay_paths()
+        if named == []:
+            return {}
+        where = ("--", *named) if named is not None else ()
+        raw = await self._git("diff-files", "-z", "--raw", "--no-abbrev", *DIFF_OPTIONS, *where)
         candidates = list(_raw_entries(raw))
         found = await trio.to_thread.run_sync(self._really_changed, candidates)
-        found.update((path, ADDED) for path in await self._untracked())
+        if named is None:
+            found.update((path, ADDED) for path in await self._untracked())
+        else:  # new files are in the upper layer too
+            others = await self._git("ls-files", "-z", "--others", "--exclude-standard", *where)
+            found.update((path, ADDED) for path in others.split("\0") if path)
         return {p: s for p, s in found.items() if not _excluded(p, self.copied)}
+
+    async def _overlay_paths(self) -> list[str] | None:
+        """In a copy-on-write worktree started at the base, the only paths that can differ
+        from it: those in its upper layer (git reads just these); None elsewhere."""
+        found = await trio.to_thread.run_sync(overlay.changes, self.worktree)
+        if found is None or found.base != self.base:
+            return None
+        named = sorted({*found.written, *found.removed, *found.replaced})
+        return named if len(named) <= MOST_NAMED else None
 
     async def _untracked(self) -> set[str]:
         """The files new against the base: `git ls-files --others`, run only when a folder's

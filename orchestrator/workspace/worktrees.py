@@ -55,6 +55,7 @@ from orchestrator.door.processes import (
     parse_worktree_list,
     verify,
 )
+from orchestrator.errors import UsageError
 from orchestrator.failpoints import failpoint
 from orchestrator.workspace import overlay
 
@@ -120,6 +121,20 @@ class Worktrees:
     def kind(self) -> str:
         """The workspace kind fresh worktrees get: `overlay` or `worktree` (once decided)."""
         return "overlay" if self._overlay else "worktree"
+
+    async def prepare(self, start: str) -> None:
+        """Make the lower layer for worktrees starting at `start` ahead of the first one
+        (nothing without overlays; a failure is left for the first worktree to meet)."""
+        try:
+            if await self.uses_overlay():
+                await self._lowers_of_repo().for_start(start)
+        except (GitError, OSError, UsageError):
+            pass
+
+    def _lowers_of_repo(self) -> overlay.Lowers:
+        if self._lowers is None:
+            self._lowers = overlay.Lowers(self.repo)
+        return self._lowers
 
     async def recover(self) -> list[Path]:
         """Before a build uses them: unmount this spec's overlays that a killed build left
@@ -292,9 +307,7 @@ class Worktrees:
                               reset_branch: bool) -> None:
         """A copy-on-write worktree: added without checkout, the overlay of the lower layer
         closest to `start` mounted on it, then moved to HEAD's tree (only what differs)."""
-        if self._lowers is None:
-            self._lowers = overlay.Lowers(self.repo)
-        lower = await self._lowers.for_start(start)
+        lower = await self._lowers_of_repo().for_start(start)
         if branch is None:
             on_branch = ["--detach", str(path), start]
         else:
