@@ -9,7 +9,8 @@ build     the benchmark of scripts/bench.py (a): one parallel phase of 20 subtas
           (no worktree to reuse) and the 2nd, against the naive git script and the ideal 8 s.
 overhead  the per-subtask overhead of a 1st build on a 20,000-file and on a 200,000-file
           repository: 6 subtasks, 3 at once, agents that edit 3 files and do not sleep;
-          wall time / subtasks. The 200,000-file repository is generated once (~1 GB).
+          wall time / subtasks; and of a 2nd build (another spec, same clone and base).
+          The 200,000-file repository is generated once (~1 GB).
 status    `orchestrate status` of a 20-subtask plan against `git status` in the same
           20,000-file checkout (medians of 21), bytecode compiled first.
 merge     `orchestrate merge` of 50 finished branches against a `git merge --no-ff` loop.
@@ -52,23 +53,29 @@ def measure_build(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
 
 
 def measure_overhead(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
-    """Wall time per subtask of a 1st build whose agents do not sleep."""
+    """Wall time per subtask of a 1st build whose agents do not sleep, and of a 2nd build (a
+    second spec) in the same clone: with overlays, the 1st makes the base's one shared checkout
+    and the 2nd finds it made."""
     agent = scratch / "agent.py"
     agent.write_text(bench.AGENT)
     env = {**bench.ENV, "BENCH_SLEEP": "0"}
     ids = [f"s{n}" for n in range(args.overhead_subtasks)]
     figures: dict[str, float] = {}
     for files in (args.files, args.big_files):
-        runs = []
+        runs: list[list[float]] = []
         for _ in range(args.repeat):
             repo = bench.fresh_clone(files, bench.kept_dir(scratch))
-            bench.write_plan(repo, [{"id": i, "description": f"edit {i}", "status": "pending"}
-                                    for i in ids])
-            command = [*bench.ORCHESTRATE, "build", "001-bench", "--max-parallel",
-                       str(args.overhead_parallel), "--agent-command",
-                       f"{sys.executable} {agent}"]
-            runs.append(bench.timed(_run(command, repo, env)) / len(ids))
-        figures[f"per subtask, {files} files"] = statistics.median(runs)
+            times = []
+            for spec in ("001-bench", "002-bench"):
+                bench.write_plan(repo, [{"id": i, "description": f"edit {i}",
+                                         "status": "pending"} for i in ids], spec=spec)
+                command = [*bench.ORCHESTRATE, "build", spec, "--max-parallel",
+                           str(args.overhead_parallel), "--agent-command",
+                           f"{sys.executable} {agent}"]
+                times.append(bench.timed(_run(command, repo, env)) / len(ids))
+            runs.append(times)
+        figures[f"per subtask, {files} files"] = statistics.median(r[0] for r in runs)
+        figures[f"per subtask, 2nd build, {files} files"] = statistics.median(r[1] for r in runs)
     return figures
 
 
@@ -103,6 +110,8 @@ def measure_merge(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
 def parts(args: argparse.Namespace) -> dict[str, tuple[
         str, Callable[[argparse.Namespace, Path], dict[str, float]], list[tuple[str, str]]]]:
     small, big = f"per subtask, {args.files} files", f"per subtask, {args.big_files} files"
+    small2, big2 = (f"per subtask, 2nd build, {args.files} files",
+                    f"per subtask, 2nd build, {args.big_files} files")
     return {
         "build": (f"build: {args.subtasks} subtasks, {args.parallel} at once, agents sleep "
                   f"{args.sleep:g} s, {args.files} files", measure_build,
@@ -111,7 +120,7 @@ def parts(args: argparse.Namespace) -> dict[str, tuple[
                    ("orchestrate, pool full", "ideal")]),
         "overhead": ("per-subtask overhead of a 1st build, agents that do not sleep",
                      measure_overhead,
-                     [(big, small)]),
+                     [(big, small), (big2, small2)]),
         "status": (f"latency on a 20-subtask plan, {args.files} files", measure_status,
                    [("status", "git status"), ("version", "git status"),
                     ("validate", "git status"), ("list", "git status")]),

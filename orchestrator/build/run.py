@@ -43,6 +43,7 @@ from orchestrator.stage.gate import base_failure_error, check_base
 from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
 from orchestrator.stage.radar import Radar
+from orchestrator.workspace.overlay import uses_overlay
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
 from orchestrator.workspace.sandboxing import sandbox_policy
@@ -69,6 +70,8 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
         check_agent_configured(settings, spec.repo)
     check_runner(settings)
     target = check_repository(spec, settings.base, plan)
+    if settings.workspace == "overlay":  # asked for: exit 2 now where it cannot be mounted
+        uses_overlay(spec.repo, settings.workspace)
     sandbox = sandbox_policy(settings, spec.repo)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():

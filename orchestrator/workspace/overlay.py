@@ -94,6 +94,7 @@ def _probe(repo: Path) -> str | None:
     if os.geteuid() != 0 and not _has_cap_sys_admin():
         return "mounting needs root (CAP_SYS_ADMIN)"
     probe = state_root(repo) / f".probe-{os.getpid()}"
+    made = [folder for folder in (private, state_root(repo)) if not folder.exists()]
     try:
         for part in ("lower", "upper", "work", "mnt"):
             (probe / part).mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,9 @@ def _probe(repo: Path) -> str | None:
         return f"the kernel refused an overlay mount ({exc.strerror or exc})"
     finally:
         shutil.rmtree(probe, ignore_errors=True)
+        for folder in reversed(made):  # no trace of the probe
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return None
 
 
