@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.slow,  # a killed build and a rerun per failpoint
               pytest.mark.skipif(WHY_NOT is not None,
                                  reason=f"overlay worktrees cannot be mounted here: {WHY_NOT}")]
 IDS = ("alpha", "flaky-beta", "gamma")
+OVERLAY = {"ORCHESTRATE_WORKSPACE": "overlay"}  # whatever the suite's default
 PLAN = plan_of(phase(1, ["alpha", "flaky-beta"], parallel=True), phase(2, ["gamma"]))
 
 
@@ -34,11 +35,14 @@ def mounts_in(repo: Path) -> list[Path]:
 @pytest.mark.parametrize("name", OVERLAY_FAILPOINTS)
 def test_the_next_build_recovers_from_a_crash_at(repo: Path, name: str) -> None:
     plan_path = write_plan(repo, SPEC, PLAN)
-    crashed = build(repo, env={ENV: name})
+    crashed = build(repo, env={ENV: name, **OVERLAY})
     assert crashed.returncode == -signal.SIGKILL, (
         f"failpoint {name} was never reached:\n{crashed.stdout}\n{crashed.stderr}")
-    assert mounts_in(repo), "the killed build left no overlay mounted"
-    build(repo, check=0)
+    if name == "overlay-worktree-added":  # registered, nothing mounted on it yet
+        assert list((repo / names.WORKTREE_ROOT / SPEC).iterdir())
+    else:
+        assert mounts_in(repo), "the killed build left no overlay mounted"
+    build(repo, env=OVERLAY, check=0)
     assert statuses(plan_path) == dict.fromkeys(IDS, "completed")
     assert merged_subtasks(repo) == Counter(IDS)
     assert mounts_in(repo) == []
@@ -48,7 +52,7 @@ def test_the_next_build_recovers_from_a_crash_at(repo: Path, name: str) -> None:
 
 def test_clean_unmounts_kept_worktrees_and_drops_the_shared_checkouts(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["alpha", "gamma"], parallel=True)))
-    build(repo, "--keep-worktrees", check=0)
+    build(repo, "--keep-worktrees", env=OVERLAY, check=0)
     assert len(mounts_in(repo)) == 2
     run_cli(repo, "clean", SPEC, check=0)
     assert mounts_in(repo) == []
@@ -58,7 +62,7 @@ def test_clean_unmounts_kept_worktrees_and_drops_the_shared_checkouts(repo: Path
 
 def test_reset_unmounts_the_subtasks_worktree(repo: Path) -> None:
     write_plan(repo, SPEC, plan_of(phase(1, ["alpha", "gamma"], parallel=True)))
-    build(repo, "--keep-worktrees", check=0)
+    build(repo, "--keep-worktrees", env=OVERLAY, check=0)
     worktree = (repo / names.WORKTREE_ROOT / SPEC / "alpha").resolve()
     assert worktree in mounts_in(repo)
     run_cli(repo, "reset", SPEC, "alpha", check=0)
