@@ -143,6 +143,7 @@ class WorktreeReader:
     folders: dict[str, int | None] = field(default_factory=dict)
     untracked: set[str] = field(default_factory=set)
     ready: bool = False
+    lower_moves: tuple[str, ...] | None = None  # paths its overlay's lower differs in
 
     @property
     def env(self) -> dict[str, str]:
@@ -193,9 +194,13 @@ class WorktreeReader:
         """In a copy-on-write worktree started at the base, the only paths that can differ
         from it: those in its upper layer (git reads just these); None elsewhere."""
         found = await trio.to_thread.run_sync(overlay.changes, self.worktree)
-        if found is None or found.base != self.base:
+        if found is None:
             return None
-        named = sorted({*found.written, *found.removed, *found.replaced})
+        if self.lower_moves is None:  # its shared checkout is of another commit than the base
+            moves = "" if found.base == self.base else await self._git(
+                "diff-tree", "-r", "--name-only", "-z", "--no-renames", found.base, self.base)
+            self.lower_moves = tuple(p for p in moves.split("\0") if p)
+        named = sorted({*found.written, *found.removed, *found.replaced, *self.lower_moves})
         return named if len(named) <= MOST_NAMED else None
 
     async def _untracked(self) -> set[str]:

@@ -252,3 +252,26 @@ async def test_plain_worktrees_when_asked(repo: Path) -> None:
         assert worktrees.kind == "worktree"
         assert (path / "kept" / "f0.txt").exists()
     assert not (repo / names.PRIVATE_DIR / overlay.LOWER).exists()
+
+
+async def test_the_radar_reads_an_overlay_worktree_by_its_upper_layer(repo: Path,
+                                                                      tmp_path: Path) -> None:
+    from orchestrator.stage.radar_reads import WorktreeReader
+
+    first = populated(repo)
+    worktrees, _ = await held(repo, "s1", first)  # the shared checkout is of `first`
+    (repo / "kept" / "f0.txt").write_text("moved on\n")
+    base = commit_all(repo, "later")  # a few files away: the same shared checkout serves
+    async with worktrees.hold("s2", f"orchestrate/{SPEC}/s2", base) as path:
+        assert overlay.changes(path).base == first  # type: ignore[union-attr]
+        reader = WorktreeReader(path, base, tmp_path / "private.index", copied=(".env",))
+        assert await reader.changes() == {}
+        (path / "README.md").write_text("# changed\n")
+        (path / "new.txt").write_text("a\n")
+        (path / ".env").write_text("SECRET=1\n")
+        (path / "gone" / "f0.txt").unlink()
+        (path / "kept" / "f0.txt").write_text("kept 0\n")  # back to the lower's content
+        assert await reader.changes() == {"README.md": "M", "new.txt": "A",
+                                          "gone/f0.txt": "D", "kept/f0.txt": "M"}
+        assert reader.lower_moves == ("kept/f0.txt",)  # read by the upper layer's paths
+        await reader.close()
