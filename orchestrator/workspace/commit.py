@@ -67,6 +67,7 @@ async def stage_changes(worktree: Path, found: overlay.Changes) -> None:
         await git(worktree, "add", "--all")  # the exclude rules could not be read: as before
         return
     paths -= set(ignored.stdout.split("\0"))
+    paths -= await _flagged(worktree, sorted(paths))
     if paths:
         await git(worktree, "update-index", "--add", "--remove", "-z", "--stdin",
                   input=_nul_list(paths))
@@ -80,6 +81,19 @@ async def _tracked_under(worktree: Path, folders: list[str]) -> set[str]:
         listed = await git(worktree, "ls-files", "-z", "--cached", "--",
                            *(f":(top,literal){path}" for path in chunk))
         found.update(p for p in listed.stdout.split("\0") if p)
+    return found
+
+
+async def _flagged(worktree: Path, paths: list[str]) -> set[str]:
+    """Those of `paths` whose index entry is marked assume-unchanged or skip-worktree, which
+    `git add --all` leaves as they are."""
+    found: set[str] = set()
+    for start in range(0, len(paths), PATHSPECS_AT_ONCE):
+        chunk = paths[start:start + PATHSPECS_AT_ONCE]
+        listed = await git(worktree, "ls-files", "-v", "-z", "--",
+                           *(f":(top,literal){path}" for path in chunk))
+        found.update(entry[2:] for entry in listed.stdout.split("\0")
+                     if entry and (entry[0].islower() or entry[0] == "S"))
     return found
 
 

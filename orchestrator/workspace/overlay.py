@@ -285,6 +285,16 @@ def unmount_under(folder: Path) -> list[Path]:
     return [target for target in targets if unmount_all_at(target)]
 
 
+@contextlib.contextmanager
+def unmounted_on_exit(folder: str | Path) -> Iterator[Path]:
+    """For scratch folders (benchmarks, tests): unmount every overlay a build left mounted
+    below `folder` (kept or failed worktrees) when the block ends, so it can be deleted."""
+    try:
+        yield Path(folder)
+    finally:
+        unmount_under(Path(folder))
+
+
 def _absolute(path: Path) -> Path:
     try:
         return path.resolve()

@@ -148,6 +148,10 @@ async def test_commits_and_staging_the_agent_did_itself_are_kept(repo: Path,
         git(tree, "add", "b.txt")
         git(tree, "rm", "-q", "--cached", "kept/f0.txt")  # untracked now, still in the tree
         (tree / "c.txt").write_text("left\n")
+        git(tree, "update-index", "--skip-worktree", "kept/f2.txt")  # edits git add skips
+        (tree / "kept" / "f2.txt").write_text("hidden\n")
+        git(tree, "update-index", "--assume-unchanged", "deep/er/f1.txt")
+        (tree / "deep" / "er" / "f1.txt").write_text("hidden too\n")
 
     agent(path)
     own = git(path, "rev-parse", "HEAD")
