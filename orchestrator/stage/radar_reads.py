@@ -144,10 +144,12 @@ class WorktreeReader:
     untracked: set[str] = field(default_factory=set)
     ready: bool = False
     lower_moves: tuple[str, ...] | None = None  # paths its overlay's lower differs in
+    # an overlay's lower index, when its checkout is of the base: it serves as the private one
+    shared_index: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        return {**RADAR_ENV, "GIT_INDEX_FILE": str(self.index)}
+        return {**RADAR_ENV, "GIT_INDEX_FILE": str(self.shared_index or self.index)}
 
     async def _git(self, *args: str, check: bool = True) -> str:
         return (await _read(self.worktree, *args, env=self.env, check=check)).stdout
@@ -174,9 +176,11 @@ class WorktreeReader:
 
     async def changes(self) -> dict[str, str]:
         """Path -> status letter of everything the worktree changed against the base."""
-        if not self.ready:
-            await self._prepare()
         named = await self._overlay_paths()
+        if named is None:
+            self.shared_index = None
+        if self.shared_index is None and not self.ready:
+            await self._prepare()
         if named == []:
             return {}
         where = ("--", *named) if named is not None else ()
@@ -196,6 +200,8 @@ class WorktreeReader:
         found = await trio.to_thread.run_sync(overlay.changes, self.worktree)
         if found is None:
             return None
+        if found.base == self.base and found.lower_index is not None and not self.ready:
+            self.shared_index = found.lower_index  # read only: no lock, no refresh
         if self.lower_moves is None:  # its shared checkout is of another commit than the base
             moves = "" if found.base == self.base else await self._git(
                 "diff-tree", "-r", "--name-only", "-z", "--no-renames", found.base, self.base)

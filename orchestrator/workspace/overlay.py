@@ -247,10 +247,20 @@ def mount_worktree(repo: Path, worktree: Path, admin: Path, lower: Lower) -> Non
     (state / "work").mkdir()
     shutil.copyfile(worktree / ".git", state / "upper" / ".git")
     (state / BASE_FILE).write_text(lower.commit + "\n")
-    shutil.copyfile(lower.index, admin / "index.lower-copy")
+    _link_or_copy(lower.index, admin / "index.lower-copy")
     os.replace(admin / "index.lower-copy", admin / "index")
     _touch(lower.tree.parent)
     mount_overlay(lower.tree, state / "upper", state / "work", worktree)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where it can be (git never writes an index in place: it writes a new file
+    and renames it over, so the shared one stays as it is), else a copy."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def mounted(worktree: Path) -> bool:
@@ -383,6 +393,7 @@ class Changes:
     """What an overlay worktree's upper layer says changed since its lower layer's commit."""
 
     base: str
+    lower_index: Path | None = None  # the index of the lower layer's checkout of `base`
     written: list[str] = field(default_factory=list)  # files and links, new or changed
     removed: list[str] = field(default_factory=list)  # whiteouts: a file or folder deleted
     replaced: list[str] = field(default_factory=list)  # folders whose lower content is hidden
@@ -401,7 +412,8 @@ def changes(worktree: Path) -> Changes | None:
         base = (upper.parent / BASE_FILE).read_text().strip()
     except OSError:
         return None
-    found = Changes(base)
+    lower_index = here[-1].lower[0].parent / "index" if here[-1].lower else None
+    found = Changes(base, lower_index)
     for kind, path in _walk(upper):
         getattr(found, kind).append(path)
     return found

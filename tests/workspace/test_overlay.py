@@ -279,3 +279,24 @@ async def test_the_radar_reads_an_overlay_worktree_by_its_upper_layer(repo: Path
                                           "gone/f0.txt": "D", "kept/f0.txt": "M"}
         assert reader.lower_moves == ("kept/f0.txt",)  # read by the upper layer's paths
         await reader.close()
+
+
+async def test_the_radar_reads_against_the_shared_index_and_never_writes_it(
+        repo: Path, tmp_path: Path) -> None:
+    from orchestrator.stage.radar_reads import WorktreeReader
+
+    base = populated(repo)
+    _, path = await held(repo, "s1", base)
+    shared = overlay.lower_root(repo) / base / "index"
+    before = shared.read_bytes()
+    reader = WorktreeReader(path, base, tmp_path / "private.index")
+    (path / "README.md").write_text("# changed\n")
+    (path / "kept" / "f1.txt").unlink()
+    assert await reader.changes() == {"README.md": "M", "kept/f1.txt": "D"}
+    assert reader.shared_index == shared
+    assert not (tmp_path / "private.index").exists()  # no private copy was needed
+    git(path, "add", "-A")  # the agent's own index moves on; the shared one does not
+    assert await reader.changes() == {"README.md": "M", "kept/f1.txt": "D"}
+    assert shared.read_bytes() == before
+    await reader.close()
+    assert shared.exists()
