@@ -55,9 +55,10 @@ async def stage_changes(worktree: Path, found: overlay.Changes) -> None:
     """Stage what `git add --all` would, reading only the paths that can have changed."""
     paths = set(found.written) | set(found.removed)
     paths.update(await _tracked_under(worktree, found.removed + found.replaced))
-    moved = await git(worktree, "diff-index", "--cached", "--name-only", "-z", "--no-renames",
-                      found.base)
-    paths.update(p for p in moved.stdout.split("\0") if p)
+    if not found.index_untouched:  # the agent's git commands may have staged or committed
+        moved = await git(worktree, "diff-index", "--cached", "--name-only", "-z",
+                          "--no-renames", found.base)
+        paths.update(p for p in moved.stdout.split("\0") if p)
     paths = {p for p in paths if p.split("/", 1)[0] not in NEVER_COMMITTED}
     if not paths:
         return
@@ -67,7 +68,8 @@ async def stage_changes(worktree: Path, found: overlay.Changes) -> None:
         await git(worktree, "add", "--all")  # the exclude rules could not be read: as before
         return
     paths -= set(ignored.stdout.split("\0"))
-    paths -= await _flagged(worktree, sorted(paths))
+    if not found.index_untouched:  # the shared index has no flags of an agent
+        paths -= await _flagged(worktree, sorted(paths))
     if paths:
         await git(worktree, "update-index", "--add", "--remove", "-z", "--stdin",
                   input=_nul_list(paths))

@@ -394,6 +394,8 @@ class Changes:
 
     base: str
     lower_index: Path | None = None  # the index of the lower layer's checkout of `base`
+    # the worktree's index is still the lower's (no git command of the agent rewrote it)
+    index_untouched: bool = False
     written: list[str] = field(default_factory=list)  # files and links, new or changed
     removed: list[str] = field(default_factory=list)  # whiteouts: a file or folder deleted
     replaced: list[str] = field(default_factory=list)  # folders whose lower content is hidden
@@ -413,10 +415,30 @@ def changes(worktree: Path) -> Changes | None:
     except OSError:
         return None
     lower_index = here[-1].lower[0].parent / "index" if here[-1].lower else None
-    found = Changes(base, lower_index)
+    found = Changes(base, lower_index, _same_file(_index_of(upper / ".git"), lower_index))
     for kind, path in _walk(upper):
         getattr(found, kind).append(path)
     return found
+
+
+def _index_of(git_file: Path) -> Path | None:
+    """The index of the worktree whose `.git` file is `git_file`."""
+    try:
+        pointer = git_file.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not pointer.startswith("gitdir: "):
+        return None
+    return Path(pointer.removeprefix("gitdir: ").strip()) / "index"
+
+
+def _same_file(one: Path | None, other: Path | None) -> bool:
+    if one is None or other is None:
+        return False
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
 
 
 def _walk(upper: Path) -> Iterator[tuple[str, str]]:

@@ -121,6 +121,9 @@ async def test_the_upper_layer_lists_what_changed(repo: Path) -> None:
             "deep/er/f0.txt", "deep/er/f2.txt", "build/out.o", "debug.log",
             "tracked.log"} == set(found.written)
     assert found.nested_git == []
+    assert found.index_untouched  # still the shared index: no agent's flag or staging to read
+    git(path, "add", "new.txt")
+    assert not overlay.changes(path).index_untouched  # type: ignore[union-attr]
 
 
 async def test_the_commit_from_the_upper_layer_is_git_add_alls(repo: Path,
