@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import trio
 from filelock import FileLock
 
 from orchestrator import names
@@ -46,7 +45,6 @@ from orchestrator.door.mounts import (
     safe_for_options,
     unmount,
 )
-from orchestrator.door.processes import git, git_out
 from orchestrator.errors import UsageError
 
 MODES = ("auto", "overlay", "worktree")
@@ -55,8 +53,6 @@ STATE = "overlay"
 BASE_FILE = "base"
 KEEP_UNUSED_LOWERS = 1  # the newest lower nothing mounts stays for the next phase or build
 RECENT_S = 120.0  # a lower chosen this recently may be about to be mounted: never collected
-NEAR_CHANGES = 2000  # a lower this close to a start commit is used instead of a new checkout
-CHECKOUT_WORKERS = 8
 WHITEOUT = (0, 0)
 WHOLE_DIR_XATTRS = ("trusted.overlay.opaque", "trusted.overlay.redirect")
 _probed: dict[Path, str | None] = {}
@@ -144,75 +140,15 @@ class Lower:
     index: Path
 
 
-@dataclass
-class Lowers:
-    """The lower layers of one repository: found, chosen and made (one at a time)."""
-
-    repo: Path
-    _lock: trio.Lock = field(default_factory=trio.Lock)
-
-    async def for_start(self, start: str) -> Lower:
-        """A lower layer to start a worktree at commit `start` from: `start`'s own, else the
-        one closest to it if it differs by at most NEAR_CHANGES files, else a new checkout."""
-        commit = await git_out(self.repo, "rev-parse", "--verify", f"{start}^{{commit}}")
-        async with self._lock:
-            if (found := _existing(self.repo, commit)) is not None:
-                return found
-            near = await self._nearest(commit)
-            if near is not None:
-                return near
-            return await self._make(commit)
-
-    async def _nearest(self, commit: str) -> Lower | None:
-        best: tuple[int, Lower] | None = None
-        for lower in _lowers(self.repo)[:3]:
-            diff = await git(self.repo, "diff-tree", "-r", "--name-only", "-z", "--no-renames",
-                             lower.commit, commit, check=False)
-            if diff.returncode != 0:
-                continue
-            count = diff.stdout.count("\0")
-            if count <= NEAR_CHANGES and (best is None or count < best[0]):
-                best = (count, lower)
-        if best is None:
-            return None
-        _touch(best[1].tree.parent)
-        return best[1]
-
-    async def _make(self, commit: str) -> Lower:
-        """Check `commit` out into a new lower layer: into a temporary folder, then renamed
-        into place (a build killed meanwhile leaves only the temporary folder)."""
-        root = lower_root(self.repo)
-        temporary = root / f".tmp-{commit}-{os.getpid()}"
-        await trio.to_thread.run_sync(_make_dirs, temporary / "tree")
-        env = {"GIT_INDEX_FILE": str(temporary / "index"), "GIT_WORK_TREE": str(temporary / "tree")}
-        await git(self.repo, "read-tree", commit, env=env)
-        await git(self.repo, "-c", f"checkout.workers={CHECKOUT_WORKERS}", "checkout-index",
-                  "--all", "--force", "-u", env=env)
-        final = root / commit
-        try:
-            await trio.to_thread.run_sync(os.rename, temporary, final)
-        except OSError:  # another build made it meanwhile
-            if (found := _existing(self.repo, commit)) is None:
-                raise
-            await trio.to_thread.run_sync(_remove, temporary)
-            return found
-        return Lower(commit, final / "tree", final / "index")
-
-
-def _make_dirs(path: Path) -> None:
-    shutil.rmtree(path.parent, ignore_errors=True)
-    path.mkdir(parents=True)
-
-
-def _existing(repo: Path, commit: str) -> Lower | None:
+def existing_lower(repo: Path, commit: str) -> Lower | None:
     folder = lower_root(repo) / commit
     if not (folder / "index").is_file():
         return None
-    _touch(folder)
+    touch(folder)
     return Lower(commit, folder / "tree", folder / "index")
 
 
-def _lowers(repo: Path) -> list[Lower]:
+def lowers_of(repo: Path) -> list[Lower]:
     """Every complete lower layer, the most recently used first."""
     try:
         folders = [f for f in lower_root(repo).iterdir()
@@ -230,7 +166,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _touch(folder: Path) -> None:
+def touch(folder: Path) -> None:
     with contextlib.suppress(OSError):
         os.utime(folder)
 
@@ -249,7 +185,7 @@ def mount_worktree(repo: Path, worktree: Path, admin: Path, lower: Lower) -> Non
     (state / BASE_FILE).write_text(lower.commit + "\n")
     _link_or_copy(lower.index, admin / "index.lower-copy")
     os.replace(admin / "index.lower-copy", admin / "index")
-    _touch(lower.tree.parent)
+    touch(lower.tree.parent)
     mount_overlay(lower.tree, state / "upper", state / "work", worktree)
 
 
@@ -359,15 +295,15 @@ def collect_lowers(repo: Path, keep: int = KEEP_UNUSED_LOWERS,
         used = {lower.parent.parent for m in overlay_mounts() for lower in m.lower}
         removed: list[str] = []
         now = time.time()
-        unused = [lower for lower in _lowers(repo) if lower.tree.parent.resolve() not in used]
+        unused = [lower for lower in lowers_of(repo) if lower.tree.parent.resolve() not in used]
         for lower in unused[keep:]:
             if now - _mtime(lower.tree.parent) >= grace_s:
-                _remove(lower.tree.parent)
+                remove_folder(lower.tree.parent)
                 removed.append(lower.commit)
         for half in [*root.glob(".tmp-*"), *root.glob(".trash-*")]:
             pid = half.name.rsplit("-", 1)[-1]
             if not (pid.isdigit() and _alive(int(pid))):
-                _remove(half)
+                remove_folder(half)
     return removed
 
 
@@ -375,7 +311,7 @@ def _alive(pid: int) -> bool:
     return pid == os.getpid() or Path(f"/proc/{pid}").exists()
 
 
-def _remove(folder: Path) -> None:
+def remove_folder(folder: Path) -> None:
     """Out of the way at once (renamed), then deleted."""
     trash = folder.with_name(f".trash-{folder.name}-{os.getpid()}")
     try:

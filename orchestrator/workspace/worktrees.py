@@ -58,6 +58,7 @@ from orchestrator.door.processes import (
 from orchestrator.errors import UsageError
 from orchestrator.failpoints import failpoint
 from orchestrator.workspace import overlay
+from orchestrator.workspace.lowers import Lowers
 
 POOL = names.POOL
 CHECKOUT_WORKERS = 8
@@ -90,7 +91,7 @@ class Worktrees:
     _home: Path | None = None  # the admin folder of the user's checkout
     workspace: str = "auto"  # auto | overlay | worktree (settings.workspace)
     _overlay: bool | None = None  # decided on first use (`uses_overlay`)
-    _lowers: overlay.Lowers | None = None
+    _lowers: Lowers | None = None
 
     def __post_init__(self) -> None:
         guard_worktrees(self.root)  # no git command runs in a damaged one (merge/gitcmd.py)
@@ -131,9 +132,9 @@ class Worktrees:
         except (GitError, OSError, UsageError):
             pass
 
-    def _lowers_of_repo(self) -> overlay.Lowers:
+    def _lowers_of_repo(self) -> Lowers:
         if self._lowers is None:
-            self._lowers = overlay.Lowers(self.repo)
+            self._lowers = Lowers(self.repo)
         return self._lowers
 
     async def recover(self) -> list[Path]:
