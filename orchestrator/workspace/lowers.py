@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class Lowers:
         await git(self.repo, "read-tree", commit, env=env)
         await git(self.repo, "-c", f"checkout.workers={CHECKOUT_WORKERS}", "checkout-index",
                   "--all", "--force", "-u", env=env)
+        await trio.to_thread.run_sync(not_racy, temporary / "index")
         final = root / commit
         try:
             await trio.to_thread.run_sync(os.rename, temporary, final)
@@ -82,3 +84,12 @@ class Lowers:
 def _make_dirs(path: Path) -> None:
     shutil.rmtree(path.parent, ignore_errors=True)
     path.mkdir(parents=True)
+
+
+def not_racy(index: Path) -> None:
+    """Date the index after every file it lists. git counts a file written in the same second
+    as the index (it compares whole seconds) as possibly changed since: each worktree's first
+    index write would then read and hash every such file, all of a quick checkout's (0.2 s per
+    subtask at 20,000 files). The files are never written again, so none can be newer."""
+    later = (int(time.time()) + 1) * 1_000_000_000
+    os.utime(index, ns=(later, later))

@@ -106,6 +106,9 @@ async def test_a_fresh_overlay_worktree_is_a_clean_git_worktree(repo: Path) -> N
     assert (path / "kept" / "f2.txt").read_text() == "kept 2\n"
     upper = overlay.state_dir(repo, path) / "upper"
     assert sorted(p.name for p in upper.iterdir()) == [".git"]  # nothing was written
+    shared = overlay.lower_root(repo) / base
+    newest = max(int(f.lstat().st_mtime) for f in (shared / "tree").rglob("*"))
+    assert int((shared / "index").stat().st_mtime) > newest  # no entry is racily clean
 
 
 async def test_the_upper_layer_lists_what_changed(repo: Path) -> None:
