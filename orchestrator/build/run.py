@@ -275,8 +275,9 @@ async def _start(ctx: RunContext, target: Target) -> None:
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")
     await ctx.note_integration_tip()
-    # the shared checkout of copy-on-write worktrees, made while the build starts up
-    ctx.background.start_soon(ctx.worktrees.prepare, ctx.integration_ref)
+    if ctx.placement.reads_workspaces:  # local worktrees (not Ray's clones on its workers):
+        # the shared checkout of copy-on-write worktrees, made while the build starts up
+        ctx.background.start_soon(ctx.worktrees.prepare, ctx.integration_ref)
     await ctx.records.run_started(target.integration_branch, target.base,
                                   target.base_branch, overlap=ctx.settings.overlap,
                                   sandbox=ctx.sandbox.mode)
