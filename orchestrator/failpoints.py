@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from merge import ENV, MERGE_FAILPOINTS, crash_if_named
 
-__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "PROBE_ROUND_FAILPOINTS",
+__all__ = ["CHECK_FAILPOINTS", "ENV", "FAILPOINTS", "OVERLAY_FAILPOINTS",
+           "PROBE_ROUND_FAILPOINTS",
            "RESET_FAILPOINTS",
            "RESOLUTION_FAILPOINTS", "SHARED_GIT_FAILPOINTS", "STASH_FAILPOINTS", "failpoint"]
 
@@ -57,13 +58,19 @@ RESOLUTION_FAILPOINTS = (
     "resolution-recorded",  # the new head and merge=pending written; not merged again yet
     "resolution-failed-recorded",  # a failed round is recorded as conflict; the next not begun
 )
+# reached only with copy-on-write workspaces (overlays); tests/workspace/test_overlay_recovery.py
+OVERLAY_FAILPOINTS = (
+    "overlay-worktree-added",  # the worktree is registered (no checkout); nothing is mounted
+    "overlay-mounted",  # the overlay is mounted at the worktree; HEAD's tree not yet written
+    "overlay-unmounted",  # a committed subtask's overlay is unmounted; the worktree not removed
+)
 # reached only by `orchestrate reset`; tests/test_reset.py
 RESET_FAILPOINTS = (
     "reset-branch-moved",  # worktree removed, branch kept as .prev-N; the plan has the old status
 )
 FAILPOINTS = (ORCHESTRATOR_FAILPOINTS + RESOLUTION_FAILPOINTS + MERGE_FAILPOINTS
               + CHECK_FAILPOINTS + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS + STASH_FAILPOINTS
-              + RESET_FAILPOINTS)
+              + RESET_FAILPOINTS + OVERLAY_FAILPOINTS)
 
 
 def failpoint(name: str) -> None:

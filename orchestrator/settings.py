@@ -87,6 +87,9 @@ class Settings:
     # Watching and steering a build: `build --only`, and `pty` for `orchestrate attach`.
     only: tuple[str, ...] = ()  # run just these subtasks (their dependencies are completed)
     pty: bool = False  # command agents run under a pseudo-terminal one can attach to
+    # Copy-on-write workspaces: overlay worktrees where they can be mounted (auto), always
+    # (overlay: an error where they cannot), or never (worktree: full checkouts).
+    workspace: str = "auto"
 
     @property
     def check_limit_s(self) -> float:
@@ -260,6 +263,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 PARSERS.update({"radar": _choice("off", "show", "tell"), "radar_interval": _seconds})
 # Watching and steering a build: `build --only ID[,ID...]` and `pty = true`.
 PARSERS.update({"only": _str_list, "pty": _bool})
+# Copy-on-write workspaces
+PARSERS.update({"workspace": _choice("auto", "overlay", "worktree")})
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 CLAUDE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "bash": _bool, "max_turns": _positive_int, "max_tokens": _positive_int,

@@ -44,6 +44,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.workspace.overlay import unmounted_on_exit
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("ORCHESTRATE_BENCH_CACHE", Path.home() / ".cache/orchestrate-bench"))
 ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
@@ -309,7 +311,8 @@ def main() -> None:
     wanted = set(args.only.split(","))
     print(f"orchestrate benchmarks: {args.files} files, medians of {args.repeat} runs, "
           f"{os.cpu_count()} cores")
-    with tempfile.TemporaryDirectory(prefix="orchestrate-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="orchestrate-bench-") as tmp, \
+            unmounted_on_exit(tmp):
         scratch = Path(tmp)
         if "build" in wanted:
             report(f"(a) build: {args.subtasks} subtasks, {args.parallel} at once, agents "

@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.workspace.overlay import unmounted_on_exit
+
 ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
 SPEC = "001-bench"
 CHECK = """\
@@ -261,7 +263,8 @@ def main() -> int:
               "| s: gate | verdicts equal |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
-    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp, \
+            unmounted_on_exit(tmp):
         for number, scenario in enumerate(scenarios(sizes, rates, args.seed)):
             scratch = Path(tmp) / f"row{number}"
             scratch.mkdir()

@@ -27,6 +27,8 @@ from typing import IO
 
 import trio
 
+from orchestrator.workspace.overlay import unmounted_on_exit
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -117,7 +119,8 @@ def main() -> None:
     args = parser.parse_args()
     if problem := probe():
         raise SystemExit(f"bubblewrap cannot sandbox here: {problem}")
-    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as folder, \
+            unmounted_on_exit(folder):
         scratch = Path(folder)
         if args.only in (None, "starts"):
             with open(os.devnull, "wb") as output:

@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from orchestrator.workspace.overlay import unmounted_on_exit
+
 ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
 SPEC = "050-bench"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -128,7 +130,8 @@ def main() -> None:
     parser.add_argument("--subtasks", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp, \
+            unmounted_on_exit(tmp):
         root = Path(tmp)
         started = time.monotonic()
         repo = make_build(root, args.subtasks)

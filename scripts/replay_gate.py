@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from orchestrator.workspace.overlay import unmounted_on_exit
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gate import (  # type: ignore[import-not-found]
     SPEC,
@@ -156,7 +158,8 @@ def main() -> int:
            "GIT_COMMITTER_NAME": "replay", "GIT_COMMITTER_EMAIL": "replay@example.com",
            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
            "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
-    with tempfile.TemporaryDirectory(prefix="replay-gate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="replay-gate-") as tmp, \
+            unmounted_on_exit(tmp):
         scratch = Path(tmp)
         sdists = download(args.package, args.versions.split(","), scratch / "sdists")
         (scratch / "suite.py").write_text(SUITE)

@@ -30,11 +30,17 @@ PINNED_ENV = {
 ORCHESTRATE = [sys.executable, "-m", "orchestrator"]
 
 
+# the workspace kind every test's builds use: ORCHESTRATE_TEST_WORKSPACE=worktree pytest ...
+# runs the suite with plain worktrees (the default, auto, mounts overlays where it can)
+TEST_WORKSPACE = os.environ.get("ORCHESTRATE_TEST_WORKSPACE")
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> None:
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own HOME and global git config, pinned identity and dates, and no
-    ORCHESTRATE_* or ANTHROPIC_* variables from the developer's shell."""
+    ORCHESTRATE_* or ANTHROPIC_* variables from the developer's shell. Overlay worktrees its
+    builds left mounted (kept or failed ones) are unmounted after it."""
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n"
                                      "[advice]\n\tdetachedHead = false\n")
@@ -52,6 +58,16 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
     # agents of the other tests record events and read variables outside their worktree: the
     # sandbox is off unless a test asks for it (--sandbox bwrap beats this variable)
     monkeypatch.setenv("ORCHESTRATE_SANDBOX", "none")
+    if TEST_WORKSPACE:
+        monkeypatch.setenv("ORCHESTRATE_WORKSPACE", TEST_WORKSPACE)
+    yield
+    unmount_overlays_under(tmp_path_factory.getbasetemp())
+
+
+def unmount_overlays_under(folder: Path) -> None:
+    from orchestrator.workspace.overlay import unmount_under
+
+    unmount_under(folder)
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:

@@ -44,6 +44,7 @@ from orchestrator.stage.gate import base_failure_error, check_base
 from orchestrator.stage.merge_context import MergeContext
 from orchestrator.stage.merge_stage import merge_subtasks
 from orchestrator.stage.radar import Radar
+from orchestrator.workspace.overlay import uses_overlay
 from orchestrator.workspace.placement import LocalPlacement, Placement, Workshop, check_runner
 from orchestrator.workspace.run_log import RunLogs
 from orchestrator.workspace.sandboxing import sandbox_policy
@@ -70,6 +71,8 @@ def run_build(spec: Spec, settings: Settings, *, open_sink: OpenSink,
         check_agent_configured(settings, spec.repo)
     check_runner(settings)
     target = check_repository(spec, settings.base, plan)
+    if settings.workspace == "overlay":  # asked for: exit 2 now where it cannot be mounted
+        uses_overlay(spec.repo, settings.workspace)
     sandbox = sandbox_policy(settings, spec.repo)
     ensure_identity(spec.repo)
     with RunLock(spec.folder).hold():
@@ -170,7 +173,8 @@ async def _build_main(spec: Spec, settings: Settings, target: Target, plan: Plan
     started = time.monotonic()
     try:
         worktrees = Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
-                              pool_limit=2 * settings.max_parallel)
+                              pool_limit=2 * settings.max_parallel,
+                              workspace=settings.workspace)
         shared = await _guard_shared_git(spec, worktrees, sink)
         async with _agent(settings, sink, given) as agent, \
                 open_egress(sandbox.needs_proxy) as egress:
@@ -280,6 +284,9 @@ async def _start(ctx: RunContext, target: Target) -> None:
                   ctx.integration_ref, target.base, "")
         failpoint("integration-branch-created")
     await ctx.note_integration_tip()
+    if ctx.placement.reads_workspaces:  # local worktrees (not Ray's clones on its workers):
+        # the shared checkout of copy-on-write worktrees, made while the build starts up
+        ctx.background.start_soon(ctx.worktrees.prepare, ctx.integration_ref)
     await ctx.records.run_started(target.integration_branch, target.base,
                                   target.base_branch, overlap=ctx.settings.overlap,
                                   sandbox=ctx.sandbox.mode)
@@ -306,6 +313,7 @@ async def _recover(ctx: MergeContext) -> None:
     conflict, completed work missing from the integration branch is merged again or rerun,
     merged branches become completed, work committed just before a crash is adopted, and
     subtasks interrupted before their commit go back to pending."""
+    await ctx.worktrees.recover()  # overlays a killed build left mounted
     for doubted in await ctx.records.distrust_completions():
         ctx.emit(EventKind.SUBTASK_STALE, "marked completed outside orchestrate (no merge it "
                  "recorded): not believed, it runs again", subtask=doubted)
@@ -410,7 +418,8 @@ async def _merge_main(spec: Spec, settings: Settings, target: Target, plan: Plan
                 trio.open_nursery() as background:
             ctx = MergeContext(spec=spec, settings=settings, sandbox=sandbox, egress=egress,
                                records=Transitions(PlanStore(spec.folder)), sink=sink,
-                               worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees),
+                               worktrees=Worktrees(spec.repo, spec.name, settings.reuse_worktrees,
+                                                   workspace=settings.workspace),
                                background=background,
                                limiter=trio.CapacityLimiter(settings.max_parallel))
             await _recover(ctx)

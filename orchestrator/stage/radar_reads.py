@@ -29,6 +29,7 @@ import trio
 
 from orchestrator import names
 from orchestrator.door.processes import GitResult, git
+from orchestrator.workspace import overlay
 
 # Reads only: no optional lock (index refresh), no hook, no fsmonitor, paths taken literally.
 RADAR_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_LITERAL_PATHSPECS": "1"}
@@ -39,6 +40,7 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
 BINARY_PROBE = 8000
 ADDED = "A"
 DELETED = "D"
+MOST_NAMED = 1000  # an overlay's changed paths named to git at most; more: the whole tree
 
 StatKey = tuple[int, int, int, int, int]
 
@@ -141,10 +143,13 @@ class WorktreeReader:
     folders: dict[str, int | None] = field(default_factory=dict)
     untracked: set[str] = field(default_factory=set)
     ready: bool = False
+    lower_moves: tuple[str, ...] | None = None  # paths its overlay's lower differs in
+    # an overlay's lower index, when its checkout is of the base: it serves as the private one
+    shared_index: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        return {**RADAR_ENV, "GIT_INDEX_FILE": str(self.index)}
+        return {**RADAR_ENV, "GIT_INDEX_FILE": str(self.shared_index or self.index)}
 
     async def _git(self, *args: str, check: bool = True) -> str:
         return (await _read(self.worktree, *args, env=self.env, check=check)).stdout
@@ -171,13 +176,38 @@ class WorktreeReader:
 
     async def changes(self) -> dict[str, str]:
         """Path -> status letter of everything the worktree changed against the base."""
-        if not self.ready:
+        named = await self._overlay_paths()
+        if named is None:
+            self.shared_index = None
+        if self.shared_index is None and not self.ready:
             await self._prepare()
-        raw = await self._git("diff-files", "-z", "--raw", "--no-abbrev", *DIFF_OPTIONS)
+        if named == []:
+            return {}
+        where = ("--", *named) if named is not None else ()
+        raw = await self._git("diff-files", "-z", "--raw", "--no-abbrev", *DIFF_OPTIONS, *where)
         candidates = list(_raw_entries(raw))
         found = await trio.to_thread.run_sync(self._really_changed, candidates)
-        found.update((path, ADDED) for path in await self._untracked())
+        if named is None:
+            found.update((path, ADDED) for path in await self._untracked())
+        else:  # new files are in the upper layer too
+            others = await self._git("ls-files", "-z", "--others", "--exclude-standard", *where)
+            found.update((path, ADDED) for path in others.split("\0") if path)
         return {p: s for p, s in found.items() if not _excluded(p, self.copied)}
+
+    async def _overlay_paths(self) -> list[str] | None:
+        """In a copy-on-write worktree started at the base, the only paths that can differ
+        from it: those in its upper layer (git reads just these); None elsewhere."""
+        found = await trio.to_thread.run_sync(overlay.changes, self.worktree)
+        if found is None:
+            return None
+        if found.base == self.base and found.lower_index is not None and not self.ready:
+            self.shared_index = found.lower_index  # read only: no lock, no refresh
+        if self.lower_moves is None:  # its shared checkout is of another commit than the base
+            moves = "" if found.base == self.base else await self._git(
+                "diff-tree", "-r", "--name-only", "-z", "--no-renames", found.base, self.base)
+            self.lower_moves = tuple(p for p in moves.split("\0") if p)
+        named = sorted({*found.written, *found.removed, *found.replaced, *self.lower_moves})
+        return named if len(named) <= MOST_NAMED else None
 
     async def _untracked(self) -> set[str]:
         """The files new against the base: `git ls-files --others`, run only when a folder's

@@ -6,6 +6,7 @@ commands that run before the agent."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -168,7 +169,8 @@ async def run_logged(command: str, cwd: Path, log: Path, limit_s: float,
 
 async def branch_problem(worktree: Path, branch: str) -> str | None:
     """Why the worktree is no longer fit to commit from on `branch`, or None."""
-    if not await trio.Path(worktree).is_dir():
+    if not await trio.Path(worktree).is_dir() or not await trio.to_thread.run_sync(
+            _holds_anything, worktree):  # an overlay's mount point outlives `rm -rf`
         return "the agent deleted its worktree"
     if not await trio.Path(worktree / ".git").exists():
         return "the agent removed the worktree's .git file"
@@ -182,6 +184,14 @@ async def branch_problem(worktree: Path, branch: str) -> str | None:
         where = head.stdout.strip().removeprefix("refs/heads/") or "a detached HEAD"
         return f"the agent left the worktree on {where} instead of {branch}"
     return None
+
+
+def _holds_anything(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False
 
 
 async def restore_branch(worktree: Path, branch: str) -> None:

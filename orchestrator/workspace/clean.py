@@ -17,6 +17,7 @@ from merge import WorktreeEntry, list_worktrees, run_git
 from orchestrator import names
 from orchestrator.plan.specs import Spec
 from orchestrator.plan.store import RunLock
+from orchestrator.workspace import overlay
 
 WORKTREES = Path(names.WORKTREE_ROOT)
 POOL = WORKTREES / names.POOL
@@ -38,9 +39,12 @@ def clean(spec: Spec, *, branches: bool = False, all_branches: bool = False) -> 
         for worktree in spec_worktrees(spec):
             remove_worktree(spec.repo, worktree.path, result)
         for folder in _spec_folders(spec):
+            overlay.unmount_under(folder)  # stale overlays of worktrees git no longer knows
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)  # leftovers git no longer knows
+        shutil.rmtree(overlay.state_root(spec.repo) / spec.name, ignore_errors=True)
         run_git(spec.repo, "worktree", "prune")
+        overlay.collect_lowers(spec.repo, keep=0, grace_s=0)
         if branches or all_branches:
             _delete_branches(spec, all_branches, result)
     return result
@@ -67,7 +71,10 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def remove_worktree(repo: Path, path: Path, result: CleanResult) -> None:
-    # Unlocked first, so that `worktree prune` forgets it even if git cannot remove it.
+    # An overlay is unmounted first (else `worktree remove` would delete every file through
+    # it); unlocked, so that `worktree prune` forgets it even if git cannot remove it.
+    if overlay.unmount_under(path) and _inside(path, names.worktree_root(repo)):
+        shutil.rmtree(overlay.state_dir(repo.resolve(), path.resolve()), ignore_errors=True)
     run_git(repo, "worktree", "unlock", str(path), check=False)
     done = run_git(repo, "worktree", "remove", "--force", str(path), check=False)
     if done.returncode != 0 and path.exists():

@@ -1,16 +1,26 @@
 """Commit what an agent left in its worktree, with plumbing (no hooks, no signing, one scan of
 the working tree): never `.orchestrate/` or `.auto-claude/`, nor files copied in from the
-user's checkout (`.env`: secrets) unless the branch already tracks them."""
+user's checkout (`.env`: secrets) unless the branch already tracks them.
+
+In a copy-on-write worktree (workspace/overlay.py) nothing scans the tree: the paths its upper
+layer holds, and those whose index entry differs from the lower layer's commit (what the
+agent's own git commands staged or committed), are all that can differ from `git add --all`'s
+view, so exactly those are staged (`update-index --add --remove`), less the ignored ones."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+
+import trio
 
 from orchestrator import names
 from orchestrator.door.processes import git, git_out
+from orchestrator.workspace import overlay
 from orchestrator.workspace.worktrees import remove_stale_index_lock
 
 NEVER_COMMITTED = names.PRIVATE_DIRS
+PATHSPECS_AT_ONCE = 1000
 
 
 async def commit_work(worktree: Path, message: str, copied: tuple[str, ...],
@@ -18,7 +28,7 @@ async def commit_work(worktree: Path, message: str, copied: tuple[str, ...],
     """Commit everything left in `worktree` on its branch; return the new head. `pinned`:
     git options for `add` (SharedGit.pinned)."""
     await remove_stale_index_lock(worktree)
-    await git(worktree, *pinned, "add", "--all")
+    await stage_everything(worktree, pinned)
     head = await git_out(worktree, "rev-parse", "HEAD")
     excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
     if unwanted := sorted({spec for spec in excluded if spec}):
@@ -32,6 +42,69 @@ async def commit_work(worktree: Path, message: str, copied: tuple[str, ...],
     await git(worktree, "update-ref", "-m", "orchestrate: commit the agent's work", "HEAD",
               commit, head)
     return commit
+
+
+async def stage_everything(worktree: Path, pinned: tuple[str, ...] = ()) -> None:
+    """`git add --all`: from the upper layer's changes in a copy-on-write worktree.
+    `pinned`: git options for the exclude rules (SharedGit.pinned)."""
+    found = await trio.to_thread.run_sync(overlay.changes, worktree)
+    if found is None:
+        await git(worktree, *pinned, "add", "--all")
+    else:
+        await stage_changes(worktree, found, pinned)
+
+
+async def stage_changes(worktree: Path, found: overlay.Changes,
+                        pinned: tuple[str, ...] = ()) -> None:
+    """Stage what `git add --all` would, reading only the paths that can have changed."""
+    paths = set(found.written) | set(found.removed)
+    paths.update(await _tracked_under(worktree, found.removed + found.replaced))
+    if not found.index_untouched:  # the agent's git commands may have staged or committed
+        moved = await git(worktree, "diff-index", "--cached", "--name-only", "-z",
+                          "--no-renames", found.base)
+        paths.update(p for p in moved.stdout.split("\0") if p)
+    paths = {p for p in paths if p.split("/", 1)[0] not in NEVER_COMMITTED}
+    if not paths:
+        return
+    ignored = await git(worktree, *pinned, "check-ignore", "-z", "--stdin", check=False,
+                        input=_nul_list(paths))
+    if ignored.returncode not in (0, 1):
+        await git(worktree, *pinned, "add", "--all")  # the exclude rules could not be read
+        return
+    paths -= set(ignored.stdout.split("\0"))
+    if not found.index_untouched:  # the shared index has no flags of an agent
+        paths -= await _flagged(worktree, sorted(paths))
+    if paths:
+        await git(worktree, "update-index", "--add", "--remove", "-z", "--stdin",
+                  input=_nul_list(paths))
+
+
+async def _tracked_under(worktree: Path, folders: list[str]) -> set[str]:
+    """The index entries at or under each of `folders` (deleted or replaced in the tree)."""
+    found: set[str] = set()
+    for start in range(0, len(folders), PATHSPECS_AT_ONCE):
+        chunk = folders[start:start + PATHSPECS_AT_ONCE]
+        listed = await git(worktree, "ls-files", "-z", "--cached", "--",
+                           *(f":(top,literal){path}" for path in chunk))
+        found.update(p for p in listed.stdout.split("\0") if p)
+    return found
+
+
+async def _flagged(worktree: Path, paths: list[str]) -> set[str]:
+    """Those of `paths` whose index entry is marked assume-unchanged or skip-worktree, which
+    `git add --all` leaves as they are."""
+    found: set[str] = set()
+    for start in range(0, len(paths), PATHSPECS_AT_ONCE):
+        chunk = paths[start:start + PATHSPECS_AT_ONCE]
+        listed = await git(worktree, "ls-files", "-v", "-z", "--",
+                           *(f":(top,literal){path}" for path in chunk))
+        found.update(entry[2:] for entry in listed.stdout.split("\0")
+                     if entry and (entry[0].islower() or entry[0] == "S"))
+    return found
+
+
+def _nul_list(paths: Iterable[str]) -> bytes:
+    return "".join(f"{path}\0" for path in sorted(paths)).encode("utf-8", "surrogateescape")
 
 
 async def _staged(worktree: Path) -> list[tuple[str, str]]:

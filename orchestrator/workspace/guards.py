@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import trio
+
 from orchestrator.door.processes import git
+from orchestrator.workspace import overlay
 from orchestrator.workspace.commit import NEVER_COMMITTED
 
 SHOWN = 5
@@ -16,7 +19,12 @@ async def nested_repositories(worktree: Path) -> list[str]:
     `git ls-files --others` lists such a folder as one `path/` entry; `git add` would record it
     as a gitlink, a pointer to a commit that exists only inside that folder.
     """
-    listing = await git(worktree, "ls-files", "--others", "--exclude-standard", "-z")
+    found = await trio.to_thread.run_sync(overlay.changes, worktree)
+    if found is not None and not found.nested_git:
+        return []  # a copy-on-write worktree: a new repository's .git would be in its upper layer
+    where = [f":(top,literal){path}" for path in found.nested_git] if found else []
+    listing = await git(worktree, "ls-files", "--others", "--exclude-standard", "-z", "--",
+                        *where)
     private = tuple(f"{name}/" for name in NEVER_COMMITTED)
     return [entry for entry in listing.stdout.split("\0")
             if entry.endswith("/") and not entry.startswith(private)]

@@ -26,6 +26,10 @@ it. Measured on a 2-core machine with 20,000 files: 0.9 s from one process again
 within minutes of a mass deletion on a journal-less ext4, where every new inode costs a scan
 of the recently freed ones (`recently_deleted` in fs/ext4/ialloc.c), 11 s against 0.9 s.
 A build removes a worktree only when the pool is full or reuse is turned off.
+
+Where the kernel lets orchestrate mount an overlay (`workspace = auto`, as root), a fresh
+worktree is a copy-on-write one instead (workspace/overlay.py): cheap to make whatever the
+tree's size, so it is never parked, and removed (unmounted) as soon as its work is committed.
 """
 
 from __future__ import annotations
@@ -51,7 +55,10 @@ from orchestrator.door.processes import (
     parse_worktree_list,
     verify,
 )
+from orchestrator.errors import UsageError
 from orchestrator.failpoints import failpoint
+from orchestrator.workspace import overlay
+from orchestrator.workspace.lowers import Lowers
 
 POOL = names.POOL
 CHECKOUT_WORKERS = 8
@@ -82,6 +89,9 @@ class Worktrees:
     _line: list[object] = field(default_factory=list)  # subtasks waiting for a worktree
     _checkout_options: tuple[str, ...] | None = None
     _home: Path | None = None  # the admin folder of the user's checkout
+    workspace: str = "auto"  # auto | overlay | worktree (settings.workspace)
+    _overlay: bool | None = None  # decided on first use (`uses_overlay`)
+    _lowers: Lowers | None = None
 
     def __post_init__(self) -> None:
         guard_worktrees(self.root)  # no git command runs in a damaged one (merge/gitcmd.py)
@@ -100,6 +110,41 @@ class Worktrees:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+
+    async def uses_overlay(self) -> bool:
+        """Whether fresh worktrees are copy-on-write overlays (tried once per build)."""
+        if self._overlay is None:
+            self._overlay = await trio.to_thread.run_sync(overlay.uses_overlay, self.repo,
+                                                          self.workspace)
+        return self._overlay
+
+    @property
+    def kind(self) -> str:
+        """The workspace kind fresh worktrees get: `overlay` or `worktree` (once decided)."""
+        return "overlay" if self._overlay else "worktree"
+
+    async def prepare(self, start: str) -> None:
+        """Make the lower layer for worktrees starting at `start` ahead of the first one
+        (nothing without overlays; a failure is left for the first worktree to meet)."""
+        try:
+            if await self.uses_overlay():
+                await self._lowers_of_repo().for_start(start)
+        except (GitError, OSError, UsageError):
+            pass
+
+    def _lowers_of_repo(self) -> Lowers:
+        if self._lowers is None:
+            self._lowers = Lowers(self.repo)
+        return self._lowers
+
+    async def recover(self) -> list[Path]:
+        """Before a build uses them: unmount this spec's overlays that a killed build left
+        stale, drop their upper layers and collect unused lower layers."""
+        if self.workspace == "worktree" and not await trio.to_thread.run_sync(
+                overlay.state_root(self.repo).exists):
+            return []
+        registered = await self._registered()
+        return await trio.to_thread.run_sync(overlay.recover, self.repo, self.spec, registered)
 
     async def exclude_orchestrate_dir(self) -> None:
         """Make git ignore `.orchestrate/` in every worktree via the shared info/exclude."""
@@ -173,7 +218,8 @@ class Worktrees:
         """A worktree at `path` on `branch` (None: detached), clean at `start` (resetting the
         branch to it); a fresh checkout waits for room in the pool only if `limited`."""
         registered = await self._registered()
-        if path in registered and await trio.Path(path / ".git").exists():
+        if path in registered and await trio.Path(path / ".git").exists() \
+                and not await self._emptied_overlay(path):
             try:
                 await self._switch(path, branch, start, reset_branch)
                 return
@@ -182,7 +228,7 @@ class Worktrees:
         if path in registered:
             await self._forget(path)  # registered, but its folder or .git file is gone
         elif await trio.Path(path).exists():
-            await trio.to_thread.run_sync(_remove_tree, path)  # left by a crash, unregistered
+            await self._discard(path)  # left by a crash, unregistered
         if limited:
             fresh = await self._wait_in_line(path)
         else:
@@ -221,6 +267,18 @@ class Worktrees:
             await self._changed.wait()
         return False
 
+    async def _emptied_overlay(self, path: Path) -> bool:
+        """An overlay worktree no longer mounted (a reboot, a killed build): its folder holds
+        nothing but the `.git` file, so it is made again rather than checked out in full."""
+        return (await trio.Path(overlay.state_dir(self.repo, path)).exists()
+                or await self.uses_overlay()) and not await trio.to_thread.run_sync(
+                    overlay.mounted, path)
+
+    async def _discard(self, path: Path) -> None:
+        """Remove a worktree's folder, unmounting its overlay first."""
+        await trio.to_thread.run_sync(overlay.unmount_worktree, self.repo, path)
+        await trio.to_thread.run_sync(_remove_tree, path)
+
     def _may_create(self, limited: bool) -> bool:
         # waiting for `creating` is safe: a checkout under way always ends and notifies
         return self.creating < self.checkouts_at_once and (
@@ -231,6 +289,9 @@ class Worktrees:
         """A fresh checkout; the caller counted it in `creating`."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if await self.uses_overlay():
+                await self._create_overlay(path, branch, start, reset_branch)
+                return
             if branch is None:
                 on_branch = ["--detach", str(path), start]
             else:
@@ -242,6 +303,31 @@ class Worktrees:
         finally:
             self.creating -= 1
             self._notify()
+
+    async def _create_overlay(self, path: Path, branch: str | None, start: str,
+                              reset_branch: bool) -> None:
+        """A copy-on-write worktree: added without checkout, the overlay of the lower layer
+        closest to `start` mounted on it, then moved to HEAD's tree (only what differs)."""
+        lower = await self._lowers_of_repo().for_start(start)
+        if branch is None:
+            on_branch = ["--detach", str(path), start]
+        else:
+            on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch \
+                else [str(path), branch]
+        await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
+        failpoint("overlay-worktree-added")
+        admin = await _admin_folder(path)
+        if admin is None:
+            raise GitError(("worktree", "add"), path, GitResult(128, "", "no .git file"))
+        try:
+            await trio.to_thread.run_sync(overlay.mount_worktree, self.repo, path, admin, lower)
+        except OSError:  # e.g. the kernel refused this one: a full checkout, as without
+            await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet")
+            return
+        failpoint("overlay-mounted")
+        head = await git_out(path, "rev-parse", "HEAD")
+        if head != lower.commit:
+            await git(path, "read-tree", "-m", "-u", lower.commit, head)
 
     async def _parallel_checkout(self) -> tuple[str, ...]:
         """`-c checkout.workers=N` unless the user's git configuration sets it."""
@@ -271,12 +357,12 @@ class Worktrees:
         return {entry.path for entry in parse_worktree_list(listing)}
 
     async def _forget(self, path: Path) -> None:
-        await trio.to_thread.run_sync(_remove_tree, path)
+        await self._discard(path)
         await self._admin("prune")
 
     async def _take_parked(self, target: Path) -> bool:
         """Move a parked worktree (this spec's first) to `target`; False if there is none."""
-        if not self.reuse:
+        if not self.reuse or await self.uses_overlay():
             return False
         pool = self.root / POOL
         own = pool / f"{self.spec}--{target.name}"  # its own parked one switches cheapest
@@ -298,6 +384,13 @@ class Worktrees:
         """Once the work is committed: keep the worktree, park it for reuse, or remove it."""
         path = self.path_for(subtask_id)
         if keep or not await trio.Path(path).exists():
+            return
+        if await trio.to_thread.run_sync(overlay.mounted, path):
+            await trio.to_thread.run_sync(overlay.unmount_worktree, self.repo, path)
+            failpoint("overlay-unmounted")
+            await self._admin("remove", "--force", "--force", str(path), check=False)
+            if await trio.Path(path).exists():
+                await self._forget(path)
             return
         pool = self.root / POOL
         if self.reuse and await self._parkable(path) and \

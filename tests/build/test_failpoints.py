@@ -18,6 +18,7 @@ from orchestrator.failpoints import (
     CHECK_FAILPOINTS,
     ENV,
     FAILPOINTS,
+    OVERLAY_FAILPOINTS,
     PROBE_ROUND_FAILPOINTS,
     RESET_FAILPOINTS,
     RESOLUTION_FAILPOINTS,
@@ -63,16 +64,18 @@ def test_an_unregistered_failpoint_is_refused() -> None:
 @pytest.mark.parametrize("name", [n for n in FAILPOINTS
                                   if n not in CHECK_FAILPOINTS + RESOLUTION_FAILPOINTS
                                   + PROBE_ROUND_FAILPOINTS + SHARED_GIT_FAILPOINTS
-                                  + STASH_FAILPOINTS + RESET_FAILPOINTS])
+                                  + STASH_FAILPOINTS + RESET_FAILPOINTS + OVERLAY_FAILPOINTS])
 def test_the_next_build_finishes_after_a_crash_at(repo: Path, name: str) -> None:
     plan_path = write_plan(repo, SPEC, PLAN)
     before = checkout_state(repo)
+    # parking (worktree-detached) is what full-checkout worktrees do; overlays are removed
+    kind = {"ORCHESTRATE_WORKSPACE": "worktree"} if name == "worktree-detached" else {}
     with PlanReader(plan_path) as reader:
-        crashed = build(repo, env={ENV: name})
+        crashed = build(repo, env={ENV: name, **kind})
         assert crashed.returncode == -signal.SIGKILL, (
             f"failpoint {name} was never reached:\n{crashed.stdout}\n{crashed.stderr}")
         crashed_statuses = statuses(plan_path)
-        build(repo, check=0)
+        build(repo, env=kind, check=0)
     assert reader.problems == []
     assert reader.reads > 10
     assert crashed_statuses != dict.fromkeys(IDS, "completed")

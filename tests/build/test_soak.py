@@ -35,7 +35,7 @@ from tests.build.soak_support import (
     write_files,
 )
 from tests.buildkit import MANUAL_RESOLVE
-from tests.conftest import run_cli, write_plan
+from tests.conftest import run_cli, unmount_overlays_under, write_plan
 
 pytestmark = pytest.mark.slow  # a soak: many random builds
 
@@ -111,6 +111,7 @@ def test_builds_agree_with_plain_git(chosen: int) -> None:
         try:
             check_build(case, root)
         finally:
+            unmount_overlays_under(root)  # worktrees a failed subtask kept
             shutil.rmtree(root, ignore_errors=True)
 
     scenario()

@@ -8,7 +8,11 @@ build cache, notes in `.orchestrate/` (never committed), an edited copy of `.env
 `.env.local` must not write through), and index flags that hide files from `git add`
 (`--assume-unchanged`, and `--skip-worktree` over an uncommitted edit). The second agent, in a
 phase that runs after the first, writes down what it finds and edits the file the first one
-had flagged."""
+had flagged.
+
+Parking is what full-checkout worktrees do (`workspace = worktree`, forced here): copy-on-write
+worktrees are never parked, so they keep nothing warm (tests/workspace/test_overlay.py).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from tests.buildkit import INTEGRATION, SPEC, statuses
 from tests.conftest import commit_all, git, phase, plan_of, run_cli, write_plan
 
 pytestmark = pytest.mark.slow  # real builds reusing worktrees
+POOLED = {"ORCHESTRATE_WORKSPACE": "worktree"}
 
 AGENT = """\
 import json, os, pathlib, shutil, subprocess
@@ -87,7 +92,7 @@ def test_a_reused_worktree_is_a_fresh_one_with_warm_ignored_files(
         (project / "orchestrate.toml").write_text("reuse_worktrees = false\n")
     agent = agent_script(tmp_path, AGENT)
     victim = tmp_path / "victim.txt"
-    run_cli(project, "build", SPEC, "--agent-command", agent, env={"VICTIM": str(victim)},
+    run_cli(project, "build", SPEC, "--agent-command", agent, env={"VICTIM": str(victim), **POOLED},
             check=0)
     assert statuses(project) == {"first": "completed", "second": "completed"}
 
@@ -112,7 +117,8 @@ def test_copying_never_writes_or_deletes_through_a_link_out_of_the_worktree(
     (outside / ".env").write_text("not the worktree's\n")
     agent = agent_script(tmp_path, AGENT)
     run_cli(project, "build", SPEC, "--agent-command", agent,
-            env={"VICTIM": str(tmp_path / "victim.txt"), "LINK_OUT": str(outside)}, check=0)
+            env={"VICTIM": str(tmp_path / "victim.txt"), "LINK_OUT": str(outside), **POOLED},
+            check=0)
     assert (outside / ".env").read_text() == "not the worktree's\n"
 
 
@@ -145,7 +151,8 @@ def test_a_submodule_checked_out_by_one_agent_does_not_undo_the_next_ones_bump(
     git(repo, "commit", "-qam", "add the library at its older commit")
     write_plan(repo, SPEC, plan_of(phase(1, ["build-it"]), phase(2, ["bump"])))
     agent = agent_script(tmp_path, SUBMODULE_AGENT)
-    run_cli(repo, "build", SPEC, "--agent-command", agent, env={"NEWER": newer}, check=0)
+    run_cli(repo, "build", SPEC, "--agent-command", agent, env={"NEWER": newer, **POOLED},
+            check=0)
     assert git(repo, "rev-parse", f"{INTEGRATION}:lib") == newer
 
 
@@ -170,7 +177,8 @@ def test_a_sparse_checkout_one_agent_set_up_is_undone_and_not_handed_on(
     config_before = (repo / ".git" / "config").read_bytes()
     write_plan(repo, SPEC, plan_of(phase(1, ["narrow"]), phase(2, ["wide"])))
     agent = agent_script(tmp_path, SPARSE_AGENT)
-    done = run_cli(repo, "build", SPEC, "--agent-command", agent, "--retries", "0", check=1)
+    done = run_cli(repo, "build", SPEC, "--agent-command", agent, "--retries", "0", env=POOLED,
+                   check=1)
     assert "changed the shared repository: config changed" in done.stdout
     assert (repo / ".git" / "config").read_bytes() == config_before
     plan = json.loads((repo / ".orchestrate" / "specs" / SPEC
@@ -179,5 +187,5 @@ def test_a_sparse_checkout_one_agent_set_up_is_undone_and_not_handed_on(
     assert statuses == {"narrow": "failed", "wide": "blocked"}
     # the next subtask, run on its own, gets a worktree with every file
     write_plan(repo, SPEC, plan_of(phase(1, ["wide"])))
-    run_cli(repo, "build", SPEC, "--agent-command", agent, check=0)
+    run_cli(repo, "build", SPEC, "--agent-command", agent, env=POOLED, check=0)
     assert git(repo, "show", f"{INTEGRATION}:seen.txt") == "True"
