@@ -40,12 +40,14 @@ def planted(path: Path) -> Path:
 
 
 def locked_build(repo: Path, tmp_path: Path, *, tame: bool = False, check: int,
-                 extra: tuple[str, ...] = ()) -> str:
+                 extra: tuple[str, ...] = (), pooled: bool = False) -> str:
+    """`pooled`: full checkouts, parked for reuse (copy-on-write worktrees are never parked)."""
     script = tmp_path / "agent.sh"
     script.write_text(AGENT)
     marks = tmp_path / "marks"
     marks.mkdir(exist_ok=True)
-    env = {"MARKS": str(marks), **({"TAME": "1"} if tame else {})}
+    env = {"MARKS": str(marks), **({"TAME": "1"} if tame else {}),
+           **({"ORCHESTRATE_WORKSPACE": "worktree"} if pooled else {})}
     done = run_cli(repo, "build", "001", "--agent-command", f"sh {script}", *extra, env=env,
                    check=check)
     output = done.stdout + done.stderr
@@ -81,13 +83,14 @@ def test_a_lock_left_in_a_subtask_step_after_its_agent(
         repo: Path, tmp_path: Path, subtask: str) -> None:
     plan_path = write_plan(repo, SPEC, plan_of(phase(1, [subtask, "other"], parallel=True)))
     checkout = checkout_state(repo)
-    output = locked_build(repo, tmp_path, check=1)
+    pooled = subtask == "park-lock"
+    output = locked_build(repo, tmp_path, check=1, pooled=pooled)
     lock = Path((tmp_path / "marks" / "lock").read_text().strip())
     assert statuses(plan_path) == {subtask: "failed", "other": "completed"}
     assert said_about(lock) in error_of(plan_path, subtask)
     assert said_about(lock) in output
     lock.unlink()
-    locked_build(repo, tmp_path, tame=True, extra=("--retry-failed",), check=0)
+    locked_build(repo, tmp_path, tame=True, extra=("--retry-failed",), check=0, pooled=pooled)
     assert statuses(plan_path) == {subtask: "completed", "other": "completed"}
     assert checkout_state(repo) == checkout
 
@@ -97,19 +100,19 @@ def test_a_lock_left_in_a_parked_worktree_when_it_is_reused(
         repo: Path, tmp_path: Path) -> None:
     plan = plan_of(phase(1, ["first"]))
     plan_path = write_plan(repo, SPEC, plan)
-    locked_build(repo, tmp_path, check=0)
+    locked_build(repo, tmp_path, check=0, pooled=True)
     parked = next((repo / ".orchestrate" / "worktrees" / ".pool").iterdir())
     admin = Path(git(parked, "rev-parse", "--path-format=absolute", "--git-dir"))
     lock = planted(admin / "HEAD.lock")
     grown = read_json(plan_path)  # as the first build left it, with a second phase
     grown["phases"].append(phase(2, ["second"], depends_on=[1]))
     write_plan(repo, SPEC, grown)
-    output = locked_build(repo, tmp_path, check=1)
+    output = locked_build(repo, tmp_path, check=1, pooled=True)
     assert statuses(plan_path) == {"first": "completed", "second": "failed"}
     assert said_about(lock) in error_of(plan_path, "second")
     assert said_about(lock) in output
     lock.unlink()
-    locked_build(repo, tmp_path, tame=True, extra=("--retry-failed",), check=0)
+    locked_build(repo, tmp_path, tame=True, extra=("--retry-failed",), check=0, pooled=True)
     assert statuses(plan_path) == {"first": "completed", "second": "completed"}
 
 
