@@ -37,12 +37,10 @@ class Lowers:
         one closest to it if it differs by at most NEAR_CHANGES files, else a new checkout."""
         commit = await git_out(self.repo, "rev-parse", "--verify", f"{start}^{{commit}}")
         async with self._lock:
-            if (found := existing_lower(self.repo, commit)) is not None:
-                return found
-            near = await self._nearest(commit)
-            if near is not None:
-                return near
-            return await self._make(commit)
+            lower = (existing_lower(self.repo, commit) or await self._nearest(commit)
+                     or await self._make(commit))
+            await _until_usable(lower)
+            return lower
 
     async def _nearest(self, commit: str) -> Lower | None:
         best: tuple[int, Lower] | None = None
@@ -86,10 +84,21 @@ def _make_dirs(path: Path) -> None:
     path.mkdir(parents=True)
 
 
+async def _until_usable(lower: Lower) -> None:
+    """Wait for the moment `not_racy` dated the lower's index (at most a second after it
+    was made)."""
+    dated = (await trio.Path(lower.index).stat()).st_mtime
+    await trio.sleep(max(0.0, dated - time.time()))
+
+
 def not_racy(index: Path) -> None:
-    """Date the index after every file it lists. git counts a file written in the same second
-    as the index (it compares whole seconds) as possibly changed since: each worktree's first
-    index write would then read and hash every such file, all of a quick checkout's (0.2 s per
-    subtask at 20,000 files). The files are never written again, so none can be newer."""
+    """Date the index after every file it lists; return when that moment comes. git counts a
+    file written in the same second as the index (it compares whole seconds) as possibly
+    changed since: each worktree's first index write would then read and hash every such file,
+    all of a quick checkout's (0.2 s per subtask at 20,000 files). The lower's files are never
+    written again, but a worktree's copies of them are, and a copy written before that moment,
+    in the second its original was checked out, with the same size, would look unchanged (the
+    overlay keeps the original's inode number): so no worktree gets the layer before then
+    (`_until_usable`)."""
     later = (int(time.time()) + 1) * 1_000_000_000
     os.utime(index, ns=(later, later))

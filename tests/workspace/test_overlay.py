@@ -141,6 +141,19 @@ async def test_the_commit_from_the_upper_layer_is_git_add_alls(repo: Path,
     assert git(repo, "rev-parse", BRANCH) == head
 
 
+async def test_an_edit_of_the_same_size_at_once_after_the_checkout_is_committed(
+        repo: Path) -> None:
+    # the shared index is dated a second after its files; a worktree handed out before that
+    # second came could get an edit git takes for unchanged (same size, second and inode)
+    (repo / "app.py").write_text("line 3\n")
+    base = commit_all(repo, "app")
+    _, path = await held(repo)
+    (path / "app.py").write_text("second\n")  # in place: the overlay keeps the inode number
+    head = await commit_work(path, MESSAGE, ())
+    assert git(repo, "rev-parse", f"{head}^") == base
+    assert git(repo, "show", f"{head}:app.py") == "second"
+
+
 async def test_commits_and_staging_the_agent_did_itself_are_kept(repo: Path,
                                                                  tmp_path: Path) -> None:
     base = populated(repo)
