@@ -56,6 +56,7 @@ def test_a_hostile_name_in_an_add_add_conflict_never_starts_a_line_with_colons(
     github = run_cli(repo, "report", "001", "--format", "github", check=0).stdout
     lines = github.split("\n")
     assert lines.pop() == ""
+    assert lines.pop() == "::notice title=Sandbox::sandbox: none"  # the build's, not a file's
     matches = [ANNOTATION.match(line) for line in lines]
     assert all(matches), lines
     # one annotation per file: the conflict's error names its overlap (no second warning)

@@ -136,6 +136,7 @@ def test_github_annotations_escape_hostile_names(repo: Path) -> None:
     report = json.loads(run_cli(repo, "report", "001", "--format", "json", check=0).stdout)
     lines = out.split("\n")
     assert lines.pop() == ""
+    assert lines.pop() == "::notice title=Sandbox::sandbox: none"  # the build's, not a file's
     matches = [ANNOTATION.match(line) for line in lines]
     assert all(matches), lines
     assert [(m.group(1), unescape(m.group(2))) for m in matches if m] == [
