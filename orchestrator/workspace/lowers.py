@@ -23,6 +23,7 @@ from orchestrator.workspace.overlay import (
 
 NEAR_CHANGES = 2000  # a lower this close to a start commit is used instead of a new checkout
 CHECKOUT_WORKERS = 8
+DATED_AHEAD_FROM = 2000  # index entries from which a new lower's index is dated ahead
 
 
 @dataclass
@@ -92,13 +93,18 @@ async def _until_usable(lower: Lower) -> None:
 
 
 def not_racy(index: Path) -> None:
-    """Date the index after every file it lists; return when that moment comes. git counts a
-    file written in the same second as the index (it compares whole seconds) as possibly
-    changed since: each worktree's first index write would then read and hash every such file,
-    all of a quick checkout's (0.2 s per subtask at 20,000 files). The lower's files are never
-    written again, but a worktree's copies of them are, and a copy written before that moment,
-    in the second its original was checked out, with the same size, would look unchanged (the
-    overlay keeps the original's inode number): so no worktree gets the layer before then
-    (`_until_usable`)."""
+    """Date the index of a large checkout after every file it lists. git counts a file written
+    in the same second as the index (it compares whole seconds) as possibly changed since: each
+    worktree's first index write would then read and hash every such file, all of a quick
+    checkout's (0.2 s per subtask at 20,000 files). The lower's files are never written again,
+    but a worktree's copies of them are, and a copy written before that moment, in the second
+    its original was checked out, with the same size, would look unchanged (the overlay keeps
+    the original's inode number): so no worktree gets the layer before then (`_until_usable`,
+    at most a second once per build). A small checkout keeps git's own check: hashing its
+    few files again costs less than the wait."""
+    with index.open("rb") as header:
+        entries = int.from_bytes(header.read(12)[8:12], "big")  # "DIRC", version, entries
+    if entries < DATED_AHEAD_FROM:
+        return
     later = (int(time.time()) + 1) * 1_000_000_000
     os.utime(index, ns=(later, later))
