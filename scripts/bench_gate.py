@@ -172,9 +172,16 @@ def counted(log: Path) -> tuple[int, int]:
 
 def ours(repo: Path, scratch: Path, scenario: Scenario, args: argparse.Namespace,
          env: dict[str, str]) -> Outcome:
-    check = shlex.join(check_command(scratch, "ours", scenario))
+    return orchestrate_gate(repo, check_command(scratch, "ours", scenario), scratch / "ours.log",
+                            args, env)
+
+
+def orchestrate_gate(repo: Path, check: list[str], log: Path, args: argparse.Namespace,
+                     env: dict[str, str]) -> Outcome:
+    """`orchestrate merge --check` of the spec's branches; `log`: where the check writes one
+    line per run."""
     start = time.perf_counter()
-    done = subprocess.run([*ORCHESTRATE, "merge", SPEC, "--json", "--check", check,
+    done = subprocess.run([*ORCHESTRATE, "merge", SPEC, "--json", "--check", shlex.join(check),
                            "--check-retries", str(args.check_retries)], cwd=repo,
                           env={**env, "ORCHESTRATE_MAX_PARALLEL": str(args.parallel),
                                # like the sequential gate's: the check lives in a scratch folder
@@ -185,7 +192,7 @@ def ours(repo: Path, scratch: Path, scenario: Scenario, args: argparse.Namespace
         raise SystemExit(f"orchestrate merge failed ({done.returncode}):\n{done.stderr}")
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     ejected = frozenset(e["subtask"] for e in events if e["kind"] == "subtask_conflict")
-    runs, reruns = counted(scratch / "ours.log")
+    runs, reruns = counted(log)
     tree = git(repo, "rev-parse", f"orchestrate/{SPEC}/integration^{{tree}}", env=env)
     return Outcome(runs, reruns, seconds, ejected, tree)
 

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 from orchestrator.workspace.overlay import unmounted_on_exit
@@ -36,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gate import (  # type: ignore[import-not-found]
     SPEC,
     Outcome,
-    counted,
     git,
+    orchestrate_gate,
     sequential_gate,
 )
 
@@ -128,23 +126,8 @@ def sequential(repo: Path, scratch: Path, base: str, ids: list[str], retries: in
 
 
 def ours(repo: Path, scratch: Path, args: argparse.Namespace, env: dict[str, str]) -> Outcome:
-    import json
-
-    check = shlex.join([sys.executable, str(scratch / "suite.py"), str(scratch / "ours.log")])
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "orchestrator", "merge", SPEC, "--json",
-                           "--check", check, "--check-retries", str(args.check_retries)],
-                          cwd=repo, env={**env, "ORCHESTRATE_MAX_PARALLEL": str(args.parallel),
-                                         "ORCHESTRATE_SANDBOX": "none"},  # as the gate's
-                          capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"orchestrate merge failed ({done.returncode}):\n{done.stderr}")
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    ejected = frozenset(e["subtask"] for e in events if e["kind"] == "subtask_conflict")
-    runs, reruns = counted(scratch / "ours.log")
-    return Outcome(runs, reruns, seconds, ejected,
-                   git(repo, "rev-parse", f"orchestrate/{SPEC}/integration^{{tree}}", env=env))
+    check = [sys.executable, str(scratch / "suite.py"), str(scratch / "ours.log")]
+    return orchestrate_gate(repo, check, scratch / "ours.log", args, env)
 
 
 def main() -> int:

@@ -292,29 +292,30 @@ class Worktrees:
             if await self.uses_overlay():
                 await self._create_overlay(path, branch, start, reset_branch)
                 return
-            if branch is None:
-                on_branch = ["--detach", str(path), start]
-            else:
-                on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch \
-                    else [str(path), branch]
-            await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
+            await self._add(path, branch, start, reset_branch)
             # the slow part, outside the lock
             await git(path, *await self._parallel_checkout(), "reset", "--hard", "--quiet")
         finally:
             self.creating -= 1
             self._notify()
 
-    async def _create_overlay(self, path: Path, branch: str | None, start: str,
-                              reset_branch: bool) -> None:
-        """A copy-on-write worktree: added without checkout, the overlay of the lower layer
-        closest to `start` mounted on it, then moved to HEAD's tree (only what differs)."""
-        lower = await self._lowers_of_repo().for_start(start)
+    async def _add(self, path: Path, branch: str | None, start: str,
+                   reset_branch: bool) -> None:
+        """`git worktree add` without a checkout: detached at `start`, on `branch` made (again)
+        at `start`, or on the existing `branch`."""
         if branch is None:
             on_branch = ["--detach", str(path), start]
         else:
             on_branch = ["--no-track", "-B", branch, str(path), start] if reset_branch \
                 else [str(path), branch]
         await self._admin("add", "--quiet", "--force", "--no-checkout", *on_branch)
+
+    async def _create_overlay(self, path: Path, branch: str | None, start: str,
+                              reset_branch: bool) -> None:
+        """A copy-on-write worktree: added without checkout, the overlay of the lower layer
+        closest to `start` mounted on it, then moved to HEAD's tree (only what differs)."""
+        lower = await self._lowers_of_repo().for_start(start)
+        await self._add(path, branch, start, reset_branch)
         failpoint("overlay-worktree-added")
         admin = await _admin_folder(path)
         if admin is None:
