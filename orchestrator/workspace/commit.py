@@ -28,14 +28,13 @@ async def commit_work(worktree: Path, message: str, copied: tuple[str, ...],
     """Commit everything left in `worktree` on its branch; return the new head. `pinned`:
     git options for `add` (SharedGit.pinned)."""
     await remove_stale_index_lock(worktree)
-    await stage_everything(worktree, pinned)
-    head = await git_out(worktree, "rev-parse", "HEAD")
-    excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
-    if unwanted := sorted({spec for spec in excluded if spec}):
+    head, head_tree = (await git_out(worktree, "rev-parse", "HEAD", "HEAD^{tree}")).split()
+    staged = await stage_everything(worktree, pinned, head)
+    if unwanted := await _unwanted(worktree, staged, copied):
         await git(worktree, "reset", "--quiet", "--", *unwanted)
-    if all(excluded):  # nothing staged, or nothing that belongs in the commit
-        return head
     tree = await git_out(worktree, "write-tree")
+    if tree == head_tree:  # nothing staged, or nothing that belongs in the commit
+        return head
     made = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head,
                      input=message.encode())
     commit = made.stdout.strip()
@@ -44,19 +43,24 @@ async def commit_work(worktree: Path, message: str, copied: tuple[str, ...],
     return commit
 
 
-async def stage_everything(worktree: Path, pinned: tuple[str, ...] = ()) -> None:
+async def stage_everything(worktree: Path, pinned: tuple[str, ...] = (),
+                           head: str | None = None) -> set[str] | None:
     """`git add --all`: from the upper layer's changes in a copy-on-write worktree.
-    `pinned`: git options for the exclude rules (SharedGit.pinned)."""
+    `pinned`: git options for the exclude rules (SharedGit.pinned). Returns the paths staged
+    when they are all that differs from `head` (a copy-on-write worktree whose index and
+    HEAD no git command of the agent's moved), else None."""
     found = await trio.to_thread.run_sync(overlay.changes, worktree)
     if found is None:
         await git(worktree, *pinned, "add", "--all")
-    else:
-        await stage_changes(worktree, found, pinned)
+        return None
+    staged = await stage_changes(worktree, found, pinned)
+    return staged if found.index_untouched and head == found.base else None
 
 
 async def stage_changes(worktree: Path, found: overlay.Changes,
-                        pinned: tuple[str, ...] = ()) -> None:
-    """Stage what `git add --all` would, reading only the paths that can have changed."""
+                        pinned: tuple[str, ...] = ()) -> set[str] | None:
+    """Stage what `git add --all` would, reading only the paths that can have changed;
+    return the paths staged (None if it had to fall back on `git add --all`)."""
     paths = set(found.written) | set(found.removed)
     paths.update(await _tracked_under(worktree, found.removed + found.replaced))
     if not found.index_untouched:  # the agent's git commands may have staged or committed
@@ -65,18 +69,37 @@ async def stage_changes(worktree: Path, found: overlay.Changes,
         paths.update(p for p in moved.stdout.split("\0") if p)
     paths = {p for p in paths if p.split("/", 1)[0] not in NEVER_COMMITTED}
     if not paths:
-        return
+        return paths
     ignored = await git(worktree, *pinned, "check-ignore", "-z", "--stdin", check=False,
                         input=_nul_list(paths))
     if ignored.returncode not in (0, 1):
         await git(worktree, *pinned, "add", "--all")  # the exclude rules could not be read
-        return
+        return None
     paths -= set(ignored.stdout.split("\0"))
     if not found.index_untouched:  # the shared index has no flags of an agent
         paths -= await _flagged(worktree, sorted(paths))
     if paths:
         await git(worktree, "update-index", "--add", "--remove", "-z", "--stdin",
                   input=_nul_list(paths))
+    return paths
+
+
+async def _unwanted(worktree: Path, staged: set[str] | None,
+                    copied: tuple[str, ...]) -> list[str]:
+    """Pathspecs of what is staged but never committed: orchestrate's folders, and files
+    copied in from the user's checkout that HEAD does not track. `staged`: the paths staged
+    against HEAD, when known (no private folder among them); else git lists them."""
+    if staged is None:
+        changes = await _staged(worktree)
+        return sorted({spec for status, path in changes
+                       if (spec := _unwanted_spec(status, path, copied))})
+    maybe_added = sorted(staged & set(copied))
+    if not maybe_added:
+        return []
+    tracked = await git(worktree, "ls-tree", "-z", "--name-only", "--full-tree", "HEAD", "--",
+                        *(f":(top,literal){path}" for path in maybe_added))
+    return [f":(top,literal){path}" for path in
+            sorted(set(maybe_added) - set(tracked.stdout.split("\0")))]
 
 
 async def _tracked_under(worktree: Path, folders: list[str]) -> set[str]:
@@ -114,7 +137,7 @@ async def _staged(worktree: Path) -> list[tuple[str, str]]:
     return [(fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
 
-def _unwanted(status: str, path: str, copied: tuple[str, ...]) -> str | None:
+def _unwanted_spec(status: str, path: str, copied: tuple[str, ...]) -> str | None:
     """The pathspec that takes `path` out of the commit, or None if it belongs in it."""
     top = path.split("/", 1)[0]
     if top in NEVER_COMMITTED:
@@ -131,8 +154,7 @@ async def commit_merge(worktree: Path, message: str, copied: tuple[str, ...], *,
     there was nothing to merge. Moves the branch from `head` only; returns the new commit."""
     await remove_stale_index_lock(worktree)
     await git(worktree, *pinned, "add", "--all")
-    excluded = [_unwanted(status, path, copied) for status, path in await _staged(worktree)]
-    if unwanted := sorted({spec for spec in excluded if spec}):
+    if unwanted := await _unwanted(worktree, None, copied):
         await git(worktree, "reset", "--quiet", "--", *unwanted)
     tree = await git_out(worktree, "write-tree")
     parents = ["-p", head, *(["-p", merging] if merging else [])]
