@@ -324,7 +324,13 @@ HOOKLESS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 _DRIVERLESS = frozenset({
     "rev-parse", "update-ref", "symbolic-ref", "merge-base", "commit-tree", "rev-list",
     "for-each-ref", "diff-tree", "var", "config", "remote", "ls-remote", "push", "fetch", "init",
-    "branch", "merge-tree", "ls-tree", "show-ref", "mktree", "check-ref-format"})
+    "branch", "merge-tree", "ls-tree", "show-ref", "mktree", "check-ref-format",
+    "check-ignore"})
+# Not `write-tree`: a command that writes the index compares racily clean entries' files with
+# their blobs, through the clean filter.
+# Output of `diff` between the index and a tree that lists names only: no blob is compared
+# through a textconv, no external diff runs, no working tree file is read.
+_NAMES_ONLY = frozenset({"--name-only", "--name-status"})
 _GLOBAL_OPTIONS_WITH_VALUE = frozenset({"-c", "-C", "--git-dir", "--work-tree", "--namespace"})
 DRIVER_QUERY = ("config", "-z", "--show-origin", "--get-regexp",
                 r"^(filter\..+\.(clean|smudge|process|required)|diff\..+\.(textconv|command)|"
@@ -357,7 +363,11 @@ def may_run_drivers(args: Sequence[str]) -> bool:
     name = subcommand(args)
     if name == "worktree":
         rest = list(args)[list(args).index("worktree") + 1:]
-        return bool(rest) and rest[0] not in ("list", "prune", "lock", "unlock")
+        return bool(rest) and rest[0] not in ("list", "prune", "lock", "unlock", "move") and \
+            not (rest[0] == "remove" and "--force" in rest) and \
+            not (rest[0] == "add" and "--no-checkout" in rest)  # no status, no checkout
+    if name in ("diff", "diff-index"):
+        return not ("--cached" in args and _NAMES_ONLY & set(args))
     return name not in _DRIVERLESS
 
 
@@ -434,8 +444,7 @@ def attributeless_git(repo: Path) -> Iterator[dict[str, str]]:
     and no config of the repository, the user or the system: a scratch git dir whose object
     store is `repo`'s. Merges computed there are git's built-in 3-way merge, whatever an agent
     wrote in `.gitattributes`, `info/attributes` or a config file."""
-    objects = run_git(repo, "rev-parse", "--path-format=absolute", "--git-path",
-                      "objects").stdout.strip()
+    objects = _object_dir(repo)
     shallow = Path(objects).parent / "shallow"
     with tempfile.TemporaryDirectory(prefix="orchestrate-merge-") as scratch:
         root = Path(scratch)
@@ -449,6 +458,14 @@ def attributeless_git(repo: Path) -> Iterator[dict[str, str]]:
 
 
 ATTRIBUTELESS = ("-c", "core.attributesFile=" + os.devnull)
+_object_dirs: dict[Path, str] = {}  # per repository: where its objects are (asked once)
+
+
+def _object_dir(repo: Path) -> str:
+    if not os.path.isdir(_object_dirs.get(repo, "")):
+        _object_dirs[repo] = run_git(repo, "rev-parse", "--path-format=absolute",
+                                     "--git-path", "objects").stdout.strip()
+    return _object_dirs[repo]
 
 
 # --- a worktree is checked before any command runs in it ----------------------------------
