@@ -27,7 +27,6 @@ checkouts), as orchestrate decides it on this machine.
 from __future__ import annotations
 
 import argparse
-import compileall
 import math
 import os
 import statistics
@@ -56,6 +55,7 @@ def measure_overhead(args: argparse.Namespace, scratch: Path) -> dict[str, float
     """Wall time per subtask of a 1st build whose agents do not sleep, and of a 2nd build (a
     second spec) in the same clone: with overlays, the 1st makes the base's one shared checkout
     and the 2nd finds it made."""
+    bench.compiled()
     agent = scratch / "agent.py"
     agent.write_text(bench.AGENT)
     env = {**bench.ENV, "BENCH_SLEEP": "0"}
@@ -84,8 +84,7 @@ def _run(command: list[str], repo: Path, env: dict[str, str]) -> Callable[[], st
 
 
 def measure_status(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
-    compileall.compile_dir(ROOT / "orchestrator", quiet=1)
-    compileall.compile_dir(ROOT / "merge", quiet=1)
+    bench.compiled()
     repo = bench.fresh_clone(args.files, bench.kept_dir(scratch))
     bench.write_plan(repo, [{"id": f"s{n}", "description": f"edit {n}", "status": "pending"}
                             for n in range(20)])
