@@ -91,6 +91,7 @@ class Radar:
     # temporary folder
     cache: Path | None = None
     _folder: Path | None = None
+    _making_folder: trio.Lock = field(default_factory=trio.Lock)  # agents start together
 
     @classmethod
     def off(cls) -> Radar:
@@ -221,9 +222,10 @@ class Radar:
         self.sides[side.subtask_id] = side
 
     async def _private_folder(self) -> Path:
-        if self._folder is None:
-            self._folder = await trio.to_thread.run_sync(_fresh_folder, self.cache)
-        return self._folder
+        async with self._making_folder:
+            if self._folder is None:
+                self._folder = await trio.to_thread.run_sync(_fresh_folder, self.cache)
+            return self._folder
 
     async def close(self) -> None:
         for side in self.sides.values():

@@ -202,6 +202,25 @@ async def test_a_committed_sibling_counts_and_a_finished_worktree_is_not_read_ag
     await radar.close()
 
 
+async def test_agents_starting_together_share_one_fresh_private_folder(
+        repo: Path, tmp_path: Path) -> None:
+    plan_path = two_subtask_plan(repo, ("s1", "s2"))
+    base = git(repo, "rev-parse", "HEAD")
+    cache = tmp_path / "cache"
+    (cache / "stale").mkdir(parents=True)  # a killed build's: removing it takes a while
+    for n in range(2000):
+        (cache / "stale" / f"{n}.index").write_bytes(b"")
+    radar = Radar(repo, plan_path.parent / "logs", Settings(radar_interval=0.05), None, Heard(),
+                  cache=cache)
+    s1, s2 = load_plan(plan_path).subtasks()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(radar.running, s1, worktree(repo, "s1"), base)
+        nursery.start_soon(radar.running, s2, worktree(repo, "s2"), base)
+    assert sorted(radar.sides) == ["s1", "s2"]
+    assert not (cache / "stale").exists()
+    await radar.close()
+
+
 async def test_watching_sweeps_while_the_wave_runs(repo: Path) -> None:
     plan_path = two_subtask_plan(repo, ("s1", "s2"))
     base = git(repo, "rev-parse", "HEAD")
