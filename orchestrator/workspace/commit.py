@@ -70,18 +70,45 @@ async def stage_changes(worktree: Path, found: overlay.Changes,
     paths = {p for p in paths if p.split("/", 1)[0] not in NEVER_COMMITTED}
     if not paths:
         return paths
-    ignored = await git(worktree, *pinned, "check-ignore", "-z", "--stdin", check=False,
-                        input=_nul_list(paths))
-    if ignored.returncode not in (0, 1):
+    ignored = await _ignored(worktree, paths, pinned, found)
+    if ignored is None:
         await git(worktree, *pinned, "add", "--all")  # the exclude rules could not be read
         return None
-    paths -= set(ignored.stdout.split("\0"))
+    paths -= ignored
     if not found.index_untouched:  # the shared index has no flags of an agent
         paths -= await _flagged(worktree, sorted(paths))
     if paths:
         await git(worktree, "update-index", "--add", "--remove", "-z", "--stdin",
                   input=_nul_list(paths))
     return paths
+
+
+async def _ignored(worktree: Path, paths: set[str], pinned: tuple[str, ...],
+                   found: overlay.Changes) -> set[str] | None:
+    """Those of `paths` that `git add --all` leaves out, untracked and ignored (None: the
+    exclude rules could not be read). While the index is still the lower layer's, check-ignore
+    does not read it (0.08 s a commit at 200,000 entries): what it names that the base's tree
+    has is tracked, so not left out."""
+    untouched = found.index_untouched
+    listed = await git(worktree, *pinned, "check-ignore", *(["--no-index"] if untouched else []),
+                       "-z", "--stdin", check=False, input=_nul_list(paths))
+    if listed.returncode not in (0, 1):
+        return None
+    ignored = {path for path in listed.stdout.split("\0") if path}
+    if untouched and ignored:
+        ignored -= await _in_tree(worktree, found.base, sorted(ignored))
+    return ignored
+
+
+async def _in_tree(worktree: Path, commit: str, paths: list[str]) -> set[str]:
+    """Those of `paths` that `commit`'s tree has (read from the tree, not the index)."""
+    found: set[str] = set()
+    for start in range(0, len(paths), PATHSPECS_AT_ONCE):
+        chunk = paths[start:start + PATHSPECS_AT_ONCE]
+        listed = await git(worktree, "ls-tree", "-z", "--name-only", "--full-tree", commit, "--",
+                           *(f":(top,literal){path}" for path in chunk))
+        found.update(path for path in listed.stdout.split("\0") if path)
+    return found
 
 
 async def _unwanted(worktree: Path, staged: set[str] | None,
@@ -94,12 +121,8 @@ async def _unwanted(worktree: Path, staged: set[str] | None,
         return sorted({spec for status, path in changes
                        if (spec := _unwanted_spec(status, path, copied))})
     maybe_added = sorted(staged & set(copied))
-    if not maybe_added:
-        return []
-    tracked = await git(worktree, "ls-tree", "-z", "--name-only", "--full-tree", "HEAD", "--",
-                        *(f":(top,literal){path}" for path in maybe_added))
-    return [f":(top,literal){path}" for path in
-            sorted(set(maybe_added) - set(tracked.stdout.split("\0")))]
+    tracked = await _in_tree(worktree, "HEAD", maybe_added) if maybe_added else set()
+    return [f":(top,literal){path}" for path in maybe_added if path not in tracked]
 
 
 async def _tracked_under(worktree: Path, folders: list[str]) -> set[str]:
