@@ -1,5 +1,6 @@
 """The one-line note at build start about edits in the user's checkout that agents will not
-see: one read-only `git status` (no optional locks, so the user's index is never written)."""
+see: one read-only `git status` (no optional locks, so the user's index is never written),
+at the lowest CPU priority beside the first agents."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 async def checkout_note(repo: Path, start_name: str, start_commit: str) -> str | None:
     """"note: ..." when the checkout has uncommitted or untracked files, else None."""
     found = await git(repo, "--no-optional-locks", "status", "--porcelain=v1", "-z",
-                      "--untracked-files=normal", "--", ".", *IGNORED_ROOTS, check=False)
+                      "--untracked-files=normal", "--", ".", *IGNORED_ROOTS, check=False,
+                      background=True)  # beside the first agents, who go first
     if found.returncode != 0:
         return None
     changed = untracked = 0
