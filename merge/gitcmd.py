@@ -298,6 +298,63 @@ class CommitWriter:
             self._folder = None
 
 
+class BatchGit:
+    """One long-lived `git ARGS` (hardened, no driver can run in it: `cat-file --batch`,
+    `mktree --batch`) that answers each request on stdout as soon as it is read."""
+
+    def __init__(self, repo: Path, *args: str) -> None:
+        self.repo, self.args = repo, args
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def ask(self, request: bytes) -> bytes:
+        """Send `request`; return the first line of the answer (without its newline)."""
+        process = self._started()
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            process.stdin.write(request)
+            process.stdin.flush()
+            line = process.stdout.readline()
+        except OSError:
+            line = b""
+        if not line.endswith(b"\n"):
+            raise GitError(self.args, self.repo, GitResult(self.close(), "", ""))
+        return line[:-1]
+
+    def read(self, size: int) -> bytes:
+        """The next `size` bytes of the answer (and the newline after them)."""
+        process = self._started()
+        assert process.stdout is not None
+        data = process.stdout.read(size + 1)
+        if len(data) != size + 1:
+            raise GitError(self.args, self.repo, GitResult(self.close(), "", ""))
+        return data[:size]
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            self._process = subprocess.Popen(hardened_argv(self.args), cwd=self.repo,
+                                             env=git_env(), stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL)
+        return self._process
+
+    def close(self) -> int:
+        if self._process is None:
+            return 0
+        process, self._process = self._process, None
+        if process.stdin:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if process.stdout:
+            process.stdout.close()
+        return code
+
+
 def _identity_header(repo: Path) -> str:
     """The author and committer lines of a commit made now, or "" where this writer must
     leave the commit to commit-tree."""

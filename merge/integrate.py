@@ -33,6 +33,7 @@ from merge.failpoints import crash_if_named
 from merge.gitcmd import ATTRIBUTELESS, CommitWriter, GitError, attributeless_git, run_git
 from merge.gitcmd import rev_parse as rev_parse  # re-exported: callers import it from here
 from merge.overlap import Overlap, find_overlaps
+from merge.quick_merge import QuickMerges
 
 Outcome = Literal["merged", "already_merged", "conflict"]
 OverlapPolicy = Literal["merge", "block"]
@@ -77,9 +78,10 @@ def integrate(repo: Path, integration_ref: str, candidates: Sequence[Candidate],
     overlaps = _group_overlaps(repo, candidates)
     for _ in range(CAS_RETRIES):
         start = rev_parse(repo, ref)
-        with CommitWriter(repo) as writer:
+        with CommitWriter(repo) as writer, \
+                QuickMerges(repo, start, [c.head for c in candidates]) as quick:
             results, tip = _merge_chain(repo, start, candidates, overlaps, overlap,
-                                        writer=writer)
+                                        writer=writer, quick=quick)
         if tip == start or _move_ref(repo, ref, tip, start, f"merge {len(candidates)} branches"):
             return results
     raise IntegrationRace(f"{ref} kept moving while merging {len(candidates)} branches; "
@@ -111,10 +113,11 @@ def merge_chain(repo: Path, start: str, candidates: Sequence[Candidate], *,
     results: list[MergeResult] = []
     done = dict(integrated or {})
     tip = start
-    with CommitWriter(repo) as writer:
+    with CommitWriter(repo) as writer, \
+            QuickMerges(repo, start, [c.head for c in candidates]) as quick:
         for candidate in candidates:
             found, tip = _merge_chain(repo, tip, [candidate], list(overlaps), overlap, done,
-                                      writer=writer)
+                                      writer=writer, quick=quick)
             results += found
             tips.append(tip)
     return Chain(start, tuple(results), tuple(tips))
@@ -133,7 +136,8 @@ def group_overlaps(repo: Path, candidates: Sequence[Candidate]) -> list[Overlap]
 def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
                  overlaps: list[Overlap], policy: OverlapPolicy,
                  integrated: dict[str, str] | None = None, *,
-                 writer: CommitWriter | None = None) -> tuple[list[MergeResult], str]:
+                 writer: CommitWriter | None = None,
+                 quick: QuickMerges | None = None) -> tuple[list[MergeResult], str]:
     """Each candidate's merge commit on top of the previous one; returns the results and the
     last commit. Nothing moves yet: the caller swaps the ref once for the whole chain."""
     contained = contained_in(repo, tip, [c.head for c in candidates])
@@ -149,7 +153,7 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
         elif blocked:
             result = blocked_result(candidate.subtask_id, blocked)
         else:
-            result = merge_commit_onto(repo, tip, candidate, writer)
+            result = merge_commit_onto(repo, tip, candidate, writer, quick)
         if result.outcome != words.CONFLICT:
             integrated[candidate.subtask_id] = candidate.head
         if result.outcome == words.MERGED and result.merge_commit:
@@ -159,10 +163,13 @@ def _merge_chain(repo: Path, tip: str, candidates: Sequence[Candidate],
 
 
 def merge_commit_onto(repo: Path, tip: str, candidate: Candidate,
-                      writer: CommitWriter | None = None) -> MergeResult:
+                      writer: CommitWriter | None = None,
+                      quick: QuickMerges | None = None) -> MergeResult:
     """The merge commit of `candidate` onto `tip` (no ref moves), or the conflicts; written
-    by `writer` (one process for a chain of merges) if given."""
-    merged = merge_tree(repo, tip, candidate.head)
+    by `writer` (one process for a chain of merges) if given, computed by `quick` where the
+    two sides changed disjoint paths (merge/quick_merge.py)."""
+    merged = (quick and quick.merge(tip, candidate.head)) or merge_tree(repo, tip,
+                                                                       candidate.head)
     if not merged.clean:
         return conflict_result(candidate.subtask_id, merged)
     if writer is not None:
@@ -170,6 +177,8 @@ def merge_commit_onto(repo: Path, tip: str, candidate: Candidate,
     else:
         commit = run_git(repo, "commit-tree", "--no-gpg-sign", merged.tree, "-p", tip,
                          "-p", candidate.head, input=candidate.message.encode()).stdout.strip()
+    if quick is not None:
+        quick.made(commit, merged.tree)
     crash_if_named("merge-commit-created")
     return MergeResult(candidate.subtask_id, words.MERGED, merge_commit=commit)
 
