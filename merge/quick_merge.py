@@ -58,6 +58,7 @@ class QuickMerges:
         self._chain: dict[str, _Side] = {}
         self._made: tuple[str, _Side] | None = None
         self._trees: dict[str, dict[str, Entry]] = {}  # read or written, by id
+        self._lines: dict[tuple[str, str, str], bytes] = {}
         self.count = 0  # merges made here (the others went to merge-tree)
         self._reader = BatchGit(repo, "cat-file", "--batch")
         # every entry names an object read from a tree or a diff: no need to look each up
@@ -179,12 +180,20 @@ class QuickMerges:
         return header[1], self._reader.read(int(header[2]))
 
     def _write(self, entries: dict[str, Entry]) -> str:
-        lines = b"".join(f"{int(mode, 8):06o} {_kind(mode)} {oid}\t".encode()
-                         + name.encode("utf-8", "surrogateescape") + b"\0"
-                         for name, (mode, oid) in entries.items())
+        lines = b"".join(self._line(name, entry) for name, entry in entries.items())
         tree = self._writer.ask(lines + b"\0").decode()
         self._trees[tree] = entries
         return tree
+
+    def _line(self, name: str, entry: Entry) -> bytes:
+        """The entry as `mktree -z` reads it (kept: a folder's unchanged entries are written
+        again at every merge below it)."""
+        key = (name, *entry)
+        if key not in self._lines:
+            mode, oid = entry
+            self._lines[key] = (f"{int(mode, 8):06o} {_kind(mode)} {oid}\t".encode()
+                                + name.encode("utf-8", "surrogateescape") + b"\0")
+        return self._lines[key]
 
 
 def _kind(mode: str) -> str:
