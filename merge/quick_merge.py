@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from merge.conflicts import MergeTreeOutput
-from merge.gitcmd import BatchGit, run_git
+from merge.gitcmd import BatchGit, GitError, run_git
 
 Entry = tuple[str, str]  # (mode, object id) of a path; mode "" where it was deleted
 # Below this many branches merge-tree is quicker: a chain's quick merges start four git
@@ -60,6 +60,7 @@ class QuickMerges:
         self._trees: dict[str, dict[str, Entry]] = {}  # read or written, by id
         self._lines: dict[tuple[str, str, str], bytes] = {}
         self.count = 0  # merges made here (the others went to merge-tree)
+        self._given_up = False
         self._reader = BatchGit(repo, "cat-file", "--batch")
         # every entry names an object read from a tree or a diff: no need to look each up
         self._writer = BatchGit(repo, "mktree", "-z", "--missing", "--batch")
@@ -74,18 +75,25 @@ class QuickMerges:
     def merge(self, tip: str, head: str) -> MergeTreeOutput | None:
         """The clean merge of `head` onto `tip`, or None where merge-tree must decide."""
         self._made = None
-        if len(self.heads) < SHORTEST_CHAIN:
+        if len(self.heads) < SHORTEST_CHAIN or self._given_up:
             return None
+        try:
+            return self._merge(tip, head)
+        except _NotQuick:
+            return None
+        except GitError:  # a git process of ours failed: merge-tree takes the rest
+            self._given_up = True
+            return None
+
+    def _merge(self, tip: str, head: str) -> MergeTreeOutput | None:
         if self._branches is None:
-            self._branches = self._branches_since_start()
+            self._branches = {}
             self._chain[self.start] = _Side(self._root_tree(self.start), {})
+            self._branches = self._branches_since_start()
         side, branch = self._chain.get(tip), self._branches.get(head)
         if side is None or branch is None or not _apart(side, branch):
             return None
-        try:
-            tree = self._apply(side.tree, branch.changed, root=True)
-        except _NotQuick:
-            return None
+        tree = self._apply(side.tree, branch.changed, root=True)
         if tree is None:  # never for the root
             return None
         self._made = (tree, _Side(tree, {**side.changed, **branch.changed},

@@ -101,13 +101,16 @@ async def _ignored(worktree: Path, paths: set[str], pinned: tuple[str, ...],
 
 
 async def _in_tree(worktree: Path, commit: str, paths: list[str]) -> set[str]:
-    """Those of `paths` that `commit`'s tree has (read from the tree, not the index)."""
+    """Those of `paths` that `commit`'s tree has as a file or link, as the index would (read
+    from the tree, not the index)."""
     found: set[str] = set()
     for start in range(0, len(paths), PATHSPECS_AT_ONCE):
         chunk = paths[start:start + PATHSPECS_AT_ONCE]
-        listed = await git(worktree, "ls-tree", "-z", "--name-only", "--full-tree", commit, "--",
+        listed = await git(worktree, "ls-tree", "-z", "--full-tree", commit, "--",
                            *(f":(top,literal){path}" for path in chunk))
-        found.update(path for path in listed.stdout.split("\0") if path)
+        found.update(path for info, _, path in (entry.partition("\t") for entry in
+                                                listed.stdout.split("\0") if entry)
+                     if info.split(" ")[1] != "tree")
     return found
 
 
