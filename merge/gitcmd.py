@@ -330,6 +330,10 @@ class BatchGit:
             raise GitError(self.args, self.repo, GitResult(self.close(), "", ""))
         return data[:size]
 
+    def start(self) -> None:
+        """Start git now (it gets ready while the caller does something else)."""
+        self._started()
+
     def _started(self) -> subprocess.Popen[bytes]:
         if self._process is None:
             self._process = subprocess.Popen(hardened_argv(self.args), cwd=self.repo,

@@ -88,6 +88,7 @@ class QuickMerges:
     def _merge(self, tip: str, head: str) -> MergeTreeOutput | None:
         if self._branches is None:
             self._branches = {}
+            self._writer.start()
             self._chain[self.start] = _Side(self._root_tree(self.start), {})
             self._branches = self._branches_since_start()
         side, branch = self._chain.get(tip), self._branches.get(head)
