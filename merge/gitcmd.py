@@ -275,21 +275,8 @@ class CommitWriter:
         return decode(pipe.read()) if pipe else ""
 
     def _stop(self) -> int:
-        if self._process is None:
-            return 0
         process, self._process = self._process, None
-        if process.stdin:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe:
-                pipe.close()
-        return code
+        return 0 if process is None else _end(process)
 
     def close(self) -> None:
         self._stop()
@@ -343,20 +330,24 @@ class BatchGit:
         return self._process
 
     def close(self) -> int:
-        if self._process is None:
-            return 0
         process, self._process = self._process, None
-        if process.stdin:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        if process.stdout:
-            process.stdout.close()
-        return code
+        return 0 if process is None else _end(process)
+
+
+def _end(process: subprocess.Popen[bytes]) -> int:
+    """Close a long-lived git's input, wait for it (killed after 30 s), close its output."""
+    if process.stdin:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe:
+            pipe.close()
+    return code
 
 
 def _identity_header(repo: Path) -> str:
