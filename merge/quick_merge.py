@@ -9,9 +9,11 @@ one `git mktree --batch` for the whole chain. Everything else goes to `merge-tre
 * a folder one side deleted files from while the other added files under it (git's directory
   rename detection could move them);
 * a submodule on either side;
-* a branch whose history since the start is not its own: it forks from another commit, or
-  shares commits with another branch of the chain (the merge base would not be the start);
-* any chain commit this object did not make (the merge after a merge-tree one).
+* a branch whose history since the start is not its own: it forks from another commit or
+  from none (a root commit), or shares commits with another branch of the chain (the merge
+  base would not be the start);
+* any chain commit this object did not make (the merge after a merge-tree one);
+* a chain of fewer than SHORTEST_CHAIN branches, and whatever follows a git error here.
 
 The tests compare every tree with merge-tree's on generated histories of every kind of change.
 """
