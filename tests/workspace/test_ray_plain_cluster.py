@@ -25,12 +25,10 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'orchestrat
 from tests.ray_cluster import RayCluster
 from tests.workspace.test_ray_runner import (
     NODE,
-    ROOT,
     command,
     coordinator_env,
-    new_namespace,
-    node_env,
     remote,  # noqa: F401 - the fixture
+    running_cluster,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("remote")]  # origin: a bare repo
@@ -40,16 +38,9 @@ EIGHT = [f"s{n}" for n in range(1, 9)]
 
 @pytest.fixture(scope="module")
 def plain_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    namespace = new_namespace()
-    env = node_env(tmp_path_factory.mktemp("ray-home"), ROOT)
-    try:
-        started = RayCluster.start(namespace, env, nodes=2, slots=None, cpus=CPUS)
-    except BaseException:
-        namespace.close()
-        raise
-    yield started
-    started.stop()
-    namespace.close()
+    with running_cluster(tmp_path_factory.mktemp("ray-home"), nodes=2, slots=None,
+                         cpus=CPUS) as started:
+        yield started
 
 
 def node_of_each_subtask(repo: Path) -> dict[str, str]:

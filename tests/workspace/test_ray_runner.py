@@ -8,6 +8,7 @@ One cluster serves the whole module (Ray takes many seconds to start).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +73,21 @@ def new_namespace() -> Namespace:
         pytest.skip(f"cannot create a loopback-only network namespace for Ray: {exc}")
 
 
+@contextlib.contextmanager
+def running_cluster(home: Path, code: Path = ROOT, **start: Any) -> Iterator[RayCluster]:
+    """A test cluster (RayCluster.start's `start` options) in a network namespace of its own,
+    its nodes importing orchestrate from `code`; stopped after."""
+    namespace = new_namespace()
+    try:
+        cluster = RayCluster.start(namespace, node_env(home, code), **start)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+    finally:
+        namespace.close()
+
+
 def node_env(home: Path, code: Path) -> dict[str, str]:
     """The environment of every process of a test cluster: its nodes import orchestrate from
     `code`."""
@@ -84,16 +101,9 @@ def node_env(home: Path, code: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    namespace = new_namespace()
-    env = node_env(tmp_path_factory.mktemp("ray-home"), ROOT)
-    try:
-        started = RayCluster.start(namespace, env, nodes=2, slots=2, dashboard=True)
-    except BaseException:
-        namespace.close()
-        raise
-    yield started
-    started.stop()
-    namespace.close()
+    with running_cluster(tmp_path_factory.mktemp("ray-home"), nodes=2, slots=2,
+                         dashboard=True) as started:
+        yield started
 
 
 @pytest.fixture
@@ -360,19 +370,12 @@ def test_nodes_with_other_orchestrate_code_run_the_coordinators_shipped_code(
     with (other / "orchestrator" / "__init__.py").open("a") as changed:
         changed.write("# another version of orchestrate\n")
     write_plan(repo, SPEC, plan_of(phase(1, ["shipped"])))
-    namespace = new_namespace()
-    try:
-        home = tmp_path / "home-other"
-        home.mkdir()
-        own = RayCluster.start(namespace, node_env(home, other), nodes=1, slots=2)
-        try:
-            done = namespace.run(*ORCHESTRATE, "build", SPEC, "--agent-command",
+    home = tmp_path / "home-other"
+    home.mkdir()
+    with running_cluster(home, other, nodes=1, slots=2) as own:
+        done = own.namespace.run(*ORCHESTRATE, "build", SPEC, "--agent-command",
                                  command(recorder), env=coordinator_env(own), cwd=repo,
                                  timeout=400)
-        finally:
-            own.stop()
-    finally:
-        namespace.close()
     assert done.returncode == 0, done.stdout + done.stderr
     log = (plan_path(repo).parent / "logs" / "shipped.log").read_text()
     found = re.search(r"with orchestrate from (\S+)\]", log)

@@ -27,11 +27,9 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'orchestrat
 from tests.ray_cluster import RayCluster
 from tests.workspace.test_ray_runner import (
     NODE,
-    ROOT,
     coordinator_env,
-    new_namespace,
-    node_env,
     remote,  # noqa: F401 - the fixture
+    running_cluster,
 )
 
 pytestmark = [pytest.mark.slow, needs_bwrap, pytest.mark.usefixtures("remote")]
@@ -63,18 +61,10 @@ def path_without_bwrap(farm: Path) -> str:
 @pytest.fixture(scope="module")
 def mixed_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     """The head has bwrap on its PATH, the second node has none."""
-    namespace = new_namespace()
-    env = node_env(tmp_path_factory.mktemp("ray-home"), ROOT)
     no_bwrap = path_without_bwrap(tmp_path_factory.mktemp("no-bwrap"))
-    try:
-        started = RayCluster.start(namespace, env, nodes=2, slots=2,
-                                   node_envs={1: {"PATH": no_bwrap}})
-    except BaseException:
-        namespace.close()
-        raise
-    yield started
-    started.stop()
-    namespace.close()
+    with running_cluster(tmp_path_factory.mktemp("ray-home"), nodes=2, slots=2,
+                         node_envs={1: {"PATH": no_bwrap}}) as started:
+        yield started
 
 
 def test_subtasks_on_a_worker_without_bwrap_are_named_as_run_without_a_sandbox(
