@@ -298,7 +298,7 @@ class SharedGit:
             return
         while True:
             names = await self.stash.events.names()
-            if not self.stash.written(names):
+            if not await self.stash.written(names):
                 continue
             for watch in self.running.values():
                 watch.pin([WHY], stash=True)

@@ -81,6 +81,7 @@ class StashGuard:
     storing: bool = False  # orchestrate itself stores entries again: not an agent's write
 
     record: Path | None = None
+    saving: trio.Lock = field(default_factory=trio.Lock)  # one record write at a time
 
     @classmethod
     async def open(cls, repo: Path, common: Path, record: Path) -> tuple[StashGuard, list[str]]:
@@ -90,36 +91,38 @@ class StashGuard:
         guard = cls(repo, common, await stash_entries(repo), events, {}, record=record)
         guard.seen = earlier
         restored = await guard._store_again()
-        guard._start_from(await stash_entries(repo))
+        await guard._start_from(await stash_entries(repo))
         return guard, [WHY + _kept(restored)] if restored else []
 
-    def written(self, names: list[str]) -> bool:
-        """Whether the reported `names` touch the stash; if so, remember its entries now."""
+    async def written(self, names: list[str]) -> bool:
+        """Whether the reported `names` touch the stash; if so, remember its entries now (the
+        reflog is read at once, before a pop can remove the entry; the record is written
+        before this returns)."""
         if self.storing or not any(is_stash_name(name) for name in names):
             return False
         self.seen.update(logged_entries(self.common))
-        self._save()
-        self.touched = True
+        self.touched = True  # before the write: a check meanwhile must count it
+        await self._save()
         return True
 
     async def check(self, attempts_running: bool) -> list[str]:
         """What changed in the stash since the last check, in words (nothing when no attempt
         runs: then it was the user's doing); entries taken away meanwhile are stored again."""
         if self.events is not None:
-            self.written(self.events.pending())
+            await self.written(self.events.pending())
         now = await stash_entries(self.repo)
         self.seen.update(now)
         touched, self.touched = self.touched, False
         if now == self.baseline and not touched:
             return []
         if not attempts_running:
-            self._start_from(now)
+            await self._start_from(now)
             return []
-        self._save()
+        await self._save()
         failpoint("shared-stash-changed")
         gone = await self._store_again(now)
         kept = gone + [entry for entry in now if entry not in self.baseline]
-        self._start_from(await stash_entries(self.repo))
+        await self._start_from(await stash_entries(self.repo))
         return [WHY + _kept(kept)]
 
     async def _store_again(self, now: list[Entry] | None = None) -> list[Entry]:
@@ -138,17 +141,16 @@ class StashGuard:
             self.storing = False
         return gone
 
-    def _start_from(self, entries: list[Entry]) -> None:
+    async def _start_from(self, entries: list[Entry]) -> None:
         self.baseline, self.seen = entries, dict(entries)
-        self._save()
+        await self._save()
 
-    def _save(self) -> None:
+    async def _save(self) -> None:
         if self.record is None:
             return
-        self.record.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.record.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.seen))
-        os.replace(temporary, self.record)
+        seen = json.dumps(self.seen)
+        async with self.saving:
+            await trio.to_thread.run_sync(_write_record, self.record, seen)
 
     def close(self) -> None:
         """The build ended (not killed)."""
@@ -156,6 +158,13 @@ class StashGuard:
             self.events.close()
         if self.record is not None:
             self.record.unlink(missing_ok=True)
+
+
+def _write_record(record: Path, text: str) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    temporary = record.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, record)
 
 
 def _load(record: Path) -> dict[str, str]:
