@@ -7,14 +7,14 @@ back to comparing what they see at their own checks.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
 
 import trio
+
+from orchestrator.door.libc import libc
 
 IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x40, 0x80
 IN_CLOSE_WRITE, IN_CREATE, IN_DELETE = 0x8, 0x100, 0x200
@@ -34,14 +34,14 @@ class DirEvents:
     def open(cls, folders: Iterable[Path]) -> DirEvents | None:
         """Watch the `folders` that exist; None where the kernel offers no inotify."""
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-            fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+            calls = libc()
+            fd = calls.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         except (OSError, AttributeError):
             return None
         if fd < 0:
             return None
         watched = [folder for folder in folders if folder.is_dir()
-                   and libc.inotify_add_watch(fd, os.fsencode(folder), WRITES) >= 0]
+                   and calls.inotify_add_watch(fd, os.fsencode(folder), WRITES) >= 0]
         if not watched:
             os.close(fd)
             return None

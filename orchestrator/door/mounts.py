@@ -8,12 +8,12 @@ it once (`workspace/overlay.py`) and fall back to plain worktrees when it fails.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from orchestrator.door.libc import libc
 
 MNT_DETACH = 2
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -26,11 +26,6 @@ class OverlayMount:
     target: Path
     lower: tuple[Path, ...]
     upper: Path | None
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def safe_for_options(path: Path) -> bool:
@@ -52,7 +47,7 @@ def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
             raise OSError(errno.EINVAL, f"a path overlay options cannot name: {path}")
     options = (f"lowerdir={lower},upperdir={upper},workdir={work},"
                "redirect_dir=off,metacopy=off,index=off,volatile")
-    done = _libc().mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
+    done = libc().mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
     if done != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"mount overlay at {target}: {os.strerror(code)}")
@@ -62,7 +57,7 @@ def unmount(target: Path) -> bool:
     """Unmount what is mounted at `target` (detached lazily when it is busy, e.g. a shell's
     current folder); False if nothing was mounted there."""
     for flags in (0, MNT_DETACH):
-        if _libc().umount2(os.fsencode(target), flags) == 0:
+        if libc().umount2(os.fsencode(target), flags) == 0:
             return True
         code = ctypes.get_errno()
         if code in (errno.EINVAL, errno.ENOENT):
